@@ -50,7 +50,32 @@ _SMPL_24_NAMES = (
     "pelv", "lhip", "rhip", "bell", "lkne", "rkne", "spin", "lank", "rank", "thor", "ltoe", "rtoe",
     "neck", "lcla", "rcla", "head", "lsho", "rsho", "lelb", "relb", "lwri", "rwri", "lhan", "rhan",
 )  # fmt: skip
-_SMPL_24_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+_SMPL_24_PARENTS = (
+    -1,
+    0,
+    0,
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    9,
+    9,
+    12,
+    13,
+    14,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+)
 _HEAD = 15
 
 SMPL_24 = Skeleton("smpl_24", _SMPL_24_NAMES, _SMPL_24_PARENTS)
