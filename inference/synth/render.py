@@ -277,6 +277,7 @@ class SceneConfig:
     truncation_prob: float = 0.15  # chance of aiming so that the main person crosses the border
     extra_people: tuple[int, ...] = (0, 0, 1, 1, 2)  # drawn uniformly: people besides the main one
     motion_frame_prob: float = 0.5  # chance of a pose from the motion generator (else random)
+    motion_kinds: tuple[str, ...] = ("walk", "run")  # kinds drawn from; () = all it offers
     person_height_m: tuple[float, float] = (1.5, 1.95)
     floor_prob: float = 0.8
     occluder_prob: float = 0.3  # chance that an extra person stands between camera and main person
@@ -323,10 +324,10 @@ def available_motion_kinds() -> tuple[str, ...]:
     return tuple(getattr(motion_module, "MOTION_KINDS", ("walk", "run")))
 
 
-def _motion_pose(rng: np.random.Generator, height_m: float) -> np.ndarray:
-    """Joints (J, 3) world metres of a random frame of a random generated motion, facing +Y at
-    the origin."""
-    kinds = available_motion_kinds()
+def _motion_pose(rng: np.random.Generator, height_m: float, kinds: tuple[str, ...]) -> np.ndarray:
+    """Joints (J, 3) world metres of a random frame of a random generated motion of one of
+    ``kinds`` (all the generator offers when empty), facing +Y at the origin."""
+    kinds = kinds or available_motion_kinds()
     kind = str(kinds[int(rng.integers(len(kinds)))])
     motion = motion_module.generate_motion(
         kind, duration_s=2.0, fps=15.0, seed=int(rng.integers(2**31)), height_m=height_m
@@ -342,7 +343,7 @@ def random_person_pose(
     """Joints (J, 3) world metres: a motion frame or a random pose, with varied proportions, the
     pelvis above the origin, the lowest joint on the floor, facing +Y."""
     if rng.uniform() < config.motion_frame_prob:
-        joints = _motion_pose(rng, height_m)
+        joints = _motion_pose(rng, height_m, config.motion_kinds)
         # Motions face their own heading; put the pelvis-to-hips frame back to facing +Y.
         lateral = joints[_IDX("rhip")] - joints[_IDX("lhip")]
         heading = np.degrees(np.arctan2(lateral[1], lateral[0]))
