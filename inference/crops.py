@@ -148,15 +148,16 @@ def look_at_rotation(forward: np.ndarray, up: np.ndarray) -> np.ndarray:
     """Rotations (N, 3, 3) whose rows are the new x, y, z axes: z along ``forward`` (N, 3), x
     perpendicular to ``up`` (3,) or (N, 3) and to z, y = z x x (so y points against ``up``).
 
-    When ``forward`` is parallel to ``up`` the new x is taken as the old y axis rotated
-    onto the plane perpendicular to z (as the official wrapper does).
+    When ``forward`` is parallel to ``up`` the new x is z rotated by 90 degrees about the old y
+    axis (as the official wrapper does) or, if z is along y, the old x axis.
     """
     forward = np.asarray(forward, np.float64)
     z = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
     x = np.cross(z, np.broadcast_to(np.asarray(up, np.float64), z.shape))
-    x_norm = np.linalg.norm(x, axis=-1, keepdims=True)
     fallback = np.stack([z[:, 2], np.zeros(len(z)), -z[:, 0]], axis=-1)
-    x = np.where(x_norm < 1e-12, fallback, x)
+    along_y = np.linalg.norm(fallback, axis=-1, keepdims=True) < 1e-12
+    fallback = np.where(along_y, [1.0, 0.0, 0.0], fallback)
+    x = np.where(np.linalg.norm(x, axis=-1, keepdims=True) < 1e-12, fallback, x)
     x /= np.linalg.norm(x, axis=-1, keepdims=True)
     y = np.cross(z, x)
     return np.stack([x, y, z], axis=1)

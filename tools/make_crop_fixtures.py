@@ -235,7 +235,7 @@ def main() -> int:
     for name, (num_aug, up, per_frame_k, with_transform) in CASES.items():
         transform = None
         if with_transform:
-            transform = rng.uniform(-0.3, 0.9, size=(6, 5)).astype(np.float32)
+            transform = rng.uniform(-0.05, 1.0, size=(6, 5)).astype(np.float32)
             transform /= transform.sum(axis=0, keepdims=True)  # each output: an affine mix
         record: dict[str, np.ndarray] = {}
         run_case(mpm, JointInfo, images, num_aug, up, per_frame_k, transform, record)
