@@ -23,6 +23,10 @@ Conventions (those of the official MeTRAbs multi-person wrapper, which the parit
   official wrapper's approximation of the sRGB curve), shrunk with a 2x2 box-filter pyramid when the
   crop zooms out by 2x or more, warped bilinearly with zero padding, and re-encoded as
   ``linear ** (gamma / 2.2)`` so that ``gamma = 1`` returns the original encoding.
+
+Two warps render the same crops: ``warp_crop`` with OpenCV on the CPU (it rounds sample positions
+to 1/32 pixel) and ``warp_crops_torch`` with ``grid_sample`` on any torch device, which is what the
+official wrapper does and keeps the whole crop pipeline on the GPU.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from . import InferenceError
 
@@ -358,7 +363,7 @@ def unflip_joints(values: np.ndarray, flip: np.ndarray, permutation: np.ndarray)
 
 def decode_srgb8(frame: np.ndarray) -> np.ndarray:
     """8-bit RGB frame (H, W, 3) -> linear light float32 (H, W, 3) in [0, 1]."""
-    return _DECODE_LUT[frame]
+    return cv2.LUT(np.ascontiguousarray(frame), _DECODE_LUT)  # 3-4x faster than numpy indexing
 
 
 def pyramid_level_matrix(level: int) -> np.ndarray:
@@ -396,10 +401,10 @@ class LinearImage:
         column."""
         while len(self._levels) <= i:
             prev = self._levels[-1]
-            h, w = prev.shape[0] // 2 * 2, prev.shape[1] // 2 * 2
-            p = prev[:h, :w]
+            h, w = prev.shape[0] // 2, prev.shape[1] // 2
+            # area interpolation at exactly half size is the 2x2 box average
             self._levels.append(
-                0.25 * (p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2])
+                cv2.resize(prev[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
             )
         return self._levels[i]
 
@@ -450,5 +455,75 @@ def make_crops(
         linear = warp_crop(image, geometry.homography[i], float(geometry.scale[i]), side)
         crops[i] = (encode_crop(linear, float(geometry.gamma[i])) if encode else linear).transpose(
             2, 0, 1
+        )
+    return crops
+
+
+# --- the same warp with torch (grid_sample), for frames on a GPU --------------------------------
+
+
+class TorchLinearImage:
+    """A frame in linear light on a torch device, (3, H, W) float32, with a lazy 2x2 pyramid.
+
+    The GPU counterpart of ``LinearImage``: decoding, pyramid and warping run where the network
+    runs, so only the 8-bit frame crosses the bus.
+    """
+
+    def __init__(
+        self,
+        frame: np.ndarray,
+        device: torch.device | str = "cpu",
+        n_levels: int = DEFAULT_PYRAMID_LEVELS,
+    ):
+        """``frame`` (H, W, 3) uint8 RGB; ``device`` where the pixels live."""
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise CropError(
+                f"frames must be (H, W, 3) uint8 RGB arrays, got {frame.dtype} {frame.shape}"
+            )
+        self.device = torch.device(device)
+        self.n_levels = min(n_levels, 1 + int(math.log2(min(frame.shape[:2]))))
+        lut = torch.from_numpy(_DECODE_LUT).to(self.device)
+        pixels = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
+        self._levels = [lut[pixels.long()].permute(2, 0, 1).contiguous()]
+
+    def level(self, i: int) -> torch.Tensor:
+        """Level ``i < n_levels`` (3, H >> i, W >> i); halving drops an odd last row or column."""
+        while len(self._levels) <= i:
+            self._levels.append(torch.nn.functional.avg_pool2d(self._levels[-1][None], 2)[0])
+        return self._levels[i]
+
+
+def warp_crops_torch(
+    image: TorchLinearImage, homographies: np.ndarray, scales: np.ndarray, side: int
+) -> torch.Tensor:
+    """Render crops (N, 3, side, side) float32 in linear light on the image's device.
+
+    ``homographies`` (N, 3, 3) original pixels -> crop pixels, ``scales`` (N,) crop zooms. Bilinear
+    sampling with zero padding at pixel centres, as ``warp_crop`` (without OpenCV's 1/32-pixel
+    rounding of sample positions).
+    """
+    n = len(homographies)
+    crops = torch.empty((n, 3, side, side), dtype=torch.float32, device=image.device)
+    levels = np.array([pyramid_level_for_scale(float(s), image.n_levels) for s in scales])
+    coords = torch.arange(side, dtype=torch.float32, device=image.device)
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    crop_pixels = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1)  # (S, S, 3)
+    for level in np.unique(levels):
+        index = np.flatnonzero(levels == level)
+        source = image.level(int(level))
+        level_from_crop = pyramid_level_matrix(int(level)) @ np.linalg.inv(homographies[index])
+        # normalise to grid_sample's [-1, 1] (align_corners: -1 and 1 are the corner pixel centres)
+        width, height = source.shape[2] - 1, source.shape[1] - 1
+        to_grid = np.array([[2 / width, 0, -1], [0, 2 / height, -1], [0, 0, 1]])
+        matrix = torch.from_numpy((to_grid @ level_from_crop).astype(np.float32))
+        points = torch.einsum("nij,yxj->nyxi", matrix.to(image.device), crop_pixels)
+        grid = points[..., :2] / points[..., 2:]
+        crops[torch.from_numpy(index).to(image.device)] = torch.nn.functional.grid_sample(
+            source[None].expand(len(index), -1, -1, -1),
+            grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=True,
         )
     return crops

@@ -6,6 +6,10 @@ and maps its outputs back: flipped crops get their left/right joints swapped, 3D
 back into the original camera, an optional joint transform and skeleton subset are applied, the 2D
 joints are the original camera's projection of each augmentation's 3D joints, and everything is
 averaged over the augmentations (in 3D camera space), as the official MeTRAbs wrapper does.
+
+Crops are rendered by OpenCV on the CPU (into pinned buffers copied without blocking, double
+buffered on CUDA) or, by default on CUDA, by ``grid_sample`` on the GPU from the uploaded 8-bit
+frame. Either way the gamma of each augmentation is applied on the device.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from .crops import (
     DEFAULT_UP,
     CropGeometry,
     LinearImage,
+    TorchLinearImage,
     crop_geometry,
     mirror_permutation,
     tta_augmentations,
     unflip_joints,
     warp_crop,
+    warp_crops_torch,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,12 +58,17 @@ class EstimatorConfig:
     pyramid_levels: int = DEFAULT_PYRAMID_LEVELS  # 2x2 box-filter levels for zoomed-out crops
     up: tuple[float, float, float] = DEFAULT_UP  # camera-space up that keeps crops upright
     amp_dtype: str | None = None  # "float16" / "bfloat16": autocast the network on CUDA only
+    warp: str = (
+        "auto"  # "opencv" (CPU), "torch" (grid_sample on the device) or "auto": torch on CUDA
+    )
 
     def __post_init__(self) -> None:
         if self.num_aug < 1:
             raise PoseInputError(f"num_aug must be at least 1, got {self.num_aug}")
         if self.batch_size < 1:
             raise PoseInputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.warp not in ("auto", "opencv", "torch"):
+            raise PoseInputError(f"warp must be 'auto', 'opencv' or 'torch', got {self.warp!r}")
         if self.amp_dtype not in (None, "float16", "bfloat16"):
             raise PoseInputError(
                 f"amp_dtype must be None, 'float16' or 'bfloat16', got {self.amp_dtype!r}"
@@ -139,6 +150,13 @@ class PoseEstimator:
         self.output_joint_names = (
             None if output_joint_names is None else tuple(str(n) for n in output_joint_names)
         )
+
+    @property
+    def uses_torch_warp(self) -> bool:
+        """Whether crops are rendered with torch on the device rather than OpenCV on the CPU."""
+        if self.config.warp == "auto":
+            return self.device.type == "cuda"
+        return self.config.warp == "torch"
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -251,10 +269,6 @@ class PoseEstimator:
             )
         return frames, boxes, intrinsics
 
-    def _host_buffer(self, n: int) -> torch.Tensor:
-        shape = (n, 3, self.crop_side, self.crop_side)
-        return torch.empty(shape, dtype=torch.float32, pin_memory=self.device.type == "cuda")
-
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type != "cuda" or self.config.amp_dtype is None:
             return contextlib.nullcontext()
@@ -263,42 +277,22 @@ class PoseEstimator:
     def _predict(
         self, frames: list[np.ndarray], frame_of_crop: np.ndarray, geometry: CropGeometry
     ) -> np.ndarray:
-        """Run the network on all crops: (N, J, 3) float64 mm in each crop camera.
-
-        Crops are rendered on the CPU into (pinned, on CUDA) buffers and copied without blocking,
-        so rendering the next batch overlaps the network on the previous one.
-        """
+        """Run the network on all crops: (N, J, 3) float64 mm in each crop camera."""
         n_crops, batch = len(geometry), self.config.batch_size
-        is_cuda = self.device.type == "cuda"
-        buffers = [self._host_buffer(min(batch, n_crops)) for _ in range(2 if is_cuda else 1)]
-        copied: list[torch.cuda.Event | None] = [None] * len(buffers)
+        render = (
+            _TorchRenderer(self, frames, frame_of_crop, geometry)
+            if self.uses_torch_warp
+            else _OpenCVRenderer(self, frames, frame_of_crop, geometry)
+        )
         exponents = torch.as_tensor(geometry.gamma / DECODING_GAMMA, dtype=torch.float32)
         intrinsics = torch.as_tensor(geometry.intrinsics, dtype=torch.float32)
-        image: LinearImage | None = None
-        image_index = -1
         outputs = []
         with torch.inference_mode():
-            for k, start in enumerate(range(0, n_crops, batch)):
+            for start in range(0, n_crops, batch):
                 stop = min(start + batch, n_crops)
-                slot = k % len(buffers)
-                if copied[slot] is not None:
-                    copied[slot].synchronize()  # the previous copy out of this buffer is done
-                host = buffers[slot][: stop - start]
-                host_np = host.numpy()
-                for i in range(start, stop):
-                    if frame_of_crop[i] != image_index:
-                        image_index = int(frame_of_crop[i])
-                        image = LinearImage(frames[image_index], self.config.pyramid_levels)
-                    linear = warp_crop(
-                        image, geometry.homography[i], float(geometry.scale[i]), self.crop_side
-                    )
-                    host_np[i - start] = linear.transpose(2, 0, 1)
-                crops = host.to(self.device, non_blocking=True)
-                if is_cuda:
-                    copied[slot] = torch.cuda.Event()
-                    copied[slot].record()
+                crops = render(start, stop)  # (B, 3, S, S) linear light on the device
                 exponent = exponents[start:stop].to(self.device, non_blocking=True)
-                crops = crops.pow_(exponent[:, None, None, None])  # linear -> gamma-encoded
+                crops = crops.pow_(exponent[:, None, None, None])  # -> gamma-encoded
                 with self._autocast():
                     out = self.model(
                         crops, intrinsics[start:stop].to(self.device, non_blocking=True)
@@ -323,3 +317,88 @@ class PoseEstimator:
                 f"{tuple(getattr(poses3d, 'shape', ()))}"
             )
         return poses3d
+
+
+class _OpenCVRenderer:
+    """Renders batches of crops with OpenCV on the CPU into (pinned, for CUDA) host buffers that
+    are copied without blocking; two buffers alternate on CUDA, so rendering the next batch
+    overlaps the network on the previous one."""
+
+    def __init__(
+        self,
+        estimator: PoseEstimator,
+        frames: list[np.ndarray],
+        frame_of_crop: np.ndarray,
+        geometry: CropGeometry,
+    ):
+        self.device, self.side = estimator.device, estimator.crop_side
+        self.levels = estimator.config.pyramid_levels
+        self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
+        self.is_cuda = self.device.type == "cuda"
+        n = min(estimator.config.batch_size, len(geometry))
+        self.buffers = [
+            torch.empty((n, 3, self.side, self.side), dtype=torch.float32, pin_memory=self.is_cuda)
+            for _ in range(2 if self.is_cuda else 1)
+        ]
+        self.copied: list[torch.cuda.Event | None] = [None] * len(self.buffers)
+        self.calls = 0
+        self.image: LinearImage | None = None
+        self.image_index = -1
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        slot = self.calls % len(self.buffers)
+        self.calls += 1
+        if self.copied[slot] is not None:
+            self.copied[slot].synchronize()  # the previous copy out of this buffer is done
+        host = self.buffers[slot][: stop - start]
+        host_np = host.numpy()
+        for i in range(start, stop):
+            if self.frame_of_crop[i] != self.image_index:
+                self.image_index = int(self.frame_of_crop[i])
+                self.image = LinearImage(self.frames[self.image_index], self.levels)
+            linear = warp_crop(
+                self.image, self.geometry.homography[i], float(self.geometry.scale[i]), self.side
+            )
+            host_np[i - start] = linear.transpose(2, 0, 1)
+        crops = host.to(self.device, non_blocking=True)
+        if self.is_cuda:
+            self.copied[slot] = torch.cuda.Event()
+            self.copied[slot].record()
+        return crops
+
+
+class _TorchRenderer:
+    """Renders batches of crops with ``grid_sample`` on the estimator's device; each frame is
+    uploaded once as 8-bit pixels and decoded there."""
+
+    def __init__(
+        self,
+        estimator: PoseEstimator,
+        frames: list[np.ndarray],
+        frame_of_crop: np.ndarray,
+        geometry: CropGeometry,
+    ):
+        self.device, self.side = estimator.device, estimator.crop_side
+        self.levels = estimator.config.pyramid_levels
+        self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
+        self.image: TorchLinearImage | None = None
+        self.image_index = -1
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        crops = torch.empty((stop - start, 3, self.side, self.side), device=self.device)
+        # crops are ordered by frame: render each frame's run of crops in one call
+        run_starts = [start] + [
+            i for i in range(start + 1, stop) if self.frame_of_crop[i] != self.frame_of_crop[i - 1]
+        ]
+        for run_start, run_stop in zip(run_starts, [*run_starts[1:], stop], strict=True):
+            frame_index = int(self.frame_of_crop[run_start])
+            if frame_index != self.image_index:
+                self.image_index = frame_index
+                self.image = TorchLinearImage(self.frames[frame_index], self.device, self.levels)
+            crops[run_start - start : run_stop - start] = warp_crops_torch(
+                self.image,
+                self.geometry.homography[run_start:run_stop],
+                self.geometry.scale[run_start:run_stop],
+                self.side,
+            )
+        return crops

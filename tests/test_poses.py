@@ -45,6 +45,7 @@ def stub_estimator(name: str, **kwargs) -> PoseEstimator:
 def test_outputs_match_the_official_wrapper_with_the_same_crop_model(name):
     frames, boxes = fixture_inputs()
     intrinsics = case(name, "intrinsics")
+    assert not stub_estimator(name).uses_torch_warp  # "auto" on the CPU
     result = stub_estimator(name).estimate(
         frames, boxes, intrinsics[0] if len(intrinsics) == 1 else intrinsics
     )
@@ -93,8 +94,8 @@ def blob_scene(
     return frame, np.array(boxes), people
 
 
-@pytest.mark.parametrize("num_aug", [1, 5])
-def test_exact_model_recovers_known_joints_in_the_original_camera(num_aug):
+@pytest.mark.parametrize("num_aug, warp", [(1, "opencv"), (5, "opencv"), (5, "torch")])
+def test_exact_model_recovers_known_joints_in_the_original_camera(num_aug, warp):
     rng = np.random.default_rng(11)
     k0 = np.array([[700.0, 0, 640], [0, 690, 360], [0, 0, 1]])
     k1 = np.array([[950.0, 0, 610], [0, 950, 375], [0, 0, 1]])
@@ -109,7 +110,7 @@ def test_exact_model_recovers_known_joints_in_the_original_camera(num_aug):
     intrinsics = np.stack([k0, k1, k1])
     model = BlobPoseModel(np.concatenate([t for t in truth if len(t)]), side=128)
     estimator = PoseEstimator(
-        model, BLOB_JOINT_NAMES, config=EstimatorConfig(num_aug=num_aug, batch_size=6)
+        model, BLOB_JOINT_NAMES, config=EstimatorConfig(num_aug=num_aug, batch_size=6, warp=warp)
     )
     result = estimator.estimate(frames, boxes, intrinsics)
 
