@@ -366,10 +366,13 @@ def decode_srgb8(frame: np.ndarray) -> np.ndarray:
     return cv2.LUT(np.ascontiguousarray(frame), _DECODE_LUT)  # 3-4x faster than numpy indexing
 
 
-def pyramid_level_matrix(level: int) -> np.ndarray:
+def pyramid_level_matrix(level: int, inverse: bool = False) -> np.ndarray:
     """(3, 3) map from full-resolution pixels to pixels of pyramid ``level`` (scale ``2**-level``),
-    keeping pixel centres on integers (a 2x2 box average sits between its four source pixels)."""
+    keeping pixel centres on integers (a 2x2 box average sits between its four source pixels);
+    with ``inverse`` the map back."""
     factor = 2.0**-level
+    if inverse:
+        factor = 1 / factor
     shift = (factor - 1) / 2
     return np.array([[factor, 0, shift], [0, factor, shift], [0, 0, 1.0]])
 
@@ -423,7 +426,7 @@ def warp_crop(
     """
     level = pyramid_level_for_scale(scale, image.n_levels)
     source = image.level(level)
-    crop_from_level = homography @ np.linalg.inv(pyramid_level_matrix(level))
+    crop_from_level = homography @ pyramid_level_matrix(level, inverse=True)
     return cv2.warpPerspective(
         source,
         crop_from_level,

@@ -336,8 +336,9 @@ class _OpenCVRenderer:
         self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
         self.is_cuda = self.device.type == "cuda"
         n = min(estimator.config.batch_size, len(geometry))
+        # (n, S, S, 3): OpenCV writes each crop in place; permuted, it is a channels-last batch
         self.buffers = [
-            torch.empty((n, 3, self.side, self.side), dtype=torch.float32, pin_memory=self.is_cuda)
+            torch.empty((n, self.side, self.side, 3), dtype=torch.float32, pin_memory=self.is_cuda)
             for _ in range(2 if self.is_cuda else 1)
         ]
         self.copied: list[torch.cuda.Event | None] = [None] * len(self.buffers)
@@ -356,15 +357,18 @@ class _OpenCVRenderer:
             if self.frame_of_crop[i] != self.image_index:
                 self.image_index = int(self.frame_of_crop[i])
                 self.image = LinearImage(self.frames[self.image_index], self.levels)
-            linear = warp_crop(
-                self.image, self.geometry.homography[i], float(self.geometry.scale[i]), self.side
+            warp_crop(
+                self.image,
+                self.geometry.homography[i],
+                float(self.geometry.scale[i]),
+                self.side,
+                out=host_np[i - start],
             )
-            host_np[i - start] = linear.transpose(2, 0, 1)
         crops = host.to(self.device, non_blocking=True)
         if self.is_cuda:
             self.copied[slot] = torch.cuda.Event()
             self.copied[slot].record()
-        return crops
+        return crops.permute(0, 3, 1, 2)  # (B, 3, S, S) in channels-last memory layout
 
 
 class _TorchRenderer:
