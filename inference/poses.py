@@ -53,7 +53,11 @@ class EstimatorConfig:
 
     num_aug: int = 5  # crops per person (test-time augmentation); the official default is 5
     max_rotation_deg: float = 25.0  # augmentation rotations span +-this many degrees (official)
-    batch_size: int = 64  # crops per network call
+    # crops per network call, rounded down to whole people (at least one): all augmentations of
+    # a person go through the network together, as the official wrapper batches (64 there). The
+    # official network normalises its root least squares over the whole batch, so its outputs
+    # depend slightly on which crops share a call; this batching gives the same crops per call.
+    batch_size: int = 64
     box_padding: float = 1.0  # box size multiplier; 1 = the box fills the crop (official)
     pyramid_levels: int = DEFAULT_PYRAMID_LEVELS  # 2x2 box-filter levels for zoomed-out crops
     up: tuple[float, float, float] = DEFAULT_UP  # camera-space up that keeps crops upright
@@ -107,7 +111,7 @@ class PoseEstimator:
         ``model(crops (B, 3, S, S) float RGB [0, 1], intrinsics (B, 3, 3))`` returns poses3d
         (B, J, 3) mm in the crop camera, either alone, first in a tuple, or under ``"poses3d"`` in
         a dict. ``joint_names`` (J) name its joints (their left/right pairs drive the flip swap).
-        ``crop_side`` defaults to ``model.input_resolution``. ``joint_transform_matrix`` (J, N)
+        ``crop_side`` defaults to ``model.input_resolution`` or ``model.config.proc_side``. ``joint_transform_matrix`` (J, N)
         maps the model's joints to N output joints (``out[n] = sum_j p[j] * T[j, n]``), then
         ``skeleton_indices`` pick a subset of those; both default to identity.
         ``output_joint_names`` names the final joints (default: ``joint_names`` when there is no
@@ -117,10 +121,15 @@ class PoseEstimator:
         self.joint_names = tuple(joint_names)
         self.device = torch.device(device)
         self.config = config or EstimatorConfig()
-        side = crop_side if crop_side is not None else getattr(model, "input_resolution", None)
+        side = crop_side
+        if side is None:
+            side = getattr(model, "input_resolution", None)
+        if side is None:
+            side = getattr(getattr(model, "config", None), "proc_side", None)
         if side is None:
             raise PoseInputError(
-                "the crop size is unknown: pass crop_side= or give the model an input_resolution"
+                "the crop size is unknown: pass crop_side= or give the model an input_resolution "
+                "(or a config.proc_side)"
             )
         self.crop_side = int(side)
         self.mirror = mirror_permutation(self.joint_names)
@@ -157,6 +166,12 @@ class PoseEstimator:
         if self.config.warp == "auto":
             return self.device.type == "cuda"
         return self.config.warp == "torch"
+
+    @property
+    def crops_per_batch(self) -> int:
+        """Crops per network call: ``batch_size`` rounded down to whole people, at least one."""
+        n_aug = len(self.augmentations)
+        return max(1, self.config.batch_size // n_aug) * n_aug
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -278,7 +293,7 @@ class PoseEstimator:
         self, frames: list[np.ndarray], frame_of_crop: np.ndarray, geometry: CropGeometry
     ) -> np.ndarray:
         """Run the network on all crops: (N, J, 3) float64 mm in each crop camera."""
-        n_crops, batch = len(geometry), self.config.batch_size
+        n_crops, batch = len(geometry), self.crops_per_batch
         render = (
             _TorchRenderer(self, frames, frame_of_crop, geometry)
             if self.uses_torch_warp
@@ -335,7 +350,7 @@ class _OpenCVRenderer:
         self.levels = estimator.config.pyramid_levels
         self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
         self.is_cuda = self.device.type == "cuda"
-        n = min(estimator.config.batch_size, len(geometry))
+        n = min(estimator.crops_per_batch, len(geometry))
         # (n, S, S, 3): OpenCV writes each crop in place; permuted, it is a channels-last batch
         self.buffers = [
             torch.empty((n, self.side, self.side, 3), dtype=torch.float32, pin_memory=self.is_cuda)
