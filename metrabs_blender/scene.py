@@ -53,7 +53,7 @@ def match_scene_timing(scene: "bpy.types.Scene", fps: float, duration_s: float) 
     rounded = max(1, round(fps))
     scene.render.fps = rounded
     scene.render.fps_base = rounded / fps
-    scene.frame_end = scene.frame_start + int(np.ceil(duration_s * fps))
+    scene.frame_end = scene.frame_start + int(np.ceil(duration_s * fps - 1e-6))
 
 
 def scene_fps(scene: "bpy.types.Scene") -> float:
