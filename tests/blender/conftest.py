@@ -3,15 +3,11 @@ zip into this bpy (user folders in a temp dir, see tests/conftest.py) and enable
 Tests use the installed package, never the source tree."""
 
 import importlib
-import subprocess
-import sys
 from pathlib import Path
 
+import bpy
 import pytest
 
-bpy = pytest.importorskip("bpy", reason="Blender tests run in a Python that has bpy")
-
-REPO = Path(__file__).resolve().parents[2]
 MODULE = "bl_ext.user_default.metrabs_mocap"
 
 
@@ -21,27 +17,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.blender)
 
 
-def blender_ext_cli() -> Path:
-    """Blender's bundled extension command line (build, validate) inside the bpy package."""
-    cli = Path(bpy.utils.resource_path("LOCAL")) / "scripts/addons_core/bl_pkg/cli/blender_ext.py"
-    assert cli.is_file(), f"this bpy ships no extension command line at {cli}"
-    return cli
-
-
 @pytest.fixture(scope="session")
 def extension_zip(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    cli = str(blender_ext_cli())
-    subprocess.run(
-        [sys.executable, cli, "build", "--source-dir", str(REPO), "--output-dir", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    (zip_path,) = out.glob("metrabs_mocap-*.zip")
-    subprocess.run(
-        [sys.executable, cli, "validate", str(zip_path)], check=True, capture_output=True
-    )
-    return zip_path
+    from tools.build_extension import build
+
+    return build(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture(scope="session")
