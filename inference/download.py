@@ -245,7 +245,7 @@ def download_file(
     *,
     expected_sha256: str | None = None,
     expected_size: int | None = None,
-    options: DownloadOptions = DownloadOptions(),
+    options: DownloadOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> str:
     """Download ``url`` to ``dest`` (resuming ``dest.part`` if present); return the hex SHA-256.
@@ -256,6 +256,7 @@ def download_file(
     later resume) and ``DownloadError`` for other failures. ``dest``'s folder is created if needed.
     """
     _check_scheme(url)
+    options = options or DownloadOptions()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
