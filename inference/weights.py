@@ -453,9 +453,12 @@ def download_model(
         emit({"event": "installed", "name": entry.name, "path": str(existing), "already": True})
         return existing
     paths = _paths(entry, cache)
+    origin = f"file:{paths.download}"  # a file copied there by hand
     if not paths.download.is_file():
-        _fetch(entry, cache, options or DownloadOptions(), emit)
-    return _install(entry, cache, paths.download, keep_archive=keep_archive, progress=emit)
+        origin = _fetch(entry, cache, options or DownloadOptions(), emit)
+    return _install(
+        entry, cache, paths.download, origin=origin, keep_archive=keep_archive, progress=emit
+    )
 
 
 def install_from_file(
@@ -474,7 +477,8 @@ def install_from_file(
         )
     if not source.is_file():
         raise ModelNotFoundError(f"{source} is not a file; give the downloaded {entry.filename}.")
-    return _install(entry, cache, source, keep_archive=True, progress=progress or (lambda e: None))
+    emit = progress or (lambda event: None)
+    return _install(entry, cache, source, origin=f"file:{source}", keep_archive=True, progress=emit)
 
 
 def _project_model_path(entry: ModelEntry) -> Path:
@@ -488,10 +492,11 @@ def _project_model_path(entry: ModelEntry) -> Path:
     return path
 
 
-def _fetch(
-    entry: ModelEntry, cache: Path, options: DownloadOptions, emit: ProgressCallback
-) -> None:
-    """Download ``entry`` into ``downloads/``, trying each URL; hash-checked when a hash is known."""
+def _fetch(entry: ModelEntry, cache: Path, options: DownloadOptions, emit: ProgressCallback) -> str:
+    """Download ``entry`` into ``downloads/``, trying each URL in turn; return the URL that worked.
+
+    The download is checked against the published or recorded hash when there is one.
+    """
     paths = _paths(entry, cache)
     want, source = expected_hash(entry, cache)
     failures: list[str] = []
@@ -521,14 +526,9 @@ def _fetch(
             failures.append(str(exc))
             all_offline = False
             continue
-        if want is None:
-            size = paths.download.stat().st_size
-            _record_hash(cache, entry.name, digest, size, url)
-            log.info("%s: no published SHA-256; recorded %s for later checks", entry.name, digest)
-            named({"event": "hash_recorded", "sha256": digest, "size": size})
-        else:
+        if want is not None:
             named({"event": "verified", "sha256": digest, "hash_source": source})
-        return
+        return url
     tried = "\n".join(f"  - {text}" for text in failures)
     steps = manual_steps(entry, cache)
     if all_offline:
@@ -549,33 +549,74 @@ def _integrity_hint(entry: ModelEntry, message: str, source: str) -> str:
 
 
 def _install(
-    entry: ModelEntry, cache: Path, file: Path, *, keep_archive: bool, progress: ProgressCallback
+    entry: ModelEntry,
+    cache: Path,
+    file: Path,
+    *,
+    origin: str,
+    keep_archive: bool,
+    progress: ProgressCallback,
 ) -> Path:
-    """Verify ``file`` against the known hash, unpack/copy it into ``models/<name>``, write the manifest."""
+    """Check ``file``'s hash, unpack/copy it into ``models/<name>``, write the manifest.
+
+    A file in the cache's ``downloads/`` that fails (wrong hash, unsafe archive, not a bundle) is
+    deleted; a user's own file is left alone. With no published or recorded hash, the hash is
+    recorded only once the install succeeded, so a bad first file is not trusted later.
+    """
     paths = _paths(entry, cache)
     want, source = expected_hash(entry, cache)
     digest = sha256_file(file)
     size = file.stat().st_size
+    in_cache = file == paths.download
+    try:
+        _check_download(entry, file, size, digest, want, source)
+        progress({"event": "install", "name": entry.name, "from": str(file), "sha256": digest})
+        _unpack_into_place(entry, cache, file)
+    except ModelIntegrityError as exc:
+        if in_cache:
+            file.unlink(missing_ok=True)
+        fate = "it was deleted" if in_cache else "it was not used"
+        raise ModelIntegrityError(f"{exc} ({file}: {fate}.)") from exc
+    if want is None:
+        _record_hash(cache, entry.name, digest, size, origin)
+        source = "recorded at first download (not published)"
+        log.info("%s: no published SHA-256; recorded %s for later checks", entry.name, digest)
+        progress({"event": "hash_recorded", "name": entry.name, "sha256": digest, "size": size})
+    manifest = {
+        "name": entry.name,
+        "origin": origin,
+        "download_sha256": digest,
+        "download_size": size,
+        "hash_source": source,
+        "installed_at": _now(),
+        "files": _hash_tree(paths.model_dir),
+    }
+    _write_json_atomic(paths.manifest, manifest)
+    if in_cache and not keep_archive:
+        file.unlink()
+    path = installed_path(entry, cache)
+    assert path is not None, "manifest and model folder were just written"
+    progress({"event": "installed", "name": entry.name, "path": str(path), "already": False})
+    log.info("Installed %s at %s", entry.name, path)
+    return path
+
+
+def _check_download(
+    entry: ModelEntry, file: Path, size: int, digest: str, want: str | None, source: str
+) -> None:
     problem = None
     if entry.size is not None and size != entry.size:
         problem = f"size {size} bytes, expected {entry.size}"
     elif want is not None and digest != want:
         problem = f"SHA-256 {digest}, expected {want}"
     if problem:
-        in_cache = file == paths.download
-        if in_cache:
-            file.unlink(missing_ok=True)
-        fate = "it was deleted" if in_cache else "it was not used"
-        raise ModelIntegrityError(
-            _integrity_hint(
-                entry, f"{file} is not the expected {entry.name} ({problem}); {fate}.", source
-            )
-        )
-    if want is None:
-        _record_hash(cache, entry.name, digest, size, f"file:{file}")
-        source = "recorded now (not published)"
-    progress({"event": "install", "name": entry.name, "from": str(file), "sha256": digest})
+        message = f"{file.name} is not the expected {entry.name} ({problem})"
+        raise ModelIntegrityError(_integrity_hint(entry, message, source))
 
+
+def _unpack_into_place(entry: ModelEntry, cache: Path, file: Path) -> None:
+    """Unpack (archive) or copy (single file) into a staging folder, then swap it into place."""
+    paths = _paths(entry, cache)
     staging = cache / "models" / f".{entry.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -584,7 +625,7 @@ def _install(
             try:
                 extract_tar_safely(file, staging)
             except UnsafeArchiveError as exc:
-                raise ModelIntegrityError(f"{file}: {exc}") from exc
+                raise ModelIntegrityError(str(exc)) from exc
             root = _bundle_root(staging, BUNDLE_FILES if entry.kind == POSE_BUNDLE else ())
         else:
             shutil.copyfile(file, staging / paths.filename)
@@ -593,22 +634,6 @@ def _install(
         _replace_dir(root, paths.model_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    manifest = {
-        "name": entry.name,
-        "download_sha256": digest,
-        "download_size": size,
-        "hash_source": source,
-        "installed_at": _now(),
-        "files": _hash_tree(paths.model_dir),
-    }
-    _write_json_atomic(paths.manifest, manifest)
-    if file == paths.download and not keep_archive:
-        file.unlink()
-    path = installed_path(entry, cache)
-    assert path is not None
-    progress({"event": "installed", "name": entry.name, "path": str(path), "already": False})
-    log.info("Installed %s at %s", entry.name, path)
-    return path
 
 
 def _bundle_root(folder: Path, required: Iterable[str]) -> Path:
