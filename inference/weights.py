@@ -322,6 +322,11 @@ class CachePaths:
         return self.download.with_name(self.filename + ".part")
 
     @property
+    def part_origin(self) -> Path:
+        """Holds the URL the ``.part`` bytes came from."""
+        return self.part.with_name(self.part.name + ".url")
+
+    @property
     def model_dir(self) -> Path:
         return self.root / "models" / self.name
 
@@ -506,6 +511,7 @@ def _fetch(entry: ModelEntry, cache: Path, options: DownloadOptions, emit: Progr
         emit({**event, "name": entry.name})
 
     for url in entry.urls:
+        _forget_part_from_other_url(paths, url, want)
         try:
             digest = download_file(
                 url,
@@ -520,12 +526,14 @@ def _fetch(entry: ModelEntry, cache: Path, options: DownloadOptions, emit: Progr
             failures.append(str(exc))
             continue
         except IntegrityError as exc:
+            paths.part_origin.unlink(missing_ok=True)  # the .part itself is already deleted
             raise ModelIntegrityError(_integrity_hint(entry, str(exc), source)) from exc
         except DownloadError as exc:
             log.warning("%s", exc)
             failures.append(str(exc))
             all_offline = False
             continue
+        paths.part_origin.unlink(missing_ok=True)
         if want is not None:
             named({"event": "verified", "sha256": digest, "hash_source": source})
         return url
@@ -539,8 +547,25 @@ def _fetch(entry: ModelEntry, cache: Path, options: DownloadOptions, emit: Progr
     )
 
 
+def _forget_part_from_other_url(paths: CachePaths, url: str, want: str | None) -> None:
+    """Resume a ``.part`` only from the URL it came from, unless a hash would catch a mix-up.
+
+    Without a known hash, bytes from two servers must never be glued into one file.
+    """
+    if want is None and paths.part.exists():
+        try:
+            previous = paths.part_origin.read_text(encoding="utf-8")
+        except OSError:
+            previous = None
+        if previous != url:
+            log.info("Discarding %s: it came from another URL (%s)", paths.part, previous)
+            paths.part.unlink()
+    paths.part.parent.mkdir(parents=True, exist_ok=True)
+    paths.part_origin.write_text(url, encoding="utf-8")
+
+
 def _integrity_hint(entry: ModelEntry, message: str, source: str) -> str:
-    if source == "published":
+    if not source.startswith("recorded"):
         return message
     return (
         f"{message}\nThe expected hash was {source}. If the publisher really replaced the file, "
@@ -989,6 +1014,8 @@ def _cmd_verify(args, registry: dict[str, ModelEntry], cache: Path, emit: _Emit)
         emit({"event": "verify", **dataclasses.asdict(result)})
         for problem in result.problems:
             log.warning("%s: %s", result.name, problem)
+    failed = [r.name for r in results if r.status == "failed"]
+    emit({"event": "verify_summary", "checked": len(results), "failed": failed})
     if any(r.status == "failed" for r in results):
         return EXIT_INTEGRITY
     if args.name and results[0].status == "not_installed":

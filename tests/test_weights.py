@@ -278,6 +278,30 @@ def test_second_url_is_used_when_the_first_fails(server, tmp_path, cache):
     assert sorted(p.name for p in path.iterdir()) == sorted(BUNDLE_FILES)
 
 
+def test_part_from_another_url_is_not_glued_without_a_hash(server, tmp_path, cache):
+    archive = bundle_tarball(tmp_path / "b.tar.gz")
+    data = archive.read_bytes()
+    server.files["b.tar.gz"] = data
+    good = server.url("b.tar.gz")
+    registry = load_registry(
+        registry_file(tmp_path, [{"name": OFFICIAL, "urls": [refused_url(), good]}])
+    )
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True)
+    part = downloads / f"{OFFICIAL}.tar.gz.part"
+    part.write_bytes(b"x" * 1000)  # left by an earlier run against another server
+    download_model(registry[OFFICIAL], options=FAST)
+    assert weights.recorded_hash(cache, OFFICIAL)["sha256"] == hashlib.sha256(data).hexdigest()
+    assert server.requests == [("b.tar.gz", None)]
+
+    # a .part from the same URL is resumed
+    part.write_bytes(data[:5000])
+    (downloads / f"{OFFICIAL}.tar.gz.part.url").write_text(good)
+    download_model(registry[OFFICIAL], force=True, options=FAST)
+    assert server.requests[-1] == ("b.tar.gz", "bytes=5000-")
+    assert sorted(p.name for p in downloads.iterdir()) == []
+
+
 def test_file_copied_into_downloads_is_installed_without_network(tmp_path, cache):
     registry = load_registry(registry_file(tmp_path, [{"name": OFFICIAL, "url": refused_url()}]))
     (cache / "downloads").mkdir(parents=True)
@@ -449,8 +473,9 @@ def test_cli_download_path_verify_round_trip(server, tmp_path):
 
     (installed / "joint_info.npz").write_bytes(b"tampered")
     code, events, stderr = run_cli("verify", cache=cache, registry=reg)  # all installed models
-    assert code == 6 and [e["name"] for e in events] == [OFFICIAL]
+    assert code == 6 and [e.get("name") for e in events] == [OFFICIAL, None]
     assert "joint_info.npz: size 8" in events[0]["problems"][0] and "joint_info.npz" in stderr
+    assert events[1] == {"event": "verify_summary", "checked": 1, "failed": [OFFICIAL]}
 
 
 def test_cli_offline_message_and_exit_codes(tmp_path):
