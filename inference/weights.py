@@ -11,6 +11,7 @@ Library entry point for other modules (the video worker's ``--model``)::
 Cache (``METRABS_MOCAP_CACHE``, else the platform's user cache folder, see ``cache_dir``)::
 
     downloads/<file>         finished downloads waiting to be unpacked; <file>.part while in flight
+                             (<file>.part.url: the URL those bytes came from)
     models/<name>/           installed models (a bundle folder, or a folder holding one weight file)
     manifests/<name>.json    size + SHA-256 of every installed file, written last (= "installed")
     extracted/<stem>-<key>/  tarballs given by path (``--model file.tar.gz``), unpacked once
