@@ -23,11 +23,15 @@ pages publish one), so the first successful download's SHA-256 is recorded ("tru
 and every later download or ``verify`` is checked against that record. This detects corruption
 and later substitution, not a file that was already wrong at the first download.
 
-Command line: stdout carries only JSON lines (``{"event": "progress", ...}``, ``"model"``,
-``"path"``, ``"verify"``, ``"installed"``, ``"error"``, ...); logs go to stderr. Exit codes:
-0 success, 1 other error, 2 bad command line, 3 model not found / not installed, 4 network
-unreachable (the message gives the manual steps), 5 download failed, 6 integrity failure
-(hash/size mismatch, unsafe archive, wrong bundle layout).
+Command line: stdout carries only JSON lines, each with ``"event"`` and ``"time"`` (as the analysis
+worker's protocol); logs go to stderr. Events: ``model`` (one per ``list`` entry), ``download_start``,
+``progress`` (``downloaded``, ``total`` bytes or null, ``fraction``, ``speed_bps``), ``resume``,
+``restart``, ``retry``, ``download_done``, ``verified``, ``hash_recorded``, ``install``,
+``installed``, ``path`` (``name``, ``path``), ``verify`` (``status``, ``problems``),
+``verify_summary``, ``error`` (``message``, ``exit_code``, ``kind``). Exit codes: 0 success,
+1 other error, 2 bad command line, 3 model not found / not installed, 4 network unreachable (the
+message gives the manual steps), 5 download failed (run again to resume), 6 integrity failure
+(hash/size mismatch, unsafe archive, wrong bundle layout), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ EXIT_NOT_FOUND = 3
 EXIT_OFFLINE = 4
 EXIT_DOWNLOAD = 5
 EXIT_INTEGRITY = 6
+EXIT_INTERRUPTED = 130
 
 
 class WeightsError(InferenceError):
@@ -866,7 +871,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``weights`` sub-commands to ``parser`` (the ``python -m inference weights`` parser)."""
     parser.epilog = (
         "stdout: JSON lines; stderr: logs. Exit codes: 0 ok, 1 error, 2 usage, 3 not found/not "
-        "installed, 4 network unreachable (manual steps printed), 5 download failed, 6 integrity."
+        "installed, 4 network unreachable (manual steps printed), 5 download failed, 6 integrity, "
+        "130 interrupted."
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -916,7 +922,7 @@ def main(args: argparse.Namespace) -> int:
         emit(
             {
                 "event": "error",
-                "code": exc.exit_code,
+                "exit_code": exc.exit_code,
                 "kind": type(exc).__name__,
                 "message": str(exc),
             }
@@ -927,23 +933,31 @@ def main(args: argparse.Namespace) -> int:
         emit(
             {
                 "event": "error",
-                "code": EXIT_ERROR,
+                "exit_code": EXIT_INTERRUPTED,
                 "kind": "KeyboardInterrupt",
-                "message": "interrupted",
+                "message": "interrupted; run the same command again to resume",
             }
         )
-        return EXIT_ERROR
+        return EXIT_INTERRUPTED
 
 
 class _JsonLines:
-    """Writes each event as one JSON line and flushes (the add-on reads them as they come)."""
+    """Writes each event as one flushed JSON line, stamped with ``"time"`` (seconds since the epoch).
+
+    Same conventions as the analysis worker's protocol: every object has ``"event"`` and
+    ``"time"``; ``"error"`` carries ``"message"`` and ``"exit_code"``. A closed reader is ignored.
+    """
 
     def __init__(self, stream):
         self.stream = stream
 
     def __call__(self, event: dict) -> None:
-        self.stream.write(json.dumps(event, default=str) + "\n")
-        self.stream.flush()
+        line = json.dumps({**event, "time": round(time.time(), 3)}, default=str)
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            log.debug("stdout closed; dropped a %s event", event.get("event"))
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -426,7 +426,12 @@ def run_cli(*args: str, cache: Path, registry: Path | None = None) -> tuple[int,
         timeout=60,
     )
     events = [json.loads(line) for line in proc.stdout.splitlines()]  # stdout: JSON lines only
-    return proc.returncode, events, proc.stderr
+    assert all(isinstance(e["time"], float) for e in events)
+    return (
+        proc.returncode,
+        [{k: v for k, v in e.items() if k != "time"} for e in events],
+        proc.stderr,
+    )
 
 
 def test_cli_list(tmp_path):
@@ -484,6 +489,7 @@ def test_cli_offline_message_and_exit_codes(tmp_path):
     code, events, stderr = run_cli("download", OFFICIAL, cache=cache, registry=reg)
     assert code == 4
     assert events[-1]["event"] == "error" and events[-1]["kind"] == "ModelOfflineError"
+    assert events[-1]["exit_code"] == 4
     assert "To install" in stderr and str(cache / "downloads") in stderr
 
     manual = bundle_tarball(tmp_path / "manual.tar.gz")
