@@ -435,8 +435,8 @@ def run_cli(*args: str, cache: Path, registry: Path | None = None) -> tuple[int,
 
 
 def test_cli_list(tmp_path):
-    code, events, _ = run_cli("list", cache=tmp_path / "c")
-    assert code == 0
+    code, events, stderr = run_cli("list", cache=tmp_path / "c")
+    assert code == 0, stderr
     by_name = {e["name"]: e for e in events}
     assert set(by_name) == {e.name for e in weights.BUILTIN_MODELS}
     assert all(e["event"] == "model" and e["installed"] is False for e in events)
@@ -487,7 +487,7 @@ def test_cli_offline_message_and_exit_codes(tmp_path):
     reg = registry_file(tmp_path, [{"name": OFFICIAL, "url": refused_url("o.tar.gz")}])
     cache = tmp_path / "c"
     code, events, stderr = run_cli("download", OFFICIAL, cache=cache, registry=reg)
-    assert code == 4
+    assert code == 4, stderr
     assert events[-1]["event"] == "error" and events[-1]["kind"] == "ModelOfflineError"
     assert events[-1]["exit_code"] == 4
     assert "To install" in stderr and str(cache / "downloads") in stderr
