@@ -11,6 +11,7 @@ import sys
 # command -> (module, one-line help)
 COMMANDS = {
     "analyze": (".worker", "estimate 3D poses of everyone in a video, write a trajectory .npz"),
+    "weights": (".weights", "list, download, verify and locate model weights"),
 }
 
 
