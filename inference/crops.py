@@ -57,9 +57,7 @@ class CropError(InferenceError):
 class Augmentation:
     """One test-time augmentation of a crop."""
 
-    rotation_deg: float = (
-        0.0  # in-plane rotation of the crop camera; content turns counter-clockwise
-    )
+    rotation_deg: float = 0.0  # in-plane turn of the crop content, counter-clockwise on screen
     scale: float = 1.0  # extra zoom: > 1 magnifies the person beyond filling the crop
     flip: bool = False  # mirror the crop horizontally (outputs need the left/right joint swap)
     gamma: float = 1.0  # crop value = original value ** gamma (on [0, 1] display-encoded values)
@@ -419,7 +417,8 @@ def warp_crop(
     side: int,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Render one crop (side, side, 3) float32 in linear light.
+    """Render one crop (side, side, 3) float32 in linear light, into ``out`` (C-contiguous) if
+    given.
 
     ``homography`` (3, 3) maps original pixels to crop pixels and ``scale`` is the crop's zoom; the
     source is the pyramid level suited to that zoom. Pixels outside the frame are black.
@@ -427,7 +426,7 @@ def warp_crop(
     level = pyramid_level_for_scale(scale, image.n_levels)
     source = image.level(level)
     crop_from_level = homography @ pyramid_level_matrix(level, inverse=True)
-    return cv2.warpPerspective(
+    crop = cv2.warpPerspective(
         source,
         crop_from_level,
         (side, side),
@@ -436,6 +435,10 @@ def warp_crop(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0.0, 0.0, 0.0),
     )
+    if out is not None and not np.shares_memory(crop, out):
+        out[...] = crop  # OpenCV allocated anew (``out`` was not a float32 crop)
+        crop = out
+    return crop
 
 
 def encode_crop(linear: np.ndarray, gamma: float) -> np.ndarray:
