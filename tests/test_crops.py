@@ -295,12 +295,12 @@ def test_off_axis_sphere_becomes_a_circle_in_the_crop():
     geometry = crop_geometry(box, k, 128, box_padding=1.3)
     crop = make_crops(frame, geometry, encode=False)[0].mean(axis=0)
     crop_axes = _ellipse_axes(crop)
-    assert crop_axes[1] / crop_axes[0] < 1.01
+    assert crop_axes[1] / crop_axes[0] < 1.003  # measured 1.0002
     # a sphere at distance d subtends asin(r / d): its image radius is f * tan(asin(r / d))
     expected_radius = geometry.intrinsics[0, 0, 0] * np.tan(
         np.arcsin(radius / np.linalg.norm(centre))
     )
-    np.testing.assert_allclose(np.sqrt(crop.sum() / np.pi), expected_radius, rtol=0.01)
+    np.testing.assert_allclose(np.sqrt(crop.sum() / np.pi), expected_radius, rtol=0.003)
     # and it matches a direct rendering by the crop camera pixel for pixel
     direct = _sphere_coverage(
         geometry.intrinsics[0], (128, 128), centre, radius, geometry.rotation[0]
