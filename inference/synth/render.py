@@ -306,7 +306,8 @@ class RenderedFrame:
     ``image`` (H, W, 3) uint8 BGR; ``joints3d`` (P, J, 3) camera-frame mm; ``joints2d`` (P, J, 2)
     pixels; ``boxes`` (P, 4) x, y, w, h pixels of each person's visible pixels (NaN if none);
     ``visible_fraction`` (P,) visible share of the person's in-image pixels; ``in_image_fraction``
-    (P,) share of joints that project inside the image. Person 0 is the main person.
+    (P,) share of joints that project inside the image; ``owner`` (H, W) int16 the person seen at
+    each pixel (-1 = none); ``person_heights_m`` (P,). Person 0 is the main person.
     """
 
     image: np.ndarray
@@ -316,6 +317,7 @@ class RenderedFrame:
     boxes: np.ndarray
     visible_fraction: np.ndarray
     in_image_fraction: np.ndarray
+    owner: np.ndarray
     person_heights_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
@@ -488,6 +490,7 @@ def _ground_truth(
         "boxes": boxes.astype(np.float32),
         "visible_fraction": visible.astype(np.float32),
         "in_image_fraction": inside.mean(axis=1).astype(np.float32),
+        "owner": zbuffer.owner.astype(np.int16),
     }
 
 
@@ -651,9 +654,11 @@ def render_clip(
     video_path: str | Path, truth_path: str | Path, seed: int, config: ClipConfig = ClipConfig()
 ) -> Path:
     """Render a clip to ``video_path`` (mp4v) and its exact trajectory to ``truth_path`` (the
-    contract ``.npz``, with ``world_from_camera`` (4, 4) and ``person_heights_m`` (P,) in its
-    extras). The camera is the one :func:`inference.camera.intrinsics_from_fov` gives for
-    ``config.fov_deg``. Returns ``truth_path``."""
+    contract ``.npz``). Its extras: ``world_from_camera`` (4, 4), ``person_heights_m`` (P,),
+    ``visible_boxes`` (T, P, 4) x, y, w, h of each person's visible pixels (NaN when hidden) and
+    ``visible_fraction`` (T, P). The camera is the one
+    :func:`inference.camera.intrinsics_from_fov` gives for ``config.fov_deg``. Returns
+    ``truth_path``."""
     if not 1 <= config.num_people <= 4:
         raise RenderError(f"num_people must be 1..4, got {config.num_people}")
     rng = np.random.default_rng(seed)
@@ -671,10 +676,15 @@ def render_clip(
     )
     if not writer.isOpened():
         raise RenderError(f"OpenCV cannot write a video to {video_path}; use a .mp4 path")
+    boxes, visible = [], []
     try:
         for t in range(len(motions[0].frame_times)):
-            image, _ = _render(scenery, [m.joints[t] for m in motions], looks, heights, rng)
+            people = [m.joints[t] for m in motions]
+            image, zbuffer = _render(scenery, people, looks, heights, rng)
             writer.write(image)
+            truth = _ground_truth(people, camera, zbuffer)
+            boxes.append(truth["boxes"])
+            visible.append(truth["visible_fraction"])
     finally:
         writer.release()
     trajectory = motions_to_trajectory(
@@ -682,5 +692,7 @@ def render_clip(
     )
     trajectory.extras["world_from_camera"] = pose
     trajectory.extras["person_heights_m"] = np.array(heights)
+    trajectory.extras["visible_boxes"] = np.array(boxes, np.float32)
+    trajectory.extras["visible_fraction"] = np.array(visible, np.float32)
     logger.info("rendered %d frames to %s", trajectory.num_frames, video_path)
     return write_trajectory(truth_path, trajectory)
