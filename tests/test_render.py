@@ -106,7 +106,7 @@ def test_ground_truth_matches_the_pixels():
                 if 0 <= x < width and 0 <= y < height:
                     hits.append(frame.owner[int(y), int(x)] == person)
             box = frame.boxes[person]
-            if frame.visible_fraction[person] == 1 and frame.in_image_fraction[person] == 1:
+            if frame.visible_fraction[person] > 0.995 and frame.in_image_fraction[person] == 1:
                 # the visible box of an unoccluded person encloses its projected joints
                 low, high = frame.joints2d[person].min(0), frame.joints2d[person].max(0)
                 assert np.all(low >= box[:2] - 2) and np.all(high <= box[:2] + box[2:] + 2)
@@ -116,7 +116,7 @@ def test_ground_truth_matches_the_pixels():
 
 
 def test_scene_ranges_truncation_and_occlusion():
-    distances, fovs, truncated, occluded = [], [], 0, 0
+    distances, truncated, occluded = [], 0, 0
     for seed in range(40):
         frame = render_frame(1000 + seed, WINDOW)
         pose = frame.camera.world_from_camera
