@@ -95,7 +95,8 @@ def boxes_from_joints(
     joints3d: np.ndarray, intrinsics: np.ndarray, margin: float = BOX_MARGIN
 ) -> np.ndarray:
     """Boxes (N, 4) x, y, w, h around the projected joints (N, J, 3) mm, ``margin`` larger."""
-    pixels = project(joints3d, intrinsics[:, None])
+    homogeneous = np.einsum("nij,nkj->nki", intrinsics, joints3d)
+    pixels = homogeneous[..., :2] / homogeneous[..., 2:]
     low, high = np.nanmin(pixels, axis=1), np.nanmax(pixels, axis=1)
     centre, size = 0.5 * (low + high), (high - low) * (1 + margin)
     return np.concatenate([centre - size / 2, size], axis=1).astype(np.float32)

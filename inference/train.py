@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -64,6 +65,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 WEAK_PERSPECTIVE_STEPS = 500  # official trainer: weak perspective reconstruction at first
+MAX_SKIPPED_STEPS = 20  # consecutive steps with non-finite gradients before giving up
+LOG_EVERY = 50  # steps between progress lines
 PCK_THRESHOLD_MM = 150.0
 PCK2D_FRACTION = 0.05  # 2D PCK threshold as a fraction of the crop side
 
@@ -93,7 +96,8 @@ class TrainConfig:
     final_lr: float = 0.01  # cosine decay ends at this share of the peak rate
     loss2d_factor: float = 1.0  # weight of the 2D heatmap loss
     abs_loss_factor: float = 1.0  # weight of the absolute pose loss (0 = ablation without it)
-    abs_loss_start: float = 0.05  # share of the steps before the absolute pose loss starts
+    abs_loss_start: float = 0.4  # share of the steps before the absolute pose loss starts
+    clip_grad_norm: float = 10.0  # gradient norm clipping (also catches non-finite gradients)
     seed: int = 0
     threads: int = 1  # torch CPU threads of the training process
     workers: int = 1  # DataLoader worker processes (0 = load in the training process)
@@ -101,6 +105,7 @@ class TrainConfig:
     amp: bool = True  # float16 autocast + grad scaling on CUDA (ignored on CPU)
     max_train: int = 0  # use only the first N training people (0 = all)
     max_val: int = 0  # use only the first N validation people (0 = all)
+    keep_checkpoints: bool = False  # also keep checkpoint_epochNNN.pt of every epoch
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(
@@ -157,19 +162,33 @@ def metrabs_losses(
     )
     metres_per_pixel = config.box_size_mm / config.proc_side / 1000
     loss2d = _masked_mean((heads.coords2d - batch.joints2d).abs() * metres_per_pixel, valid)
+    abs_on = step >= train.abs_loss_start * total_steps
+    factor = train.abs_loss_factor if abs_on else 0.0
+    # Without its weight the absolute loss is only logged: kept out of the graph, so that a
+    # degenerate reconstruction (no joint in view) cannot send NaN gradients back.
+    with torch.set_grad_enabled(factor > 0 and torch.is_grad_enabled()):
+        loss_abs = absolute_pose_loss(heads, batch, config, step)
+    total = loss3d + train.loss2d_factor * loss2d
+    if factor > 0:
+        total = total + factor * loss_abs
+    return Losses(total, loss3d.detach(), loss2d.detach(), loss_abs.detach())
+
+
+def absolute_pose_loss(
+    heads: HeadOutputs, batch: CropBatch, config: ModelConfig, step: int
+) -> torch.Tensor:
+    """Absolute pose loss (metres) of the closed-form reconstruction, weighted as the official
+    trainer: xy twice as much as z, z errors scaled down beyond 10 m, joints nearer than 30 cm
+    left out; weak perspective during the first steps."""
     recon_config = config
     if step < WEAK_PERSPECTIVE_STEPS:
         recon_config = dataclasses.replace(config, weak_perspective=True)
+    truth = batch.joints3d
     absolute = reconstruct_absolute(heads.coords2d, heads.coords3d, batch.intrinsics, recon_config)
     diff = (absolute - truth).abs()
     far_weight = torch.clamp(10000.0 / truth[..., 2:].abs().clamp_min(1.0), max=1.0)
     abs_diff = (2 * diff[..., :2].sum(-1, keepdim=True) + diff[..., 2:] * far_weight) / 3
-    abs_mask = valid & (truth[..., 2] > 300)
-    loss_abs = _masked_mean(abs_diff / 1000, abs_mask)
-    abs_on = step >= train.abs_loss_start * total_steps
-    factor = train.abs_loss_factor if abs_on else 0.0
-    total = loss3d + train.loss2d_factor * loss2d + factor * loss_abs
-    return Losses(total, loss3d.detach(), loss2d.detach(), loss_abs.detach())
+    return _masked_mean(abs_diff / 1000, batch.valid & (truth[..., 2] > 300))
 
 
 # ------------------------------------------------------------------------------------- metrics
@@ -322,8 +341,14 @@ class RunResult:
     history: list[dict[str, float]]
 
 
-def fit(train: TrainConfig, resume: bool = False) -> RunResult:
-    """Train (or continue with ``resume``) as ``train`` says; returns the model and history."""
+def fit(
+    train: TrainConfig, resume: bool = False, resume_from: str | os.PathLike | None = None
+) -> RunResult:
+    """Train as ``train`` says; returns the model and the per-epoch history.
+
+    ``resume`` continues from the run folder's own ``checkpoint.pt``; ``resume_from`` continues
+    from another checkpoint file into this run folder (e.g. to branch an ablation off a run at the
+    epoch where the two settings start to differ)."""
     torch.set_num_threads(train.threads)
     out = Path(train.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -353,10 +378,11 @@ def fit(train: TrainConfig, resume: bool = False) -> RunResult:
 
     start_epoch, step, history = 0, 0, []
     checkpoint_path = out / CHECKPOINT_FILE
-    if resume:
-        if not checkpoint_path.is_file():
-            raise TrainingError(f"nothing to resume: {checkpoint_path} does not exist")
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    if resume or resume_from:
+        source = Path(resume_from) if resume_from else checkpoint_path
+        if not source.is_file():
+            raise TrainingError(f"nothing to resume: {source} does not exist")
+        state = torch.load(source, map_location=device, weights_only=True)
         if state["train_config"] != _comparable(dataclasses.asdict(train)):
             logger.warning(
                 "resuming with changed settings; the checkpoint's were %s", state["train_config"]
@@ -365,13 +391,15 @@ def fit(train: TrainConfig, resume: bool = False) -> RunResult:
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         start_epoch, step, history = state["epoch"] + 1, state["step"], json.loads(state["history"])
-        logger.info("resumed after epoch %d (step %d)", start_epoch, step)
+        logger.info("resumed from %s after epoch %d (step %d)", source, start_epoch - 1, step)
+        if resume_from and not (out / METRICS_FILE).exists():
+            (out / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in history))
 
     model.train()
     for epoch in range(start_epoch, train.epochs):
         crops.set_epoch(epoch)
-        started = time.monotonic()
-        sums = np.zeros(4)
+        started = tick = time.monotonic()
+        sums, skipped = np.zeros(4), 0
         for batch in _loader(crops, train, shuffle_seed=train.seed * 1000 + epoch):
             batch = batch.to(device)
             for group in optimizer.param_groups:
@@ -386,8 +414,27 @@ def fit(train: TrainConfig, resume: bool = False) -> RunResult:
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses.total).backward()
-            scaler.step(optimizer)
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train.clip_grad_norm)
+            if torch.isfinite(grad_norm):
+                scaler.step(optimizer)
+                skipped = 0
+            else:  # a rare degenerate batch; AMP's scaler skips these steps the same way
+                skipped += 1
+                logger.warning("step %d: non-finite gradients, step skipped", step)
+                if skipped >= MAX_SKIPPED_STEPS:
+                    raise TrainingError(
+                        f"{skipped} steps in a row had non-finite gradients; lower --lr"
+                    )
             scaler.update()
+            if step % LOG_EVERY == 0:
+                logger.info(
+                    "step %d/%d loss %.4f (3d %.4f 2d %.4f abs %.4f) %.1f crops/s",
+                    step, total_steps, losses.total.item(), losses.loss3d.item(),
+                    losses.loss2d.item(), losses.loss_abs.item(),
+                    train.batch_size * LOG_EVERY / max(time.monotonic() - tick, 1e-9),
+                )  # fmt: skip
+                tick = time.monotonic()
             sums += [
                 losses.total.item(),
                 losses.loss3d.item(),
@@ -426,6 +473,8 @@ def fit(train: TrainConfig, resume: bool = False) -> RunResult:
             },
             checkpoint_path,
         )
+        if train.keep_checkpoints:
+            shutil.copyfile(checkpoint_path, out / f"checkpoint_epoch{epoch:03d}.pt")
     return RunResult(model, history)
 
 
@@ -506,6 +555,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     fit_parser = actions.add_parser("fit", help="train the crop model")
     _add_train_options(fit_parser)
     fit_parser.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
+    fit_parser.add_argument("--resume-from", help="continue from this checkpoint file instead")
     fit_parser.add_argument("--bundle", help="write the trained model as a bundle here")
     evaluate_parser = actions.add_parser("evaluate", help="metrics of a model on a dataset")
     source = evaluate_parser.add_mutually_exclusive_group(required=True)
@@ -531,7 +581,7 @@ def main(args: argparse.Namespace) -> int:
         elif args.action == "fit":
             names = {f.name for f in dataclasses.fields(TrainConfig)}
             train = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-            result = fit(train, resume=args.resume)
+            result = fit(train, resume=args.resume, resume_from=args.resume_from)
             if args.bundle:
                 export_bundle(result.model, args.bundle)
             print(json.dumps(result.history[-1] if result.history else {}))
