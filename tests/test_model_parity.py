@@ -21,8 +21,11 @@ from inference.model.testing import deterministic_state_dict, feature_probes, ma
 FIXTURES = Path(__file__).parent / "fixtures"
 TOLERANCE_MM = 0.1  # required agreement of absolute 3D poses
 TOLERANCE_PX = 0.01  # 2D head coordinates, crop pixels
-VARIANT_OVERRIDES = {"base": {}, "no_mix": {"mix_3d_inside_fov": None}, "mix_0.2": {
-    "mix_3d_inside_fov": 0.2}}
+VARIANT_OVERRIDES = {
+    "base": {},
+    "no_mix": {"mix_3d_inside_fov": None},
+    "mix_0.2": {"mix_3d_inside_fov": 0.2},
+}
 
 
 @pytest.fixture(scope="module", params=["s256_legacy", "s256_centered", "l384"])

@@ -117,9 +117,12 @@ def main() -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = types.SimpleNamespace()
     official_mod = install_official(args.official, cfg)
-    commit = subprocess.run(
-        ["git", "-C", str(args.official), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip() or "unknown (not a git checkout)"
+    commit = (
+        subprocess.run(
+            ["git", "-C", str(args.official), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown (not a git checkout)"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     for name, (yaml_text, n_joints, n_crops) in FIXTURES.items():
         if args.only and name not in args.only:

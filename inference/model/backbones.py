@@ -66,7 +66,12 @@ class ConvBNAct(nn.Sequential):
         before, after = fixed_padding(kernel, shift)
         symmetric = before == after and before >= 0
         conv = nn.Conv2d(
-            in_ch, out_ch, kernel, stride, padding=before if symmetric else 0, groups=groups,
+            in_ch,
+            out_ch,
+            kernel,
+            stride,
+            padding=before if symmetric else 0,
+            groups=groups,
             bias=False,
         )
         layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_ch, eps=bn_eps)]
@@ -186,7 +191,13 @@ class MBConv(nn.Module):
     """
 
     def __init__(
-        self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int, shift: int,
+        self,
+        in_ch: int,
+        out_ch: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        shift: int,
         drop_prob: float,
     ) -> None:
         super().__init__()
@@ -212,7 +223,13 @@ class FusedMBConv(nn.Module):
     """Fused inverted residual: kxk expand conv -> 1x1 project (one kxk conv without expansion)."""
 
     def __init__(
-        self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int, shift: int,
+        self,
+        in_ch: int,
+        out_ch: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        shift: int,
         drop_prob: float,
     ) -> None:
         super().__init__()
@@ -254,8 +271,14 @@ class EfficientNetV2Features(nn.Sequential):
 
         specs = [
             StageSpec(
-                s.fused, s.expand, s.kernel, s.stride, width(s.in_ch), width(s.out_ch),
-                int(math.ceil(s.layers * depth_mult)), s.centered,
+                s.fused,
+                s.expand,
+                s.kernel,
+                s.stride,
+                width(s.in_ch),
+                width(s.out_ch),
+                int(math.ceil(s.layers * depth_mult)),
+                s.centered,
             )
             for s in stages
         ]
@@ -339,7 +362,9 @@ class ResNet50Features(nn.Module):
             layer = []
             for i in range(blocks):
                 layer.append(
-                    Bottleneck(in_ch, width, stride if i == 0 else 1, shift if i == 0 else 0, bn_eps)
+                    Bottleneck(
+                        in_ch, width, stride if i == 0 else 1, shift if i == 0 else 0, bn_eps
+                    )
                 )
                 in_ch = width * Bottleneck.expansion
             setattr(self, f"layer{index}", nn.Sequential(*layer))
@@ -374,7 +399,10 @@ def build_backbone(
         if size != "b0" and (width_mult != 1.0 or depth_mult != 1.0):
             raise ConfigError("Width/depth multipliers apply to efficientnetv2-b0 only.")
         features: nn.Module = EfficientNetV2Features(
-            EFFICIENTNETV2_STAGES[size], centered_stride, width_mult, depth_mult,
+            EFFICIENTNETV2_STAGES[size],
+            centered_stride,
+            width_mult,
+            depth_mult,
             stochastic_depth_prob,
         )
     elif name == "resnet50":

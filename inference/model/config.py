@@ -83,8 +83,9 @@ class ModelConfig:
                 f"{self.stride_train}/{self.stride_test}."
             )
         if self.mix_3d_inside_fov is not None and not 0.0 <= self.mix_3d_inside_fov <= 1.0:
-            raise ConfigError(f"mix_3d_inside_fov must be in [0, 1] or null, got "
-                              f"{self.mix_3d_inside_fov}.")
+            raise ConfigError(
+                f"mix_3d_inside_fov must be in [0, 1] or null, got {self.mix_3d_inside_fov}."
+            )
 
     @property
     def heatmap_side(self) -> int:
@@ -109,9 +110,13 @@ class ModelConfig:
             )
         for key in ("transform_coords", "predict_all_and_latents"):
             if values.get(key):
-                raise ConfigError(f"config.yaml sets {key}: true; that model variant is unsupported.")
+                raise ConfigError(
+                    f"config.yaml sets {key}: true; that model variant is unsupported."
+                )
         if values.get("affine_weights"):
-            raise ConfigError("config.yaml names affine_weights; latent-point models are unsupported.")
+            raise ConfigError(
+                "config.yaml names affine_weights; latent-point models are unsupported."
+            )
 
         backbone = values.get("backbone")
         if backbone is None:

@@ -248,9 +248,7 @@ class MetrabsHead(nn.Module):
         self.n_2d = n_joints if with_2d else 0
         self.conv_final = nn.Conv2d(in_channels, self.n_2d + depth * n_joints, kernel_size=1)
 
-    def forward(
-        self, features: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         """``(B, C, h, w)`` -> float32 logits ``(B, J, h, w)`` or None, ``(B, J, D, h, w)``."""
         x = self.conv_final(features).float()
         b, _, h, w = x.shape
@@ -408,7 +406,9 @@ class MetrabsModel(nn.Module):
         the settings of :meth:`prepare_for_inference`. Outputs are float32 on the model's device.
         """
         if self.training:
-            raise ModelError("Call model.prepare_for_inference() (or model.eval()) before predict().")
+            raise ModelError(
+                "Call model.prepare_for_inference() (or model.eval()) before predict()."
+            )
         device = next(self.parameters()).device
         n = images.shape[0]
         step = n if not batch_size else batch_size
@@ -420,7 +420,8 @@ class MetrabsModel(nn.Module):
                 chunk = chunk.contiguous(memory_format=torch.channels_last)
             chunk_intr = None if intrinsics is None else intrinsics[start : start + step].to(device)
             with torch.autocast(
-                device.type, dtype=self._amp_dtype or torch.float32,
+                device.type,
+                dtype=self._amp_dtype or torch.float32,
                 enabled=self._amp_dtype is not None,
             ):
                 results.append(runner(chunk, chunk_intr))
