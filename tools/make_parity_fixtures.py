@@ -146,7 +146,9 @@ def main() -> int:
         for stage, module in model.backbone[1].named_children():
             if stage.isdigit():  # skip the parameter-free 'padding' child
                 module.register_forward_hook(
-                    lambda mod, inp, outp, stage=stage: stage_outputs.__setitem__(stage, outp)
+                    lambda mod, inp, outp, stage=stage, store=stage_outputs: store.__setitem__(
+                        stage, outp
+                    )
                 )
         with torch.no_grad():
             features = model.backbone(crops)
