@@ -228,6 +228,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _safe_dtype
         if (module, name) == ("numpy.core.multiarray", "scalar"):
             return _safe_scalar
+        if (module, name) == ("_codecs", "encode"):  # how protocol 2 stores bytes
+            return _latin1_encode
         raise UnsafePickleError(
             f"skeleton_infos.pkl refers to {module}.{name}; only dicts, lists, tuples, strings, "
             "numbers and numpy arrays are allowed. The file may have been tampered with: "
@@ -252,6 +254,12 @@ def _safe_scalar(dtype: np.dtype, data: bytes = b"") -> Any:
     if not isinstance(dtype, np.dtype) or dtype.hasobject:
         raise UnsafePickleError("skeleton_infos.pkl: numpy object scalars are refused.")
     return np.core.multiarray.scalar(dtype, data)
+
+
+def _latin1_encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError("skeleton_infos.pkl: unexpected use of _codecs.encode refused.")
+    return text.encode("latin1")
 
 
 def read_restricted_pickle(data: bytes) -> Any:
@@ -309,7 +317,7 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-_STAGE_KEY = re.compile(r"^backbone\.1\.(\d+)\.(\d+)\.")
+_STAGE_KEY = re.compile(r"^backbone\.1\.(\d+)\.(\d+)\.block\.")
 
 
 def describe_checkpoint_backbone(keys: list[str] | Mapping[str, Any]) -> str:
