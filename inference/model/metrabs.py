@@ -373,7 +373,8 @@ class MetrabsModel(nn.Module):
             device: where to run.
             amp_dtype: autocast dtype for the backbone; ``"auto"`` = float16 on CUDA, none on CPU.
                 Decoding and reconstruction always run in float32.
-            channels_last: NHWC memory layout; default on for CUDA, off for CPU.
+            channels_last: NHWC memory layout (default on: faster on CUDA and, measured here,
+                on CPU too: EfficientNetV2-S 256 px batch 8 went from ~2.2 to ~3.3 crops/s).
             fuse_batchnorm: fold BatchNorm into the convs (the state dict changes; save the
                 unfused model).
             compile: wrap the network in ``torch.compile`` (first call is slow).
@@ -387,7 +388,7 @@ class MetrabsModel(nn.Module):
         if amp_dtype == "auto":
             amp_dtype = torch.float16 if device.type == "cuda" else None
         self._amp_dtype = amp_dtype
-        self._channels_last = device.type == "cuda" if channels_last is None else channels_last
+        self._channels_last = True if channels_last is None else channels_last
         if self._channels_last:
             self.to(memory_format=torch.channels_last)
         self._compiled = torch.compile(self) if compile else None
