@@ -1,0 +1,255 @@
+"""The trajectory contract: one ``.npz`` per clip, written by the worker, read by everything else.
+
+Keys, dtypes and units (``T`` frames, ``P`` people, ``J`` joints, ``E`` edges):
+
+=================  ==============  =========================================================
+``poses3d``        f32 (T,P,J,3)   millimetres, camera frame (OpenCV: x right, y down, z fwd)
+``poses2d``        f32 (T,P,J,2)   pixels in the original frame
+``uncertainty``    f32 (T,P,J)     per joint, millimetres (spread of the estimate); NaN unknown
+``boxes``          f32 (T,P,5)     x, y, w, h, detector score; NaN where the person is absent
+``track_ids``      i32 (P,)        stable person ids
+``frame_times``    f64 (T,)        seconds, strictly increasing (variable frame rate allowed)
+``fps``            f64 ()          nominal frame rate
+``image_size``     i32 (2,)        width, height in pixels
+``intrinsics``     f64 (3,3)       camera matrix used for the crops
+``joint_names``    str (J,)
+``joint_edges``    i32 (E,2)
+``skeleton``       str ()          e.g. ``smpl+head_30``
+``source``         str ()          video path and content hash
+``model``          str ()          model id and hash
+``format_version`` str ()          ``MAJOR.MINOR``; readers refuse a newer MAJOR
+=================  ==============  =========================================================
+
+Missing data is NaN. Optional extra arrays (cleaning results, flags) travel in ``extras`` under names
+that do not clash with the keys above. A file is written atomically (temp file + rename), so a reader
+never sees half a file and an earlier result is never destroyed by a failed write.
+"""
+
+import dataclasses
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import RetargetError
+
+FORMAT_VERSION = "1.0"
+
+
+class ContractError(RetargetError):
+    """A trajectory file or object that breaks the contract; the message names the bad key."""
+
+
+@dataclass
+class Trajectory:
+    """All poses of one clip, see the module docstring for shapes and units."""
+
+    poses3d: np.ndarray
+    poses2d: np.ndarray
+    uncertainty: np.ndarray
+    boxes: np.ndarray
+    track_ids: np.ndarray
+    frame_times: np.ndarray
+    fps: float
+    image_size: np.ndarray
+    intrinsics: np.ndarray
+    joint_names: tuple[str, ...]
+    joint_edges: np.ndarray
+    skeleton: str
+    source: str = ""
+    model: str = ""
+    format_version: str = FORMAT_VERSION
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.poses3d.shape[0]
+
+    @property
+    def num_people(self) -> int:
+        return self.poses3d.shape[1]
+
+    @property
+    def num_joints(self) -> int:
+        return self.poses3d.shape[2]
+
+    def replace(self, **changes) -> "Trajectory":
+        return dataclasses.replace(self, **changes)
+
+
+# key -> (dtype kind, shape with symbolic dims); "U" = string
+_ARRAY_SPECS: dict[str, tuple[str, tuple]] = {
+    "poses3d": ("f", ("T", "P", "J", 3)),
+    "poses2d": ("f", ("T", "P", "J", 2)),
+    "uncertainty": ("f", ("T", "P", "J")),
+    "boxes": ("f", ("T", "P", 5)),
+    "track_ids": ("i", ("P",)),
+    "frame_times": ("f", ("T",)),
+    "fps": ("f", ()),
+    "image_size": ("i", (2,)),
+    "intrinsics": ("f", (3, 3)),
+    "joint_names": ("U", ("J",)),
+    "joint_edges": ("i", ("E", 2)),
+    "skeleton": ("U", ()),
+    "source": ("U", ()),
+    "model": ("U", ()),
+    "format_version": ("U", ()),
+}
+_STORED_DTYPES = {
+    "poses3d": np.float32,
+    "poses2d": np.float32,
+    "uncertainty": np.float32,
+    "boxes": np.float32,
+    "track_ids": np.int32,
+    "frame_times": np.float64,
+    "fps": np.float64,
+    "image_size": np.int32,
+    "intrinsics": np.float64,
+    "joint_edges": np.int32,
+}
+
+
+def _check_array(key: str, value: np.ndarray, dims: dict[str, int]) -> None:
+    kind, shape = _ARRAY_SPECS[key]
+    if kind == "f" and value.dtype.kind not in "f":
+        raise ContractError(f"{key!r} must be a float array, got dtype {value.dtype}")
+    if kind == "i" and value.dtype.kind not in "iu":
+        raise ContractError(f"{key!r} must be an integer array, got dtype {value.dtype}")
+    if kind == "U" and value.dtype.kind not in "US":
+        raise ContractError(f"{key!r} must be a string, got dtype {value.dtype}")
+    if value.ndim != len(shape):
+        raise ContractError(f"{key!r} must have {len(shape)} dimensions {shape}, got {value.shape}")
+    for axis, (expected, actual) in enumerate(zip(shape, value.shape, strict=True)):
+        if isinstance(expected, str):
+            expected = dims.setdefault(expected, actual)
+        if expected != actual:
+            raise ContractError(
+                f"{key!r} has shape {value.shape}; axis {axis} should be {expected} "
+                f"to match the other arrays {dict(dims)}"
+            )
+
+
+def _check_version(version: str) -> None:
+    try:
+        major, _minor = (int(part) for part in version.split("."))
+    except ValueError:
+        raise ContractError(f"'format_version' {version!r} is not MAJOR.MINOR") from None
+    supported_major = int(FORMAT_VERSION.split(".")[0])
+    if major > supported_major:
+        raise ContractError(
+            f"this file has format_version {version}, newer than this add-on understands "
+            f"({FORMAT_VERSION}); update MeTRAbs Mocap to read it"
+        )
+
+
+def _check_values(arrays: dict[str, np.ndarray]) -> None:
+    times = arrays["frame_times"]
+    if not np.all(np.isfinite(times)):
+        raise ContractError("'frame_times' contains NaN or infinite values")
+    if times.size > 1 and not np.all(np.diff(times) > 0):
+        raise ContractError("'frame_times' must be strictly increasing")
+    fps = float(arrays["fps"])
+    if not (np.isfinite(fps) and fps > 0):
+        raise ContractError(f"'fps' must be a positive number, got {fps}")
+    if np.any(np.isinf(arrays["poses3d"])):
+        raise ContractError("'poses3d' contains infinite values (use NaN for missing joints)")
+    num_joints = arrays["poses3d"].shape[2]
+    edges = arrays["joint_edges"]
+    if edges.size and (edges.min() < 0 or edges.max() >= num_joints):
+        raise ContractError(f"'joint_edges' refers to joints outside 0..{num_joints - 1}")
+    if len(np.unique(arrays["track_ids"])) != arrays["track_ids"].size:
+        raise ContractError("'track_ids' must be unique per person")
+
+
+def validate_arrays(arrays: dict[str, np.ndarray]) -> None:
+    """Check a mapping of contract keys to arrays; raise :class:`ContractError` naming the bad key."""
+    missing = [key for key in _ARRAY_SPECS if key not in arrays]
+    if missing:
+        raise ContractError(f"missing key(s) {', '.join(map(repr, missing))} in trajectory")
+    _check_version(str(arrays["format_version"]))
+    dims: dict[str, int] = {}
+    for key in _ARRAY_SPECS:
+        _check_array(key, np.asarray(arrays[key]), dims)
+    _check_values(arrays)
+
+
+def _to_arrays(trajectory: Trajectory) -> dict[str, np.ndarray]:
+    arrays = {}
+    for key in _ARRAY_SPECS:
+        value = getattr(trajectory, key)
+        if key == "joint_names":
+            value = np.array(value, dtype=str)
+        arrays[key] = np.asarray(value, dtype=_STORED_DTYPES.get(key))
+    clashes = set(trajectory.extras) & set(arrays)
+    if clashes:
+        raise ContractError(f"extras may not reuse contract keys: {sorted(clashes)}")
+    arrays.update({key: np.asarray(value) for key, value in trajectory.extras.items()})
+    return arrays
+
+
+def _from_arrays(arrays: dict[str, np.ndarray]) -> Trajectory:
+    validate_arrays(arrays)
+    values = {key: arrays[key] for key in _ARRAY_SPECS}
+    for key, dtype in _STORED_DTYPES.items():
+        values[key] = np.asarray(values[key], dtype=dtype)
+    return Trajectory(
+        poses3d=values["poses3d"],
+        poses2d=values["poses2d"],
+        uncertainty=values["uncertainty"],
+        boxes=values["boxes"],
+        track_ids=values["track_ids"],
+        frame_times=values["frame_times"],
+        fps=float(values["fps"]),
+        image_size=values["image_size"],
+        intrinsics=values["intrinsics"],
+        joint_names=tuple(str(name) for name in values["joint_names"]),
+        joint_edges=values["joint_edges"],
+        skeleton=str(values["skeleton"]),
+        source=str(values["source"]),
+        model=str(values["model"]),
+        format_version=str(values["format_version"]),
+        extras={key: value for key, value in arrays.items() if key not in _ARRAY_SPECS},
+    )
+
+
+def validate(trajectory: Trajectory) -> None:
+    """Check a :class:`Trajectory` in memory; raise :class:`ContractError` naming the bad key."""
+    validate_arrays(_to_arrays(trajectory))
+
+
+def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
+    """Validate and write ``trajectory`` to ``path`` atomically; returns the path written."""
+    path = Path(path)
+    arrays = _to_arrays(trajectory)
+    validate_arrays(arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            np.savez_compressed(temp_file, **arrays)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_trajectory(path: str | os.PathLike) -> Trajectory:
+    """Read and validate a trajectory file; any problem raises :class:`ContractError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ContractError(f"trajectory file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise ContractError(f"{path.name} is not a trajectory .npz file ({error})") from error
+    try:
+        return _from_arrays(arrays)
+    except ContractError as error:
+        raise ContractError(f"{path.name}: {error}") from None

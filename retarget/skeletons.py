@@ -1,0 +1,97 @@
+"""Skeleton definitions: joint names and the kinematic tree of the trajectory files.
+
+The canonical skeleton of this project is ``smpl+head_30``: the 24 SMPL body joints followed by six
+head points (head top, ears, eyes, nose), with the MeTRAbs short joint names. Left/right are the
+person's own sides.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import RetargetError
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A joint set with its tree: ``parents[j]`` is the parent joint index of ``j`` (-1 for the root)."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        assert len(self.joint_names) == len(self.parents)
+        assert all(p < j for j, p in enumerate(self.parents)), "parents must precede children"
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def edges(self) -> np.ndarray:
+        """``(E, 2)`` int32 pairs (parent, child) for every non-root joint."""
+        return np.array([(p, j) for j, p in enumerate(self.parents) if p >= 0], np.int32)
+
+    def index(self, joint_name: str) -> int:
+        return self.joint_names.index(joint_name)
+
+    def left_right_permutation(self) -> np.ndarray:
+        """Joint index permutation that swaps left and right (``l*`` <-> ``r*``)."""
+
+        def mirror(name: str) -> str:
+            swapped = {"l": "r", "r": "l"}.get(name[0], "") + name[1:]
+            return swapped if swapped in self.joint_names else name
+
+        return np.array([self.joint_names.index(mirror(n)) for n in self.joint_names])
+
+
+_SMPL_24_NAMES = (
+    "pelv", "lhip", "rhip", "bell", "lkne", "rkne", "spin", "lank", "rank", "thor", "ltoe", "rtoe",
+    "neck", "lcla", "rcla", "head", "lsho", "rsho", "lelb", "relb", "lwri", "rwri", "lhan", "rhan",
+)  # fmt: skip
+_SMPL_24_PARENTS = (
+    -1,
+    0,
+    0,
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    9,
+    9,
+    12,
+    13,
+    14,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+)
+_HEAD = 15
+
+SMPL_24 = Skeleton("smpl_24", _SMPL_24_NAMES, _SMPL_24_PARENTS)
+SMPL_HEAD_30 = Skeleton(
+    "smpl+head_30",
+    _SMPL_24_NAMES + ("htop", "lear", "leye", "nose", "rear", "reye"),
+    _SMPL_24_PARENTS + (_HEAD,) * 6,
+)
+
+SKELETONS = {skeleton.name: skeleton for skeleton in (SMPL_24, SMPL_HEAD_30)}
+
+
+def get_skeleton(name: str) -> Skeleton:
+    try:
+        return SKELETONS[name]
+    except KeyError:
+        raise RetargetError(
+            f"Unknown skeleton {name!r}; known skeletons: {', '.join(sorted(SKELETONS))}"
+        ) from None
