@@ -147,7 +147,8 @@ def test_object_arrays_in_skeleton_infos_are_refused():
         read_restricted_pickle(pickle.dumps({"s": np.array([{"a": 1}], dtype=object)}))
 
 
-def test_numpy_arrays_and_scalars_in_skeleton_infos_are_admitted():
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numpy_arrays_and_scalars_in_skeleton_infos_are_admitted(protocol):
     value = {
         "s": {
             "indices": np.arange(3),
@@ -156,7 +157,7 @@ def test_numpy_arrays_and_scalars_in_skeleton_infos_are_admitted():
             "scale": np.float32(2.5),
         }
     }
-    loaded = read_restricted_pickle(pickle.dumps(value, protocol=2))
+    loaded = read_restricted_pickle(pickle.dumps(value, protocol=protocol))
     np.testing.assert_array_equal(loaded["s"]["indices"], [0, 1, 2])
     assert loaded["s"]["names"].tolist() == ["a", "b", "c"] and loaded["s"]["scale"] == 2.5
 

@@ -228,6 +228,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _safe_dtype
         if (module, name) == ("numpy.core.multiarray", "scalar"):
             return _safe_scalar
+        if (module, name) == ("numpy.core.numeric", "_frombuffer"):  # protocol-5 arrays
+            return _safe_frombuffer
         if (module, name) == ("_codecs", "encode"):  # how protocol 2 stores bytes
             return _latin1_encode
         raise UnsafePickleError(
@@ -254,6 +256,12 @@ def _safe_scalar(dtype: np.dtype, data: bytes = b"") -> Any:
     if not isinstance(dtype, np.dtype) or dtype.hasobject:
         raise UnsafePickleError("skeleton_infos.pkl: numpy object scalars are refused.")
     return np.core.multiarray.scalar(dtype, data)
+
+
+def _safe_frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise UnsafePickleError("skeleton_infos.pkl: numpy arrays of Python objects are refused.")
+    return np.core.numeric._frombuffer(buffer, dtype, shape, order)
 
 
 def _latin1_encode(text: Any, encoding: Any = "utf-8") -> bytes:
