@@ -89,6 +89,7 @@ class TrainConfig:
     depth: int = 8  # depth bins of the metric heatmap
     box_size_mm: float = 2200.0  # side of the metric heatmap volume
     epochs: int = 10
+    epoch_size: int = 0  # crops per epoch, drawn anew each epoch from all people (0 = all)
     batch_size: int = 32
     lr: float = 2e-3  # peak AdamW learning rate
     weight_decay: float = 1e-2  # AdamW decoupled weight decay, on conv/linear weights only
@@ -302,20 +303,26 @@ def _worker_init(_: int) -> None:
 def _loader(
     dataset: CropDataset, train: TrainConfig, shuffle_seed: int | None
 ) -> torch.utils.data.DataLoader:
-    generator = None
+    """Batches of ``dataset``: in order (validation), or with ``shuffle_seed`` a seeded random
+    order, cut to ``train.epoch_size`` crops when that is set, full batches only (training)."""
+    sampler = None
     if shuffle_seed is not None:
-        generator = torch.Generator().manual_seed(shuffle_seed)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(shuffle_seed))
+        sampler = order[: _epoch_size(len(dataset), train)].tolist()
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=train.batch_size,
-        shuffle=shuffle_seed is not None,
-        generator=generator,
+        sampler=sampler,
         drop_last=shuffle_seed is not None,
         num_workers=train.workers,
         collate_fn=collate_crops,
         worker_init_fn=_worker_init,
         persistent_workers=False,
     )
+
+
+def _epoch_size(num_people: int, train: TrainConfig) -> int:
+    return min(train.epoch_size, num_people) if train.epoch_size else num_people
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -363,7 +370,7 @@ def fit(
     use_amp = train.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     crops = CropDataset(train_data, train.side, AugmentConfig(), seed=train.seed)
-    steps_per_epoch = len(crops) // train.batch_size
+    steps_per_epoch = _epoch_size(len(crops), train) // train.batch_size
     if steps_per_epoch == 0:
         raise TrainingError(
             f"{len(crops)} training people give no full batch of {train.batch_size}; "
