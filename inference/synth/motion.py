@@ -641,7 +641,7 @@ def _assemble(times: np.ndarray, plan: _Plan, rest: np.ndarray, scale: float):
     relative = forward_kinematics(rest, _local_rotations(plan, count))
     ankle_height = rest[idx("lank"), 2]
     feet = {}
-    for prefix, side in _SIDES:
+    for prefix, _side in _SIDES:
         flat_vector = rest[idx(prefix + "toe")] - rest[idx(prefix + "ank")]
         feet[prefix] = _foot_poses(
             plan.stances[prefix],
