@@ -106,22 +106,41 @@ def summary(
     contacts: np.ndarray | None = None,
     clearance_m: np.ndarray | None = None,
     root: int = 0,
+    support: np.ndarray | None = None,
+    foot_joints: list[int] | None = None,
 ) -> dict[str, float]:
     """All metrics in one dict: ``mpjpe``, ``abs``, ``root``, ``accel``, ``accel_abs``,
     ``bone_cv``, ``coverage`` and, given world-frame foot channels with ground-truth contacts and
     clearances, ``slide``, ``skate``, ``pen_ok`` (share of frames penetrating < 1 cm) and
-    ``pen_p99`` (mm)."""
+    ``pen_p99`` (mm).
+
+    With ``support`` (T, J) bool (e.g. where the raw estimate exists), the position and
+    acceleration errors are measured on those samples only, so a cleaned result and the raw input
+    are compared on the same joint-frames; ``mpjpe_gaps`` then measures the samples outside it
+    (filled gaps), and ``coverage`` still counts every sample. Given ``foot_joints`` (the joint
+    index of each foot channel), the slide is also measured on supported samples only: inside a
+    long gap nothing was observed, so no contact can be found there."""
+    core = pred_mm
+    if support is not None:
+        core = np.where(support[..., None], pred_mm, np.nan)
     out = {
-        "mpjpe": mpjpe(pred_mm, truth_mm, root),
-        "abs": absolute_error(pred_mm, truth_mm),
-        "root": root_error(pred_mm, truth_mm, root),
-        "accel": accel_error(pred_mm, truth_mm, root),
-        "accel_abs": accel_error(pred_mm, truth_mm, root, relative=False),
+        "mpjpe": mpjpe(core, truth_mm, root),
+        "abs": absolute_error(core, truth_mm),
+        "root": root_error(core, truth_mm, root),
+        "accel": accel_error(core, truth_mm, root),
+        "accel_abs": accel_error(core, truth_mm, root, relative=False),
         "bone_cv": bone_length_cv(pred_mm, edges),
         "coverage": coverage(pred_mm),
     }
+    if support is not None:
+        outside = np.where(support[..., None], np.nan, pred_mm)
+        outside[:, root] = pred_mm[:, root]  # the alignment needs the root everywhere
+        out["mpjpe_gaps"] = mpjpe(outside, truth_mm, root)
     if pred_feet_m is not None and contacts is not None:
-        out["slide"], out["skate"] = foot_slide(pred_feet_m, contacts)
+        feet = pred_feet_m
+        if support is not None and foot_joints is not None:
+            feet = np.where(support[:, foot_joints, None], pred_feet_m, np.nan)
+        out["slide"], out["skate"] = foot_slide(feet, contacts)
     if pred_feet_m is not None and clearance_m is not None:
         depth = penetration(pred_feet_m, clearance_m)
         depth = depth[np.isfinite(depth)]
