@@ -74,7 +74,7 @@ def enforce_bone_lengths(
 
 
 def fit_bone_lengths(
-    joints: np.ndarray, parents: np.ndarray, lengths: np.ndarray, sweeps: int = 12
+    joints: np.ndarray, parents: np.ndarray, lengths: np.ndarray, sweeps: int = 4
 ) -> np.ndarray:
     """Joints (T, J, 3) with each bone at ``lengths`` (J,), staying close to ``joints``."""
     out = np.array(joints, float, copy=True)

@@ -131,12 +131,14 @@ class CleanParams:
     # floor and contacts
     toe_clearance_m: float = 0.02  # toe joint height above the floor when planted
     flat_foot_pitch_deg: float = 23.0  # ankle->toe bone below horizontal on a flat foot (SMPL)
-    clearance_data_weight: float = 0.5  # ankle clearance: data vs foot-bone prior
+    clearance_data_weight: float = (
+        0.25  # ankle clearance: weight of the data vs the foot-bone prior
+    )
     contact_enter_height_m: float = 0.03
     contact_exit_height_m: float = 0.05
     contact_enter_speed_m_s: float = 0.25
     contact_exit_speed_m_s: float = 0.5
-    contact_min_frames: int = 5
+    contact_min_s: float = 0.1  # shortest contact kept (at least 2 frames); a run's stance: ~0.25 s
     contact_ease_frames: int = 5
     lock_feet: bool = True  # pin planted heels/toes (joint-level, two-bone IK for the knees)
 
@@ -169,7 +171,7 @@ class CleanParams:
             exit_height_m=self.contact_exit_height_m,
             enter_speed_m_s=self.contact_enter_speed_m_s,
             exit_speed_m_s=self.contact_exit_speed_m_s,
-            min_frames=self.contact_min_frames,
+            min_s=self.contact_min_s,
             ease_frames=self.contact_ease_frames,
         )
 
@@ -382,7 +384,8 @@ def _contacts_for_person(world, times, names, floor: FloorFit, params: CleanPara
     sl = slice(span[0], span[-1] + 1)
     feet = world[sl][:, [names.index(name) for name in channels]]
     heights = feet[..., 2] - clearance[None]
-    found = detect_contacts(heights, speeds(feet, times[sl]), params.contact_settings())
+    fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 30.0
+    found = detect_contacts(heights, speeds(feet, times[sl]), params.contact_settings(), fps)
     contacts[sl] = found
     tg, wt = targets_and_weights(feet, found, clearance, params.contact_ease_frames)
     targets[sl], weights[sl] = tg, wt

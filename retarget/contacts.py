@@ -34,7 +34,7 @@ class ContactSettings:
     exit_height_m: float = 0.05
     enter_speed_m_s: float = 0.25
     exit_speed_m_s: float = 0.5
-    min_frames: int = 5
+    min_s: float = 0.1  # shortest contact kept, seconds (at least 2 frames)
     ease_frames: int = 5
 
 
@@ -63,7 +63,7 @@ def speeds(positions: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
 
 
 def detect_contacts(
-    heights: np.ndarray, speed: np.ndarray, settings: ContactSettings
+    heights: np.ndarray, speed: np.ndarray, settings: ContactSettings, fps: float = 30.0
 ) -> np.ndarray:
     """Contact mask (T, C) from ``heights`` above clearance (m) and ``speed`` (m/s), both (T, C).
 
@@ -72,10 +72,11 @@ def detect_contacts(
     enter = (heights < settings.enter_height_m) & (speed < settings.enter_speed_m_s)
     stay = (heights <= settings.exit_height_m) & (speed <= settings.exit_speed_m_s)
     contacts = np.zeros(heights.shape, bool)
+    shortest = max(2, int(np.ceil(settings.min_s * fps - 1e-9)))
     for c in range(heights.shape[1]):
         for start, stop in _runs(stay[:, c]):
             entries = np.flatnonzero(enter[start:stop, c])
-            if entries.size and stop - (start + entries[0]) >= settings.min_frames:
+            if entries.size and stop - (start + entries[0]) >= shortest:
                 contacts[start + entries[0] : stop, c] = True
     return contacts
 

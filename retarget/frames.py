@@ -204,8 +204,11 @@ def fit_floor(
         normals *= np.sign(normals @ up_hint)[:, None]
         normals = normals[normals @ up_hint > np.cos(np.radians(max_tilt_deg))]
         if len(normals):
-            _, masks = _offsets_and_inliers(normals, points, kinds, threshold_m)
-            inliers = masks[np.argmax(masks.sum(axis=1))]
+            # Score hypotheses on at most 1500 points; refine on all of them.
+            scored = rng.choice(count, min(count, 1500), replace=False)
+            _, masks = _offsets_and_inliers(normals, points[scored], kinds[scored], threshold_m)
+            best = normals[np.argmax(masks.sum(axis=1))]
+            inliers = _offsets_and_inliers(best[None], points, kinds, threshold_m)[1][0]
             normal = up_hint
             for _ in range(3):
                 # The prior decides the tilt in directions where the planted feet have no spread

@@ -67,6 +67,7 @@ def fill_gaps(
     seen stay NaN) and uint8 codes (T, J) (:data:`FILL_CODES`)."""
     out = np.array(values, float, copy=True)
     codes = gap_codes(valid, times, max_interpolate_s)
+    bridges: dict[tuple[int, int], list[int]] = {}
     for j in range(values.shape[1]):
         known = np.flatnonzero(valid[:, j])
         if known.size == 0:
@@ -78,13 +79,20 @@ def fill_gaps(
         short = codes[:, j] == INTERPOLATED
         if short.any():
             out[short, j] = pchip_interpolate(times[known], values[known, j], times[short])
-        for start, stop in _runs(codes[:, j] == BRIDGED):
-            lo = np.searchsorted(times, times[start - 1] - _BRIDGE_CONTEXT_S)
-            hi = np.searchsorted(times, times[stop] + _BRIDGE_CONTEXT_S, side="right")
-            local = np.where(valid[lo:hi, j, None], values[lo:hi, j], np.nan)
-            track = rts_smooth(times[lo:hi], local, bridge_noise_mm**2, bridge_accel_density)
-            bridge = track.position[start - lo : stop - lo]
-            if not np.all(np.isfinite(bridge)):  # a coordinate unseen near the gap: interpolate
-                bridge = pchip_interpolate(times[known], values[known, j], times[start:stop])
-            out[start:stop, j] = bridge
+        for run in _runs(codes[:, j] == BRIDGED):
+            bridges.setdefault(run, []).append(j)
+    # One smoother run per gap for all joints that share it (a dropped frame burst hits them all).
+    for (start, stop), joints in bridges.items():
+        lo = np.searchsorted(times, times[start - 1] - _BRIDGE_CONTEXT_S)
+        hi = np.searchsorted(times, times[stop] + _BRIDGE_CONTEXT_S, side="right")
+        local = np.where(valid[lo:hi, joints, None], values[lo:hi, joints], np.nan)
+        track = rts_smooth(
+            times[lo:hi], local.reshape(hi - lo, -1), bridge_noise_mm**2, bridge_accel_density
+        )
+        bridge = track.position[start - lo : stop - lo].reshape(stop - start, len(joints), 3)
+        for k, j in enumerate(joints):
+            if not np.all(np.isfinite(bridge[:, k])):  # unseen near the gap: interpolate instead
+                known = np.flatnonzero(valid[:, j])
+                bridge[:, k] = pchip_interpolate(times[known], values[known, j], times[start:stop])
+        out[start:stop, joints] = bridge
     return out, codes

@@ -133,22 +133,37 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (total[hi] - total[lo]) / (hi - lo).reshape((-1,) + (1,) * (values.ndim - 1))
 
 
+def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median along axis 0 over the samples where ``mask`` (NaN where none); one sort instead of
+    ``np.nanmedian``'s slow per-column path."""
+    data = np.sort(np.where(mask, values, np.nan), axis=0)  # NaN sort last
+    count = mask.sum(axis=0)
+    low = np.take_along_axis(data, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
+    high = np.take_along_axis(data, np.maximum(count // 2, 0)[None], axis=0)[0]
+    return np.where(count > 0, 0.5 * (low + high), np.nan)
+
+
 def robust_sigma(residuals: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """1.4826 x MAD of ``residuals`` (T, ...) along axis 0 over the samples where ``mask``."""
-    data = np.where(mask, residuals, np.nan)
-    median = np.nanmedian(data, axis=0)
-    return MAD_TO_SIGMA * np.nanmedian(np.abs(data - median), axis=0)
+    mask = np.broadcast_to(mask, residuals.shape)
+    median = masked_median(residuals, mask)
+    return MAD_TO_SIGMA * masked_median(np.abs(residuals - median), mask)
 
 
 def centre(poses: np.ndarray, valid: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """Per-frame robust centre (T, 3): median of the valid torso joints (or of all valid joints
     when fewer than two torso joints are seen); NaN in frames with nothing valid."""
     torso = [names.index(n) for n in TORSO_JOINTS if n in names]
-    masked = np.where(valid[..., None], poses, np.nan)
-    with _quiet():
-        out = np.nanmedian(masked[:, torso], axis=1) if torso else np.full((len(poses), 3), np.nan)
-        few = valid[:, torso].sum(axis=1) < 2 if torso else np.ones(len(poses), bool)
-        out[few] = np.nanmedian(masked[few], axis=1)
+    every = np.arange(len(names))
+    torso = np.array(torso or every)
+    mask = np.broadcast_to(valid[:, torso, None], (len(poses), len(torso), 3))
+    out = np.moveaxis(
+        masked_median(np.moveaxis(poses[:, torso], 1, 0), np.moveaxis(mask, 1, 0)), 0, 0
+    )
+    few = valid[:, torso].sum(axis=1) < 2
+    if few.any():
+        mask = np.broadcast_to(valid[few][..., None], poses[few].shape)
+        out[few] = masked_median(np.moveaxis(poses[few], 1, 0), np.moveaxis(mask, 1, 0))
     return out
 
 
@@ -180,7 +195,9 @@ def fix_swaps(
     swapped = np.zeros(len(relative), bool)
     if len(relative) < 3:
         return relative, valid, swapped
-    for _ in range(2):  # a second pass sees the medians without the first pass's swaps
+    for attempt in range(2):  # a second pass sees the medians without the first pass's swaps
+        if attempt and not swapped.any():
+            break
         filled = fill_linear(relative, valid)
         for left, right in swap_groups(names).values():
             both = valid[:, left] & valid[:, right]
@@ -250,11 +267,8 @@ def _trend_gate(relative, valid, window, settings: GateSettings):
     rejected = np.zeros(valid.shape, bool)
     if len(relative) < window:
         return rejected
-    # Gross errors first, against a running median (robust to bursts of a few bad frames).
-    filled = fill_linear(relative, valid)
-    gross = np.abs(filled - running_median(filled, window))
-    sigma = np.nan_to_num(robust_sigma(gross, np.broadcast_to(valid[..., None], gross.shape)))
-    rejected = valid & np.any(gross > np.maximum(6 * sigma, 100.0)[None], axis=-1)
+    # The first trend sees the outliers too (their neighbours may be rejected wrongly); later
+    # passes re-test every sample against a trend fitted without the rejected ones.
     local_window = 3 * window
     for _ in range(settings.trend_passes + 1):
         trend = savgol_filter(fill_linear(relative, valid & ~rejected), window, 2)
