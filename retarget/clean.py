@@ -80,7 +80,7 @@ from .filters import linear_resample, lowpass
 from .frames import FloorFit, camera_to_world, estimate_floor, world_to_camera
 from .gaps import ABSENT, HELD, fill_gaps, gap_codes
 from .kalman import rts_smooth
-from .outliers import MIN_DEPTH_MM, GateReport, GateSettings, gate_person
+from .outliers import MIN_DEPTH_MM, GateReport, GateSettings, gate_person, masked_median
 
 logger = logging.getLogger(__name__)
 
@@ -237,12 +237,11 @@ def _root_weights(uncertainty: np.ndarray | None, valid: np.ndarray) -> np.ndarr
     """Per-frame factor (T,) on the root measurement standard deviation from model uncertainty."""
     if uncertainty is None:
         return np.ones(len(valid))
-    spread = np.where(valid & np.isfinite(uncertainty) & (uncertainty > 0), uncertainty, np.nan)
-    if not np.isfinite(spread).any():
+    usable = valid & np.isfinite(uncertainty) & (uncertainty > 0)
+    if not usable.any():
         return np.ones(len(valid))
-    with np.errstate(all="ignore"):
-        per_frame = np.nanmedian(np.where(np.isfinite(spread), spread, np.nan), axis=1)
-    typical = np.nanmedian(per_frame)
+    per_frame = masked_median(uncertainty.T, usable.T)
+    typical = float(np.median(per_frame[np.isfinite(per_frame)]))
     factor = np.where(np.isfinite(per_frame), per_frame / typical, 1.0)
     return np.clip(factor, 0.5, 4.0)
 
@@ -332,8 +331,8 @@ def _clean_person(
         else relative
     )
     # Root measurement: the pelvis where seen, else the body's offset from the seen joints.
-    with np.errstate(all="ignore"):
-        from_body = np.nanmedian(np.where(ok[..., None], x - body, np.nan), axis=1)
+    mask = np.broadcast_to(ok[..., None], x.shape)
+    from_body = masked_median(np.moveaxis(x - body, 1, 0), np.moveaxis(mask, 1, 0))
     root_measured = np.where(root_ok[:, None], x[:, root], from_body)
     if params.smooth:
         factor = _root_weights(None if uncertainty is None else uncertainty[span], ok)
@@ -368,7 +367,9 @@ def _contacts_for_person(world, times, names, floor: FloorFit, params: CleanPara
         # estimate shifts the data's value by about a centimetre, the anatomy does not.
         lengths = [np.linalg.norm(world[:, names.index(t)] - world[:, names.index(a)], axis=-1)
                    for a, t in feet]  # fmt: skip
-        foot = float(np.nanmedian(np.concatenate(lengths)))
+        lengths = np.concatenate(lengths)
+        lengths = lengths[np.isfinite(lengths)]
+        foot = float(np.median(lengths)) if lengths.size else float("nan")
         prior = params.toe_clearance_m + foot * np.sin(np.radians(params.flat_foot_pitch_deg))
         if np.isfinite(prior):
             w = params.clearance_data_weight

@@ -76,8 +76,15 @@ def detect_contacts(
     for c in range(heights.shape[1]):
         for start, stop in _runs(stay[:, c]):
             entries = np.flatnonzero(enter[start:stop, c])
-            if entries.size and stop - (start + entries[0]) >= shortest:
-                contacts[start + entries[0] : stop, c] = True
+            if entries.size == 0:
+                continue
+            # Smoothing blurs touch-down: back-date the start to the first low frame of the run.
+            low = np.flatnonzero(
+                heights[start : start + entries[0] + 1, c] < settings.enter_height_m
+            )
+            first = start + low[0]
+            if stop - first >= shortest:
+                contacts[first:stop, c] = True
     return contacts
 
 
@@ -94,8 +101,10 @@ def targets_and_weights(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Planted targets (T, C, 3) m and lock weights (T, C) in [0, 1].
 
-    ``positions`` (T, C, 3) world metres, ``contacts`` (T, C), ``clearance`` (C,) m. Targets are
-    NaN where the weight is 0; in the ease-in/out frames they are the nearest interval's target."""
+    ``positions`` (T, C, 3) world metres, ``contacts`` (T, C), ``clearance`` (C,) m. Inside a
+    contact the target is the planted point; in the ease frames around it, the joint's own
+    position shifted by its offset from the planted point at the contact's nearest frame (apply
+    ``p + w * (target - p)``); NaN where the weight is 0."""
     num, channels = contacts.shape
     targets = np.full((num, channels, 3), np.nan)
     weights = np.zeros((num, channels))
@@ -106,9 +115,14 @@ def targets_and_weights(
         distance = np.maximum(np.maximum(start - frames, frames - (stop - 1)), 0)
         ramp = 1.0 - distance / (ease_frames + 1.0)
         weight = ramp * ramp * (3 - 2 * ramp)
+        # Inside the contact: the planted point. Around it: the joint's own motion shifted by the
+        # offset at the nearest contact frame, so the ease removes the jump without dragging a
+        # moving foot towards where it is going to land.
+        edge = np.clip(frames, start, stop - 1)
+        wanted = positions[frames, c] + (target - positions[edge, c])
         closer = weight > weights[lo:hi, c]
         weights[lo:hi, c] = np.where(closer, weight, weights[lo:hi, c])
-        targets[frames[closer], c] = target
+        targets[frames[closer], c] = wanted[closer]
     return targets, weights
 
 

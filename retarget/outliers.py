@@ -20,8 +20,6 @@ closer to the running median of the surrounding frames.
 """
 
 import logging
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,14 +78,6 @@ class GateReport:
             "trend": self.trend,
             "swapped_frames": len(self.swapped_frames),
         }
-
-
-@contextmanager
-def _quiet():
-    """Silence numpy's 'All-NaN slice' warnings (expected for missing frames)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
 
 
 def odd_window(seconds: float, fps: float, minimum: int = 5) -> int:
@@ -231,8 +221,7 @@ def _bone_gate(relative, valid, parents, tolerance):
     par = parents[children]
     lengths = np.linalg.norm(relative[:, children] - relative[:, par], axis=-1)  # (T, B)
     both = valid[:, children] & valid[:, par]
-    with _quiet():
-        median = np.nanmedian(np.where(both, lengths, np.nan), axis=0)
+    median = masked_median(lengths, both)
     sigma = robust_sigma(lengths, both)
     allowed = np.maximum(tolerance * median, 4.0 * sigma)
     bad = both & (np.abs(lengths - median) > allowed)
@@ -315,9 +304,9 @@ def gate_person(
     report.invalid = int((valid & ~sane).sum())
     valid = sane
     if uncertainty is not None and np.any(np.isfinite(uncertainty) & (uncertainty > 0)):
-        spread = np.where(valid & np.isfinite(uncertainty), uncertainty, np.nan)
-        with _quiet():
-            typical = np.nanmedian(spread, axis=0)
+        usable = valid & np.isfinite(uncertainty)
+        spread = np.where(usable, uncertainty, np.nan)
+        typical = masked_median(spread, usable)
         limit = np.maximum(settings.uncertainty_factor * typical, settings.uncertainty_floor_mm)
         doubtful = valid & (np.nan_to_num(spread) > np.nan_to_num(limit, nan=np.inf)[None])
         report.uncertainty = int(doubtful.sum())
