@@ -223,8 +223,10 @@ def fit_floor(
     offsets = []
     for kind in (0, 1):
         chosen = inliers & (kinds == kind)
-        if chosen.any():
+        if chosen.any() and method == "ransac":
             offsets.append(float(np.median(heights[chosen])))
+        elif chosen.any():  # no plane found: the lowest feet stand on the floor
+            offsets.append(float(np.percentile(heights[chosen], 10)))
         elif (kinds == kind).any():
             offsets.append(float(np.percentile(heights[kinds == kind], 10)))
         else:
