@@ -88,7 +88,4 @@ def fit_bone_lengths(
             correction = 0.5 * (norm - lengths[j]) * unit
             out[:, j] -= correction
             out[:, p] += correction
-    # The root drifts a little under the symmetric corrections: put it back, then make exact.
-    roots = np.flatnonzero(parents < 0)
-    out += (joints[:, roots] - out[:, roots]).mean(axis=1, keepdims=True)
     return enforce_bone_lengths(out, parents, lengths)

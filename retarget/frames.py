@@ -110,15 +110,20 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def body_up(poses_m: np.ndarray, joint_names: tuple[str, ...]) -> np.ndarray | None:
-    """Median trunk direction (pelvis -> neck) in the camera frame, unit, over the frames where the
-    person stands upright (both legs nearly straight), else over all frames; None when those
-    joints are unknown. ``poses_m`` is ``(T, P, J, 3)``."""
-    top = next((n for n in ("neck", "thor", "head") if n in joint_names), None)
-    if top is None or "pelv" not in joint_names:
-        return None
+    """Median body axis (mid-ankles -> head and shoulders) in the camera frame, unit, over the
+    frames where the person stands upright (both legs nearly straight), else over all frames;
+    None when those joints are unknown. ``poses_m`` is ``(T, P, J, 3)``. The long axis keeps the
+    per-joint errors of the estimate from tilting it much."""
     index = joint_names.index
-    trunk = _unit(poses_m[..., index(top), :] - poses_m[..., index("pelv"), :]).reshape(-1, 3)
-    upright = np.ones(len(trunk), bool)
+    tops = [index(n) for n in ("neck", "head", "htop", "lsho", "rsho") if n in joint_names]
+    bottoms = [index(n) for n in ("lank", "rank") if n in joint_names]
+    if not bottoms and "pelv" in joint_names:
+        bottoms = [index("pelv")]
+    if not tops or not bottoms:
+        return None
+    axis = poses_m[..., tops, :].mean(axis=-2) - poses_m[..., bottoms, :].mean(axis=-2)
+    axis = _unit(axis).reshape(-1, 3)
+    upright = np.ones(len(axis), bool)
     for side in "lr":
         leg = [side + name for name in ("hip", "kne", "ank")]
         if not all(name in joint_names for name in leg):
@@ -128,36 +133,37 @@ def body_up(poses_m: np.ndarray, joint_names: tuple[str, ...]) -> np.ndarray | N
         full = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
         with np.errstate(invalid="ignore"):
             upright &= span > 0.97 * full
-    finite = np.all(np.isfinite(trunk), axis=-1)
-    chosen = trunk[finite & upright] if (finite & upright).sum() >= 5 else trunk[finite]
+    finite = np.all(np.isfinite(axis), axis=-1)
+    chosen = axis[finite & upright] if (finite & upright).sum() >= 5 else axis[finite]
     if len(chosen) == 0:
         return None
     return _unit(np.median(chosen, axis=0))
 
 
-def _offsets_and_inliers(normals, points, kinds, threshold):
-    """Per hypothesis (H, 3): per-kind median plane offsets (H, 2) and inlier masks (H, N)."""
+def _offsets_and_inliers(normals, points, labels, threshold):
+    """Per hypothesis (H, 3): median plane offset of each label (H, L) and inlier masks (H, N)."""
     heights = normals @ points.T  # (H, N)
-    offsets = np.zeros((len(normals), 2))
-    for kind in (0, 1):
-        chosen = kinds == kind
-        if chosen.any():
-            offsets[:, kind] = np.median(heights[:, chosen], axis=1)
-    residual = heights - offsets[:, kinds]
+    offsets = np.zeros((len(normals), labels.max() + 1 if labels.size else 1))
+    for label in np.unique(labels):
+        offsets[:, label] = np.median(heights[:, labels == label], axis=1)
+    residual = heights - offsets[:, labels]
     return offsets, np.abs(residual) < threshold
 
 
-def _refine(points, kinds, inliers, prior, prior_weight):
-    """Shared-normal least squares on inliers (each kind centred on its own mean), with a prior
-    pulling the normal towards ``prior``."""
+def _refine(points, groups, inliers, prior, prior_weight):
+    """Shared-normal least squares on the inliers, each group centred on its own mean (by default
+    one group per joint type: ankles and toes sit at different heights), with a prior pulling the
+    normal towards ``prior``. (Grouping per joint instead removes the per-joint height offsets a
+    monocular estimate has, but also the information in the feet's relative placement; on the
+    ground-truth harness it was no better, so :func:`estimate_floor` groups per type.)"""
     scatter = np.zeros((3, 3))
-    for kind in (0, 1):
-        chosen = points[inliers & (kinds == kind)]
+    for group in np.unique(groups[inliers]):
+        chosen = points[inliers & (groups == group)]
         if len(chosen) >= 2:
             centred = chosen - chosen.mean(axis=0)
             scatter += centred.T @ centred
     scatter += prior_weight * (np.eye(3) - np.outer(prior, prior))
-    eigenvalues, eigenvectors = np.linalg.eigh(scatter)
+    _, eigenvectors = np.linalg.eigh(scatter)
     normal = eigenvectors[:, 0]
     return normal if normal @ prior >= 0 else -normal
 
@@ -166,25 +172,32 @@ def fit_floor(
     points_m: np.ndarray,
     kinds: np.ndarray,
     up_hint: np.ndarray,
+    groups: np.ndarray | None = None,
     toe_clearance_m: float = 0.02,
     ankle_clearance_m: float = 0.08,
     threshold_m: float = 0.025,
     iterations: int = 256,
     max_tilt_deg: float = 40.0,
     prior_deg: float = 5.0,
+    height_noise_m: float = 0.05,
     seed: int = 0,
 ) -> FloorFit:
     """Fit the floor to planted foot joints ``points_m`` (N, 3) camera metres of ``kinds`` (N,)
-    (0 ankle, 1 toe), oriented towards ``up_hint`` (3,).
+    (0 ankle, 1 toe), oriented towards ``up_hint`` (3,); ``groups`` (N,) tells which points belong
+    to one joint of one person (default: one group per kind).
 
     The floor lies ``toe_clearance_m`` below the toe plane (``ankle_clearance_m`` below the ankle
     plane when no toes are given). Hypotheses more than ``max_tilt_deg`` away from the hint are
-    discarded. With fewer than 3 usable points the hint itself is the normal ("body-up")."""
+    discarded. With fewer than 3 usable points the hint itself is the normal ("body-up").
+    ``height_noise_m`` is the assumed error of a planted joint's height: mostly the slow depth
+    drift of a monocular estimate along the viewing ray, which shifts whole frames by a few
+    centimetres of height."""
     up_hint = _unit(np.asarray(up_hint, float))
     points = np.asarray(points_m, float)
     kinds = np.asarray(kinds, int)
+    groups = kinds if groups is None else np.asarray(groups, int)
     keep = np.all(np.isfinite(points), axis=-1)
-    points, kinds = points[keep], kinds[keep]
+    points, kinds, groups = points[keep], kinds[keep], groups[keep]
     count = len(points)
     rng = np.random.default_rng(seed)
     normal, method = up_hint, "body-up"
@@ -206,18 +219,20 @@ def fit_floor(
         if len(normals):
             # Score hypotheses on at most 1500 points; refine on all of them.
             scored = rng.choice(count, min(count, 1500), replace=False)
-            _, masks = _offsets_and_inliers(normals, points[scored], kinds[scored], threshold_m)
+            _, masks = _offsets_and_inliers(normals, points[scored], groups[scored], threshold_m)
             best = normals[np.argmax(masks.sum(axis=1))]
-            inliers = _offsets_and_inliers(best[None], points, kinds, threshold_m)[1][0]
-            normal = up_hint
+            inliers = _offsets_and_inliers(best[None], points, groups, threshold_m)[1][0]
+            # Inliers are re-selected with the data's own plane; the prior (which decides the
+            # tilt in directions where the planted feet have no spread: a straight walk, feet
+            # planted in one place) enters only the final normal, so it cannot push far-away
+            # feet out of the inlier band. It counts like every inlier lying height_noise_m off
+            # the plane per prior_deg of tilt.
             for _ in range(3):
-                # The prior decides the tilt in directions where the planted feet have no spread
-                # (a straight walk, feet planted in one place): it counts like every inlier
-                # lying 1.5 cm off the plane per prior_deg of tilt.
-                prior_weight = inliers.sum() * (0.015 / np.sin(np.radians(prior_deg))) ** 2
-                normal = _refine(points, kinds, inliers, up_hint, prior_weight)
-                _, masks = _offsets_and_inliers(normal[None], points, kinds, threshold_m)
-                inliers = masks[0]
+                normal = _refine(points, groups, inliers, up_hint, 1e-9)
+                _, masks = _offsets_and_inliers(normal[None], points, groups, threshold_m)
+                inliers = masks[0] if masks[0].sum() >= 3 else inliers
+            prior_weight = inliers.sum() * (height_noise_m / np.sin(np.radians(prior_deg))) ** 2
+            normal = _refine(points, groups, inliers, up_hint, prior_weight)
             method = "ransac"
     heights = points @ normal
     offsets = []
@@ -251,12 +266,14 @@ def foot_candidates(
     frame_times: np.ndarray,
     joint_names: tuple[str, ...],
     max_speed_m_s: float = 0.3,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Slow (planted) foot joints of all people: points (N, 3) camera metres and kinds (N,)
-    (0 ankle, 1 toe). ``poses_mm`` (T, P, J, 3) camera frame, ideally already smoothed. When no
-    sample is slow enough (a person who never stops), the slowest fifth of the samples is used."""
-    points, kinds, speeds = [], [], []
-    for name in FOOT_JOINTS:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slow (planted) foot joints of all people: points (N, 3) camera metres, kinds (N,)
+    (0 ankle, 1 toe) and groups (N,) (one per person and joint). ``poses_mm`` (T, P, J, 3) camera
+    frame, ideally already smoothed. When no sample is slow enough (a person who never stops),
+    the slowest fifth of the samples is used."""
+    points, kinds, groups, speeds = [], [], [], []
+    people = poses_mm.shape[1]
+    for channel, name in enumerate(FOOT_JOINTS):
         if name not in joint_names:
             continue
         track = 0.001 * poses_mm[:, :, joint_names.index(name)]  # (T, P, 3)
@@ -268,16 +285,18 @@ def foot_candidates(
             speed = np.zeros(track.shape[:2])
         points.append(track.reshape(-1, 3))
         speeds.append(speed.reshape(-1))
-        kinds.append(np.full(track.shape[0] * track.shape[1], int(name in TOE_JOINTS)))
+        kinds.append(np.full(track.shape[0] * people, int(name in TOE_JOINTS)))
+        groups.append(np.tile(channel * people + np.arange(people), track.shape[0]))
     if not points:
-        return np.zeros((0, 3)), np.zeros(0, int)
-    points, kinds, speeds = np.concatenate(points), np.concatenate(kinds), np.concatenate(speeds)
+        return np.zeros((0, 3)), np.zeros(0, int), np.zeros(0, int)
+    points, kinds = np.concatenate(points), np.concatenate(kinds)
+    groups, speeds = np.concatenate(groups), np.concatenate(speeds)
     ok = np.all(np.isfinite(points), axis=-1) & np.isfinite(speeds)
-    points, kinds, speeds = points[ok], kinds[ok], speeds[ok]
+    points, kinds, groups, speeds = points[ok], kinds[ok], groups[ok], speeds[ok]
     slow = speeds < max_speed_m_s
     if slow.sum() < 10 and len(speeds):
         slow = speeds <= np.percentile(speeds, 20)
-    return points[slow], kinds[slow]
+    return points[slow], kinds[slow], groups[slow]
 
 
 def estimate_floor(
@@ -296,7 +315,7 @@ def estimate_floor(
     hint = body_up(poses_m, joint_names)
     if hint is None:
         hint = -LEVEL_CAMERA_ROTATION[2]  # level camera: up is camera -y
-    points, kinds = foot_candidates(poses_mm, frame_times, joint_names)
+    points, kinds, _ = foot_candidates(poses_mm, frame_times, joint_names)
     if len(points) == 0:
         # No feet: floor under the lowest joints along the hint.
         heights = poses_m.reshape(-1, 3) @ hint

@@ -140,21 +140,34 @@ def robust_sigma(residuals: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return MAD_TO_SIGMA * masked_median(np.abs(residuals - median), mask)
 
 
-def centre(poses: np.ndarray, valid: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-    """Per-frame robust centre (T, 3): median of the valid torso joints (or of all valid joints
-    when fewer than two torso joints are seen); NaN in frames with nothing valid."""
-    torso = [names.index(n) for n in TORSO_JOINTS if n in names]
-    every = np.arange(len(names))
-    torso = np.array(torso or every)
-    mask = np.broadcast_to(valid[:, torso, None], (len(poses), len(torso), 3))
-    out = np.moveaxis(
-        masked_median(np.moveaxis(poses[:, torso], 1, 0), np.moveaxis(mask, 1, 0)), 0, 0
-    )
+def _median_over_joints(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-frame median over joints of ``values`` (T, J, 3) where ``mask`` (T, J)."""
+    full = np.broadcast_to(mask[..., None], values.shape)
+    return masked_median(np.moveaxis(values, 1, 0), np.moveaxis(full, 1, 0))
+
+
+def centre(
+    poses: np.ndarray, valid: np.ndarray, names: tuple[str, ...], window: int = 11
+) -> np.ndarray:
+    """Per-frame robust centre (T, 3) of the torso joints (all joints when fewer than two torso
+    joints are seen); NaN in frames with nothing valid.
+
+    A plain median over joints spread along the trunk jumps by the spacing of the joints when one
+    of them is wrong, so each joint is first moved by its own typical offset from the centre
+    (running median over ``window`` frames): the median of those nearly equal values is robust."""
+    torso = np.array([names.index(n) for n in TORSO_JOINTS if n in names] or range(len(names)))
     few = valid[:, torso].sum(axis=1) < 2
+    rough = _median_over_joints(poses[:, torso], valid[:, torso])
     if few.any():
-        mask = np.broadcast_to(valid[few][..., None], poses[few].shape)
-        out[few] = masked_median(np.moveaxis(poses[few], 1, 0), np.moveaxis(mask, 1, 0))
-    return out
+        rough[few] = _median_over_joints(poses[few], valid[few])
+    seen = np.isfinite(rough).all(axis=-1)
+    if seen.sum() < 3:
+        return rough
+    offsets = poses[:, torso] - rough[:, None]
+    ok = valid[:, torso] & seen[:, None]
+    typical = running_median(fill_linear(offsets, ok), min(window, 2 * (seen.sum() // 2) - 1))
+    refined = _median_over_joints(poses[:, torso] - typical, ok)
+    return np.where((~few & seen)[:, None], refined, rough)
 
 
 def swap_groups(names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -232,8 +245,12 @@ def _bone_gate(relative, valid, parents, tolerance):
         bad_count[:, parent] += bad[:, b]
         degree[child] += 1
         degree[parent] += 1
-    # A joint is to blame when all of its bones are bad (a leaf: its only bone).
-    return valid & (bad_count > 0) & (bad_count >= degree[None])
+    # A joint is to blame when all of its bones are bad; a leaf (one bone) only when its parent
+    # is not to blame already (a bad wrist must not take the hand with it).
+    blamed = valid & (bad_count > 0) & (bad_count >= degree[None]) & (degree[None] > 1)
+    leaves = np.flatnonzero((degree == 1) & (parents >= 0))
+    blamed[:, leaves] = valid[:, leaves] & (bad_count[:, leaves] > 0) & ~blamed[:, parents[leaves]]
+    return blamed
 
 
 def _speed_gate(relative, valid, times, max_speed_mm_s, slack_mm):
@@ -318,7 +335,7 @@ def gate_person(
     max_speed = 1000.0 * settings.max_speed_m_s
 
     # Frame level: the centre against its own trend and the speed limit.
-    middle = centre(poses, valid, names)
+    middle = centre(poses, valid, names, window)
     seen = np.all(np.isfinite(middle), axis=-1)
     bad_frames = np.zeros(len(poses), bool)
     if seen.sum() >= 3:
@@ -327,7 +344,7 @@ def gate_person(
                                   settings)[:, 0]  # fmt: skip
     report.frame = int(bad_frames.sum())
     valid = valid & ~bad_frames[:, None]
-    middle = centre(poses, valid, names)
+    middle = centre(poses, valid, names, window)
     seen = np.all(np.isfinite(middle), axis=-1)
     relative = poses - np.where(seen[:, None], middle, 0.0)[:, None]
     valid = valid & seen[:, None]

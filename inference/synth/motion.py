@@ -547,7 +547,7 @@ def _plan_sit(times, scale, rng, start_xy, heading0, turn, speed, duration):
         arm_hang={"l": np.full(count, -np.radians(72.0)), "r": np.full(count, np.radians(72.0))},
         arm_pitch={"l": reach, "r": reach},
         elbow={"l": -elbow, "r": elbow},
-        stances=_stand_stances(scale, heading0, np.asarray(start_xy) + 0.1 * scale * forward),
+        stances=_stand_stances(scale, heading0, np.asarray(start_xy) - 0.03 * scale * forward),
     )
 
 
