@@ -1,0 +1,184 @@
+"""Foot locking: planted targets from contact intervals and analytic two-bone IK for the legs.
+
+During a contact the ankle is held at one planted position (the mean of where the retargeted ankle
+was over the interval), with an eased blend of ``ease_frames`` before and after. If a locked foot is
+out of the leg's reach, the root is lowered just enough (smoothed in time), and each leg is then
+solved in closed form: the knee stays in the plane of hip, ankle target and the original knee (the
+pole comes from the source motion), with a soft reach limit so the knee straightens smoothly
+instead of popping. Pure numpy.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import RetargetError
+from .rotations import normalize
+
+
+@dataclass(frozen=True)
+class FootLockParams:
+    """Foot-locking settings."""
+
+    ease_frames: int = 5  # frames of blend into and out of each contact (design.md §5)
+    min_contact_frames: int = 3  # shorter contacts are treated as noise and not locked
+    soft_reach: float = 0.03  # the last 3 % of leg length is approached softly (no knee pop)
+    root_smoothing_frames: int = 7  # window of the moving average that eases the root lowering
+
+
+def contact_intervals(contacts: np.ndarray, min_frames: int = 1) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` (stop exclusive) of the runs of True in ``contacts`` ``(T,)``."""
+    padded = np.concatenate([[False], np.asarray(contacts, bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    runs = list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
+    return [(a, b) for a, b in runs if b - a >= min_frames]
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def lock_targets(
+    positions: np.ndarray, contacts: np.ndarray, params: FootLockParams = FootLockParams()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Planted positions ``(T, 3)`` and blend weights ``(T,)`` for one foot joint.
+
+    ``positions`` ``(T, 3)`` is where the joint is without locking, ``contacts`` ``(T,)`` bool.
+    Inside a contact the weight is 1 and the target the interval's mean position; the weight
+    eases from 0 to 1 over ``ease_frames`` before it and back after it. Where eases of two
+    contacts overlap, the nearer contact wins.
+    """
+    num_frames = len(positions)
+    targets = np.array(positions, dtype=np.float64, copy=True)
+    weights = np.zeros(num_frames)
+    ease = max(int(params.ease_frames), 0)
+    frames = np.arange(num_frames)
+    for start, stop in contact_intervals(contacts, params.min_contact_frames):
+        planted = positions[start:stop].mean(axis=0)
+        before = (frames - (start - ease - 1)) / (ease + 1)
+        after = ((stop + ease) - frames) / (ease + 1)
+        weight = np.where(frames < start, _smoothstep(before), 1.0)
+        weight = np.where(frames >= stop, _smoothstep(after), weight)
+        take = weight > weights
+        weights = np.where(take, weight, weights)
+        targets[take] = planted
+    blended = positions + weights[:, None] * (targets - positions)
+    return blended, weights
+
+
+def required_drop(hip: np.ndarray, target: np.ndarray, reach: float) -> np.ndarray:
+    """How far ``(T,)`` the hip must move down (-Z) so ``target`` is within ``reach`` of it."""
+    offset = target - hip
+    horizontal_sq = offset[:, 0] ** 2 + offset[:, 1] ** 2
+    # |offset + drop·ẑ| = reach  ->  drop = -dz - sqrt(reach² - h²) where the target is reachable
+    vertical = np.sqrt(np.maximum(reach**2 - horizontal_sq, 0.0))
+    drop = -offset[:, 2] - vertical
+    return np.maximum(drop, 0.0)
+
+
+def smooth_drop(drop: np.ndarray, window: int) -> np.ndarray:
+    """Spread a per-frame lowering in time: running maximum, then a moving average, so the root
+    eases down ahead of the frames that need it and never ends up higher than required."""
+    if window <= 1 or len(drop) < 2:
+        return drop
+    half = window // 2
+    padded = np.pad(drop, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    peak = windows.max(axis=1)
+    padded = np.pad(peak, half, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).mean(axis=1)
+
+
+def two_bone_ik(
+    root: np.ndarray,
+    mid: np.ndarray,
+    target: np.ndarray,
+    upper_length: float,
+    lower_length: float,
+    soft_reach: float = 0.03,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Analytic two-bone IK. ``root`` (hip), ``mid`` (current knee, the pole) and ``target``
+    (ankle goal) are ``(T, 3)``; returns the new knee and ankle ``(T, 3)``.
+
+    The knee stays in the plane through hip, target and current knee. Within the last
+    ``soft_reach`` fraction of the full leg length the reach follows an exponential approach, so
+    the chain never snaps straight; the ankle then stops short of a target that is too far.
+    """
+    full = upper_length + lower_length
+    shortest = abs(upper_length - lower_length) + 1e-6 * full
+    offset = target - root
+    distance = np.linalg.norm(offset, axis=-1)
+    axis = normalize(offset)
+    soft = soft_reach * full
+    knee_start = full - soft
+    reach = np.where(
+        distance > knee_start,
+        knee_start + soft * (1.0 - np.exp(-(distance - knee_start) / max(soft, 1e-12))),
+        distance,
+    )
+    reach = np.maximum(reach, shortest)
+    # Pole: the current knee's offset from the hip-target line; keep its side of the plane.
+    bend = mid - root
+    pole = bend - np.sum(bend * axis, axis=-1, keepdims=True) * axis
+    degenerate = np.linalg.norm(pole, axis=-1) < 1e-9 * full
+    if degenerate.any():
+        # Straight chain along the target line: any perpendicular works; keep a stable one.
+        fallback = np.cross(axis, [1.0, 0.0, 0.0])
+        fallback = np.where(np.linalg.norm(fallback, axis=-1, keepdims=True) < 1e-6,
+                            np.cross(axis, [0.0, 1.0, 0.0]), fallback)  # fmt: skip
+        pole = np.where(degenerate[:, None], fallback, pole)
+    pole = normalize(pole)
+    cos_root = np.clip(
+        (upper_length**2 + reach**2 - lower_length**2) / (2.0 * upper_length * reach), -1.0, 1.0
+    )
+    sin_root = np.sqrt(1.0 - cos_root**2)
+    knee = root + upper_length * (cos_root[:, None] * axis + sin_root[:, None] * pole)
+    ankle = root + reach[:, None] * axis
+    return knee, ankle
+
+
+def contacts_from_extras(
+    extras: Mapping[str, np.ndarray], person: int, num_frames: int
+) -> np.ndarray | None:
+    """Per-foot contacts ``(T, 2)`` bool (left, right) of one person from a trajectory's extras,
+    or None when the file carries none.
+
+    Accepted layouts (written by the cleaning stage): ``contacts`` bool ``(T, P, 2)`` for the
+    (left, right) foot, or ``(T, P, F)`` with ``contact_joints`` naming the F channels (e.g.
+    ``lank, rank, ltoe, rtoe`` or heel/toe names starting with ``l``/``r``); a foot is in contact
+    when any of its channels is.
+    """
+    if "contacts" not in extras:
+        return None
+    contacts = np.asarray(extras["contacts"]).astype(bool)
+    if contacts.ndim != 3 or contacts.shape[0] != num_frames or person >= contacts.shape[1]:
+        raise RetargetError(
+            f"'contacts' in the trajectory has shape {contacts.shape}; expected (T, P, channels) "
+            f"with T = {num_frames}"
+        )
+    channels = contacts[:, person]
+    if "contact_joints" in extras:
+        names = [str(n).lower() for n in np.asarray(extras["contact_joints"]).reshape(-1)]
+        if len(names) != channels.shape[1]:
+            raise RetargetError("'contact_joints' must name every channel of 'contacts'")
+        left = [i for i, n in enumerate(names) if n.startswith("l")]
+        right = [i for i, n in enumerate(names) if n.startswith("r")]
+        if not left or not right:
+            raise RetargetError(f"cannot tell left from right in contact_joints {names}")
+        return np.stack([channels[:, left].any(1), channels[:, right].any(1)], axis=1)
+    if channels.shape[1] != 2:
+        raise RetargetError(
+            f"'contacts' has {channels.shape[1]} channels per person but no 'contact_joints' to "
+            "name them; expected 2 (left, right)"
+        )
+    return channels
+
+
+def foot_slide(positions: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """Per-frame displacement (metres, 3D) of a foot joint ``(T, 3)`` between consecutive frames
+    that are both in contact ``(T,)``; the slide metric of design.md §5."""
+    both = np.asarray(contacts[1:], bool) & np.asarray(contacts[:-1], bool)
+    steps = np.linalg.norm(np.diff(positions, axis=0), axis=-1)
+    return steps[both]
