@@ -70,7 +70,8 @@ _SOURCE_BODY = (
 )  # fmt: skip
 FOOT_JOINTS = ("lank", "rank", "ltoe", "rtoe")
 
-# Largest rotation from rest relative to the parent (degrees) when joint limits are on.
+# A default table for RetargetParams.joint_limits: largest rotation from rest relative to the
+# parent (degrees), generous enough for sport and dance, tight enough to stop flipped limbs.
 JOINT_LIMITS_DEG = {
     "hips": 180.0, "spine": 45.0, "neck": 60.0, "head": 80.0, "shoulder": 40.0,
     "upper_arm": 170.0, "forearm": 160.0, "hand": 90.0, "thigh": 140.0, "shin": 165.0,
@@ -87,7 +88,9 @@ class RetargetParams:
     root_motion: str = "relative"
     reground: bool = True  # shift vertically so the lowest foot joints rest on the rig's floor
     straight_limb_deg: float = 20.0  # bends below this blend the limb-plane twist into fallbacks
-    joint_limits: bool = False  # clamp each keyed bone's rotation to JOINT_LIMITS_DEG
+    # None: no limits; else slot base name -> largest rotation (degrees) of a keyed bone from its
+    # rest pose relative to its parent, e.g. JOINT_LIMITS_DEG. Slots not listed are free.
+    joint_limits: Mapping[str, float] | None = None
     foot_lock: bool = True  # hold feet during contacts (when contacts are given)
     lock: ik_tools.FootLockParams = field(default_factory=ik_tools.FootLockParams)
 
@@ -502,17 +505,18 @@ class _Source:
         return {"hip": hip, "shoulder": shoulder, "head": head}
 
 
-def source_hip_height(rest: np.ndarray, skeleton: Skeleton) -> float:
-    """Pelvis height above the lowest foot joint of a rest pose ``(J, 3)``."""
-    feet = [skeleton.index(n) for n in FOOT_JOINTS]
-    return float(rest[skeleton.index("pelv"), 2] - rest[feet, 2].min())
+def leg_length(joints: Mapping[str, np.ndarray]) -> float:
+    """Mean thigh + shin length (metres) of joints ``name -> (3,)`` or ``(T, 3)`` (median over T).
 
-
-def target_hip_height(joints: Mapping[str, np.ndarray]) -> float:
-    feet = [joints[n][2] for n in FOOT_JOINTS if n in joints]
-    if not feet:
-        raise RetargetError("the rig map gives no foot joints, so the hip height is unknown")
-    return float(joints["pelv"][2] - min(feet))
+    The hip height of a standing person up to a constant (pelvis offset and ankle height), and
+    unlike a rest-pose height it does not depend on how the rest pose holds the legs or feet.
+    """
+    lengths = []
+    for side in "lr":
+        hip, knee, ankle = (np.asarray(joints[side + n]) for n in ("hip", "kne", "ank"))
+        length = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
+        lengths.append(np.median(length))
+    return float(np.mean(lengths))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -738,9 +742,9 @@ def _local_rotations(plan: _Plan, deltas, params: RetargetParams, num_frames: in
         rest = rig.rotations[b]
         matrix = rest.T @ np.swapaxes(parent, -1, -2) @ deltas[b] @ rest
         q = matrix_to_quaternion(matrix)
-        if params.joint_limits:
-            base = plan.unit_of[b].slot.split(".")[0]
-            q = _clamp(q, np.radians(JOINT_LIMITS_DEG[base]))
+        limit = (params.joint_limits or {}).get(plan.unit_of[b].slot.split(".")[0])
+        if limit is not None:
+            q = _clamp(q, np.radians(limit))
             posed[b] = parent @ rest @ quaternion_to_matrix(q) @ rest.T
         else:
             posed[b] = deltas[b]
@@ -753,15 +757,14 @@ def retarget(
     skeleton: Skeleton,
     rig: TargetRig,
     rig_map: RigMap,
-    source_rest: np.ndarray,
     params: RetargetParams = RetargetParams(),
     contacts: np.ndarray | None = None,
     origin: np.ndarray | None = None,
 ) -> RetargetResult:
     """Solve a take: source ``joints`` ``(T, J, 3)`` world metres (Z up) onto ``rig``.
 
-    ``source_rest`` ``(J, 3)`` is the source person's rest pose (for the hip height ratio);
-    ``contacts`` ``(T, 2)`` bool per (left, right) foot enables foot locking; ``origin`` ``(3,)``
+    Root motion is scaled by the target/source ratio of leg lengths (:func:`leg_length`, the
+    hip-height ratio without the rest pose's feet in it). ``contacts`` ``(T, 2)`` bool per (left, right) foot enables foot locking; ``origin`` ``(3,)``
     is the armature object's world location (the object must have no rotation or scale).
     """
     origin = np.zeros(3) if origin is None else np.asarray(origin, float)
@@ -773,7 +776,9 @@ def retarget(
     heads = _heads(plan, deltas, num_frames)
     joints_now = posed_joints(plan, deltas, heads)
 
-    ratio = target_hip_height(plan.joints) / source_hip_height(source_rest, skeleton)
+    if not all(n in plan.joints for n in ("lkne", "rkne", "lank", "rank")):
+        raise RetargetError("the rig map gives no knees and ankles, so the leg length is unknown")
+    ratio = leg_length(plan.joints) / leg_length({n: source(n) for n in _SOURCE_BODY})
     offset = _root_targets(plan, source, ratio, params, origin) - joints_now["pelv"]
     if params.reground:
         # In contact the lowest foot joint stands as high as it does in the rig's rest pose.

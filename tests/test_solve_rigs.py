@@ -334,10 +334,13 @@ def world_motion(kind: str = "walk", seconds: float = 2.0, seed: int = 0, **kwar
     return motion
 
 
-def reach_motion(seconds: float = 2.0, fps: float = 30.0, height: float = 1.75) -> np.ndarray:
-    """Joints ``(T, J, 3)`` of a person standing still and raising both *straight* arms from the
-    sides over the head and forward, with the trunk twisting and the head turning: exercises the
-    straight-limb fallbacks and large swings. Facing -Y, feet on the floor."""
+def reach_motion(
+    seconds: float = 2.0, fps: float = 30.0, height: float = 1.75, elbow_flex_deg: float = 0.0
+) -> np.ndarray:
+    """Joints ``(T, J, 3)`` of a person standing still and raising both arms from the sides over
+    the head and forward, with the trunk twisting and the head turning: with straight elbows
+    (the default) it exercises the straight-limb fallbacks through large swings; ``elbow_flex_deg``
+    bends the elbows up to that angle on the way. Facing -Y, feet on the floor."""
     frames = int(round(seconds * fps))
     phase = np.linspace(0.0, 1.0, frames)
     rest = rest_pose(height)
@@ -356,6 +359,8 @@ def reach_motion(seconds: float = 2.0, fps: float = 30.0, height: float = 1.75) 
         rotations[:, index(side + "sho")] = about((1.0, 0, 0), -forward_swing) @ about(
             (0, 1.0, 0), sign * (np.radians(80.0) - raise_angle)
         )
+        flex = np.radians(elbow_flex_deg) * np.sin(np.pi * phase) ** 2
+        rotations[:, index(side + "elb")] = about((0, 0, 1.0), sign * flex)  # forearm forward
     rotations[:, index("spin")] = about((0, 0, 1.0), np.radians(35.0) * np.sin(2 * np.pi * phase))
     rotations[:, index("neck")] = about((0, 0, 1.0), np.radians(50.0) * np.sin(2 * np.pi * phase))
     joints = forward_kinematics(rest, rotations) @ FACE_BLENDER_FRONT.T
