@@ -1,7 +1,8 @@
 """Foot locking: planted targets from contact intervals and analytic two-bone IK for the legs.
 
-During a contact the ankle is held at one planted position (the mean of where the retargeted ankle
-was over the interval), with an eased blend of ``ease_frames`` before and after. If a locked foot is
+During a contact the ankle is held at one planted spot (the mean horizontal position of the
+retargeted ankle over the interval; its height follows the motion, so the foot still rolls); the
+correction fades in and out over ``ease_frames`` around the contact. If a locked foot is
 out of the leg's reach, the root is lowered just enough (smoothed in time), and each leg is then
 solved in closed form: the knee stays in the plane of hip, ankle target and the original knee (the
 pole comes from the source motion), with a soft reach limit so the knee straightens smoothly
@@ -43,33 +44,42 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 def lock_targets(
     positions: np.ndarray, contacts: np.ndarray, params: FootLockParams = FootLockParams()
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Planted positions ``(T, 3)`` and blend weights ``(T,)`` for one foot joint.
+    """Goal positions ``(T, 3)`` and lock weights ``(T,)`` for one foot joint.
 
     ``positions`` ``(T, 3)`` is where the joint is without locking, ``contacts`` ``(T,)`` bool.
-    Inside a contact the weight is 1 and the target the interval's mean position; the weight
-    eases from 0 to 1 over ``ease_frames`` before it and back after it. Where eases of two
-    contacts overlap, the nearer contact wins.
+    Inside a contact (weight 1) the goal's horizontal position is the interval's mean; its height
+    stays the motion's own, so the foot can still roll heel to toe. Around a contact the
+    correction it needed at its first/last frame fades in/out over ``ease_frames`` (the foot in
+    the air is never pulled towards where it will land). Where two fades overlap, the nearer
+    contact wins.
     """
+    positions = np.asarray(positions, np.float64)
     num_frames = len(positions)
-    targets = np.array(positions, dtype=np.float64, copy=True)
+    correction = np.zeros((num_frames, 3))
     weights = np.zeros(num_frames)
     ease = max(int(params.ease_frames), 0)
     frames = np.arange(num_frames)
     for start, stop in contact_intervals(contacts, params.min_contact_frames):
-        planted = positions[start:stop].mean(axis=0)
-        before = (frames - (start - ease - 1)) / (ease + 1)
-        after = ((stop + ease) - frames) / (ease + 1)
-        weight = np.where(frames < start, _smoothstep(before), 1.0)
-        weight = np.where(frames >= stop, _smoothstep(after), weight)
+        planted = positions[start:stop, :2].mean(axis=0)
+        inside = np.zeros((num_frames, 2))
+        inside[start:stop] = planted - positions[start:stop, :2]
+        weight = np.zeros(num_frames)
+        weight[start:stop] = 1.0
+        before = (frames < start) & (frames >= start - ease)
+        after = (frames >= stop) & (frames < stop + ease)
+        weight[before] = _smoothstep((frames[before] - (start - ease - 1)) / (ease + 1))
+        weight[after] = _smoothstep(((stop + ease) - frames[after]) / (ease + 1))
+        inside[before] = planted - positions[start, :2]
+        inside[after] = planted - positions[stop - 1, :2]
         take = weight > weights
         weights = np.where(take, weight, weights)
-        targets[take] = planted
-    blended = positions + weights[:, None] * (targets - positions)
-    return blended, weights
+        correction[take, :2] = weight[take, None] * inside[take]
+    return positions + correction, weights
 
 
-def required_drop(hip: np.ndarray, target: np.ndarray, reach: float) -> np.ndarray:
-    """How far ``(T,)`` the hip must move down (-Z) so ``target`` is within ``reach`` of it."""
+def required_drop(hip: np.ndarray, target: np.ndarray, reach: np.ndarray | float) -> np.ndarray:
+    """How far ``(T,)`` the hip must move down (-Z) so ``target`` is within ``reach`` (metres,
+    scalar or ``(T,)``) of it."""
     offset = target - hip
     horizontal_sq = offset[:, 0] ** 2 + offset[:, 1] ** 2
     # |offset + drop·ẑ| = reach  ->  drop = -dz - sqrt(reach² - h²) where the target is reachable
@@ -98,24 +108,29 @@ def two_bone_ik(
     upper_length: float,
     lower_length: float,
     soft_reach: float = 0.03,
+    free_distance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Analytic two-bone IK. ``root`` (hip), ``mid`` (current knee, the pole) and ``target``
     (ankle goal) are ``(T, 3)``; returns the new knee and ankle ``(T, 3)``.
 
-    The knee stays in the plane through hip, target and current knee. Within the last
-    ``soft_reach`` fraction of the full leg length the reach follows an exponential approach, so
-    the chain never snaps straight; the ankle then stops short of a target that is too far.
+    The knee stays in the plane through hip, target and current knee. Beyond the last
+    ``soft_reach`` fraction of the full leg length (or beyond ``free_distance`` ``(T,)``, the
+    hip-ankle distance of the unlocked pose, if that is longer) the reach approaches full length
+    exponentially, so the chain never snaps straight and the ankle stops short of a target that
+    is too far. A target at the unlocked ankle gives back the unlocked pose exactly.
     """
     full = upper_length + lower_length
     shortest = abs(upper_length - lower_length) + 1e-6 * full
     offset = target - root
     distance = np.linalg.norm(offset, axis=-1)
     axis = normalize(offset)
-    soft = soft_reach * full
-    knee_start = full - soft
+    knee_start = np.full(len(distance), full * (1.0 - soft_reach))
+    if free_distance is not None:
+        knee_start = np.clip(free_distance, knee_start, full)
+    soft = np.maximum(full - knee_start, 1e-12)
     reach = np.where(
         distance > knee_start,
-        knee_start + soft * (1.0 - np.exp(-(distance - knee_start) / max(soft, 1e-12))),
+        knee_start + soft * (1.0 - np.exp(-np.maximum(distance - knee_start, 0.0) / soft)),
         distance,
     )
     reach = np.maximum(reach, shortest)
@@ -177,8 +192,9 @@ def contacts_from_extras(
 
 
 def foot_slide(positions: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Per-frame displacement (metres, 3D) of a foot joint ``(T, 3)`` between consecutive frames
-    that are both in contact ``(T,)``; the slide metric of design.md §5."""
+    """Per-frame horizontal displacement (metres) of a foot joint ``(T, 3)`` between consecutive
+    frames that are both in contact ``(T,)``: the slide metric of design.md §5 (a planted foot
+    may still roll heel-to-toe, which moves its ankle up and down, but it must not slide)."""
     both = np.asarray(contacts[1:], bool) & np.asarray(contacts[:-1], bool)
-    steps = np.linalg.norm(np.diff(positions, axis=0), axis=-1)
+    steps = np.linalg.norm(np.diff(positions[:, :2], axis=0), axis=-1)
     return steps[both]

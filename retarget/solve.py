@@ -602,16 +602,60 @@ class _Solver:
             return self.hinge_hints[key]
         names = [side + n for n in _HINGES[unit.hinge][2]]
         a, b, c = (self.source(n) for n in names)
-        bend = np.cross(normalize(c - b), normalize(b - a))
-        fallback = np.einsum("tij,j->ti", swing, unit.rest_hint)
+        observed = np.cross(normalize(c - b), normalize(b - a))
         if unit.hinge == "knee":
             # A straight leg still shows its knee axis through the foot (ankles barely twist).
             foot = np.cross(normalize(c - a), normalize(self.source(side + "toe") - c))
-            fallback = foot + _blend_weight(np.linalg.norm(foot, axis=-1), self.s0) * fallback
-            fallback = normalize(fallback)
-        hint = bend + _blend_weight(np.linalg.norm(bend, axis=-1), self.s0) * fallback
+            observed = observed + _blend_weight(np.linalg.norm(observed, axis=-1), self.s0) * foot
+        reference = np.einsum("tij,j->ti", swing, unit.rest_hint)
+        hint = filter_hinge(normalize(b - a), reference, observed, self.s0)
         self.hinge_hints[key] = hint
         return hint
+
+
+def filter_hinge(
+    direction: np.ndarray, reference: np.ndarray, observed: np.ndarray, s0: float
+) -> np.ndarray:
+    """Hinge axes ``(T, 3)`` of a limb, continuous in time.
+
+    ``direction`` ``(T, 3)`` unit upper-bone directions; ``reference`` ``(T, 3)`` the axis the bone
+    would have with no twist of its own (swing from its parent); ``observed`` ``(T, 3)`` the
+    limb-plane normal (its length the sine of the bend, so it fades as the limb straightens).
+
+    Where the bend is clear (observed length >= ``s0``) the axis is the observed one. Elsewhere the
+    previous frame's axis is carried along with the bone (parallel transport: the minimal rotation
+    between the two directions, i.e. no spin about the bone) and turned towards the observation in
+    proportion to its length. A backward pass first brings the first clearly bent frame's axis to
+    the start, so a clip that begins straight-armed takes the twist its arms show later. The
+    reference only sets the start of a clip that is never bent; its own jumps (when the bone
+    points opposite its rest direction) never reach the result.
+    """
+    num_frames = len(direction)
+    g = normalize(reference - np.sum(reference * direction, -1, keepdims=True) * direction)
+    b = np.cross(direction, g)
+    confidence = np.clip(np.linalg.norm(observed, axis=-1) / s0, 0.0, 1.0)
+    psi_observed = np.arctan2(np.sum(observed * b, -1), np.sum(observed * g, -1))
+    # Angle of the previous frame's reference carried onto this frame, in this frame's basis.
+    carry = rotation_between(direction[:-1], direction[1:])
+    moved = np.einsum("tij,tj->ti", carry, g[:-1])
+    step_forward = np.arctan2(np.sum(moved * b[1:], -1), np.sum(moved * g[1:], -1))
+    back = np.einsum("tji,tj->ti", carry, g[1:])  # carried from t+1 back to t
+    step_backward = np.arctan2(np.sum(back * b[:-1], -1), np.sum(back * g[:-1], -1))
+
+    def run(order, steps, start):
+        psi = np.empty(num_frames)
+        current = start
+        for k, t in enumerate(order):
+            if k:
+                current += steps[k - 1]
+            error = (psi_observed[t] - current + np.pi) % (2 * np.pi) - np.pi
+            current += confidence[t] * error
+            psi[t] = current
+        return psi
+
+    backward = run(range(num_frames - 1, -1, -1), step_backward[::-1].tolist(), 0.0)
+    forward = run(range(num_frames), step_forward.tolist(), float(backward[0]))
+    return np.cos(forward)[:, None] * g + np.sin(forward)[:, None] * b
 
 
 def _heads(plan: _Plan, deltas: dict[int, np.ndarray], num_frames: int) -> dict[int, np.ndarray]:
@@ -674,9 +718,11 @@ def _lock_feet(plan, solver_deltas, joints, contacts, params, offset) -> np.ndar
         held[:, s] = weight >= 1.0
         upper = float(np.linalg.norm(plan.joints[p + "kne"] - plan.joints[p + "hip"]))
         lower = float(np.linalg.norm(plan.joints[p + "ank"] - plan.joints[p + "kne"]))
-        reach = (upper + lower) * (1.0 - lock.soft_reach)
+        # The leg may reach as far as it did unlocked, and at least to the soft-reach limit.
+        free = np.linalg.norm(ankle - joints[p + "hip"], axis=-1)
+        reach = np.maximum(free, (upper + lower) * (1.0 - lock.soft_reach))
         drops.append(ik_tools.required_drop(joints[p + "hip"], goal, reach))
-        goals[side] = goal
+        goals[side] = (goal, free)
         legs.append((side, p, upper, lower))
     if not legs:
         return held
@@ -686,8 +732,9 @@ def _lock_feet(plan, solver_deltas, joints, contacts, params, offset) -> np.ndar
         joints[name] = joints[name] - drop[:, None] * np.array([0.0, 0.0, 1.0])
     for side, p, upper, lower in legs:
         hip, knee, ankle = joints[p + "hip"], joints[p + "kne"], joints[p + "ank"]
+        goal, free = goals[side]
         new_knee, new_ankle = ik_tools.two_bone_ik(
-            hip, knee, goals[side], upper, lower, lock.soft_reach
+            hip, knee, goal, upper, lower, lock.soft_reach, free
         )
         turn_upper = rotation_between(knee - hip, new_knee - hip)
         turn_lower = rotation_between(ankle - knee, new_ankle - new_knee)

@@ -404,3 +404,14 @@ def test_builders_make_the_intended_rest_poses():
             assert np.linalg.norm(tail - head) > 1e-3
         rig = spec.target_rig()
         assert np.allclose(np.einsum("bij,bik->bjk", rig.rotations, rig.rotations), np.eye(3))
+
+
+def noisy(joints: np.ndarray, rng: np.random.Generator, drift: float = 0.015, white: float = 0.003):
+    """Joints with estimator-like error: slow correlated drift per joint (std ``drift`` m, ~0.2 s
+    correlation) plus white noise (std ``white`` m)."""
+    num_frames, num_joints, _ = joints.shape
+    kernel = np.exp(-0.5 * (np.arange(-20, 21) / 6.0) ** 2)
+    kernel /= np.sqrt(np.sum(kernel**2))
+    raw = rng.normal(size=(num_frames + 40, num_joints, 3))
+    smooth = np.apply_along_axis(lambda x: np.convolve(x, kernel, mode="valid"), 0, raw)
+    return joints + drift * smooth[:num_frames] + white * rng.normal(size=joints.shape)
