@@ -404,7 +404,7 @@ def _find_topmost(h: _Hierarchy, words: set[str], side: str | None) -> int | Non
         b
         for b, name in enumerate(h.names)
         if name_tokens(name)[1] in words
-        and (name_tokens(name)[0] == side if side else name_tokens(name)[0] is None)
+        and (h.side(b) == side if side else name_tokens(name)[0] is None)
     ]
     return min(found, key=lambda b: h.depth[b]) if found else None
 
