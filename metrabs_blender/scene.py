@@ -179,6 +179,9 @@ class _temporary_properties:
                 self.saved.append((bone, name, pose_bone.get(name, missing)))
                 pose_bone[name] = value
         self._missing = missing
+        # Custom-property edits from Python do not tag the object: without this the drivers that
+        # read them (constraint influences) are not re-evaluated.
+        self.obj.update_tag()
         self.context.view_layer.update()
         return self
 
@@ -190,6 +193,7 @@ class _temporary_properties:
             else:
                 pose_bone[name] = old
         if self.saved:
+            self.obj.update_tag()
             self.context.view_layer.update()
 
 
@@ -198,6 +202,8 @@ def set_pose_properties(obj: "bpy.types.Object", properties: dict[str, dict[str,
     for bone, values in properties.items():
         for name, value in values.items():
             obj.pose.bones[bone][name] = value
+    if properties:
+        obj.update_tag()
 
 
 def unique_action_name(base: str) -> str:

@@ -198,7 +198,15 @@ PRESETS: dict[str, RigMap] = {
     ),
     "rigify": _preset(
         "rigify",
-        {"hips": ("torso", "hips"), "spine": "chest", "neck": "neck", "head": "head"},
+        # The torso carries the pelvis; hips and chest stay at rest relative to it (their
+        # rotation reaches the spine only in part, through MCH bones copying half their local
+        # rotation), and the FK spine controls bend the upper spine.
+        {
+            "hips": ("torso", "hips", "chest"),
+            "spine": ("spine_fk.002", "spine_fk.003"),
+            "neck": "neck",
+            "head": "head",
+        },
         _RIGIFY_LIMBS,
         "L",
         "R",

@@ -72,7 +72,8 @@ def test_auto_finds_the_preset_under_any_prefix(spec, preset):
 def test_rigify_preset_keys_fk_controls_and_switches_to_fk():
     rig_map, _ = resolve(rigify_like(REST))
     assert rig_map.bones["upper_arm.L"] == ("upper_arm_fk.L",)
-    assert rig_map.bones["hips"] == ("torso", "hips") and rig_map.root_bone == "torso"
+    assert rig_map.bones["hips"] == ("torso", "hips", "chest") and rig_map.root_bone == "torso"
+    assert rig_map.bones["spine"] == ("spine_fk.002", "spine_fk.003")
     assert rig_map.anchor("thigh.R") == ("ORG-thigh.R",)
     assert rig_map.properties["thigh_parent.L"] == {"IK_FK": 1.0}
     assert rig_map.properties["torso"] == {"neck_follow": 1.0, "head_follow": 1.0}

@@ -25,13 +25,14 @@ class RigSpec:
     """Edit-bone data of a test rig plus its constraints and custom properties.
 
     ``bones``: (name, parent, head, tail, roll) parents first; ``constraints``: (bone, type,
-    subtarget, driven_by) where ``driven_by`` is (bone, property) for an influence of 1 - value;
+    subtarget, driven_by, influence, space) where ``driven_by`` is None or (bone, property) for an
+    influence of 1 - value, and space "WORLD" or "LOCAL" (owner and target);
     ``properties``: bone -> {name: value} custom properties on pose bones.
     """
 
     name: str
     bones: list[tuple[str, str | None, np.ndarray, np.ndarray, float]]
-    constraints: list[tuple[str, str, str, tuple[str, str] | None]] = field(default_factory=list)
+    constraints: list[tuple] = field(default_factory=list)
     properties: dict[str, dict[str, float]] = field(default_factory=dict)
     joints: dict[str, np.ndarray] = field(default_factory=dict)  # canonical rest joints
 
@@ -54,9 +55,10 @@ class RigSpec:
         )
         follow = [-1] * len(self.bones)
         location = [False] * len(self.bones)
-        for bone, kind, subtarget, driven in self.constraints:
-            influence = 1.0 if driven is None else 1.0 - values[driven[0]][driven[1]]
-            if influence > 0.999:
+        for bone, kind, subtarget, driven, influence, space in self.constraints:
+            if driven is not None:
+                influence = 1.0 - values[driven[0]][driven[1]]
+            if influence > 0.999 and space == "WORLD":
                 follow[rig.index(bone)] = rig.index(subtarget)
                 location[rig.index(bone)] = kind == "COPY_TRANSFORMS"
         return TargetRig(
@@ -241,36 +243,64 @@ def metarig_like(joints, rng=None) -> RigSpec:
 
 
 def rigify_like(joints, rng=None) -> RigSpec:
-    """A Rigify-shaped control rig: ``torso`` (pivot at spine.002, pointing back) with ``hips`` and
-    ``chest``, FK limb controls under MCH parents, IK controls, ORG bones that copy the FK chain
-    (influence 1) and then the IK chain (influence 1 - IK_FK), IK_FK = 0 (IK) on the
-    ``*_parent`` property bones, like a freshly generated Rigify rig."""
+    """A control rig shaped like a generated Rigify rig (bone names, parents and constraint set-up
+    of Rigify 0.6 as bundled with Blender 4.2-5.0, simplified):
+
+    - ``torso`` (pivot at spine.002, pointing back) with ``hips`` and ``chest``; the FK spine
+      ``spine_fk.00N`` hangs from MCH bones that copy half of the chest's *local* rotation each;
+      ORG spine bones hang from tweak bones under the FK spine;
+    - ``neck``/``head`` under MCH-ROT bones that copy the torso's world rotation with influence
+      1 - ``neck_follow``/``head_follow`` (drivers), ORG-spine.006 copying ``head``;
+    - FK limb controls under MCH parents, IK controls, ORG limb bones copying the FK chain and
+      then the IK chain with influence 1 - IK_FK (drivers); IK_FK = 0 (IK) on the ``*_parent``
+      property bones, as a freshly generated rig has it.
+    """
     meta = metarig_like(joints, rng=None)
     rest = {name: (head, tail) for name, _p, head, tail, _r in meta.bones}
-    rolls = iter(_rolls(rng, 200))
+    rolls = iter(_rolls(rng, 300))
     bones = [("root", None, np.zeros(3), 0.3 * FORWARD, 0.0)]
-    pivot = rest["spine.002"][0]
+    constraints: list = []
+    properties = {"torso": {"neck_follow": 0.5, "head_follow": 0.0}}
 
     def add(name, parent, head, tail):
         bones.append((name, parent, np.asarray(head, float), np.asarray(tail, float), next(rolls)))
 
-    add("torso", "root", pivot, pivot - 0.25 * FORWARD)
+    def copy(bone, kind, subtarget, driven=None, influence=1.0, space="WORLD"):
+        constraints.append((bone, kind, subtarget, driven, influence, space))
+
+    pivot = rest["spine.002"][0]
+    add("MCH-torso.parent", "root", pivot, pivot - 0.2 * FORWARD)
+    add("torso", "MCH-torso.parent", pivot, pivot - 0.25 * FORWARD)
     add("hips", "torso", pivot, rest["spine"][0])
     add("chest", "torso", pivot, rest["spine.004"][0])
-    # ORG spine: rigid with the control that moves that part of the torso.
-    for name, parent in (("spine", "hips"), ("spine.001", "hips"), ("spine.002", "chest"),
-                         ("spine.003", "chest")):  # fmt: skip
-        add("ORG-" + name, parent, *rest[name])
-    add("neck", "ORG-spine.003", *rest["spine.004"])
-    add("ORG-spine.004", "neck", *rest["spine.004"])
+    previous = {"hips": "torso", "chest": "torso"}
+    for name, control in (("spine.001", "hips"), ("spine", "hips"), ("spine.002", "chest"),
+                          ("spine.003", "chest")):  # fmt: skip
+        number = name.partition(".")[2]
+        fk = "spine_fk" + ("." + number if number else "")
+        add(f"MCH-{name}", previous[control], *rest[name])
+        copy(f"MCH-{name}", "COPY_TRANSFORMS", control, influence=0.5, space="LOCAL")
+        add(fk, f"MCH-{name}", *rest[name])
+        tweak = "tweak_" + name.replace(".", "_").replace("spine_", "spine.")
+        add(tweak, fk, *_short(*rest[name]))
+        add(f"ORG-{name}", tweak, *rest[name])
+        previous[control] = fk
+    add("MCH-ROT-neck", "spine_fk.003", *rest["spine.004"])
+    copy("MCH-ROT-neck", "COPY_ROTATION", "torso", driven=("torso", "neck_follow"))
+    add("neck", "MCH-ROT-neck", *rest["spine.004"])
+    add("tweak_spine.004", "neck", *_short(*rest["spine.004"]))
+    add("ORG-spine.004", "spine_fk.003", *rest["spine.004"])
+    copy("ORG-spine.004", "COPY_TRANSFORMS", "tweak_spine.004")
+    add("MCH-ROT-head", "neck", *rest["spine.006"])
+    copy("MCH-ROT-head", "COPY_ROTATION", "torso", driven=("torso", "head_follow"))
+    add("head", "MCH-ROT-head", *rest["spine.006"])
     add("ORG-spine.005", "ORG-spine.004", *rest["spine.005"])
-    add("head", "ORG-spine.005", *rest["spine.006"])
-    add("ORG-spine.006", "head", *rest["spine.006"])
-    constraints, properties = [], {"torso": {"neck_follow": 0.5, "head_follow": 0.0}}
+    add("ORG-spine.006", "ORG-spine.005", *rest["spine.006"])
+    copy("ORG-spine.006", "COPY_TRANSFORMS", "head")
     for side in ("L", "R"):
         add(f"shoulder.{side}", "ORG-spine.003", *rest[f"shoulder.{side}"])
         add(f"ORG-shoulder.{side}", "ORG-spine.003", *rest[f"shoulder.{side}"])
-        constraints.append((f"ORG-shoulder.{side}", "COPY_TRANSFORMS", f"shoulder.{side}", None))
+        copy(f"ORG-shoulder.{side}", "COPY_TRANSFORMS", f"shoulder.{side}")
         for limb, top, parent_org in (
             (("upper_arm", "forearm", "hand"), "upper_arm", f"ORG-shoulder.{side}"),
             (("thigh", "shin", "foot", "toe"), "thigh", "ORG-spine"),
@@ -280,6 +310,8 @@ def rigify_like(joints, rng=None) -> RigSpec:
                 rest[f"{top}.{side}"][0] + 0.05 * UP)  # fmt: skip
             properties[prop_bone] = {"IK_FK": 0.0, "FK_limb_follow": 0.0}
             add(f"MCH-{top}_parent.{side}", parent_org, *rest[f"{top}.{side}"])
+            copy(f"MCH-{top}_parent.{side}", "COPY_ROTATION", "root",
+                 driven=(prop_bone, "FK_limb_follow"))  # fmt: skip
             fk_parent = ik_parent = f"MCH-{top}_parent.{side}"
             org_parent = parent_org
             for k, part in enumerate(limb):
@@ -291,14 +323,16 @@ def rigify_like(joints, rng=None) -> RigSpec:
                 add(fk, fk_parent, head, tail)
                 add(f"{part}_ik.{side}", ik_parent, head, tail)
                 add(f"ORG-{part}.{side}", org_parent, head, tail)
-                constraints.append((f"ORG-{part}.{side}", "COPY_TRANSFORMS", fk, None))
-                constraints.append(
-                    (f"ORG-{part}.{side}", "COPY_TRANSFORMS", f"{part}_ik.{side}",
-                     (prop_bone, "IK_FK"))
-                )  # fmt: skip
+                copy(f"ORG-{part}.{side}", "COPY_TRANSFORMS", fk)
+                copy(f"ORG-{part}.{side}", "COPY_TRANSFORMS", f"{part}_ik.{side}",
+                     driven=(prop_bone, "IK_FK"))  # fmt: skip
                 fk_parent, ik_parent, org_parent = fk, f"{part}_ik.{side}", f"ORG-{part}.{side}"
-    spec = RigSpec("rigify", bones, constraints, properties, joints=joints)
-    return spec
+    return RigSpec("rigify", bones, constraints, properties, joints=joints)
+
+
+def _short(head, tail, fraction=0.3):
+    """A tweak bone: same head and direction as the bone it shapes, shorter (as Rigify's)."""
+    return head, head + fraction * (tail - head)
 
 
 def generated_like(joints) -> RigSpec:

@@ -55,9 +55,11 @@ def build_armature(spec, name: str | None = None, location=(0.0, 0.0, 0.0)) -> b
     for bone, values in spec.properties.items():
         for key, value in values.items():
             obj.pose.bones[bone][key] = value
-    for bone, kind, subtarget, driven in spec.constraints:
+    for bone, kind, subtarget, driven, influence, space in spec.constraints:
         constraint = obj.pose.bones[bone].constraints.new(kind)
         constraint.target, constraint.subtarget = obj, subtarget
+        constraint.owner_space = constraint.target_space = space
+        constraint.influence = influence
         if driven is not None:
             driver = constraint.driver_add("influence").driver
             driver.type = "SCRIPTED"
