@@ -57,7 +57,10 @@ def _person_motions(trajectory: contract.Trajectory) -> list[_PersonMotion]:
         raise MocapError(
             f"joint names in the file do not match the {skeleton.name!r} skeleton it declares"
         )
-    world_from_camera = frames.level_camera_pose(trajectory.poses3d, skeleton.joint_names)
+    # The cleaning stage stores the camera pose of its floor fit; raw files get a level camera.
+    world_from_camera = trajectory.extras.get("world_from_camera")
+    if world_from_camera is None or np.shape(world_from_camera) != (4, 4):
+        world_from_camera = frames.level_camera_pose(trajectory.poses3d, skeleton.joint_names)
     joints_world = frames.camera_to_world(trajectory.poses3d.astype(np.float64), world_from_camera)
     body = [skeleton.index(joint) for joint in rig.BONE_NAMES]
     motions = []

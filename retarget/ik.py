@@ -154,16 +154,18 @@ def two_bone_ik(
     return knee, ankle
 
 
+CHANNELS = ("lank", "rank", "ltoe", "rtoe")  # heel (ankle) and toe channels, left then right
+
+
 def contacts_from_extras(
     extras: Mapping[str, np.ndarray], person: int, num_frames: int
 ) -> np.ndarray | None:
-    """Per-foot contacts ``(T, 2)`` bool (left, right) of one person from a trajectory's extras,
-    or None when the file carries none.
+    """Contacts of one person from a trajectory's extras, or None when the file carries none.
 
-    Accepted layouts (written by the cleaning stage): ``contacts`` bool ``(T, P, 2)`` for the
-    (left, right) foot, or ``(T, P, F)`` with ``contact_joints`` naming the F channels (e.g.
-    ``lank, rank, ltoe, rtoe`` or heel/toe names starting with ``l``/``r``); a foot is in contact
-    when any of its channels is.
+    The cleaning stage writes ``contacts`` bool ``(T, P, C)`` with ``contact_channels`` naming the
+    C channels (joint names ``lank, rank, ltoe, rtoe``: heels are the ankle joints); the result is
+    then ``(T, 4)`` in :data:`CHANNELS` order (a channel the file lacks is never in contact).
+    Without channel names, ``(T, P, 2)`` is read as per-foot (left, right) contacts ``(T, 2)``.
     """
     if "contacts" not in extras:
         return None
@@ -174,21 +176,45 @@ def contacts_from_extras(
             f"with T = {num_frames}"
         )
     channels = contacts[:, person]
-    if "contact_joints" in extras:
-        names = [str(n).lower() for n in np.asarray(extras["contact_joints"]).reshape(-1)]
+    key = "contact_channels" if "contact_channels" in extras else "contact_joints"
+    if key in extras:
+        names = [str(n) for n in np.asarray(extras[key]).reshape(-1)]
         if len(names) != channels.shape[1]:
-            raise RetargetError("'contact_joints' must name every channel of 'contacts'")
-        left = [i for i, n in enumerate(names) if n.startswith("l")]
-        right = [i for i, n in enumerate(names) if n.startswith("r")]
-        if not left or not right:
-            raise RetargetError(f"cannot tell left from right in contact_joints {names}")
-        return np.stack([channels[:, left].any(1), channels[:, right].any(1)], axis=1)
+            raise RetargetError(f"'{key}' must name every channel of 'contacts'")
+        unknown = sorted(set(names) - set(CHANNELS))
+        if unknown:
+            raise RetargetError(f"unknown contact channels {unknown}; expected {list(CHANNELS)}")
+        out = np.zeros((num_frames, len(CHANNELS)), bool)
+        for c, name in enumerate(names):
+            out[:, CHANNELS.index(name)] = channels[:, c]
+        return out
     if channels.shape[1] != 2:
         raise RetargetError(
-            f"'contacts' has {channels.shape[1]} channels per person but no 'contact_joints' to "
-            "name them; expected 2 (left, right)"
+            f"'contacts' has {channels.shape[1]} channels per person but no 'contact_channels' "
+            "to name them; expected 2 (left, right)"
         )
     return channels
+
+
+def foot_goals(
+    ankle: np.ndarray,
+    toe: np.ndarray | None,
+    heel_contacts: np.ndarray,
+    toe_contacts: np.ndarray | None,
+    params: FootLockParams = FootLockParams(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ankle goals ``(T, 3)`` and held frames ``(T,)`` of one foot from its heel (ankle) and toe
+    contacts ``(T,)``. A planted heel holds the ankle; a planted toe alone (heel lifted, pushing
+    off) holds the toe, which moves the ankle goal by the toe's correction, so the foot turns
+    about its toe instead of sliding. The foot keeps its orientation from the motion."""
+    heel_goal, heel_weight = lock_targets(ankle, heel_contacts, params)
+    correction = heel_goal - ankle
+    held = heel_weight >= 1.0
+    if toe is not None and toe_contacts is not None and np.any(toe_contacts):
+        toe_goal, toe_weight = lock_targets(toe, toe_contacts, params)
+        correction = correction + (1.0 - heel_weight)[:, None] * (toe_goal - toe)
+        held |= toe_weight >= 1.0
+    return ankle + correction, held
 
 
 def foot_slide(positions: np.ndarray, contacts: np.ndarray) -> np.ndarray:

@@ -702,7 +702,8 @@ def _root_targets(
 
 def _lock_feet(plan, solver_deltas, joints, contacts, params, offset) -> np.ndarray:
     """Foot locking in place: updates thigh/shin deltas and the root offset; returns the frames
-    (T, 2) that were held."""
+    (T, 2) where each foot was held. ``contacts`` is (T, 2) per foot (the ankle is held) or
+    (T, 4) heel/toe channels in ``ik.CHANNELS`` order."""
     rig, lock = plan.rig, params.lock
     held = np.zeros((len(offset), 2), bool)
     goals, drops, legs = {}, [], []
@@ -714,8 +715,13 @@ def _lock_feet(plan, solver_deltas, joints, contacts, params, offset) -> np.ndar
         if not all(p + j in joints for j in ("hip", "kne", "ank")):
             continue
         ankle = joints[p + "ank"]
-        goal, weight = ik_tools.lock_targets(ankle, contacts[:, s], lock)
-        held[:, s] = weight >= 1.0
+        if contacts.shape[1] == 2:
+            goal, held[:, s] = ik_tools.foot_goals(ankle, None, contacts[:, s], None, lock)
+        else:
+            toe = joints.get(p + "toe")
+            goal, held[:, s] = ik_tools.foot_goals(
+                ankle, toe, contacts[:, s], contacts[:, 2 + s], lock
+            )
         upper = float(np.linalg.norm(plan.joints[p + "kne"] - plan.joints[p + "hip"]))
         lower = float(np.linalg.norm(plan.joints[p + "ank"] - plan.joints[p + "kne"]))
         # The leg may reach as far as it did unlocked, and at least to the soft-reach limit.
@@ -770,6 +776,17 @@ def _clamp(quaternions: np.ndarray, max_angle: float) -> np.ndarray:
     return np.where(over[:, None], clamped, q)
 
 
+def continuous(quaternions: np.ndarray) -> np.ndarray:
+    """Quaternions ``(T, ..., 4)`` with signs flipped so consecutive ones have a non-negative dot
+    product (the same result as ``rotations.make_continuous``, vectorised: the sign of frame t is
+    the running product of the signs of the consecutive dot products up to t)."""
+    q = np.asarray(quaternions, np.float64)
+    dots = np.sum(q[1:] * q[:-1], axis=-1)
+    steps = np.where(dots < 0, -1.0, 1.0)
+    signs = np.concatenate([np.ones((1,) + steps.shape[1:]), np.cumprod(steps, axis=0)], axis=0)
+    return q * signs[..., None]
+
+
 def _local_rotations(plan: _Plan, deltas, params: RetargetParams, num_frames: int):
     """Local quaternions ``(T, 4)`` per keyed bone, parents first; with joint limits on, each
     child aims at its target relative to its parent's *clamped* pose."""
@@ -795,7 +812,7 @@ def _local_rotations(plan: _Plan, deltas, params: RetargetParams, num_frames: in
             posed[b] = parent @ rest @ quaternion_to_matrix(q) @ rest.T
         else:
             posed[b] = deltas[b]
-        local[b] = make_continuous(q)
+        local[b] = continuous(q)
     return local, posed
 
 
@@ -811,7 +828,8 @@ def retarget(
     """Solve a take: source ``joints`` ``(T, J, 3)`` world metres (Z up) onto ``rig``.
 
     Root motion is scaled by the target/source ratio of leg lengths (:func:`leg_length`, the
-    hip-height ratio without the rest pose's feet in it). ``contacts`` ``(T, 2)`` bool per (left, right) foot enables foot locking; ``origin`` ``(3,)``
+    hip-height ratio without the rest pose's feet in it). ``contacts`` ``(T, 2)`` bool per
+    (left, right) foot, or ``(T, 4)`` heel/toe channels (``ik.CHANNELS``), enables foot locking; ``origin`` ``(3,)``
     is the armature object's world location (the object must have no rotation or scale).
     """
     origin = np.zeros(3) if origin is None else np.asarray(origin, float)
@@ -838,9 +856,10 @@ def retarget(
     held = np.zeros((num_frames, 2), bool)
     if params.foot_lock and contacts is not None:
         contacts = np.asarray(contacts, bool)
-        if contacts.shape != (num_frames, 2):
+        if contacts.ndim != 2 or contacts.shape[0] != num_frames or contacts.shape[1] not in (2, 4):
             raise RetargetError(
-                f"contacts must be (T, 2) = ({num_frames}, 2), got {contacts.shape}"
+                f"contacts must be (T, 2) per foot or (T, 4) heel/toe channels with T = "
+                f"{num_frames}, got {contacts.shape}"
             )
         held = _lock_feet(plan, deltas, joints_now, contacts, params, offset)
         _propagate(plan, deltas, num_frames)

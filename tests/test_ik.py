@@ -98,13 +98,19 @@ def test_contacts_from_extras_layouts():
         ik.contacts_from_extras({"contacts": pair}, 1, frames), pair[:, 1]
     )
     assert ik.contacts_from_extras({}, 0, frames) is None
-    four = np.zeros((frames, people, 4), bool)
-    four[3, 0, 3] = True  # rtoe
-    names = np.array(["lank", "rank", "ltoe", "rtoe"])
-    got = ik.contacts_from_extras({"contacts": four, "contact_joints": names}, 0, frames)
-    assert got[3].tolist() == [False, True] and got.sum() == 1
-    with pytest.raises(RetargetError, match="no 'contact_joints'"):
-        ik.contacts_from_extras({"contacts": four}, 0, frames)
+    # The cleaning stage's layout: named heel/toe channels, in any order and subset.
+    three = np.zeros((frames, people, 3), bool)
+    three[3, 0, 0] = True  # rtoe
+    three[4, 0, 2] = True  # lank
+    names = np.array(["rtoe", "ltoe", "lank"])
+    got = ik.contacts_from_extras({"contacts": three, "contact_channels": names}, 0, frames)
+    assert got.shape == (frames, 4) and got.sum() == 2
+    assert got[3].tolist() == [False, False, False, True] and got[4, 0]
+    with pytest.raises(RetargetError, match="no 'contact_channels'"):
+        ik.contacts_from_extras({"contacts": three}, 0, frames)
+    with pytest.raises(RetargetError, match="unknown contact channels \\['lheel'\\]"):
+        bad = np.array(["lheel", "ltoe", "lank"])
+        ik.contacts_from_extras({"contacts": three, "contact_channels": bad}, 0, frames)
     with pytest.raises(RetargetError, match="expected \\(T, P, channels\\)"):
         ik.contacts_from_extras({"contacts": pair[:4]}, 0, frames)
 
@@ -142,6 +148,37 @@ def test_locked_feet_do_not_slide_on_another_body(kind):
     assert solve.sign_flips(locked.rotations) == 0 and solve.twist_jumps(locked.rotations) == 0
 
 
+def test_toe_only_contact_holds_the_toe_and_lets_the_ankle_lift():
+    """Push-off: the heel is up, the toe planted. The goal moves the ankle by the toe's slide, so
+    the toe stays put while the ankle keeps rising."""
+    frames = 30
+    t = np.linspace(0.0, 1.0, frames)
+    toe = np.stack([0.01 * t, np.zeros(frames), np.full(frames, 0.02)], axis=1)  # slides 1 cm
+    ankle = toe + np.stack([-0.12 * np.cos(t), np.zeros(frames), 0.06 + 0.1 * t], axis=1)
+    heel = np.zeros(frames, bool)
+    toes = np.zeros(frames, bool)
+    toes[5:25] = True
+    goal, held = ik.foot_goals(ankle, toe, heel, toes, ik.FootLockParams())
+    toe_after = toe + (goal - ankle)
+    assert np.abs(np.diff(toe_after[5:25, :2], axis=0)).max() < 1e-12  # the toe is held
+    np.testing.assert_allclose(goal[:, 2], ankle[:, 2])  # the ankle still lifts
+    np.testing.assert_array_equal(held, toes)
+
+
+def test_heel_and_toe_channels_lock_like_foot_contacts():
+    motion = world_motion("walk", 3.0, seed=7)
+    joints = noisy(motion.joints, np.random.default_rng(3))
+    spec = mixamo_like(canonical_rest(1.8, legs=0.9), rng=np.random.default_rng(4))
+    feet = solve_on(spec, joints, contacts=motion.contacts)[0]
+    channels = np.concatenate([motion.contacts, np.zeros_like(motion.contacts)], axis=1)
+    heels = solve_on(spec, joints, contacts=channels)[0]
+    np.testing.assert_allclose(heels.rotations, feet.rotations, atol=1e-12)
+    with_toes = solve_on(spec, joints, contacts=np.concatenate([motion.contacts] * 2, axis=1))[0]
+    for k, s in enumerate("lr"):  # flat feet: heel and toe planted, the ankle is what is held
+        slide = ik.foot_slide(with_toes.joints[s + "ank"], motion.contacts[:, k])
+        assert slide.max() < 1e-9
+
+
 def test_locking_without_contacts_changes_nothing():
     motion = world_motion("walk", 2.0, seed=6)
     spec = metarig_like(canonical_rest(1.7, a_pose_deg=40.0))
@@ -149,6 +186,6 @@ def test_locking_without_contacts_changes_nothing():
     none = solve_on(spec, motion.joints, contacts=np.zeros_like(motion.contacts))[0]
     np.testing.assert_allclose(none.rotations, free.rotations, atol=1e-12)
     np.testing.assert_allclose(none.root_location, free.root_location, atol=1e-12)
-    with pytest.raises(RetargetError, match="contacts must be"):
+    with pytest.raises(RetargetError, match="contacts must be \\(T, 2\\) per foot"):
         solve_on(spec, motion.joints, contacts=motion.contacts[:5])
     assert SKELETON.num_joints == motion.joints.shape[1]

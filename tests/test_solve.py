@@ -292,3 +292,11 @@ def test_rest_rotation_and_local_key_compose_to_the_armature_delta():
         rest = rig.rotations[b]
         rebuilt = parent_delta @ rest @ quaternion_to_matrix(result.rotations[:, k]) @ rest.T
         np.testing.assert_allclose(rebuilt, result.deltas[name], atol=1e-9)
+
+
+def test_vectorised_continuity_matches_the_reference(rng):
+    from retarget.rotations import make_continuous
+
+    q = rng.normal(size=(300, 5, 4))
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    np.testing.assert_array_equal(solve.continuous(q), make_continuous(q))

@@ -365,3 +365,24 @@ def test_headless_cli_retargets_onto_a_rig_in_another_file(tmp_path):
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 1 and "no object 'Villain'" in bad.stderr
     assert not (tmp_path / "bad.blend").exists()
+
+
+def test_uses_the_cleaning_stage_extras(api, extension, tmp_path):
+    """A cleaned file carries its floor fit (``world_from_camera``) and heel/toe contact channels:
+    the import places the motion by that camera pose and locks on those channels."""
+    motion = world_motion("walk", 2.0, seed=12)
+    camera = default_camera([motion])
+    trajectory = motions_to_trajectory([motion], camera)
+    channels = np.array(["lank", "rank", "ltoe", "rtoe"])
+    contacts = np.concatenate([motion.contacts, motion.contacts], axis=1)[:, None, :]
+    trajectory = trajectory.replace(
+        extras={"world_from_camera": camera, "contact_channels": channels, "contacts": contacts}
+    )
+    path = write_trajectory(tmp_path / "cleaned.npz", trajectory)
+    (generated,) = api.import_trajectory(path)
+    bpy.context.scene.frame_set(10)
+    head = np.array(generated.armature.pose.bones["head"].head)
+    np.testing.assert_allclose(head, motion.joints[9, SKELETON.index("head")], atol=1e-4)
+    obj = build_armature(mixamo_like(canonical_rest(1.8, legs=0.9), rng=np.random.default_rng(2)))
+    (take,) = api.import_trajectory(path, target=obj)
+    assert take.locked_frames >= 0.9 * len(motion.joints)
