@@ -54,6 +54,19 @@ def _bone_path(bone_name: str) -> str:
     return f'pose.bones["{bpy.utils.escape_identifier(bone_name)}"]'
 
 
+def _rotation_channels(pose_bone, quaternions: np.ndarray) -> tuple[str, np.ndarray]:
+    """Data path and values ``(T, 3|4)`` in the bone's own rotation mode (never changed)."""
+    from .solve import quaternion_to_axis_angle, quaternion_to_euler
+
+    path = _bone_path(pose_bone.name)
+    mode = pose_bone.rotation_mode
+    if mode == "QUATERNION":
+        return path + ".rotation_quaternion", quaternions
+    if mode == "AXIS_ANGLE":
+        return path + ".rotation_axis_angle", quaternion_to_axis_angle(quaternions)
+    return path + ".rotation_euler", quaternion_to_euler(quaternions, mode)
+
+
 def write_bone_action(
     armature: "bpy.types.Object",
     action_name: str,
@@ -68,19 +81,19 @@ def write_bone_action(
     ``frames`` ``(T,)`` scene frame numbers (float allowed); ``rotations`` bone name -> ``(T, 4)``
     quaternions (w, x, y, z); ``locations`` bone name -> ``(T, 3)`` pose-bone locations;
     ``properties`` bone name -> {custom property: value}, each keyed once (constant for the take,
-    e.g. Rigify's IK/FK switch). The user's existing actions are never modified; a previously
-    assigned action gets a fake user so it is not lost when the file is saved. Keyed bones are
-    switched to quaternion rotation mode.
+    e.g. Rigify's IK/FK switch). Rotations are keyed in each bone's own rotation mode
+    (quaternion, axis-angle or Euler of any order), which is never changed, so the user's other
+    actions keep working. The user's existing actions are never modified; a previously assigned
+    action gets a fake user so it is not lost when the file is saved.
     """
     frames = np.asarray(frames, np.float64)
     action = bpy.data.actions.new(action_name)
     new_fcurve = _new_fcurve_factory(action, armature)
     linear = _linear_interpolation()
     for bone_name, quaternions in rotations.items():
-        armature.pose.bones[bone_name].rotation_mode = "QUATERNION"
-        path = _bone_path(bone_name) + ".rotation_quaternion"
-        for axis in range(4):
-            _fill(new_fcurve(path, axis, bone_name), frames, quaternions[:, axis], linear)
+        path, values = _rotation_channels(armature.pose.bones[bone_name], quaternions)
+        for axis in range(values.shape[1]):
+            _fill(new_fcurve(path, axis, bone_name), frames, values[:, axis], linear)
     for bone_name, values in (locations or {}).items():
         path = _bone_path(bone_name) + ".location"
         for axis in range(3):

@@ -889,6 +889,38 @@ def retarget(
 
 
 # ---------------------------------------------------------------------------------------------
+# Other rotation modes (keys go into the channels of the bone's own mode; the mode is never changed)
+
+_AXES = {"X": 0, "Y": 1, "Z": 2}
+
+
+def quaternion_to_euler(quaternions: np.ndarray, order: str) -> np.ndarray:
+    """Euler angles ``(T, 3)`` (radians, in X, Y, Z channel order as Blender stores them) of
+    quaternions ``(T, 4)`` for a Blender rotation mode such as "XYZ" (X applied first:
+    ``R = Rz · Ry · Rx``). Each channel is unwrapped in time, so keys never jump by 2π."""
+    matrix = quaternion_to_matrix(quaternions)
+    a0, a1, a2 = (_AXES[c] for c in order)
+    even = (a1 - a0) % 3 == 1  # XYZ, YZX, ZXY: R = R_a2 · R_a1 · R_a0 with a cyclic order
+    sign = 1.0 if even else -1.0
+    middle = np.arcsin(np.clip(-sign * matrix[:, a2, a0], -1.0, 1.0))
+    first = np.arctan2(sign * matrix[:, a2, a1], matrix[:, a2, a2])
+    last = np.arctan2(sign * matrix[:, a1, a0], matrix[:, a0, a0])
+    angles = np.empty((len(matrix), 3))
+    angles[:, a0], angles[:, a1], angles[:, a2] = first, middle, last
+    return np.unwrap(angles, axis=0)
+
+
+def quaternion_to_axis_angle(quaternions: np.ndarray) -> np.ndarray:
+    """Blender axis-angle channels ``(T, 4)`` (angle, x, y, z) of continuous quaternions."""
+    q = np.asarray(quaternions, np.float64)
+    vector = q[:, 1:]
+    size = np.linalg.norm(vector, axis=-1)
+    angle = 2.0 * np.arctan2(size, q[:, 0])
+    axis = np.where(size[:, None] > 1e-12, vector / np.maximum(size, 1e-12)[:, None], [0, 1.0, 0])
+    return np.concatenate([angle[:, None], axis], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
 # Quality measures on a solved take
 
 

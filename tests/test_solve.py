@@ -300,3 +300,23 @@ def test_vectorised_continuity_matches_the_reference(rng):
     q = rng.normal(size=(300, 5, 4))
     q /= np.linalg.norm(q, axis=-1, keepdims=True)
     np.testing.assert_array_equal(solve.continuous(q), make_continuous(q))
+
+
+@pytest.mark.parametrize("order", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"])
+def test_euler_channels_rebuild_the_rotation(order, rng):
+    q = solve.continuous(normalize(np.cumsum(rng.normal(scale=0.2, size=(400, 4)), axis=0)))
+    angles = solve.quaternion_to_euler(q, order)
+    assert np.abs(np.diff(angles, axis=0)).max() < np.pi  # unwrapped: no 2π jumps
+    rebuilt = np.tile(np.eye(3), (len(q), 1, 1))
+    for axis in order:  # the first letter is applied first
+        k = "XYZ".index(axis)
+        half = 0.5 * angles[:, k]
+        unit = np.zeros((len(q), 3))
+        unit[:, k] = np.sin(half)
+        rebuilt = quaternion_to_matrix(np.concatenate([np.cos(half)[:, None], unit], 1)) @ rebuilt
+    np.testing.assert_allclose(rebuilt, quaternion_to_matrix(q), atol=1e-9)
+    axis_angle = solve.quaternion_to_axis_angle(q)
+    back = np.concatenate(
+        [np.cos(axis_angle[:, :1] / 2), np.sin(axis_angle[:, :1] / 2) * axis_angle[:, 1:]], 1
+    )
+    np.testing.assert_allclose(quaternion_to_matrix(back), quaternion_to_matrix(q), atol=1e-9)

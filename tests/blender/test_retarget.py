@@ -386,3 +386,25 @@ def test_uses_the_cleaning_stage_extras(api, extension, tmp_path):
     obj = build_armature(mixamo_like(canonical_rest(1.8, legs=0.9), rng=np.random.default_rng(2)))
     (take,) = api.import_trajectory(path, target=obj)
     assert take.locked_frames >= 0.9 * len(motion.joints)
+
+
+def test_keys_go_into_each_bones_own_rotation_mode(api, extension, tmp_path):
+    """Bones posed in Euler (any order) or axis-angle keep their mode (the user's other actions
+    still drive them) and reach the same pose as quaternion bones."""
+    motion = world_motion("run", 1.5, seed=13)
+    path, world = write_clip(tmp_path, motion, contacts=False)
+    spec = unreal_like(canonical_rest(), rng=np.random.default_rng(3))
+    plain, mixed = build_armature(spec, "plain"), build_armature(spec, "mixed")
+    modes = {"thigh_l": "XYZ", "calf_l": "ZXY", "upperarm_r": "YZX", "lowerarm_r": "AXIS_ANGLE",
+             "pelvis": "ZYX", "spine_03": "XZY", "head": "YXZ"}  # fmt: skip
+    for bone, mode in modes.items():
+        mixed.pose.bones[bone].rotation_mode = mode
+    api.import_trajectory(path, target=plain, root_motion="camera")
+    api.import_trajectory(path, target=mixed, root_motion="camera")
+    assert {b: mixed.pose.bones[b].rotation_mode for b in modes} == modes
+    mapping = rig_map_of(extension, plain)
+    expected, _ = read_back(plain, mapping, len(world), extension)
+    got, _ = read_back(mixed, mapping, len(world), extension)
+    offset = np.array(mixed.matrix_world.translation) - np.array(plain.matrix_world.translation)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name] + offset, atol=1e-4)
