@@ -9,7 +9,6 @@ Every function validates its input before it creates anything, so a bad file lea
 was. Each import makes new objects and new actions; nothing of the user's is modified.
 """
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from ..retarget.keyframes import write_bone_action
 from ..retarget.skeletons import get_skeleton
 from . import scene as scene_tools
 from .errors import MocapError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -106,7 +103,7 @@ def _contacts(trajectory: contract.Trajectory, motion: _PersonMotion) -> np.ndar
     return None if contacts is None else contacts[motion.complete]
 
 
-def _key_take(context, armature, mapping, result, keyed_frames, name, use_nla, all_bones):
+def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones):
     from ..retarget.keyframes import push_to_nla
 
     rotations = {bone: result.rotations[:, k] for k, bone in enumerate(result.bone_names)}
@@ -187,7 +184,6 @@ def import_trajectory(
         solved[motion.person] = solve.retarget(
             motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person], origin
         )
-        log.info("%s", report)
 
     # Everything is validated: from here on the scene changes.
     scene = context.scene
@@ -204,17 +200,21 @@ def import_trajectory(
             name = f"MeTRAbs {clip_name} P{motion.track_id}"
             armature = scene_tools.create_armature(context, name, motion.bones)
             mapping = rigmaps.PRESETS["metrabs"]
-            rig_data = scene_tools.read_target_rig(context, armature)
-            result = solve.retarget(
-                motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person]
-            )
+            try:
+                rig_data = scene_tools.read_target_rig(context, armature)
+                result = solve.retarget(
+                    motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person]
+                )
+            except Exception:
+                data = armature.data
+                bpy.data.objects.remove(armature)
+                bpy.data.armatures.remove(data)
+                raise
             report = f"generated rig {armature.name}"
         else:
             armature, result = target, solved[motion.person]
             name = f"{target.name} {clip_name} P{motion.track_id}"
-        action = _key_take(
-            context, armature, mapping, result, keyed_frames, name, use_nla, target is None
-        )
+        action = _key_take(armature, mapping, result, keyed_frames, name, use_nla, target is None)
         results.append(
             ImportResult(
                 motion.track_id,
