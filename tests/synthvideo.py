@@ -1,0 +1,93 @@
+"""Synthetic test footage with exact ground truth (test helper).
+
+People from ``inference.synth.motion`` are drawn as grey limbs with one coloured disc per joint; the
+joint colours are 30 hues 12 degrees apart at full saturation (``JOINT_HUES``, OpenCV hue units), so
+the test pose model in ``tinymodels.py`` can find joints by colour. Far people are drawn first.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inference.synth.clip import default_camera, motions_to_trajectory
+from inference.synth.motion import SKELETON, generate_motion
+from retarget.contract import Trajectory
+
+JOINT_HUES = np.arange(SKELETON.num_joints) * 6  # OpenCV hue (0..179) of each joint's disc
+JOINT_COLOURS = cv2.cvtColor(
+    np.stack([JOINT_HUES, np.full_like(JOINT_HUES, 255), np.full_like(JOINT_HUES, 255)], axis=1)
+    .astype(np.uint8)[None],
+    cv2.COLOR_HSV2RGB,
+)[0]
+LIMB_COLOUR = (70, 70, 70)
+BACKGROUND = 205
+
+
+def render_frame(
+    poses2d: np.ndarray, depths: np.ndarray, image_size: tuple[int, int], radius: int = 3
+) -> np.ndarray:
+    """RGB frame (H, W, 3) of people with 2D joints ``poses2d`` (P, J, 2) px at ``depths`` (P,)."""
+    width, height = image_size
+    image = np.full((height, width, 3), BACKGROUND, np.uint8)
+    thickness = max(2, radius)
+    for person in np.argsort(-depths):
+        points = np.round(poses2d[person] * 16).astype(np.int64)  # 4 fractional bits
+        for parent, child in SKELETON.edges:
+            cv2.line(image, points[parent], points[child], LIMB_COLOUR, thickness, cv2.LINE_AA, 4)
+        for joint, colour in enumerate(JOINT_COLOURS):
+            cv2.circle(image, points[joint], radius * 16, tuple(int(c) for c in colour), -1, 8, 4)
+    return image
+
+
+def walking_people(
+    num_people: int = 1,
+    duration_s: float = 2.0,
+    fps: float = 25.0,
+    image_size: tuple[int, int] = (640, 360),
+    spacing_m: float = 1.6,
+    seed: int = 0,
+) -> Trajectory:
+    """Ground truth of ``num_people`` walking side by side across the view (contract form)."""
+    offsets = (np.arange(num_people) - (num_people - 1) / 2) * spacing_m
+    motions = [
+        generate_motion(
+            "walk",
+            duration_s,
+            fps,
+            seed=seed + i,
+            start_xy=(offset, 0.4 * (i % 2)),
+            heading_deg=-90 if i % 2 else 90,
+        )
+        for i, offset in enumerate(offsets)
+    ]
+    camera = default_camera(motions, distance_m=6.0 + 0.4 * num_people)
+    return motions_to_trajectory(motions, camera, image_size=image_size)
+
+
+def frames_of(truth: Trajectory, radius: int = 3) -> list[np.ndarray]:
+    """Render every frame of a ground-truth trajectory."""
+    size = tuple(int(v) for v in truth.image_size)
+    depth = truth.poses3d[:, :, 0, 2]
+    return [render_frame(truth.poses2d[t], depth[t], size, radius) for t in range(truth.num_frames)]
+
+
+def write_video(
+    path: str | Path, frames: list[np.ndarray], fps: float = 25.0, fourcc: str | None = None
+) -> Path:
+    """Write RGB frames with ``cv2.VideoWriter``; the codec follows the suffix unless given
+    (``.mp4`` MPEG-4 part 2, ``.avi`` MJPEG, ``.mkv`` lossless FFV1)."""
+    path = Path(path)
+    fourcc = fourcc or {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}[path.suffix.lower()]
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened(), f"cannot write {path} with {fourcc}"
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_clip(path: str | Path, truth: Trajectory, radius: int = 3) -> Path:
+    """Render and write ``truth`` as a video at its nominal frame rate."""
+    return write_video(path, frames_of(truth, radius), fps=truth.fps)

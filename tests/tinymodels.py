@@ -1,0 +1,106 @@
+"""A real, tiny pose estimator and detector for the synthetic footage of ``synthvideo.py``.
+
+Both are deterministic functions of the pixels (no ground truth is read): the detector boxes
+connected regions of person-coloured pixels; the pose estimator looks inside each box for each joint's
+colour, takes the centroid as the 2D joint and back-projects it to a depth estimated from the
+pelvis-neck distance in pixels (a 1.75 m person's torso is ``TORSO_MM`` long), so 3D is metric and in
+the original camera frame. They have the interfaces the worker expects of the real models:
+``estimate(frames, boxes, intrinsics)`` and ``detect(frames)``.
+"""
+
+import cv2
+import numpy as np
+
+from inference.synth.motion import SKELETON, rest_pose
+
+from tests.synthvideo import BACKGROUND, JOINT_HUES
+
+TORSO_MM = 1000 * float(np.linalg.norm(rest_pose()[12] - rest_pose()[0]))  # pelvis -> neck
+
+
+def _hsv(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.int16)
+
+
+class ColourJointPoseEstimator:
+    """Finds each joint by its disc colour inside the person box; see the module docstring."""
+
+    joint_names = SKELETON.joint_names
+    joint_edges = SKELETON.edges
+    skeleton = SKELETON.name
+    model_id = "test-colour-joints"
+
+    def __init__(self, hue_tolerance: int = 2, min_pixels: int = 3) -> None:
+        self.hue_tolerance = hue_tolerance
+        self.min_pixels = min_pixels
+        self.calls = 0
+
+    def _joints2d(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        height, width = frame.shape[:2]
+        x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
+        x1, y1 = min(int(np.ceil(box[0] + box[2])), width), min(int(np.ceil(box[1] + box[3])), height)
+        joints = np.full((len(JOINT_HUES), 2), np.nan)
+        if x1 <= x0 or y1 <= y0:
+            return joints
+        hsv = _hsv(frame[y0:y1, x0:x1])
+        vivid = (hsv[..., 1] > 150) & (hsv[..., 2] > 120)
+        for joint, hue in enumerate(JOINT_HUES):
+            distance = np.abs(hsv[..., 0] - hue)
+            mask = vivid & (np.minimum(distance, 180 - distance) <= self.hue_tolerance)
+            if mask.sum() >= self.min_pixels:
+                rows, cols = np.nonzero(mask)
+                joints[joint] = (cols.mean() + x0, rows.mean() + y0)
+        return joints
+
+    def _lift(self, joints2d: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+        torso_px = np.linalg.norm(joints2d[12] - joints2d[0])
+        if not np.isfinite(torso_px) or torso_px < 2:
+            return np.full((len(joints2d), 3), np.nan)
+        depth = intrinsics[0, 0] * TORSO_MM / torso_px
+        rays = np.concatenate([joints2d, np.ones((len(joints2d), 1))], axis=1)
+        return depth * rays @ np.linalg.inv(intrinsics).T
+
+    def estimate(
+        self, frames: list[np.ndarray], boxes: list[np.ndarray], intrinsics: np.ndarray
+    ) -> list[dict[str, np.ndarray]]:
+        """Per frame: ``poses3d`` (n, J, 3) mm, ``poses2d`` (n, J, 2) px, ``uncertainty`` (n, J)."""
+        self.calls += 1
+        results = []
+        for frame, frame_boxes in zip(frames, boxes, strict=True):
+            poses2d = np.array([self._joints2d(frame, box) for box in frame_boxes]).reshape(
+                -1, len(JOINT_HUES), 2
+            )
+            poses3d = np.array([self._lift(p, intrinsics) for p in poses2d]).reshape(
+                -1, len(JOINT_HUES), 3
+            )
+            uncertainty = np.where(np.isfinite(poses2d[..., 0]), 20.0, np.nan)
+            results.append({"poses3d": poses3d, "poses2d": poses2d, "uncertainty": uncertainty})
+        return results
+
+
+class PersonColourDetector:
+    """Boxes of connected non-background regions (people drawn by ``synthvideo``), score 1.
+
+    The region mask is dilated so that the limbs and joints of one figure join up.
+    """
+
+    name = "test-colour-blobs"
+
+    def __init__(self, min_area: int = 200, margin: int = 4) -> None:
+        self.min_area = min_area
+        self.margin = margin
+
+    def detect(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Per frame ``(n, 5)`` x, y, w, h, score boxes in pixels."""
+        out = []
+        for frame in frames:
+            mask = (np.abs(frame.astype(np.int16) - BACKGROUND).max(axis=2) > 40).astype(np.uint8)
+            mask = cv2.dilate(mask, np.ones((9, 9), np.uint8))
+            count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+            boxes = [
+                (x - self.margin, y - self.margin, w + 2 * self.margin, h + 2 * self.margin, 1.0)
+                for x, y, w, h, area in stats[1:count]
+                if area >= self.min_area
+            ]
+            out.append(np.array(boxes, np.float32).reshape(-1, 5))
+        return out
