@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 
 from inference.synth.motion import SKELETON, rest_pose
-
 from tests.synthvideo import BACKGROUND, JOINT_HUES
 
 TORSO_MM = 1000 * float(np.linalg.norm(rest_pose()[12] - rest_pose()[0]))  # pelvis -> neck
@@ -38,7 +37,10 @@ class ColourJointPoseEstimator:
     def _joints2d(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         height, width = frame.shape[:2]
         x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
-        x1, y1 = min(int(np.ceil(box[0] + box[2])), width), min(int(np.ceil(box[1] + box[3])), height)
+        x1, y1 = (
+            min(int(np.ceil(box[0] + box[2])), width),
+            min(int(np.ceil(box[1] + box[3])), height),
+        )
         joints = np.full((len(JOINT_HUES), 2), np.nan)
         if x1 <= x0 or y1 <= y0:
             return joints
