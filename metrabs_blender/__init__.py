@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Blender side of MeTRAbs Mocap: panel, operators, properties and the scripting API.
+
+Submodules are imported in ``register()``: this package also serves ``python -m metrabs_blender``,
+which loads the extension under its own package name first (see ``__main__``), so nothing here may
+use a relative import of a sibling package at import time.
+"""
+
+
+def _modules():
+    from . import operators, panels, properties
+
+    return (properties, operators, panels)
+
+
+def register() -> None:
+    import bpy
+
+    for module in _modules():
+        for cls in module.CLASSES:
+            bpy.utils.register_class(cls)
+    from . import properties
+
+    properties.attach()
+
+
+def unregister() -> None:
+    import bpy
+
+    from . import properties
+
+    properties.detach()
+    for module in reversed(_modules()):
+        for cls in reversed(module.CLASSES):
+            bpy.utils.unregister_class(cls)

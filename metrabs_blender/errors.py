@@ -1,0 +1,5 @@
+"""Errors of the Blender side; operators turn them into reports."""
+
+
+class MocapError(Exception):
+    """A problem the user can fix; the message says how."""

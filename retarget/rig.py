@@ -1,0 +1,124 @@
+"""The generated MeTRAbs rig: one bone per body joint of the clip's skeleton, with the clip's own
+proportions, in a T-pose facing -Y (Blender's front view), feet on z = 0.
+
+Each bone's head sits on its joint and its tail on the joint's primary child, so the bone points
+where the limb points. Leaf bones (toes, hands) extend their parent's direction. Joints that are
+not a primary child (hips, collar bones, face points) keep the clip's median offset as seen in
+their parent bone's frame, so the rig reproduces the person's own build.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import RetargetError
+from .rotations import frame_from_axes, normalize
+from .skeletons import Skeleton
+from .solve import TWIST_HINTS
+
+# Blender-style names (".L"/".R" mirror in Blender's tools) for the smpl_24 body joints.
+BONE_NAMES = {
+    "pelv": "pelvis", "bell": "spine", "spin": "spine.001", "thor": "chest", "neck": "neck",
+    "head": "head", "lhip": "thigh.L", "rhip": "thigh.R", "lkne": "shin.L", "rkne": "shin.R",
+    "lank": "foot.L", "rank": "foot.R", "ltoe": "toe.L", "rtoe": "toe.R", "lcla": "shoulder.L",
+    "rcla": "shoulder.R", "lsho": "upper_arm.L", "rsho": "upper_arm.R", "lelb": "forearm.L",
+    "relb": "forearm.R", "lwri": "hand.L", "rwri": "hand.R", "lhan": "fingers.L", "rhan": "fingers.R",
+}  # fmt: skip
+
+# joint -> the child joint its bone points at
+PRIMARY_CHILD = {
+    "pelv": "bell", "bell": "spin", "spin": "thor", "thor": "neck", "neck": "head", "head": "htop",
+    "lhip": "lkne", "lkne": "lank", "lank": "ltoe", "rhip": "rkne", "rkne": "rank", "rank": "rtoe",
+    "lcla": "lsho", "lsho": "lelb", "lelb": "lwri", "lwri": "lhan",
+    "rcla": "rsho", "rsho": "relb", "relb": "rwri", "rwri": "rhan",
+}  # fmt: skip
+
+# Rest T-pose direction of each joint's bone, and of its twist hint, for left-side / centre joints
+# (right side mirrors x). Blender rest: the character faces -Y, its left is +X.
+_REST_AXES = {
+    "pelv": ((0, 0, 1), (1, 0, 0)), "bell": ((0, 0, 1), None), "spin": ((0, 0, 1), None),
+    "thor": ((0, 0, 1), (1, 0, 0)), "neck": ((0, 0, 1), None), "head": ((0, 0, 1), (1, 0, 0)),
+    "hip": ((0, 0, -1), (0, -1, 0)), "kne": ((0, 0, -1), (0, -1, 0)), "ank": ((0, -1, -1), (0, 0, 1)),
+    "toe": ((0, -1, 0), None), "cla": ((1, 0, 0), None), "sho": ((1, 0, 0), None),
+    "elb": ((1, 0, 0), None), "wri": ((1, 0, 0), None), "han": ((1, 0, 0), None),
+}  # fmt: skip
+_LEAF_LENGTH_FRACTION = 0.5  # leaf bone length relative to its parent bone
+
+
+@dataclass(frozen=True)
+class RigBone:
+    """A bone of the generated rig: name, the joint at its head, parent bone, rest head/tail (m)."""
+
+    name: str
+    joint: str
+    parent: str | None
+    head: np.ndarray
+    tail: np.ndarray
+
+
+def _rest_axes(joint: str) -> tuple[np.ndarray, np.ndarray | None]:
+    key = joint if joint in _REST_AXES else joint[1:]
+    direction, hint = (np.array(v, float) if v is not None else None for v in _REST_AXES[key])
+    if joint.startswith("r") and key != joint:
+        direction[0] *= -1
+        hint = None if hint is None else hint * np.array([-1.0, 1, 1])
+    return normalize(direction), hint
+
+
+def _median_local_offset(
+    skeleton: Skeleton, joints: np.ndarray, joint: str, parent: str
+) -> np.ndarray:
+    """Median offset of ``joint`` from ``parent`` in the parent bone's frame (its y = bone axis)."""
+    index = skeleton.index
+    hint = TWIST_HINTS[parent]
+    frames = frame_from_axes(
+        joints[:, index(PRIMARY_CHILD[parent])] - joints[:, index(parent)],
+        joints[:, index(hint[0])] - joints[:, index(hint[1])],
+    )
+    offsets = joints[:, index(joint)] - joints[:, index(parent)]
+    return np.nanmedian(np.einsum("tji,tj->ti", frames, offsets), axis=0)
+
+
+def rest_joints(skeleton: Skeleton, joints: np.ndarray) -> np.ndarray:
+    """Rest T-pose positions ``(J, 3)`` metres of every joint, from the clip ``(T, J, 3)``."""
+    missing = [n for n in list(PRIMARY_CHILD) + list(TWIST_HINTS) if n not in skeleton.joint_names]
+    if missing:
+        raise RetargetError(f"skeleton {skeleton.name!r} lacks joints the rig needs: {missing}")
+    parents = np.array(skeleton.parents)
+    with np.errstate(all="ignore"):
+        lengths = np.nanmedian(np.linalg.norm(joints[:, 1:] - joints[:, parents[1:]], axis=-1), 0)
+    lengths = np.concatenate([[0.0], lengths])
+    rest = np.zeros((skeleton.num_joints, 3))
+    for j, name in enumerate(skeleton.joint_names):
+        if parents[j] < 0:
+            continue
+        parent = skeleton.joint_names[parents[j]]
+        direction, hint = _rest_axes(parent)
+        if PRIMARY_CHILD.get(parent) == name or hint is None:
+            rest[j] = rest[parents[j]] + lengths[j] * direction
+        else:
+            local = _median_local_offset(skeleton, joints, name, parent)
+            rest[j] = rest[parents[j]] + frame_from_axes(direction, hint) @ local
+    if not np.all(np.isfinite(rest)):
+        bad = [skeleton.joint_names[j] for j in np.flatnonzero(~np.isfinite(rest).all(axis=1))]
+        raise RetargetError(f"joints never seen in the clip, cannot build a rig: {bad}")
+    rest[:, 2] -= rest[:, 2].min()
+    return rest
+
+
+def generated_rig(skeleton: Skeleton, rest: np.ndarray) -> list[RigBone]:
+    """Bones (parent first) of the generated rig for rest joint positions ``(J, 3)``."""
+    bones = []
+    for j, joint in enumerate(skeleton.joint_names):
+        if joint not in BONE_NAMES:
+            continue
+        parent_index = skeleton.parents[j]
+        parent = skeleton.joint_names[parent_index] if parent_index >= 0 else None
+        child = PRIMARY_CHILD.get(joint)
+        if child is not None:
+            tail = rest[skeleton.index(child)]
+        else:
+            parent_axis = rest[j] - rest[parent_index]
+            tail = rest[j] + _LEAF_LENGTH_FRACTION * parent_axis
+        bones.append(RigBone(BONE_NAMES[joint], joint, BONE_NAMES.get(parent), rest[j], tail))
+    return bones

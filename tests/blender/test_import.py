@@ -1,0 +1,109 @@
+"""The import path end to end inside real Blender, through the installed extension."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+
+from retarget import frames
+from retarget.contract import write_trajectory
+from retarget.rig import BONE_NAMES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def expected_world_joints(trajectory):
+    pose = frames.level_camera_pose(trajectory.poses3d, trajectory.joint_names)
+    return frames.camera_to_world(trajectory.poses3d.astype(np.float64), pose)
+
+
+def test_zip_holds_only_what_runs_in_blender(extension_zip):
+    names = zipfile.ZipFile(extension_zip).namelist()
+    assert "blender_manifest.toml" in names and "metrabs_blender/api.py" in names
+    assert "inference/__main__.py" in names and "retarget/contract.py" in names
+    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "models/", "inference/synth/", ".ci/")
+    assert not [n for n in names if n.startswith(forbidden) or n.endswith((".npz", ".pt", ".pth"))]
+
+
+def test_register_unregister_round_trip(extension):
+    assert hasattr(bpy.types.Scene, "metrabs") and hasattr(bpy.ops.metrabs, "import_trajectory")
+    extension.unregister()
+    assert not hasattr(bpy.types.Scene, "metrabs")
+    assert not hasattr(bpy.types, "VIEW3D_PT_metrabs_import")
+    extension.register()
+    assert hasattr(bpy.types.Scene, "metrabs") and hasattr(bpy.types, "VIEW3D_PT_metrabs_import")
+
+
+def test_operator_keys_the_motion(extension, tmp_path, two_person_trajectory):
+    path = write_trajectory(tmp_path / "walk.npz", two_person_trajectory)
+    assert bpy.ops.metrabs.import_trajectory(filepath=str(path)) == {"FINISHED"}
+    scene = bpy.context.scene
+    assert scene.render.fps == 30 and scene.frame_end == scene.frame_start + 89
+    expected = expected_world_joints(two_person_trajectory)
+    errors = []
+    for person in range(2):
+        armature = bpy.data.objects[f"MeTRAbs walk P{person}"]
+        action = armature.animation_data.action
+        fcurves = extension.retarget.keyframes.action_fcurves(action)
+        assert len(fcurves) == 4 * len(BONE_NAMES) + 3
+        assert {len(fc.keyframe_points) for fc in fcurves} == {90}
+        for frame in (1, 23, 60, 90):
+            scene.frame_set(frame)
+            for joint, bone in BONE_NAMES.items():
+                head = np.array(armature.matrix_world @ armature.pose.bones[bone].head)
+                errors.append(
+                    np.linalg.norm(
+                        head
+                        - expected[
+                            frame - 1, person, two_person_trajectory.joint_names.index(joint)
+                        ]
+                    )
+                )
+    assert max(errors) < 0.001  # metres: every bone head within 1 mm of its joint
+
+
+def test_bad_file_reports_and_creates_nothing(extension, tmp_path):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a trajectory")
+    objects_before, actions_before = set(bpy.data.objects), set(bpy.data.actions)
+    with pytest.raises(RuntimeError, match="broken.npz is not a trajectory .npz file"):
+        bpy.ops.metrabs.import_trajectory(filepath=str(bad))
+    assert set(bpy.data.objects) == objects_before and set(bpy.data.actions) == actions_before
+
+
+def test_reimport_makes_a_new_take_and_keeps_user_actions(api, tmp_path, two_person_trajectory):
+    path = write_trajectory(tmp_path / "clip.npz", two_person_trajectory)
+    first = api.import_trajectory(path)
+    second = api.import_trajectory(path)
+    assert {r.action.name for r in first}.isdisjoint({r.action.name for r in second})
+    assert all(r.action.name in bpy.data.actions for r in first + second)
+    # an action the user had on the armature survives being replaced
+    armature = first[0].armature
+    user_action = bpy.data.actions.new("user take")
+    armature.animation_data.action = user_action
+    api.import_trajectory(path)  # new armatures; user's stays assigned
+    assert armature.animation_data.action == user_action
+
+
+def test_headless_cli_writes_a_blend(tmp_path, two_person_trajectory):
+    path = write_trajectory(tmp_path / "clip.npz", two_person_trajectory)
+    out = tmp_path / "scene.blend"
+    command = [sys.executable, "-m", "metrabs_blender", str(path), "--out", str(out)]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+    assert out.stat().st_size > 0
+    refused = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 1 and "exists" in refused.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    assert {"MeTRAbs clip P0", "MeTRAbs clip P1"} <= set(bpy.data.objects.keys())
+
+
+def test_module_is_the_installed_one(extension):
+    assert extension.__name__ == "bl_ext.user_default.metrabs_mocap"
+    assert (
+        "extensions" in Path(extension.__file__).parts
+        and REPO not in Path(extension.__file__).parents
+    )

@@ -1,0 +1,28 @@
+"""Shared test set-up. Blender's user folders go to a temporary directory before ``bpy`` is first
+imported anywhere, so tests never touch the real user configuration."""
+
+import os
+import tempfile
+
+os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="metrabs-blender-user-")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def two_person_trajectory():
+    """Exact (noise-free) trajectory of a walker and a runner seen by a level camera, 3 s @ 30 fps."""
+    from inference.synth.clip import default_camera, motions_to_trajectory
+    from inference.synth.motion import generate_motion
+
+    motions = [
+        generate_motion("walk", 3.0, 30.0, seed=0, start_xy=(-1.0, 0.0)),
+        generate_motion("run", 3.0, 30.0, seed=1, start_xy=(1.0, 0.0), heading_deg=180.0),
+    ]
+    return motions_to_trajectory(motions, default_camera(motions))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
