@@ -41,6 +41,7 @@ class TrackerParams:
     max_gap_s: float = 1.0  # a track unmatched this long ends (short occlusions are bridged)
     proposal_margin: float = 0.15  # proposed boxes: pose extent enlarged by this share per side
     proposal_growth_per_s: float = 0.5  # ... and by this share per second since the track was seen
+    proposal_min_aspect: float = 0.5  # proposed boxes are at least this share of their height wide
     duplicate_iou: float = 0.6  # a candidate overlapping an assigned one this much ...
     duplicate_distance_mm: float = 400.0  # ... with a 3D pose this close is the same person again
     new_tracks: bool = True  # start tracks from unmatched detections (off: only the seeded ones)
@@ -106,14 +107,18 @@ class Track:
     last_time: float
     box: np.ndarray  # (4,) x, y, w, h of the last pose's 2D extent (or its box)
     pose3d: np.ndarray  # (J, 3) mm, last estimate
-    box_velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # px/s
+    centre_velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, px/s
     root_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))  # mm/s
     rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=dict
     )
 
     def predicted_box(self, time: float) -> np.ndarray:
-        return self.box + self.box_velocity * (time - self.last_time)
+        """The last box moved by the centre's velocity (its size is not extrapolated: the extent
+        of a pose changes with the limbs, not with the person's motion)."""
+        moved = self.box.copy()
+        moved[:2] += self.centre_velocity * (time - self.last_time)
+        return moved
 
     def predicted_pose(self, time: float) -> np.ndarray:
         return self.pose3d + self.root_velocity * (time - self.last_time)
@@ -122,8 +127,10 @@ class Track:
         """Move the motion state to a new observation (velocities smoothed over ~2 frames)."""
         dt = time - self.last_time
         if dt > 0 and np.all(np.isfinite(box)):
-            self.box_velocity = 0.5 * self.box_velocity + 0.5 * (box - self.box) / dt
-        root_new, root_old = np.nanmean(pose3d, axis=0), np.nanmean(self.pose3d, axis=0)
+            shift = (box[:2] + box[2:] / 2) - (self.box[:2] + self.box[2:] / 2)
+            self.centre_velocity = 0.5 * self.centre_velocity + 0.5 * shift / dt
+        with _quiet_nan():
+            root_new, root_old = np.nanmean(pose3d, axis=0), np.nanmean(self.pose3d, axis=0)
         if dt > 0 and np.all(np.isfinite(root_new)) and np.all(np.isfinite(root_old)):
             self.root_velocity = 0.5 * self.root_velocity + 0.5 * (root_new - root_old) / dt
         if np.all(np.isfinite(box)):
@@ -150,17 +157,19 @@ class Tracker:
     def proposals(self, time: float, image_size: tuple[int, int]) -> list[tuple[int, np.ndarray]]:
         """``(track_id, box)`` for every live track at ``time``: its last pose extent moved by its
         velocity, enlarged with the time elapsed, and kept only while it overlaps the image."""
-        width, height = image_size
+        image_width, image_height = image_size
         out = []
         for track in self.live_tracks(time):
             elapsed = max(time - track.last_time, 0.0)
             box = track.predicted_box(time)
+            # A person box is rarely narrower than min_aspect x its height (legs together, side view).
+            width = max(box[2], self.params.proposal_min_aspect * box[3])
+            box = np.array([box[0] + (box[2] - width) / 2, box[1], width, box[3]])
             grow = self.params.proposal_margin + self.params.proposal_growth_per_s * elapsed
             box = np.array([box[0] - grow * box[2], box[1] - grow * box[3], box[2] * (1 + 2 * grow),
                             box[3] * (1 + 2 * grow)])  # fmt: skip
-            visible = (
-                box[0] < width and box[1] < height and box[0] + box[2] > 0 and box[1] + box[3] > 0
-            )
+            visible = box[0] < image_width and box[1] < image_height
+            visible = visible and box[0] + box[2] > 0 and box[1] + box[3] > 0
             if np.all(np.isfinite(box)) and box[2] > 1 and box[3] > 1 and visible:
                 out.append((track.track_id, box))
         return out

@@ -2,9 +2,9 @@
 
 Both are deterministic functions of the pixels (no ground truth is read): the detector boxes
 connected regions of person-coloured pixels; the pose estimator looks inside each box for each joint's
-colour, takes the centroid as the 2D joint and back-projects it to a depth estimated from the
-pelvis-neck distance in pixels (a 1.75 m person's torso is ``TORSO_MM`` long), so 3D is metric and in
-the original camera frame. They have the interfaces the worker expects of the real models:
+colour, takes the centroid of its largest blob as the 2D joint and back-projects all joints to one
+depth, estimated from the pixel lengths of rigid segments whose true lengths it knows (a 1.75 m
+adult's, ``SEGMENTS_MM``), so 3D is metric and in the original camera frame. They have the interfaces the worker expects of the real models:
 ``estimate(frames, boxes, intrinsics)`` and ``detect(frames)``.
 """
 
@@ -14,7 +14,12 @@ import numpy as np
 from inference.synth.motion import SKELETON, rest_pose
 from tests.synthvideo import BACKGROUND, JOINT_HUES
 
-TORSO_MM = 1000 * float(np.linalg.norm(rest_pose()[12] - rest_pose()[0]))  # pelvis -> neck
+_REST = rest_pose()  # metres, a 1.75 m adult
+# Rigid segments (joint pairs) and their lengths in millimetres: torso, thighs, shins, upper arms.
+SEGMENTS_MM = [
+    ((a, b), 1000 * float(np.linalg.norm(_REST[a] - _REST[b])))
+    for a, b in ((0, 12), (1, 4), (2, 5), (4, 7), (5, 8), (16, 18), (17, 19))
+]
 
 
 def _hsv(image: np.ndarray) -> np.ndarray:
@@ -29,7 +34,7 @@ class ColourJointPoseEstimator:
     skeleton = SKELETON.name
     model_id = "test-colour-joints"
 
-    def __init__(self, hue_tolerance: int = 2, min_pixels: int = 3) -> None:
+    def __init__(self, hue_tolerance: int = 2, min_pixels: int = 5) -> None:
         self.hue_tolerance = hue_tolerance
         self.min_pixels = min_pixels
         self.calls = 0
@@ -49,16 +54,26 @@ class ColourJointPoseEstimator:
         for joint, hue in enumerate(JOINT_HUES):
             distance = np.abs(hsv[..., 0] - hue)
             mask = vivid & (np.minimum(distance, 180 - distance) <= self.hue_tolerance)
-            if mask.sum() >= self.min_pixels:
-                rows, cols = np.nonzero(mask)
-                joints[joint] = (cols.mean() + x0, rows.mean() + y0)
+            if mask.sum() < self.min_pixels:
+                continue
+            # The disc is the largest blob of its hue; stray pixels (blended edges) are ignored.
+            count, labels, stats, centroids = cv2.connectedComponentsWithStats(
+                mask.astype(np.uint8)
+            )
+            largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            if stats[largest, cv2.CC_STAT_AREA] >= self.min_pixels:
+                joints[joint] = centroids[largest] + (x0, y0)
         return joints
 
     def _lift(self, joints2d: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-        torso_px = np.linalg.norm(joints2d[12] - joints2d[0])
-        if not np.isfinite(torso_px) or torso_px < 2:
+        scales = [  # pixels per millimetre along each visible rigid segment
+            np.linalg.norm(joints2d[a] - joints2d[b]) / length for (a, b), length in SEGMENTS_MM
+        ]
+        scales = np.sort([s for s in scales if np.isfinite(s)])[::-1]
+        if len(scales) < 2:
             return np.full((len(joints2d), 3), np.nan)
-        depth = intrinsics[0, 0] * TORSO_MM / torso_px
+        # Foreshortening only shortens segments: trust the longest-looking ones.
+        depth = intrinsics[0, 0] / float(np.median(scales[:3]))
         rays = np.concatenate([joints2d, np.ones((len(joints2d), 1))], axis=1)
         return depth * rays @ np.linalg.inv(intrinsics).T
 

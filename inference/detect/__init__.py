@@ -33,8 +33,10 @@ def make_detector(spec: str, device: str = "cpu", score_threshold: float | None 
     if spec == "hog":
         from .hog import HogPersonDetector
 
-        return HogPersonDetector() if score_threshold is None else HogPersonDetector(
-            score_threshold=score_threshold
+        return (
+            HogPersonDetector()
+            if score_threshold is None
+            else HogPersonDetector(score_threshold=score_threshold)
         )
     path = Path(spec)
     from .yolox import DetectorWeightsError, YoloxDetector
