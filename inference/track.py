@@ -107,6 +107,7 @@ class Track:
     last_time: float
     box: np.ndarray  # (4,) x, y, w, h of the last pose's 2D extent (or its box)
     pose3d: np.ndarray  # (J, 3) mm, last estimate
+    centre: np.ndarray  # (2,) px, body centre (median 2D joint) of the last estimate
     centre_velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, px/s
     root_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))  # mm/s
     rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
@@ -123,21 +124,34 @@ class Track:
     def predicted_pose(self, time: float) -> np.ndarray:
         return self.pose3d + self.root_velocity * (time - self.last_time)
 
-    def observe(self, row: int, time: float, box: np.ndarray, pose3d: np.ndarray) -> None:
-        """Move the motion state to a new observation (velocities smoothed over ~2 frames)."""
+    def observe(
+        self, row: int, time: float, box: np.ndarray, pose3d: np.ndarray, centre: np.ndarray
+    ) -> None:
+        """Move the motion state to a new observation: ``box`` (4,) pose extent, ``pose3d``
+        (J, 3) mm and the body ``centre`` (2,) px. Velocities are smoothed over ~2 frames."""
         dt = time - self.last_time
-        if dt > 0 and np.all(np.isfinite(box)):
-            shift = (box[:2] + box[2:] / 2) - (self.box[:2] + self.box[2:] / 2)
-            self.centre_velocity = 0.5 * self.centre_velocity + 0.5 * shift / dt
+        if dt > 0 and np.all(np.isfinite(centre)) and np.all(np.isfinite(self.centre)):
+            self.centre_velocity = 0.5 * self.centre_velocity + 0.5 * (centre - self.centre) / dt
         with _quiet_nan():
             root_new, root_old = np.nanmean(pose3d, axis=0), np.nanmean(self.pose3d, axis=0)
         if dt > 0 and np.all(np.isfinite(root_new)) and np.all(np.isfinite(root_old)):
             self.root_velocity = 0.5 * self.root_velocity + 0.5 * (root_new - root_old) / dt
         if np.all(np.isfinite(box)):
             self.box = box
+        if np.all(np.isfinite(centre)):
+            self.centre = centre
         if np.isfinite(pose3d).any():
             self.pose3d = pose3d
         self.last_row, self.last_time = row, time
+
+
+def body_centre(poses2d: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``(..., 2)`` median of the 2D joints ``(..., J, 2)`` — it follows the body, not the swinging
+    limbs that move the pose's extent — or the centre of ``boxes`` (..., 4) where no joint is known."""
+    with _quiet_nan():
+        centre = np.nanmedian(poses2d, axis=-2)
+    fallback = boxes[..., :2] + boxes[..., 2:4] / 2
+    return np.where(np.isfinite(centre), centre, fallback)
 
 
 class Tracker:
@@ -154,14 +168,24 @@ class Tracker:
         """Tracks seen within ``max_gap_s`` before ``time``."""
         return [t for t in self.tracks if time - t.last_time <= self.params.max_gap_s + 1e-9]
 
-    def proposals(self, time: float, image_size: tuple[int, int]) -> list[tuple[int, np.ndarray]]:
+    def proposals(
+        self,
+        time: float,
+        image_size: tuple[int, int],
+        anchors: dict[int, tuple[float, np.ndarray]] | None = None,
+    ) -> list[tuple[int, np.ndarray]]:
         """``(track_id, box)`` for every live track at ``time``: its last pose extent moved by its
-        velocity, enlarged with the time elapsed, and kept only while it overlaps the image."""
+        velocity, enlarged with the time elapsed, and kept only while it overlaps the image.
+        ``anchors`` maps a track id to a more recent ``(time, box)`` to start from instead (e.g. a
+        detection matched to it earlier in the same batch)."""
         image_width, image_height = image_size
+        anchors = anchors or {}
         out = []
         for track in self.live_tracks(time):
-            elapsed = max(time - track.last_time, 0.0)
-            box = track.predicted_box(time)
+            anchor_time, box = anchors.get(track.track_id, (track.last_time, track.box))
+            elapsed = max(time - anchor_time, 0.0)
+            box = np.array(box, np.float64)
+            box[:2] += track.centre_velocity * (time - anchor_time)
             # A person box is rarely narrower than min_aspect x its height (legs together, side view).
             width = max(box[2], self.params.proposal_min_aspect * box[3])
             box = np.array([box[0] + (box[2] - width) / 2, box[1], width, box[3]])
@@ -179,10 +203,7 @@ class Tracker:
         return [self._new_track(row, time, candidates, i) for i in range(len(candidates))]
 
     def _new_track(self, row: int, time: float, c: Candidates, i: int) -> int:
-        box = pose_box(c.poses2d[i])
-        if not np.all(np.isfinite(box)):
-            box = c.boxes[i, :4].astype(np.float64)
-        track = Track(self.next_id, row, time, box, c.poses3d[i].astype(np.float64))
+        track = Track(self.next_id, row, time, *_observation(c, i))
         self.next_id += 1
         self.tracks.append(track)
         self._record(track, row, c, i)
@@ -246,9 +267,7 @@ class Tracker:
                 matched.add(track_id)
         for index, track_id in assigned.items():
             self._record(by_id[track_id], row, candidates, index)
-            by_id[track_id].observe(
-                row, time, boxes[index], candidates.poses3d[index].astype(np.float64)
-            )
+            by_id[track_id].observe(row, time, *_observation(candidates, index))
         if p.new_tracks:
             for index in detected:
                 if index in assigned or not np.isfinite(candidates.poses3d[index]).any():
@@ -264,6 +283,8 @@ class Tracker:
     ) -> bool:  # fmt: skip
         """A pose from a proposed box continues the track only if it is that person: close to the
         predicted pose in 3D and not the pose of someone assigned in this frame."""
+        if not np.isfinite(c.poses2d[index]).any():
+            return False  # nothing found in the box (its own extent would match trivially)
         one = _subset(c, np.array([index]))
         if self._costs([track], time, one, boxes[index : index + 1])[0, 0] >= _INFEASIBLE:
             return False
@@ -282,6 +303,15 @@ class Tracker:
 
     def num_rows(self) -> int:
         return 1 + max((max(t.rows) for t in self.tracks if t.rows), default=-1)
+
+
+def _observation(c: Candidates, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pose extent box (4,), 3D pose (J, 3), body centre (2,)) of candidate ``i``; the extent
+    falls back to the candidate's box when its pose has no 2D joint."""
+    box = pose_box(c.poses2d[i])
+    if not np.all(np.isfinite(box)):
+        box = c.boxes[i, :4].astype(np.float64)
+    return box, c.poses3d[i].astype(np.float64), body_centre(c.poses2d[i], c.boxes[i, :4])
 
 
 def _subset(c: Candidates, indices: np.ndarray) -> Candidates:
@@ -332,17 +362,11 @@ def tracker_from_arrays(
                 arrays["poses2d"][row, person][None], arrays["uncertainty"][row, person][None],
                 np.array([-1]),
             )  # fmt: skip
-            box = pose_box(c.poses2d[0])
-            if not np.all(np.isfinite(box)):
-                box = c.boxes[0, :4].astype(np.float64)
             if track is None:
-                track = Track(int(track_id), int(row), float(frame_times[row]), box,
-                              c.poses3d[0].astype(np.float64))  # fmt: skip
+                track = Track(int(track_id), int(row), float(frame_times[row]), *_observation(c, 0))
                 tracker.tracks.append(track)
             else:
-                track.observe(
-                    int(row), float(frame_times[row]), box, c.poses3d[0].astype(np.float64)
-                )
+                track.observe(int(row), float(frame_times[row]), *_observation(c, 0))
             Tracker._record(track, int(row), c, 0)
     tracker.next_id = int(max(arrays["track_ids"], default=-1)) + 1
     if len(frame_times):

@@ -62,6 +62,7 @@ EXIT_SIGTERM = 143
 DETECTOR_CHOICES = "auto, hog, none, a detector name from `weights list` (e.g. yolox_s) or a .pth"
 AUTO_DETECTORS = ("yolox_s", "yolox_m", "yolox_tiny", "yolox_nano")  # tried in this order
 PROPOSAL_COVERED_IOU = 0.3  # a track whose predicted box overlaps a detection this much needs none
+TRACKING_ONLY_FRAMES = 4  # frames per batch when no detector runs (--detector none)
 MAX_BATCH_BYTES = 1 << 30  # frames held for one batch at most (8K frames are 100 MB each)
 
 
@@ -455,10 +456,17 @@ class Analysis:
 
     def frames_per_batch(self, frame_bytes: int) -> int:
         """Frames to gather so a batch holds about ``batch_size`` crops (people x frames)."""
+        if self.settings.box is not None and self.state.num_rows == 0:
+            return 1  # the user's box first, so the next frames get boxes proposed from its pose
         tracker = self.state.tracker
         last_time = self.state.frame_times[-1] if self.state.frame_times else 0.0
         people = max(1, len(tracker.live_tracks(last_time)))
-        return max(1, min(self.batch_size // people, MAX_BATCH_BYTES // max(1, frame_bytes)))
+        frames = min(self.batch_size // people, MAX_BATCH_BYTES // max(1, frame_bytes))
+        if self.detector is None:
+            # Without detections inside the batch, every box is extrapolated from the pose at the
+            # batch start: keep that short so fast or turning people stay inside their crops.
+            frames = min(frames, TRACKING_ONLY_FRAMES)
+        return max(1, frames)
 
     def _detect(
         self, images: list[np.ndarray], rows: list[int], seeded: bool
@@ -488,6 +496,8 @@ class Analysis:
         from .detect.nms import box_iou
 
         tracker = self.state.tracker
+        margin = tracker.params.proposal_margin
+        anchors: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (time, box) in this batch
         out = []
         for i, frame in enumerate(frames):
             row = self.state.num_rows + i
@@ -497,8 +507,15 @@ class Analysis:
                 continue
             boxes = detections.get(i, np.zeros((0, 5), np.float32))
             proposed, owners = [], []
-            for track_id, box in tracker.proposals(frame.time, self.image_size):
-                if len(boxes) and box_iou(box, boxes[:, :4]).max() >= PROPOSAL_COVERED_IOU:
+            for track_id, box in tracker.proposals(frame.time, self.image_size, anchors):
+                overlap = box_iou(box, boxes[:, :4])[0] if len(boxes) else np.zeros(1)
+                if overlap.max() >= PROPOSAL_COVERED_IOU:
+                    # Found by the detector: later frames of the batch start from this box
+                    # (shrunk to a pose extent) instead of extrapolating from the batch start.
+                    x, y, w, h = boxes[int(overlap.argmax()), :4]
+                    anchors[track_id] = (frame.time, np.array(
+                        [x + w * margin / (1 + 2 * margin), y + h * margin / (1 + 2 * margin),
+                         w / (1 + 2 * margin), h / (1 + 2 * margin)]))  # fmt: skip
                     continue
                 proposed.append([*box, 0.0])
                 owners.append(track_id)
