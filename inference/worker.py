@@ -688,7 +688,7 @@ def _exit_code(error: BaseException) -> int:
     from retarget.contract import ContractError
 
     from .camera import CameraError
-    from .detect.yolox import DetectorWeightsError
+    from .detect import DetectorWeightsError
     from .video import VideoError
 
     if isinstance(error, VideoError | CameraError | InputError):

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference.detect import make_detector
+from inference.detect import DetectorWeightsError, make_detector
 from inference.detect.yolox import (
-    DetectorWeightsError,
     Yolox,
     YoloxConfig,
     YoloxDetector,

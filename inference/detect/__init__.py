@@ -14,7 +14,13 @@ from typing import Protocol
 
 import numpy as np
 
+from .. import InferenceError
+
 logger = logging.getLogger(__name__)
+
+
+class DetectorWeightsError(InferenceError):
+    """A detector checkpoint is missing, unreadable or not a YOLOX state dict."""
 
 
 class Detector(Protocol):
@@ -39,7 +45,7 @@ def make_detector(spec: str, device: str = "cpu", score_threshold: float | None 
             else HogPersonDetector(score_threshold=score_threshold)
         )
     path = Path(spec)
-    from .yolox import DetectorWeightsError, YoloxDetector
+    from .yolox import YoloxDetector
 
     if not path.is_file():
         raise DetectorWeightsError(

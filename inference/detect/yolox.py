@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import InferenceError
+from . import DetectorWeightsError
 from .nms import nms, xyxy_to_xywh
 
 logger = logging.getLogger(__name__)
@@ -44,10 +44,6 @@ VARIANTS = {
     "yolox-l": (1.00, 1.00, False, 640),
     "yolox-x": (1.25, 1.33, False, 640),
 }
-
-
-class DetectorWeightsError(InferenceError):
-    """A detector checkpoint is missing, unreadable or not a YOLOX state dict."""
 
 
 @dataclass(frozen=True)
