@@ -122,9 +122,8 @@ def test_user_box_tracks_only_that_person(two_people, tmp_path):
 def test_frame_range_stride_and_max_people(two_people, tmp_path):
     video, truth = two_people
     output = tmp_path / "range.npz"
-    run = analyze(
-        video, "-o", output, "--start", "5", "--stop", "45", "--stride", "3", "--max-people", "1"
-    )
+    options = ["--start", "5", "--stop", "45", "--stride", "3", "--max-people", "1"]
+    run = analyze(video, "-o", output, *options, frame_model=True)
     assert run.returncode == EXIT_OK, run.stderr[-2000:]
     result = read_trajectory(output)
     frames = np.arange(5, 45, 3)
@@ -143,7 +142,7 @@ def test_variable_frame_rate_timestamps(tmp_path):
     durations = np.where(np.arange(20) % 3 == 0, 0.1, 1 / 30)
     mp4edit.set_frame_durations(video, list(durations))
     output = tmp_path / "vfr.npz"
-    assert analyze(video, "-o", output).returncode == EXIT_OK
+    assert analyze(video, "-o", output, frame_model=True).returncode == EXIT_OK
     result = read_trajectory(output)
     np.testing.assert_allclose(
         result.frame_times, np.concatenate([[0], np.cumsum(durations)[:-1]]), atol=2e-3
@@ -162,7 +161,7 @@ def test_image_sequences_folder_and_pattern(tmp_path):
     (folder / "notes.txt").write_text("not an image")
     for source in (folder, folder / "img_%04d.png"):
         output = tmp_path / "sequence.npz"
-        run = analyze(source, "-o", output, "--sequence-fps", "10")
+        run = analyze(source, "-o", output, "--sequence-fps", "10", frame_model=True)
         assert run.returncode == EXIT_OK, run.stderr[-2000:]
         result = read_trajectory(output)
         np.testing.assert_allclose(result.frame_times, np.arange(6) / 10)
@@ -174,13 +173,21 @@ def test_image_sequences_folder_and_pattern(tmp_path):
 def test_camera_from_lens_and_from_file(two_people, tmp_path):
     video, _ = two_people
     output = tmp_path / "lens.npz"
-    assert analyze(video, "-o", output, "--focal-mm", "50", "--stop", "6").returncode == EXIT_OK
+    assert (
+        analyze(video, "-o", output, "--focal-mm", "50", "--stop", "6", frame_model=True).returncode
+        == EXIT_OK
+    )
     assert read_trajectory(output).intrinsics[0, 0] == pytest.approx(50 / 36 * 640)
     camera = tmp_path / "camera.json"
     camera.write_text(
         json.dumps({"K": [[1000, 0, 640], [0, 1000, 360], [0, 0, 1]], "image_size": [1280, 720]})
     )
-    assert analyze(video, "-o", output, "--intrinsics", camera, "--stop", "6").returncode == EXIT_OK
+    assert (
+        analyze(
+            video, "-o", output, "--intrinsics", camera, "--stop", "6", frame_model=True
+        ).returncode
+        == EXIT_OK
+    )
     np.testing.assert_allclose(
         read_trajectory(output).intrinsics, [[500, 0, 319.75], [0, 500, 179.75], [0, 0, 1]]
     )

@@ -30,7 +30,7 @@ def test_clip_without_people_gives_an_empty_result(tmp_path):
     blank = [np.full((240, 320, 3), BACKGROUND, np.uint8) for _ in range(12)]
     video = write_video(tmp_path / "blank.mp4", blank)
     output = tmp_path / "blank.npz"
-    run = analyze(video, "-o", output)
+    run = analyze(video, "-o", output, frame_model=True)
     assert run.returncode == EXIT_OK
     assert any("No person found in frames 0-11" in w["message"] for w in run.of("warning"))
     result = read_trajectory(output)
@@ -45,7 +45,7 @@ def test_single_frame_clip(clip, tmp_path):
     _, truth = clip
     video = write_video(tmp_path / "one_frame.mp4", frames_of(truth)[:1])
     output = tmp_path / "one_frame.npz"
-    run = analyze(video, "-o", output)
+    run = analyze(video, "-o", output, frame_model=True)
     assert run.returncode == EXIT_OK, run.stderr[-2000:]
     result = read_trajectory(output)
     assert result.num_frames == 1 and result.num_people == 1
@@ -65,7 +65,7 @@ def test_8k_frames(clip, tmp_path):
     video = write_video(tmp_path / "8k.mkv", frames, fps=25)
     del frames
     output = tmp_path / "8k.npz"
-    run = analyze(video, "-o", output, timeout=300)
+    run = analyze(video, "-o", output, timeout=300, frame_model=True)
     assert run.returncode == EXIT_OK, run.stderr[-2000:]
     result = read_trajectory(output)
     assert list(result.image_size) == [7680, 4320] and result.num_people == 1
@@ -81,7 +81,7 @@ def test_portrait_phone_video_with_rotation_metadata(tmp_path):
     video = write_video(tmp_path / "phone.mp4", stored, fps=25)
     mp4edit.set_rotation(video, 90)  # the player turns it 90 degrees clockwise
     output = tmp_path / "phone.npz"
-    run = analyze(video, "-o", output)
+    run = analyze(video, "-o", output, frame_model=True)
     assert run.returncode == EXIT_OK, run.stderr[-2000:]
     assert run.events[0]["rotation_deg"] == 90 and run.events[0]["width"] == 360
     result = read_trajectory(output)
@@ -97,7 +97,7 @@ def test_paths_with_spaces_and_non_ascii_characters(clip, tmp_path):
     moved = folder / "tänz 1 – take 2.mp4"
     shutil.copy(video, moved)
     output = folder / "résultat 1.npz"
-    run = analyze(moved, "-o", output)
+    run = analyze(moved, "-o", output, frame_model=True)
     assert run.returncode == EXIT_OK, run.stderr[-2000:]
     assert run.last["output"] == str(output)
     assert read_trajectory(output).num_people == 1

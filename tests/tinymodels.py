@@ -26,6 +26,36 @@ def _hsv(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.int16)
 
 
+def find_joints(image: np.ndarray, hue_tolerance: int = 2, min_pixels: int = 5) -> np.ndarray:
+    """``(J, 2)`` pixel centroids of each joint's disc in an RGB uint8 image (NaN if not seen)."""
+    joints = np.full((len(JOINT_HUES), 2), np.nan)
+    hsv = _hsv(image)
+    vivid = (hsv[..., 1] > 150) & (hsv[..., 2] > 120)
+    for joint, hue in enumerate(JOINT_HUES):
+        distance = np.abs(hsv[..., 0] - hue)
+        mask = vivid & (np.minimum(distance, 180 - distance) <= hue_tolerance)
+        if mask.sum() < min_pixels:
+            continue
+        # The disc is the largest blob of its hue; stray pixels (blended edges) are ignored.
+        _, _, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+        largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        if stats[largest, cv2.CC_STAT_AREA] >= min_pixels:
+            joints[joint] = centroids[largest]
+    return joints
+
+
+def lift(joints2d: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """``(J, 3)`` mm: 2D joints back-projected to one depth, estimated from the pixel lengths of
+    rigid segments of known length (the longest-looking ones: foreshortening only shortens)."""
+    scales = [np.linalg.norm(joints2d[a] - joints2d[b]) / length for (a, b), length in SEGMENTS_MM]
+    scales = np.sort([s for s in scales if np.isfinite(s)])[::-1]
+    if len(scales) < 2:
+        return np.full((len(joints2d), 3), np.nan)
+    depth = intrinsics[0, 0] / float(np.median(scales[:3]))
+    rays = np.concatenate([joints2d, np.ones((len(joints2d), 1))], axis=1)
+    return depth * rays @ np.linalg.inv(intrinsics).T
+
+
 class ColourJointPoseEstimator:
     """Finds each joint by its disc colour inside the person box; see the module docstring."""
 
@@ -46,36 +76,12 @@ class ColourJointPoseEstimator:
             min(int(np.ceil(box[0] + box[2])), width),
             min(int(np.ceil(box[1] + box[3])), height),
         )
-        joints = np.full((len(JOINT_HUES), 2), np.nan)
         if x1 <= x0 or y1 <= y0:
-            return joints
-        hsv = _hsv(frame[y0:y1, x0:x1])
-        vivid = (hsv[..., 1] > 150) & (hsv[..., 2] > 120)
-        for joint, hue in enumerate(JOINT_HUES):
-            distance = np.abs(hsv[..., 0] - hue)
-            mask = vivid & (np.minimum(distance, 180 - distance) <= self.hue_tolerance)
-            if mask.sum() < self.min_pixels:
-                continue
-            # The disc is the largest blob of its hue; stray pixels (blended edges) are ignored.
-            count, labels, stats, centroids = cv2.connectedComponentsWithStats(
-                mask.astype(np.uint8)
-            )
-            largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-            if stats[largest, cv2.CC_STAT_AREA] >= self.min_pixels:
-                joints[joint] = centroids[largest] + (x0, y0)
-        return joints
+            return np.full((len(JOINT_HUES), 2), np.nan)
+        return find_joints(frame[y0:y1, x0:x1], self.hue_tolerance, self.min_pixels) + (x0, y0)
 
     def _lift(self, joints2d: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-        scales = [  # pixels per millimetre along each visible rigid segment
-            np.linalg.norm(joints2d[a] - joints2d[b]) / length for (a, b), length in SEGMENTS_MM
-        ]
-        scales = np.sort([s for s in scales if np.isfinite(s)])[::-1]
-        if len(scales) < 2:
-            return np.full((len(joints2d), 3), np.nan)
-        # Foreshortening only shortens segments: trust the longest-looking ones.
-        depth = intrinsics[0, 0] / float(np.median(scales[:3]))
-        rays = np.concatenate([joints2d, np.ones((len(joints2d), 1))], axis=1)
-        return depth * rays @ np.linalg.inv(intrinsics).T
+        return lift(joints2d, intrinsics)
 
     def estimate(
         self, frames: list[np.ndarray], boxes: list[np.ndarray], intrinsics: np.ndarray

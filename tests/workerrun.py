@@ -36,8 +36,17 @@ def parse_events(stdout: str) -> list[dict]:
     return events
 
 
-def analyze(*args: str, real: bool = False, env: dict | None = None, timeout: float = 120) -> Run:
-    command = (REAL_CLI if real else HARNESS) + [str(a) for a in args]
+def analyze(
+    *args: str,
+    real: bool = False,
+    frame_model: bool = False,
+    env: dict | None = None,
+    timeout: float = 180,
+) -> Run:
+    """Run the harness (``real``: the real CLI); ``frame_model``: the frame-level test model
+    instead of ``PoseEstimator`` + crop model (faster: no torch in the subprocess)."""
+    harness = HARNESS + (["--frame-model"] if frame_model else [])
+    command = (REAL_CLI if real else harness) + [str(a) for a in args]
     if "--device" not in args:
         command += ["--device", "cpu"]
     process = subprocess.run(
