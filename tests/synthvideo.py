@@ -48,8 +48,11 @@ def walking_people(
     image_size: tuple[int, int] = (640, 360),
     spacing_m: float = 1.6,
     seed: int = 0,
+    alternate: bool = True,
+    distance_m: float | None = None,
 ) -> Trajectory:
-    """Ground truth of ``num_people`` walking side by side across the view (contract form)."""
+    """Ground truth of ``num_people`` walking side by side across the view (contract form);
+    with ``alternate`` every other person walks the other way (and 0.4 m further back)."""
     offsets = (np.arange(num_people) - (num_people - 1) / 2) * spacing_m
     motions = [
         generate_motion(
@@ -57,12 +60,12 @@ def walking_people(
             duration_s,
             fps,
             seed=seed + i,
-            start_xy=(offset, 0.4 * (i % 2)),
-            heading_deg=-90 if i % 2 else 90,
+            start_xy=(offset, 0.4 * (i % 2) if alternate else 0.0),
+            heading_deg=-90 if i % 2 and alternate else 90,
         )
         for i, offset in enumerate(offsets)
     ]
-    camera = default_camera(motions, distance_m=6.0 + 0.4 * num_people)
+    camera = default_camera(motions, distance_m=distance_m or 6.0 + 0.4 * num_people)
     return motions_to_trajectory(motions, camera, image_size=image_size)
 
 

@@ -27,21 +27,51 @@ def _hsv(image: np.ndarray) -> np.ndarray:
 
 
 def find_joints(image: np.ndarray, hue_tolerance: int = 2, min_pixels: int = 5) -> np.ndarray:
-    """``(J, 2)`` pixel centroids of each joint's disc in an RGB uint8 image (NaN if not seen)."""
-    joints = np.full((len(JOINT_HUES), 2), np.nan)
+    """``(J, 2)`` pixel centroids of each joint's disc in an RGB uint8 image (NaN if not seen).
+
+    Every vivid pixel is labelled with the joint whose hue is within ``hue_tolerance``; a joint is
+    the largest connected blob of its label (stray pixels where two colours blend are ignored) if
+    that blob has at least ``min_pixels`` pixels.
+    """
     hsv = _hsv(image)
-    vivid = (hsv[..., 1] > 150) & (hsv[..., 2] > 120)
-    for joint, hue in enumerate(JOINT_HUES):
-        distance = np.abs(hsv[..., 0] - hue)
-        mask = vivid & (np.minimum(distance, 180 - distance) <= hue_tolerance)
-        if mask.sum() < min_pixels:
+    step = int(JOINT_HUES[1] - JOINT_HUES[0])
+    label = np.round(hsv[..., 0] / step).astype(np.int64) % len(JOINT_HUES)
+    close = np.abs(hsv[..., 0] - label * step) % 180 <= hue_tolerance
+    rows, cols = np.nonzero(close & (hsv[..., 1] > 150) & (hsv[..., 2] > 120))
+    labels = label[rows, cols]
+    joints = np.full((len(JOINT_HUES), 2), np.nan)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(len(JOINT_HUES) + 1))
+    for joint in range(len(JOINT_HUES)):
+        members = order[bounds[joint] : bounds[joint + 1]]
+        if len(members) < min_pixels:
             continue
-        # The disc is the largest blob of its hue; stray pixels (blended edges) are ignored.
-        _, _, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+        y, x = rows[members], cols[members]
+        mask = np.zeros((y.max() - y.min() + 1, x.max() - x.min() + 1), np.uint8)
+        mask[y - y.min(), x - x.min()] = 1
+        _, _, stats, centroids = cv2.connectedComponentsWithStats(mask)
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         if stats[largest, cv2.CC_STAT_AREA] >= min_pixels:
-            joints[joint] = centroids[largest]
+            joints[joint] = centroids[largest] + (x.min(), y.min())
     return joints
+
+
+def central_figure(image: np.ndarray) -> np.ndarray:
+    """``image`` with every figure but the one nearest the centre painted over with background:
+    like a pose network, the readers look at the person the crop is centred on, not at neighbours
+    who reach into it (everyone wears the same colour code)."""
+    difference = cv2.absdiff(image, np.full_like(image, BACKGROUND)).max(axis=2)
+    mask = cv2.dilate((difference > 40).astype(np.uint8), np.ones((5, 5), np.uint8))
+    count, labels = cv2.connectedComponents(mask)
+    if count <= 2:
+        return image
+    height, width = mask.shape
+    centre = labels[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4]
+    areas = np.bincount(centre.ravel(), minlength=count)[1:]
+    if not areas.any():
+        return image
+    keep = labels == 1 + int(np.argmax(areas))
+    return np.where(keep[..., None], image, np.uint8(BACKGROUND))
 
 
 def lift(joints2d: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
@@ -78,7 +108,8 @@ class ColourJointPoseEstimator:
         )
         if x1 <= x0 or y1 <= y0:
             return np.full((len(JOINT_HUES), 2), np.nan)
-        return find_joints(frame[y0:y1, x0:x1], self.hue_tolerance, self.min_pixels) + (x0, y0)
+        region = central_figure(frame[y0:y1, x0:x1])
+        return find_joints(region, self.hue_tolerance, self.min_pixels) + (x0, y0)
 
     def _lift(self, joints2d: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
         return lift(joints2d, intrinsics)
@@ -114,16 +145,20 @@ class PersonColourDetector:
         self.margin = margin
 
     def detect(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        """Per frame ``(n, 5)`` x, y, w, h, score boxes in pixels."""
+        """Per frame ``(n, 5)`` x, y, w, h, score boxes in pixels (found at a quarter of the
+        resolution of frames larger than 640 pixels, then scaled back)."""
         out = []
         for frame in frames:
-            mask = (np.abs(frame.astype(np.int16) - BACKGROUND).max(axis=2) > 40).astype(np.uint8)
-            mask = cv2.dilate(mask, np.ones((9, 9), np.uint8))
+            factor = max(1, int(max(frame.shape[:2]) // 640))
+            small = frame[::factor, ::factor] if factor > 1 else frame
+            difference = cv2.absdiff(small, np.full_like(small, BACKGROUND)).max(axis=2)
+            mask = cv2.dilate((difference > 40).astype(np.uint8), np.ones((9, 9), np.uint8))
             count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
             boxes = [
-                (x - self.margin, y - self.margin, w + 2 * self.margin, h + 2 * self.margin, 1.0)
+                (x * factor - self.margin, y * factor - self.margin, w * factor + 2 * self.margin,
+                 h * factor + 2 * self.margin, 1.0)
                 for x, y, w, h, area in stats[1:count]
-                if area >= self.min_area
-            ]
+                if area * factor**2 >= self.min_area
+            ]  # fmt: skip
             out.append(np.array(boxes, np.float32).reshape(-1, 5))
         return out
