@@ -8,9 +8,9 @@ use a relative import of a sibling package at import time.
 
 
 def _modules():
-    from . import operators, panels, properties
+    from . import operators, panels, preferences, properties
 
-    return (properties, operators, panels)
+    return (properties, preferences, operators, panels)
 
 
 def register() -> None:

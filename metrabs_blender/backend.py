@@ -290,6 +290,40 @@ def analyze_command(
     return command + list(request.extra_args)
 
 
+def weights_command(
+    python: str,
+    action: str,
+    name: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """``python -m inference weights ACTION [NAME] [--cache-dir DIR]`` as an argument list."""
+    command = [python, *WEIGHTS_ENTRY, action] + ([name] if name else [])
+    if cache_dir:
+        command += ["--cache-dir", str(cache_dir)]
+    return command + list(extra_args)
+
+
+def list_models(
+    python: str, cache_dir: str | os.PathLike | None = None, timeout_s: float = 60.0
+) -> list[dict]:
+    """The weights manager's ``model`` events: name, kind, installed, path, size, licence..."""
+    command = weights_command(python, "list", cache_dir=cache_dir)
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s,
+            env=worker_environment(cache_dir), stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise BackendError(f"Could not list the models with {python}: {error}") from error
+    events = [parse_json_line(line) for line in completed.stdout.splitlines()]
+    errors = [event for event in events if event and event["event"] == "error"]
+    if completed.returncode != 0 or errors:
+        message = errors[0]["message"] if errors else (completed.stderr.strip() or "no output")
+        raise BackendError(f"Listing the models failed: {message}")
+    return [event for event in events if event and event["event"] == "model"]
+
+
 def setup_commands(
     base_python: str,
     venv_dir: str | os.PathLike,
@@ -545,7 +579,7 @@ class WorkerOutcome:
     output: Path | None  # the trajectory written (None when nothing was written)
     partial: bool  # the output covers only part of the requested frames (cancelled run)
     cancelled: bool
-    state: WorkerState
+    state: WorkerState | DownloadState
     stderr_tail: tuple[str, ...]
 
     @property
@@ -554,18 +588,20 @@ class WorkerOutcome:
         if self.output is not None:
             return None
         if self.state.error is not None:
-            return str(self.state.error.get("message", "the analysis failed"))
+            return str(self.state.error.get("message", "the backend process failed"))
         if self.cancelled:
-            return "Analysis cancelled before any frame was finished; nothing was written"
+            return "Cancelled before anything was finished; nothing was written"
         detail = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
-        return f"The analysis worker stopped with exit code {self.returncode}{detail}"
+        return f"The backend process stopped with exit code {self.returncode}{detail}"
 
 
-def outcome_of(process: BackendProcess, state: WorkerState) -> WorkerOutcome:
+def outcome_of(process: BackendProcess, state: WorkerState | DownloadState) -> WorkerOutcome:
     """Summarise a finished worker (call after :meth:`BackendProcess.wait`)."""
     output = None
     partial = False
-    if state.done is not None and state.done.get("output"):
+    if isinstance(state, DownloadState) and state.path and Path(state.path).exists():
+        output = Path(state.path)
+    elif getattr(state, "done", None) is not None and state.done.get("output"):
         candidate = Path(state.done["output"])
         if candidate.is_file():
             output, partial = candidate, bool(state.done.get("partial", False))
@@ -579,6 +615,83 @@ def outcome_of(process: BackendProcess, state: WorkerState) -> WorkerOutcome:
     )
 
 
+class DownloadState:
+    """What ``python -m inference weights download`` said so far (its JSON-lines events)."""
+
+    def __init__(self) -> None:
+        self.downloaded = 0  # bytes
+        self.total: int | None = None  # bytes, None while unknown
+        self.path: str | None = None  # installed model folder, once done
+        self.error: dict | None = None
+        self.last: str = "Starting..."
+
+    def update(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "progress":
+            self.downloaded = int(event.get("downloaded") or 0)
+            self.total = event.get("total") or self.total
+            self.last = "Downloading"
+        elif kind in ("installed", "path"):
+            self.path = event.get("path") or self.path
+            self.last = "Installed"
+        elif kind == "error":
+            self.error = event
+        elif kind in ("download_start", "resume", "retry", "verified", "install"):
+            self.last = kind.replace("_", " ").capitalize()
+
+    @property
+    def fraction(self) -> float:
+        if self.path is not None:
+            return 1.0
+        return min(1.0, self.downloaded / self.total) if self.total else 0.0
+
+    def text(self) -> str:
+        size = f"{self.downloaded / 1e6:.1f}"
+        size += f"/{self.total / 1e6:.1f} MB" if self.total else " MB"
+        return f"{self.last}: {size}" if self.downloaded else self.last
+
+
+class WorkerJob:
+    """A JSON-lines process followed without blocking: :meth:`poll` folds new events into
+    :attr:`state` and returns True once the process has exited (then :attr:`outcome` is set).
+    The modal operators call it from a timer; :func:`run_to_completion` from a loop."""
+
+    def __init__(self, process: BackendProcess, state: WorkerState | DownloadState | None = None):
+        self.process = process
+        self.state = WorkerState() if state is None else state
+        self.outcome: WorkerOutcome | None = None
+        self.on_event: Callable[[dict, object], None] | None = None
+
+    def _consume(self) -> None:
+        for event in self.process.drain():
+            self.state.update(event)
+            if self.on_event is not None:
+                self.on_event(event, self.state)
+
+    def poll(self) -> bool:
+        if self.outcome is not None:
+            return True
+        self._consume()
+        self.process.enforce_deadline()
+        if not self.process.finished:
+            return False
+        self.process.wait()
+        self._consume()  # lines read between the last drain and the exit
+        self.outcome = outcome_of(self.process, self.state)
+        return True
+
+    @property
+    def fraction(self) -> float:
+        return self.state.fraction
+
+    def text(self) -> str:
+        return self.state.text()
+
+    def cancel(self, grace_s: float = 15.0) -> None:
+        """Ask the process to stop; it keeps (and reports) what it has finished."""
+        self.process.request_cancel(grace_s)
+
+
 def run_to_completion(
     process: BackendProcess,
     on_event: Callable[[dict, WorkerState], None] | None = None,
@@ -588,24 +701,13 @@ def run_to_completion(
 ) -> WorkerOutcome:
     """Follow a worker until it exits: events go to ``on_event``; when ``should_cancel()`` turns
     true the worker is asked to stop (and killed ``grace_s`` later). Blocks the caller."""
-    state = WorkerState()
-    while True:
-        for event in process.drain():
-            state.update(event)
-            if on_event is not None:
-                on_event(event, state)
-        if process.finished:
-            for event in process.drain():  # lines read between the last drain and the exit
-                state.update(event)
-                if on_event is not None:
-                    on_event(event, state)
-            break
+    job = WorkerJob(process)
+    job.on_event = on_event
+    while not job.poll():
         if should_cancel is not None and not process.cancel_requested and should_cancel():
-            process.request_cancel(grace_s)
-        process.enforce_deadline()
+            job.cancel(grace_s)
         time.sleep(poll_s)
-    process.wait()
-    return outcome_of(process, state)
+    return job.outcome
 
 
 class CommandSequence:
