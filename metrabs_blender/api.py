@@ -232,6 +232,7 @@ def analyze_video(
     on_event: "Callable[[dict, backend.WorkerState], None] | None" = None,
     should_cancel: "Callable[[], bool] | None" = None,
     worker: Sequence[str] = backend.WORKER_ENTRY,
+    extra_args: Sequence[str] = (),
 ) -> AnalysisResult:
     """Analyse ``video`` into the trajectory ``output`` with the worker subprocess; blocks until it
     exits (the panel's Analyze runs the same worker without blocking).
@@ -239,12 +240,13 @@ def analyze_video(
     Frames ``frame_start`` (0-based, inclusive) to ``frame_stop`` (exclusive); the camera from
     ``fov_deg`` (longer side) or ``focal_mm`` + ``sensor_mm`` (default 55°). ``on_event`` sees
     every protocol event; ``should_cancel`` is polled and, once true, the worker is stopped and the
-    frames it finished are returned as a partial result.
+    frames it finished are returned as a partial result. ``extra_args`` go to the worker as they
+    are (e.g. ``("--tta", "5")``; see ``python -m inference analyze --help``).
     """
     request = backend.AnalyzeRequest(
         video=str(video), output=str(output), frame_start=frame_start, frame_stop=frame_stop,
         fov_deg=fov_deg, focal_mm=focal_mm, sensor_mm=sensor_mm, max_people=max_people,
-        device=device, model=model,
+        device=device, model=model, extra_args=tuple(extra_args),
     )  # fmt: skip
     process = start_analysis(request, python=python, cache_dir=cache_dir, worker=worker)
     outcome = backend.run_to_completion(process, on_event=on_event, should_cancel=should_cancel)
@@ -252,9 +254,9 @@ def analyze_video(
 
 
 def _as_trajectory(source: "str | os.PathLike | contract.Trajectory") -> contract.Trajectory:
-    if isinstance(source, contract.Trajectory):
-        return source
-    return contract.read_trajectory(source)
+    if isinstance(source, str | os.PathLike):
+        return contract.read_trajectory(source)
+    return source  # a Trajectory (possibly of another copy of the retarget package)
 
 
 def load_footage(path: str | os.PathLike) -> "bpy.types.MovieClip":
@@ -387,18 +389,15 @@ def load_results(
     settings = scene.metrabs
     settings.trajectory_path = str(path)
     settings.people.clear()
-    first_frame = camera_tools.first_source_frame(trajectory)
+    footage_frames = camera_tools.source_frames(trajectory) + 1  # 1-based, as Blender counts
     for summary in summaries:
         item = settings.people.add()
         item.name = f"P{summary.track_id}"
         item.track_id = summary.track_id
         item.frames_visible = summary.frames_visible
         if summary.frames_visible:
-            times = trajectory.frame_times[[summary.first_frame, summary.last_frame]]
-            first, last = np.round(times * trajectory.fps).astype(int) + 1
-        else:
-            first = last = first_frame + 1
-        item.first_frame, item.last_frame = int(first), int(last)
+            item.first_frame = int(footage_frames[summary.first_frame])
+            item.last_frame = int(footage_frames[summary.last_frame])
         item.mean_score = 0.0 if np.isnan(summary.mean_score) else summary.mean_score
         item.mean_uncertainty = (
             0.0 if np.isnan(summary.mean_uncertainty_mm) else summary.mean_uncertainty_mm

@@ -250,7 +250,7 @@ class AnalyzeRequest:
     frame_stop: int | None = None  # one past the last source frame (None: to the end)
     fov_deg: float | None = None  # field of view on the longer side, degrees (None: 55)
     focal_mm: float | None = None  # lens focal length, used with sensor_mm instead of fov_deg
-    sensor_mm: float | None = None  # sensor width in mm (with focal_mm)
+    sensor_mm: float | None = None  # sensor width in mm, spanning the longer side (with focal_mm)
     max_people: int | None = None  # keep at most this many tracks (None: worker default)
     device: str = "auto"  # "auto", "cuda" or "cpu"
     model: str | None = None  # model name or path (None: worker default)
@@ -278,7 +278,7 @@ def analyze_command(
     if request.focal_mm is not None:
         command += ["--focal-mm", f"{request.focal_mm:g}"]
         if request.sensor_mm is not None:
-            command += ["--sensor-mm", f"{request.sensor_mm:g}"]
+            command += ["--sensor-width", f"{request.sensor_mm:g}"]
     if request.max_people is not None:
         command += ["--max-people", str(request.max_people)]
     if request.device != "auto":

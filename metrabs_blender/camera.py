@@ -13,6 +13,7 @@ lens shift, in units of the image width: ``shift_x = -(cx - (W-1)/2) / W``, ``sh
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from ..retarget import frames
 from ..retarget.contract import Trajectory
@@ -59,9 +60,18 @@ def camera_matrix_world(pose: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def source_frames(trajectory: Trajectory) -> np.ndarray:
+    """Footage frame index (0-based) of every trajectory row: the worker's ``source_frames``
+    extra when present, else from the timestamps at the nominal frame rate."""
+    stored = trajectory.extras.get("source_frames")
+    if stored is not None and np.shape(stored) == (trajectory.num_frames,):
+        return np.asarray(stored, np.int64)
+    return np.round(trajectory.frame_times * trajectory.fps).astype(np.int64)
+
+
 def first_source_frame(trajectory: Trajectory) -> int:
-    """Index (0-based) of the footage frame the trajectory starts at, from its first timestamp."""
-    return int(round(float(trajectory.frame_times[0]) * trajectory.fps))
+    """Index (0-based) of the footage frame the trajectory starts at."""
+    return int(source_frames(trajectory)[0]) if trajectory.num_frames else 0
 
 
 def create_camera(
@@ -91,7 +101,7 @@ def create_camera(
     data.clip_start, data.clip_end = 0.05, 500.0
     camera = bpy.data.objects.new(name, data)
     context.scene.collection.objects.link(camera)
-    camera.matrix_world = [list(row) for row in camera_matrix_world(world_from_camera(trajectory))]
+    camera.matrix_world = Matrix(camera_matrix_world(world_from_camera(trajectory)).tolist())
     render = context.scene.render
     render.resolution_x, render.resolution_y = width, height
     render.resolution_percentage = 100

@@ -171,7 +171,10 @@ def footage_path(settings) -> str:
         return bpy.path.abspath(settings.clip.filepath, library=settings.clip.library)
     if not settings.footage_path:
         raise MocapError("Choose a video file to analyse")
-    return bpy.path.abspath(settings.footage_path)
+    path = bpy.path.abspath(settings.footage_path)
+    if not Path(path).exists():
+        raise MocapError(f"Footage not found: {path}; choose a movie clip or a file")
+    return path
 
 
 def analysis_request(context):

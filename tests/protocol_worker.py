@@ -4,7 +4,7 @@
 [--frame-delay S]`` behaves like ``python -m inference analyze`` towards its caller: JSON-lines
 events on stdout (``start``, ``progress``, ``warning``, ``done``, ``error``), logs on stderr, the
 output written atomically in the contract format, and SIGTERM -> finish the current frame, write the
-frames done so far (marked partial), exit 130. It does not look at the video's pixels: its poses are
+frames done so far (marked partial), exit 143. It does not look at the video's pixels: its poses are
 the exact ground truth of :func:`tilted_scene` (two people seen by a camera tilted down), so tests
 can check the add-on's plumbing against known values without a trained model.
 """
@@ -30,7 +30,7 @@ NUM_FRAMES = 90
 GAP = (40, 50)  # frames where person 1 is hidden (NaN), as an occlusion would leave them
 UNCERTAIN = (60, 70)  # frames where person 0's uncertainty is high
 UNCERTAIN_MM = 150.0
-EXIT_INTERRUPTED = 130
+EXIT_SIGTERM = 143  # as the real worker: the partial result was written
 
 
 def tilted_scene(num_frames: int = NUM_FRAMES) -> Trajectory:
@@ -84,6 +84,8 @@ def main() -> int:
     parser.add_argument("--stop", type=int, default=NUM_FRAMES)
     parser.add_argument("--max-people", type=int, default=2)
     parser.add_argument("--fov", type=float)
+    parser.add_argument("--focal-mm", type=float)
+    parser.add_argument("--sensor-width", type=float)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--model")
     parser.add_argument("--frame-delay", type=float, default=0.0, help="seconds per frame")
@@ -115,14 +117,14 @@ def main() -> int:
             break
     partial = done < len(wanted)
     result = frames_of(scene, wanted[:done], people)
-    if partial:
-        result.extras["partial"] = np.array(True)
+    result.extras["partial"] = np.array(partial)
+    result.extras["source_frames"] = wanted[:done].astype(np.int32)
     write_trajectory(args.output, result)
     events.emit(
         "done", output=str(args.output), frames=done, people=people, partial=partial,
         elapsed_s=time.time() - events.started,
     )  # fmt: skip
-    return EXIT_INTERRUPTED if partial else 0
+    return EXIT_SIGTERM if partial else 0
 
 
 if __name__ == "__main__":

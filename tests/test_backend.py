@@ -169,7 +169,7 @@ def test_cancel_keeps_the_partial_result_and_ends_the_process(tmp_path, video):
         process, on_event=on_event, should_cancel=lambda: len(progress) >= 5
     )
     assert outcome.cancelled and outcome.partial and outcome.output == output
-    assert outcome.returncode == 130
+    assert outcome.returncode == 143
     trajectory = read_trajectory(output)
     assert 5 <= trajectory.num_frames < 90 and trajectory.num_frames == progress[-1]
     assert bool(trajectory.extras["partial"])
@@ -192,7 +192,7 @@ def test_a_worker_that_ignores_sigterm_is_killed(tmp_path):
     assert code == -signal.SIGKILL and time.monotonic() - started < 5
     outcome = backend.outcome_of(process, backend.WorkerState())
     assert outcome.output is None
-    assert outcome.error_message.startswith("Analysis cancelled before any frame")
+    assert outcome.error_message.startswith("Cancelled before anything was finished")
 
 
 def test_worker_error_event_becomes_the_message(tmp_path):
@@ -209,7 +209,7 @@ def test_worker_error_event_becomes_the_message(tmp_path):
 def test_crash_without_protocol_reports_exit_code_and_stderr():
     process = backend.BackendProcess([sys.executable, "-c", "raise SystemExit('no CUDA device')"])
     outcome = backend.run_to_completion(process)
-    assert outcome.error_message == "The analysis worker stopped with exit code 1: no CUDA device"
+    assert outcome.error_message == "The backend process stopped with exit code 1: no CUDA device"
 
 
 def test_missing_interpreter_is_a_backend_error(tmp_path):
