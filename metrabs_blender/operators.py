@@ -540,13 +540,15 @@ class METRABS_OT_download_model(_ModalJob, bpy.types.Operator):
         prefs = _prefs(context)
         if prefs is None or prefs.model == "CUSTOM":
             raise MocapError("Choose a model to download in the add-on preferences")
-        python = backend_python(context)
-        command = backend.weights_command(python, "download", prefs.model, cache_dir(context))
         if not bpy.app.online_access:
+            shown = bpy.path.abspath(prefs.python_path) if prefs.python_path else "python"
+            command = backend.weights_command(shown, "download", prefs.model, cache_dir(context))
             raise MocapError(
                 "Online access is off (Preferences > System > Network); allow it, or run in a "
                 f"terminal: {backend.command_text([command])}"
             )
+        python = backend_python(context)
+        command = backend.weights_command(python, "download", prefs.model, cache_dir(context))
         process = backend.BackendProcess(
             command, env=backend.worker_environment(cache_dir(context))
         )

@@ -6,6 +6,14 @@ kept by the operators, never on scene data.
 
 import bpy
 
+# Paths may be relative to the .blend ("//"): Blender 4.5+ asks for the option (and warns without
+# it), older versions reject it. Feature-detected, never version-compared.
+_RELATIVE_PATH = (
+    {"PATH_SUPPORTS_BLEND_RELATIVE"}
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+    else set()
+)
+
 FOOTAGE_SOURCES = (
     ("CLIP", "Movie Clip", "Footage loaded as a movie clip in this file"),
     ("FILE", "File", "A video file or image sequence on disk"),
@@ -51,7 +59,10 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         name="Movie Clip", type=bpy.types.MovieClip, description="Footage to analyse"
     )
     footage_path: bpy.props.StringProperty(
-        name="File", description="Video file or image sequence to analyse", subtype="FILE_PATH"
+        name="File",
+        description="Video file or image sequence to analyse",
+        subtype="FILE_PATH",
+        options=_RELATIVE_PATH,
     )
     use_frame_range: bpy.props.BoolProperty(
         name="Frame Range", description="Analyse only part of the footage", default=False
@@ -82,12 +93,14 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         description="Where trajectories are written (// = next to the .blend file)",
         subtype="DIR_PATH",
         default="//mocap/",
+        options=_RELATIVE_PATH,
     )
     # -- results
     trajectory_path: bpy.props.StringProperty(
         name="Trajectory",
         description="Trajectory file (.npz) written by the analysis",
         subtype="FILE_PATH",
+        options=_RELATIVE_PATH,
     )
     analysis_partial: bpy.props.BoolProperty(
         name="Partial", description="The last analysis was cancelled and covers part of the clip"
