@@ -46,7 +46,7 @@ def test_analyze_command_is_an_argument_list():
         "o.npz",
         "--focal-mm",
         "24",
-        "--sensor-mm",
+        "--sensor-width",
         "36",
     ]
     with pytest.raises(backend.BackendError, match="either a field of view or a focal length"):
