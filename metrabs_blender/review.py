@@ -16,8 +16,9 @@ from . import scene as scene_tools
 
 #: mean joint uncertainty above which a frame counts as low confidence, millimetres
 DEFAULT_UNCERTAINTY_MM = 100.0
-#: extras keys (bool, (T, P)) that mark frames the cleaning filled in rather than observed
-FILLED_KEYS = ("filled", "gap_filled")
+#: codes of the cleaning's ``filled`` extra (u8, (T, P, J)) for joints it made up rather than
+#: measured: 1 interpolated, 2 bridged over a long gap, 3 held before/after the first/last sample
+FILLED_CODES = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,25 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(start), int(end) - 1) for start, end in zip(edges[::2], edges[1::2], strict=True)]
 
 
+def filled_frames(trajectory: Trajectory) -> np.ndarray | None:
+    """(T, P) bool: frames where the cleaning filled in any joint (``extras["filled"]``, either its
+    u8 (T, P, J) codes or a (T, P) bool mask), None for an uncleaned trajectory."""
+    filled = trajectory.extras.get("filled")
+    if filled is None:
+        return None
+    filled = np.asarray(filled)
+    if filled.ndim == 3:
+        return np.isin(filled, FILLED_CODES).any(axis=-1)
+    return filled.astype(bool)
+
+
+def raw_poses(trajectory: Trajectory) -> np.ndarray:
+    """(T, P, J, 3) the estimator's own poses, camera mm: ``extras["raw_poses3d"]`` of a cleaned
+    trajectory, else ``poses3d``."""
+    raw = trajectory.extras.get("raw_poses3d")
+    return trajectory.poses3d if raw is None else np.asarray(raw)
+
+
 def _mean_over_joints(values: np.ndarray) -> np.ndarray:
     """Mean over the last axis ignoring NaN; NaN where every value is NaN."""
     finite = np.isfinite(values)
@@ -97,18 +117,11 @@ def review_spans(
     """Spans worth a second look, per person, sorted by start frame:
 
     - ``gap``: the person is missing between two visible frames (occlusion, missed detection);
-    - ``filled``: frames the cleaning filled in (extras ``filled``/``gap_filled``, (T, P) bool);
+    - ``filled``: frames where the cleaning filled in joints (:func:`filled_frames`);
     - ``low confidence``: visible frames whose mean joint uncertainty exceeds ``uncertainty_mm``.
     """
     visible = np.isfinite(trajectory.poses3d).all(axis=-1).any(axis=-1)
-    filled = next(
-        (
-            np.asarray(trajectory.extras[key], bool)
-            for key in FILLED_KEYS
-            if key in trajectory.extras
-        ),
-        None,
-    )
+    filled = filled_frames(trajectory)
     uncertain = _mean_over_joints(trajectory.uncertainty) > uncertainty_mm  # NaN compares False
     spans = []
     for person, track_id in enumerate(trajectory.track_ids):
@@ -177,8 +190,9 @@ def add_joint_empties(
     people: list[int] | None = None,
     size_m: float = 0.03,
 ) -> "bpy.types.Collection":
-    """Animated empties at the raw (uncleaned) joints, one per joint and person, in a new collection
-    ``name`` inside the scene's: the motion as the network saw it, to compare with the rig.
+    """Animated empties at the raw joints (:func:`raw_poses`), one per joint and person, in a new
+    collection ``name`` inside the scene's: the motion as the network saw it, to compare with the
+    cleaned motion on the rig.
 
     ``people`` are indices along the person axis (default all). Frames where a joint is missing are
     not keyed. World placement is :func:`camera.world_from_camera`, as for the camera and rig.
@@ -188,7 +202,7 @@ def add_joint_empties(
     collection = bpy.data.collections.new(name)
     context.scene.collection.children.link(collection)
     joints = frames.camera_to_world(
-        trajectory.poses3d.astype(np.float64), world_from_camera(trajectory)
+        raw_poses(trajectory).astype(np.float64), world_from_camera(trajectory)
     )
     at = scene_frames(trajectory, context.scene)
     for person in range(trajectory.num_people) if people is None else people:

@@ -182,13 +182,17 @@ def test_review_markers_mark_the_gap_and_the_uncertain_span(addon, tmp_path):
 
 
 def test_filled_spans_from_the_cleaning_are_marked(addon, tmp_path):
+    """The cleaning's ``filled`` codes: 1-3 are made-up joints, 0 measured, 4 absent."""
     trajectory = tilted_scene()
-    filled = np.zeros(trajectory.poses3d.shape[:2], bool)
-    filled[5:9, 0] = True
+    filled = np.zeros(trajectory.poses3d.shape[:3], np.uint8)
+    filled[5:9, 0, 3] = 1  # interpolated
+    filled[20, 0, 7] = 2  # bridged
+    filled[GAP[0] : GAP[1], 1] = 4  # absent: already a gap, not "filled"
     trajectory.extras["filled"] = filled
     spans = addon.review.review_spans(trajectory, uncertainty_mm=1e9)
     assert [(s.track_id, s.kind, s.start, s.end) for s in spans] == [
         (0, "filled", 5, 8),
+        (0, "filled", 20, 20),
         (1, "gap", GAP[0], GAP[1] - 1),
     ]
 
@@ -210,6 +214,22 @@ def test_raw_joint_empties_follow_the_trajectory(addon, extension, tmp_path):
     fcurve = extension.retarget.keyframes.action_fcurves(head.animation_data.action)[0]
     keyed = np.array([point.co[0] for point in fcurve.keyframe_points])
     assert len(keyed) == 90 - (GAP[1] - GAP[0])  # the gap is not keyed
+
+
+def test_raw_joints_of_a_cleaned_trajectory_are_the_raw_ones(addon, tmp_path):
+    trajectory = tilted_scene()
+    raw = trajectory.poses3d.copy()
+    raw[..., 0] += 40.0  # the estimator's poses, 4 cm to the right of the cleaned ones
+    trajectory.extras["raw_poses3d"] = raw
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    collection = addon.api.add_raw_joints(trajectory, track_ids=[0])
+    pose = addon.camera.world_from_camera(trajectory)
+    empty = collection.objects["MeTRAbs raw joints P0 lwri"]
+    j = trajectory.joint_names.index("lwri")
+    scene.frame_set(scene.frame_start + 12)
+    expected = frames.camera_to_world(raw[12, 0, j].astype(float), pose)
+    assert np.allclose(empty.matrix_world.translation, expected, atol=1e-5)
 
 
 def test_camera_intrinsics_and_footage_timing(addon, tmp_path, footage):
