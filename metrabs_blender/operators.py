@@ -90,7 +90,7 @@ class _ModalJob:
             job.cancel()
             self.report({"INFO"}, "Stopping; keeping what is finished")
             return {"RUNNING_MODAL"}
-        if event.type != "TIMER" or event.timer is not self._timer:
+        if event.type != "TIMER":
             return {"PASS_THROUGH"}
         try:
             finished = job.poll()
