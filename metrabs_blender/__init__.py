@@ -19,16 +19,18 @@ def register() -> None:
     for module in _modules():
         for cls in module.CLASSES:
             bpy.utils.register_class(cls)
-    from . import properties
+    from . import operators, properties
 
     properties.attach()
+    operators.register()
 
 
 def unregister() -> None:
     import bpy
 
-    from . import properties
+    from . import operators, properties
 
+    operators.unregister()
     properties.detach()
     for module in reversed(_modules()):
         for cls in reversed(module.CLASSES):

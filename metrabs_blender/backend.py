@@ -691,6 +691,10 @@ class WorkerJob:
         """Ask the process to stop; it keeps (and reports) what it has finished."""
         self.process.request_cancel(grace_s)
 
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop now and wait (SIGTERM, then kill after ``grace_s``): for shutdown."""
+        self.process.cancel(grace_s)
+
 
 def run_to_completion(
     process: BackendProcess,
@@ -773,6 +777,12 @@ class CommandSequence:
         self.cancelled = True
         if self.process is not None:
             self.process.request_cancel(grace_s=5.0)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop now and wait: for shutdown."""
+        self.cancelled = True
+        if self.process is not None:
+            self.process.cancel(grace_s)
 
     def run(self, poll_s: float = 0.1) -> int:
         """Run to the end, blocking; returns the exit code of the failed command or 0."""

@@ -7,6 +7,7 @@ Run headless or from a script (``bpy.ops.metrabs.analyze_footage()``, i.e. ``exe
 job runs to completion synchronously, since modal operators never run in ``--background``.
 """
 
+import atexit
 import shlex
 import sys
 from pathlib import Path
@@ -27,6 +28,23 @@ JOB_KINDS = (
 def running_job(kind: str):
     """The job of ``kind`` running in this session, or None."""
     return _JOBS.get(kind)
+
+
+def stop_jobs() -> None:
+    """Stop every running job and wait for its process (unregister, Blender quitting): a worker
+    must not outlive the add-on, holding a GPU with nobody reading its output."""
+    while _JOBS:
+        _kind, job = _JOBS.popitem()
+        job.stop()
+
+
+def register() -> None:
+    atexit.register(stop_jobs)
+
+
+def unregister() -> None:
+    stop_jobs()
+    atexit.unregister(stop_jobs)
 
 
 def _errors() -> tuple[type[Exception], ...]:
@@ -92,6 +110,9 @@ class _ModalJob:
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
+        if job is None:  # stopped from outside (add-on disabled)
+            self._stop(context)
+            return {"CANCELLED"}
         try:
             finished = job.poll()
         except _errors() as error:

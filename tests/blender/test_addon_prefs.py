@@ -2,7 +2,9 @@
 through the installed extension."""
 
 import importlib
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +15,7 @@ MODULE = "bl_ext.user_default.metrabs_mocap"
 REPO = Path(__file__).resolve().parents[2]
 # The backend needs torch: the project's main environment has it (the 4.2 test venv has not).
 TORCH_PYTHON = REPO / ".venv" / "bin" / "python"
+PROTOCOL_WORKER = REPO / "tests" / "protocol_worker.py"
 
 
 @pytest.fixture
@@ -58,8 +61,6 @@ def test_check_backend_reports_torch_and_models(prefs):
 
 
 def test_check_backend_names_the_fix_for_a_python_without_torch(prefs, tmp_path):
-    import subprocess
-
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "v")], check=True)
     prefs.python_path = str(tmp_path / "v" / "bin" / "python")
     with pytest.raises(RuntimeError, match="no torch.*press Set up backend"):
@@ -147,8 +148,18 @@ def test_panel_settings_survive_save_and_reload(extension, tmp_path):
     assert settings.people[0].mean_uncertainty == 33.0 and settings.people[0].last_frame == 40
 
 
-def test_unregister_leaves_nothing_behind(extension):
+def test_unregister_leaves_nothing_behind(extension, tmp_path):
     package = importlib.import_module(MODULE + ".metrabs_blender")
+    backend = importlib.import_module(MODULE + ".metrabs_blender.backend")
+    operators = importlib.import_module(MODULE + ".metrabs_blender.operators")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0")
+    request = backend.AnalyzeRequest(
+        str(video), str(tmp_path / "o.npz"), extra_args=("--frame-delay", "1")
+    )
+    command = backend.analyze_command(sys.executable, request, entry=(str(PROTOCOL_WORKER),))
+    worker = backend.BackendProcess(command, env=backend.worker_environment())
+    operators._JOBS["analyze"] = backend.WorkerJob(worker)  # as a running modal analysis leaves it
     modules = [
         importlib.import_module(f"{MODULE}.metrabs_blender.{name}")
         for name in ("properties", "preferences", "operators", "panels")
@@ -164,6 +175,43 @@ def test_unregister_leaves_nothing_behind(extension):
         assert not [name for name in dir(bpy.types) if "metrabs" in name.lower()]
         assert not [name for name in dir(bpy.ops.metrabs) if not name.startswith("_")]
         assert handlers == {name: len(getattr(bpy.app.handlers, name)) for name in handlers}
+        assert not operators._JOBS and worker.process.returncode is not None  # worker stopped
+        with pytest.raises(ProcessLookupError):
+            os.kill(worker.pid, 0)
     finally:
         package.register()
     assert hasattr(bpy.types.Scene, "metrabs") and all(cls.is_registered for cls in classes)
+
+
+QUIT_WITH_A_RUNNING_JOB = """
+import sys
+sys.path.insert(0, {repo!r})
+from metrabs_blender.__main__ import load_extension_package
+extension = load_extension_package()
+extension.register()
+from metrabs_mocap.metrabs_blender import backend, operators
+request = backend.AnalyzeRequest({video!r}, {output!r}, extra_args=("--frame-delay", "1"))
+command = backend.analyze_command(sys.executable, request, entry=({worker!r},))
+job = backend.WorkerJob(backend.BackendProcess(command, env=backend.worker_environment()))
+operators._JOBS["analyze"] = job
+while job.state.start is None:  # the worker is up and analysing
+    job.poll()
+print(job.process.pid, flush=True)
+"""  # Blender quits (the interpreter exits) while the analysis runs, without unregistering
+
+
+def test_quitting_blender_stops_a_running_worker(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0")
+    script = QUIT_WITH_A_RUNNING_JOB.format(
+        repo=str(REPO), video=str(video), output=str(tmp_path / "o.npz"),
+        worker=str(PROTOCOL_WORKER),
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[-1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # it was stopped, not killed: the frames done were written as a partial result
+    assert (tmp_path / "o.npz").is_file()
