@@ -198,8 +198,9 @@ def footage_path(settings) -> str:
     return path
 
 
-def analysis_request(context):
-    """The worker request for the panel's settings and the add-on preferences."""
+def analysis_request(context, resume: bool = False):
+    """The worker request for the panel's settings and the add-on preferences; ``resume``
+    continues the partial result of an earlier, cancelled run of the same footage."""
     from . import api, backend
 
     settings = context.scene.metrabs
@@ -229,6 +230,7 @@ def analysis_request(context):
         max_people=settings.max_people,
         device=prefs.device if prefs else "auto",
         model=prefs.model_spec() if prefs else None,
+        resume=resume,
         **camera,
         **frames,
     )
@@ -256,11 +258,20 @@ class METRABS_OT_analyze_footage(_ModalJob, bpy.types.Operator):
     bl_label = "Analyze"
     job_kind = "analyze"
 
+    resume: bpy.props.BoolProperty(
+        name="Resume",
+        description="Continue the partial result of a cancelled analysis of this footage",
+        options={"SKIP_SAVE"},
+    )
+
     def start_job(self, context):
         from . import api, backend
 
+        request = analysis_request(context, resume=self.resume)
+        if self.resume and not Path(request.output).is_file():
+            raise MocapError(f"No partial result to resume at {request.output}; press Analyze")
         process = api.start_analysis(
-            analysis_request(context), python=backend_python(context), cache_dir=cache_dir(context)
+            request, python=backend_python(context), cache_dir=cache_dir(context)
         )
         return backend.WorkerJob(process)
 

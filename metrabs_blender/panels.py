@@ -60,7 +60,10 @@ class VIEW3D_PT_metrabs_import(_MocapPanel, bpy.types.Panel):
         col.prop(settings, "output_dir")
         job = operators.running_job("analyze")
         if job is None:
-            layout.operator("metrabs.analyze_footage", icon="PLAY")
+            row = layout.row(align=True)
+            row.operator("metrabs.analyze_footage", icon="PLAY")
+            if settings.analysis_partial:
+                row.operator("metrabs.analyze_footage", text="Resume", icon="FF").resume = True
         else:
             draw_progress(layout, job.fraction, job.text())
             layout.operator("metrabs.cancel_job", text="Cancel (keep frames done)", icon="X")

@@ -97,6 +97,12 @@ def test_running_analysis_shows_progress_and_cancel(modules):
     assert ("operator", "metrabs.analyze_footage") not in log
 
 
+def test_partial_result_offers_resume(modules):
+    bpy.context.scene.metrabs.analysis_partial = True
+    log = draw(modules.panels.VIEW3D_PT_metrabs_import, bpy.context)
+    assert log.count(("operator", "metrabs.analyze_footage")) == 2  # Analyze and Resume
+
+
 def test_results_and_review_panels(modules):
     bpy.context.scene.metrabs.analysis_partial = True
     log = draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
