@@ -229,6 +229,7 @@ def analyze_video(
     device: str = "auto",
     model: str | None = None,
     cache_dir: str | os.PathLike | None = None,
+    resume: bool = False,
     on_event: "Callable[[dict, backend.WorkerState], None] | None" = None,
     should_cancel: "Callable[[], bool] | None" = None,
     worker: Sequence[str] = backend.WORKER_ENTRY,
@@ -240,13 +241,13 @@ def analyze_video(
     Frames ``frame_start`` (0-based, inclusive) to ``frame_stop`` (exclusive); the camera from
     ``fov_deg`` (longer side) or ``focal_mm`` + ``sensor_mm`` (default 55°). ``on_event`` sees
     every protocol event; ``should_cancel`` is polled and, once true, the worker is stopped and the
-    frames it finished are returned as a partial result. ``extra_args`` go to the worker as they
+    frames it finished are returned as a partial result, which ``resume=True`` continues. ``extra_args`` go to the worker as they
     are (e.g. ``("--tta", "5")``; see ``python -m inference analyze --help``).
     """
     request = backend.AnalyzeRequest(
         video=str(video), output=str(output), frame_start=frame_start, frame_stop=frame_stop,
         fov_deg=fov_deg, focal_mm=focal_mm, sensor_mm=sensor_mm, max_people=max_people,
-        device=device, model=model, extra_args=tuple(extra_args),
+        device=device, model=model, resume=resume, extra_args=tuple(extra_args),
     )  # fmt: skip
     process = start_analysis(request, python=python, cache_dir=cache_dir, worker=worker)
     outcome = backend.run_to_completion(process, on_event=on_event, should_cancel=should_cancel)
