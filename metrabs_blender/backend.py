@@ -140,6 +140,7 @@ def probe_python(python: str | os.PathLike, timeout_s: float = 120.0) -> Backend
             text=True,
             timeout=timeout_s,
             env=worker_environment(),
+            cwd=EXTENSION_ROOT,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
@@ -312,7 +313,7 @@ def list_models(
     try:
         completed = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout_s,
-            env=worker_environment(cache_dir), stdin=subprocess.DEVNULL,
+            env=worker_environment(cache_dir), cwd=EXTENSION_ROOT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as error:
         raise BackendError(f"Could not list the models with {python}: {error}") from error
@@ -381,6 +382,9 @@ def parse_text_line(line: str) -> dict | None:
 class BackendProcess:
     """One subprocess; a reader thread turns its stdout lines into events in :attr:`events`.
 
+    It runs in the extension root by default: ``python -m`` puts the working folder first on the
+    module path, and Blender's working folder is wherever the user started it.
+
     The threads only read pipes and fill queues, so they never touch ``bpy``. stderr is drained
     by a second thread (a full pipe would block the child) and its last lines kept for errors.
     """
@@ -389,7 +393,7 @@ class BackendProcess:
         self,
         command: Sequence[str],
         env: dict[str, str] | None = None,
-        cwd: str | os.PathLike | None = None,
+        cwd: str | os.PathLike | None = EXTENSION_ROOT,
         parse: Callable[[str], dict | None] = parse_json_line,
         merge_stderr: bool = False,
     ) -> None:

@@ -283,3 +283,19 @@ def test_backend_module_needs_no_blender():
                 for alias in node.names}  # fmt: skip
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {"bpy", "mathutils"} & imported
+
+
+def test_worker_ignores_an_inference_package_in_blenders_working_folder(tmp_path, monkeypatch):
+    """``python -m`` searches the working folder first; Blender's can be anything."""
+    decoy = tmp_path / "inference"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('decoy imported')\n")
+    monkeypatch.chdir(tmp_path)
+    command = backend.weights_command(sys.executable, "list", cache_dir=tmp_path / "cache")
+    process = backend.BackendProcess(command, env=backend.worker_environment())
+    names = []
+    outcome = backend.run_to_completion(process, on_event=lambda e, state: names.append(e["name"]))
+    assert outcome.returncode == 0, outcome.stderr_tail
+    assert "metrabs_small_synth" in names
+    names = [m["name"] for m in backend.list_models(sys.executable, tmp_path / "cache")]
+    assert "metrabs_small_synth" in names
