@@ -5,6 +5,12 @@ Inside Blender (extension installed)::
     from bl_ext.user_default.metrabs_mocap.metrabs_blender import api
     results = api.import_trajectory("/path/clip.npz")
 
+The panel's flow, one function per step: :func:`analyze_video` (the worker subprocess, blocking),
+:func:`load_results` (the people list), :func:`import_analysis` (rigs for chosen people, camera
+match, review markers, raw joints), or the single steps :func:`import_people`,
+:func:`setup_camera`, :func:`add_review_markers`, :func:`add_raw_joints`. The modal Analyze button
+runs the same worker through :func:`start_analysis` / :func:`finish_analysis`.
+
 Every function validates its input before it creates anything, so a bad file leaves the scene as it
 was. Each import makes new objects and new actions; nothing of the user's is modified.
 """
