@@ -1,0 +1,1122 @@
+"""Many clips: ``python -m inference batch INPUTS... -o OUT_DIR [--workers N] [--ray [ADDRESS]]``.
+
+Inputs are video files, folders (their video files) or glob patterns. Every clip becomes one
+trajectory ``.npz`` in ``OUT_DIR`` (and, with ``--clean PRESET``, a cleaned copy in
+``OUT_DIR/cleaned/``), written atomically by the single-clip analysis, which is reused unchanged:
+each worker process loads the model once (:class:`ClipAnalyzer`) and analyses clip after clip.
+
+Output folder::
+
+    OUT_DIR/<clip>.npz               trajectory contract, one per clip
+    OUT_DIR/cleaned/<clip>.npz       cleaned trajectory (with --clean)
+    OUT_DIR/batch_manifest.json      every clip: status, frames, people, seconds, error, ...
+    OUT_DIR/batch_manifest.csv       the same as a table
+    OUT_DIR/.batch/<clip>.json       per-clip record: input SHA-256, model id, output SHA-256
+
+``<clip>`` is the video's file name without suffix; clips from different folders with the same
+name get ``-<8 hex digits of their folder path>`` appended.
+
+Idempotent and resumable: a clip is skipped when its output exists and its record matches the
+input's content hash (SHA-256), the model id and the cleaning preset; the manifest is rewritten
+atomically after every clip, so a crashed or cancelled run loses at most the clips in flight
+(cancelled clips keep the worker's partial result and resume from it). A clip that fails, even one
+that kills its worker process, is recorded as failed and the batch goes on.
+
+Progress: the single-clip worker's JSON-lines protocol on stdout (``inference.progress``), logs on
+stderr. ``start`` (``clips_total``, ``workers``, ``mode``, ``output``, ``manifest``), ``progress``
+(per clip: ``clip``, ``worker``, ``clip_frames_done``, ``clip_frames_total``; overall:
+``clips_done``, ``clips_total``, ``clips_failed``, ``frames_done`` (frames analysed in this run),
+``frames_total`` (null), ``fps``, ``eta_s``; a finished clip adds ``clip_status``, ``clip_error``,
+``people``), ``warning`` (a failed clip, a pattern that matched nothing), ``done`` (``output``,
+``manifest``, counts per status, ``frames``, ``partial``, ``elapsed_s``), ``error``.
+
+Exit codes: 0 every clip done or skipped, 1 batch could not run (e.g. no worker could load the
+model), 2 bad command line or no clip found, 3 finished but some clips failed, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import glob
+import hashlib
+import importlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import InferenceError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (
+    ".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".mts",
+    ".m2ts", ".ts", ".3gp", ".ogv", ".mxf",
+)  # fmt: skip
+MANIFEST_JSON = "batch_manifest.json"
+MANIFEST_CSV = "batch_manifest.csv"
+MANIFEST_FORMAT = "metrabs-batch-manifest"
+MANIFEST_VERSION = 1
+RECORD_DIR = ".batch"
+CLEANED_DIR = "cleaned"
+CSV_COLUMNS = ("clip", "status", "frames", "people", "seconds", "error", "input", "output")
+STATUSES = ("pending", "running", "done", "skipped", "failed", "cancelled")
+DEFAULT_ANALYZER = "inference.batch:worker_analyzer"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CLIPS_FAILED = 3
+EXIT_CANCELLED = 130
+
+
+class BatchError(InferenceError):
+    """The batch as a whole cannot run (bad inputs, no worker could load the model, ...)."""
+
+    exit_code = EXIT_ERROR
+
+
+class NoClipsError(BatchError):
+    """No input matched a video file."""
+
+    exit_code = EXIT_USAGE
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs and clip names
+
+
+def find_clips(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """Expand files, folders (their videos, sorted) and glob patterns into distinct video paths.
+
+    Explicit files are taken whatever their suffix (a bad one fails as its own clip); folders and
+    patterns contribute files with a video suffix (:data:`VIDEO_SUFFIXES`). Returns the clips in
+    input order without duplicates and one warning per input that matched nothing.
+    """
+    clips: list[Path] = []
+    seen: set[Path] = set()
+    warnings = []
+    for item in inputs:
+        found = _expand(item, recursive)
+        if not found:
+            warnings.append(f"input {item!r} matched no video file")
+        for path in found:
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                clips.append(path)
+    return clips, warnings
+
+
+def _is_video(path: Path) -> bool:
+    return (
+        path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".")
+    )
+
+
+def _expand(item: str, recursive: bool) -> list[Path]:
+    path = Path(item)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        candidates = path.rglob("*") if recursive else path.iterdir()
+        return sorted(p for p in candidates if _is_video(p))
+    if any(char in item for char in "*?["):
+        return sorted(p for p in map(Path, glob.glob(item, recursive=True)) if _is_video(p))
+    return [path]  # a missing file: reported as a failed clip, it does not stop the others
+
+
+def clip_names(clips: Sequence[Path]) -> list[str]:
+    """A unique output name per clip: the file stem, plus a hash of the folder on a clash."""
+    stems = [clip.stem for clip in clips]
+    names = []
+    for clip, stem in zip(clips, stems, strict=True):
+        if stems.count(stem) > 1:
+            folder = str(clip.resolve().parent).encode("utf-8", "surrogateescape")
+            stem = f"{stem}-{hashlib.sha1(folder).hexdigest()[:8]}"
+        names.append(stem)
+    return names
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip to analyse and where its results go (all paths absolute strings)."""
+
+    name: str  # unique clip name, the output file stem
+    video: str  # input video path
+    output: str  # contract .npz
+    record: str  # per-clip JSON record (hashes, model id)
+    cleaned_output: str | None = None  # cleaned .npz, None without cleaning
+    clean_preset: str | None = None  # cleaning preset name, None for no cleaning
+
+
+def make_jobs(clips: Sequence[Path], out_dir: Path, clean_preset: str | None) -> list[ClipJob]:
+    """The jobs of ``clips`` writing into ``out_dir`` (see the module docstring for the layout)."""
+    out_dir = out_dir.resolve()
+    return [
+        ClipJob(
+            name=name,
+            video=str(clip.resolve()),
+            output=str(out_dir / f"{name}.npz"),
+            record=str(out_dir / RECORD_DIR / f"{name}.json"),
+            cleaned_output=str(out_dir / CLEANED_DIR / f"{name}.npz") if clean_preset else None,
+            clean_preset=clean_preset,
+        )
+        for clip, name in zip(clips, clip_names(clips), strict=True)
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# The analyser seam: load once per worker, analyse many clips
+
+
+ProgressCallback = Callable[[int, "int | None"], None]  # (frames_done, frames_total or None)
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """What one analysis produced: frame and person counts of the written file."""
+
+    frames: int  # frames in the written trajectory
+    people: int  # people (tracks) in the written trajectory
+    partial: bool = False  # True when stopped early (the file is a valid partial result)
+
+
+class ClipAnalyzer(Protocol):
+    """Analyses clips one after the other with a model loaded once, at construction.
+
+    ``model_id`` names the model and its weights hash exactly as written into each output's
+    ``model`` key; it decides whether an earlier result can be reused.
+    """
+
+    model_id: str
+
+    def analyze(
+        self,
+        video: Path,
+        output: Path,
+        *,
+        progress: ProgressCallback,
+        stop: threading.Event,
+        resume: bool,
+    ) -> ClipOutcome:
+        """Write the trajectory of ``video`` to ``output`` atomically. When ``stop`` is set, finish
+        the current step, write a partial result and return it with ``partial=True``. With
+        ``resume``, continue from the partial result already at ``output``. Raises
+        :class:`InferenceError` (or a subclass) for a clip that cannot be analysed."""
+        ...
+
+
+@dataclass(frozen=True)
+class AnalyzerSpec:
+    """How a worker builds its :class:`ClipAnalyzer`: ``factory`` is ``"module:callable"``, called
+    once per worker process with ``args`` (command-line style strings, e.g. the ``analyze``
+    options given after ``--``)."""
+
+    factory: str = DEFAULT_ANALYZER  # module:callable returning a ClipAnalyzer
+    args: tuple[str, ...] = ()  # arguments handed to the factory
+
+
+def load_analyzer(spec: AnalyzerSpec) -> ClipAnalyzer:
+    """Import ``spec.factory`` and call it once: this is where the model is loaded."""
+    module_name, _, attribute = spec.factory.partition(":")
+    if not module_name or not attribute:
+        raise BatchError(f"analyzer {spec.factory!r} must be given as module:callable")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise BatchError(f"cannot load analyzer {spec.factory!r}: {error}") from error
+    return factory(list(spec.args))
+
+
+def worker_analyzer(args: Sequence[str]) -> ClipAnalyzer:
+    """The single-clip worker (``inference.worker``) run in this process, models loaded once.
+
+    ``args`` are ``python -m inference analyze`` options (``--fov``, ``--tta``, ...). Needs the
+    worker's in-process API: ``configure_parser(parser)``, ``load_pipeline(args) -> pipeline``
+    (with ``model_id``) and ``analyze_clip(video, output, *, pipeline, args, reporter, stop,
+    resume) -> result`` (with ``frames``, ``people``, ``partial``).
+    """
+    try:
+        worker = importlib.import_module(".worker", __package__)
+    except ImportError as error:
+        raise BatchError(
+            f"the single-clip worker inference.worker cannot be imported ({error}); "
+            f"install the complete inference package"
+        ) from error
+    missing = [
+        name
+        for name in ("configure_parser", "load_pipeline", "analyze_clip")
+        if not callable(getattr(worker, name, None))
+    ]
+    if missing:
+        raise BatchError(
+            f"inference.worker has no in-process API ({', '.join(missing)}); "
+            f"update the inference package to a version with batch support"
+        )
+    return _WorkerAnalyzer(worker, args)
+
+
+class _WorkerAnalyzer:
+    """:class:`ClipAnalyzer` over ``inference.worker``'s load/analyse functions."""
+
+    def __init__(self, worker: Any, args: Sequence[str]) -> None:
+        parser = argparse.ArgumentParser(prog="python -m inference batch ... --")
+        worker.configure_parser(parser)
+        # The video and output are per clip; placeholders satisfy the parser's required positionals.
+        self._args = parser.parse_args(["<video>", "-o", "<output>", *args])
+        self._worker = worker
+        self._pipeline = worker.load_pipeline(self._args)
+        self.model_id = str(self._pipeline.model_id)
+
+    def analyze(
+        self,
+        video: Path,
+        output: Path,
+        *,
+        progress: ProgressCallback,
+        stop: threading.Event,
+        resume: bool,
+    ) -> ClipOutcome:
+        from .progress import ProgressReporter
+
+        class _Forward(ProgressReporter):
+            def emit(self, event: str, **fields: Any) -> None:
+                if event == "progress":
+                    progress(int(fields["frames_done"]), fields.get("frames_total"))
+                elif event == "warning":
+                    logger.warning("%s: %s", video.name, fields.get("message"))
+
+        result = self._worker.analyze_clip(
+            video,
+            output,
+            pipeline=self._pipeline,
+            args=self._args,
+            reporter=_Forward(stream=io.StringIO()),
+            stop=stop,
+            resume=resume,
+        )
+        return ClipOutcome(int(result.frames), int(result.people), bool(result.partial))
+
+
+# ------------------------------------------------------------------------------------------------
+# One clip: hash, reuse or analyse, clean, record
+
+
+@dataclass
+class ClipRecord:
+    """One manifest row. Paths are relative to the output folder when inside it."""
+
+    clip: str
+    status: str = "pending"  # one of STATUSES
+    frames: int | None = None
+    people: int | None = None
+    seconds: float | None = None  # analysis wall time of the clip
+    error: str = ""
+    input: str = ""
+    output: str = ""
+    cleaned_output: str = ""
+    input_sha256: str = ""
+    model: str = ""
+    worker: str = ""
+    attempts: int = 0  # analyses started for this clip in this run (retries after a crash)
+    finished: float | None = None  # time.time() when the status was last set
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClipRecord:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def file_sha256(path: str | os.PathLike, chunk_bytes: int = 4 * 2**20) -> str:
+    """Hex SHA-256 of a file's content, read in chunks (memory flat in the file size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: str | os.PathLike) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _reusable(job: ClipJob, saved: dict[str, Any] | None, input_sha: str, model_id: str) -> bool:
+    """True when ``job``'s outputs on disk are a complete result of this input and model."""
+    if not saved or not saved.get("complete"):
+        return False
+    if (saved.get("input_sha256"), saved.get("model")) != (input_sha, model_id):
+        return False
+    if saved.get("clean_preset") != job.clean_preset:
+        return False
+    outputs = [(job.output, "output_sha256")]
+    if job.cleaned_output:
+        outputs.append((job.cleaned_output, "cleaned_sha256"))
+    for path, key in outputs:
+        if not os.path.isfile(path) or file_sha256(path) != saved.get(key):
+            return False
+    return True
+
+
+def _clean(job: ClipJob) -> None:
+    """Write the cleaned trajectory of ``job.output`` to ``job.cleaned_output``."""
+    from retarget.clean import clean_trajectory
+    from retarget.contract import read_trajectory, write_trajectory
+
+    cleaned = clean_trajectory(read_trajectory(job.output), preset=job.clean_preset)
+    write_trajectory(job.cleaned_output, cleaned)
+
+
+def _error_message(error: BaseException) -> str:
+    from retarget import RetargetError
+
+    if isinstance(error, InferenceError | RetargetError | OSError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def process_clip(
+    analyzer: ClipAnalyzer,
+    job: ClipJob,
+    progress: ProgressCallback,
+    stop: threading.Event,
+    worker: str = "",
+) -> ClipRecord:
+    """Analyse one clip (or reuse its earlier result); never raises for a bad clip.
+
+    Returns the clip's record: ``done``, ``skipped`` (reused), ``cancelled`` (``stop`` was set; a
+    partial result was kept for ``resume``) or ``failed`` with the reason in ``error``.
+    """
+    started = time.monotonic()
+    record = ClipRecord(clip=job.name, input=job.video, model=analyzer.model_id, worker=worker)
+    try:
+        record.input_sha256 = input_sha = file_sha256(job.video)
+        saved = _read_json(job.record)
+        if _reusable(job, saved, input_sha, analyzer.model_id):
+            record.status = "skipped"
+            record.frames, record.people = saved.get("frames"), saved.get("people")
+            record.seconds = saved.get("seconds")
+            return record
+        resume = bool(
+            saved
+            and not saved.get("complete")
+            and (saved.get("input_sha256"), saved.get("model")) == (input_sha, analyzer.model_id)
+            and os.path.isfile(job.output)
+        )
+        record.attempts += 1
+        outcome = analyzer.analyze(
+            Path(job.video), Path(job.output), progress=progress, stop=stop, resume=resume
+        )
+        record.frames, record.people = outcome.frames, outcome.people
+        if not outcome.partial and job.clean_preset:
+            _clean(job)
+        record.status = "cancelled" if outcome.partial else "done"
+        record.seconds = round(time.monotonic() - started, 3)
+        _save_record(job, record, complete=not outcome.partial)
+    except Exception as error:  # the isolation boundary: one bad clip never stops the batch
+        logger.error("clip %s failed: %s", job.name, error, exc_info=logger.isEnabledFor(10))
+        record.status = "failed"
+        record.error = _error_message(error)
+    record.seconds = round(time.monotonic() - started, 3)
+    return record
+
+
+def _save_record(job: ClipJob, record: ClipRecord, complete: bool) -> None:
+    saved = {
+        "clip": job.name,
+        "input": job.video,
+        "input_sha256": record.input_sha256,
+        "model": record.model,
+        "clean_preset": job.clean_preset,
+        "complete": complete,
+        "frames": record.frames,
+        "people": record.people,
+        "seconds": record.seconds,
+        "output_sha256": file_sha256(job.output),
+        "cleaned_sha256": file_sha256(job.cleaned_output)
+        if complete and job.cleaned_output
+        else None,
+    }
+    write_atomic(Path(job.record), json.dumps(saved, indent=1))
+
+
+# ------------------------------------------------------------------------------------------------
+# Manifest
+
+
+class Manifest:
+    """``batch_manifest.json`` + ``.csv`` in the output folder, rewritten atomically on update.
+
+    Clips of earlier runs into the same folder are kept; this run's clips are added or updated.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir.resolve()
+        self.json_path = self.out_dir / MANIFEST_JSON
+        self.csv_path = self.out_dir / MANIFEST_CSV
+        self.records: dict[str, ClipRecord] = {}
+        self.model = ""
+        saved = _read_json(self.json_path)
+        if saved and saved.get("format") == MANIFEST_FORMAT:
+            for item in saved.get("clips", []):
+                record = ClipRecord.from_json(item)
+                self.records[record.clip] = record
+            self.model = str(saved.get("model", ""))
+
+    def _relative(self, path: str) -> str:
+        if not path:
+            return ""
+        try:
+            return Path(path).resolve().relative_to(self.out_dir).as_posix()
+        except ValueError:
+            return path
+
+    def add_jobs(self, jobs: Iterable[ClipJob]) -> None:
+        """Enter this run's clips; a clip already listed keeps its last status until it finishes."""
+        for job in jobs:
+            record = self.records.get(job.name)
+            if record is None or record.input != job.video:
+                self.records[job.name] = ClipRecord(clip=job.name, input=job.video)
+
+    def update(self, job: ClipJob, record: ClipRecord) -> None:
+        """Set a clip's record (paths made relative to the output folder) and save."""
+        record = dataclasses.replace(record, finished=round(time.time(), 3))
+        if record.status in ("done", "skipped"):
+            record.output = self._relative(job.output)
+            record.cleaned_output = self._relative(job.cleaned_output or "")
+        elif record.status == "cancelled":
+            record.output = self._relative(job.output)
+        if record.model:
+            self.model = record.model
+        self.records[job.name] = record
+        self.save()
+
+    def mark(self, job: ClipJob, status: str, worker: str = "") -> None:
+        """Change only the status (``running``/``pending``) and save."""
+        record = self.records.setdefault(job.name, ClipRecord(clip=job.name, input=job.video))
+        record.status, record.worker = status, worker or record.worker
+        self.save()
+
+    def save(self) -> None:
+        clips = [record.to_json() for record in self.records.values()]
+        document = {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "output_dir": str(self.out_dir),
+            "model": self.model,
+            "updated": round(time.time(), 3),
+            "clips": clips,
+        }
+        write_atomic(self.json_path, json.dumps(document, indent=1, ensure_ascii=False))
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for item in clips:
+            writer.writerow({key: "" if item[key] is None else item[key] for key in CSV_COLUMNS})
+        write_atomic(self.csv_path, table.getvalue())
+
+
+# ------------------------------------------------------------------------------------------------
+# Driver: shared by local and Ray mode
+
+
+class EventSink(Protocol):
+    """Where protocol events go (``inference.progress.ProgressReporter`` or a test recorder)."""
+
+    def emit(self, event: str, **fields: Any) -> None: ...
+
+
+@dataclass
+class BatchSummary:
+    """Counts of one run; ``exit_code`` follows the module docstring."""
+
+    records: dict[str, ClipRecord] = field(default_factory=dict)  # this run's clips
+    cancelled: bool = False
+    elapsed_s: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(record.status == status for record in self.records.values())
+
+    @property
+    def exit_code(self) -> int:
+        if self.cancelled:
+            return EXIT_CANCELLED
+        return EXIT_CLIPS_FAILED if self.count("failed") else EXIT_OK
+
+
+class BatchDriver:
+    """Bookkeeping of one run: manifest updates and protocol events as clips start and finish.
+
+    Backends (local pool, Ray) call :meth:`started`, :meth:`progress` and :meth:`finished`.
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[ClipJob],
+        manifest: Manifest,
+        sink: EventSink,
+        min_interval_s: float = 0.5,
+    ) -> None:
+        self.jobs = {job.name: job for job in jobs}
+        self.manifest = manifest
+        self.sink = sink
+        self.summary = BatchSummary()
+        self._min_interval_s = min_interval_s
+        self._last_emit = -float("inf")
+        self._started = time.monotonic()
+        self._frames: dict[str, int] = {}  # frames analysed per clip in this run
+        self._finished_frames = 0
+
+    def begin(self, mode: str, workers: int) -> None:
+        self.manifest.add_jobs(self.jobs.values())
+        self.manifest.save()
+        self.sink.emit(
+            "start",
+            mode=mode,
+            workers=workers,
+            clips_total=len(self.jobs),
+            output=str(self.manifest.out_dir),
+            manifest=str(self.manifest.json_path),
+            frames_total=None,
+        )
+
+    def started(self, name: str, worker: str) -> None:
+        self.manifest.mark(self.jobs[name], "running", worker)
+
+    def progress(self, name: str, worker: str, done: int, total: int | None) -> None:
+        self._frames[name] = done
+        now = time.monotonic()
+        if now - self._last_emit >= self._min_interval_s:
+            self._emit_progress(name, worker, done, total)
+
+    def finished(self, record: ClipRecord) -> None:
+        job = self.jobs[record.clip]
+        self._frames.pop(record.clip, None)
+        if record.status == "done":
+            self._finished_frames += record.frames or 0
+        self.summary.records[record.clip] = record
+        self.manifest.update(job, record)
+        if record.status == "failed":
+            self.sink.emit("warning", message=f"clip {record.clip} failed: {record.error}")
+        self._emit_progress(
+            record.clip,
+            record.worker,
+            record.frames,
+            record.frames,
+            clip_status=record.status,
+            clip_error=record.error,
+            people=record.people,
+        )
+
+    def _emit_progress(
+        self, name: str, worker: str, done: int | None, total: int | None, **extra: Any
+    ) -> None:
+        self._last_emit = time.monotonic()
+        elapsed = self._last_emit - self._started
+        frames_done = self._finished_frames + sum(self._frames.values())
+        finished = len(self.summary.records)
+        eta = None
+        if finished:
+            eta = (len(self.jobs) - finished) * elapsed / finished
+        self.sink.emit(
+            "progress",
+            clip=name,
+            worker=worker,
+            clip_frames_done=done,
+            clip_frames_total=total,
+            clips_done=finished,
+            clips_total=len(self.jobs),
+            clips_failed=self.summary.count("failed"),
+            frames_done=frames_done,
+            frames_total=None,
+            fps=round(frames_done / elapsed, 3) if elapsed > 0 else 0.0,
+            eta_s=None if eta is None else round(eta, 1),
+            **extra,
+        )
+
+    def end(self, cancelled: bool) -> BatchSummary:
+        self.summary.cancelled = cancelled
+        self.summary.elapsed_s = round(time.monotonic() - self._started, 3)
+        counts = {status: self.summary.count(status) for status in STATUSES[2:]}
+        self.sink.emit(
+            "done",
+            output=str(self.manifest.out_dir),
+            manifest=str(self.manifest.json_path),
+            clips_total=len(self.jobs),
+            **counts,
+            frames=self._finished_frames,
+            partial=cancelled or len(self.summary.records) < len(self.jobs),
+            elapsed_s=self.summary.elapsed_s,
+        )
+        return self.summary
+
+
+# ------------------------------------------------------------------------------------------------
+# Local mode: one process per GPU or per group of CPU cores
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """Where one worker process runs: a GPU (``CUDA_VISIBLE_DEVICES``) or CPU threads."""
+
+    index: int
+    gpu: str | None  # CUDA device id given to the worker, None for CPU
+    threads: int  # intra-op threads (torch, OpenCV) of the worker
+
+    @property
+    def name(self) -> str:
+        return f"local-{self.index}" + (f"-gpu{self.gpu}" if self.gpu is not None else "")
+
+
+def visible_gpus() -> list[str]:
+    """CUDA device ids this process may use: from ``CUDA_VISIBLE_DEVICES`` when set, otherwise
+    counted by torch (imported only here; no torch, no GPUs)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [item.strip() for item in listed.split(",") if item.strip() and item.strip() != "-1"]
+    try:
+        import torch
+    except ImportError:
+        return []
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def plan_slots(
+    workers: int | None, gpus: Sequence[str] | None = None, cores: int | None = None
+) -> list[WorkerSlot]:
+    """Worker slots: one per GPU by default (more workers share GPUs round-robin); without GPUs,
+    one per CPU core up to 8 by default, the cores split evenly between the workers."""
+    gpus = visible_gpus() if gpus is None else list(gpus)
+    cores = cores or cpu_cores()
+    if gpus:
+        count = workers or len(gpus)
+        threads = max(1, cores // count)
+        return [WorkerSlot(i, gpus[i % len(gpus)], threads) for i in range(count)]
+    count = workers or max(1, min(cores, 8))
+    return [WorkerSlot(i, None, max(1, cores // count)) for i in range(count)]
+
+
+def _worker_environment(slot: WorkerSlot) -> None:
+    """Set before the analyser (and torch) is imported in the worker process."""
+    if slot.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(slot.threads)
+
+
+def _watch_stop(stop: threading.Event, shared_stop: Any, parent: Any) -> None:
+    """Set the worker's ``stop`` when the driver asks or dies (no orphan keeps running)."""
+    while not stop.is_set():
+        if shared_stop.is_set() or (parent is not None and not parent.is_alive()):
+            stop.set()
+        time.sleep(0.1)
+
+
+def _local_worker(
+    slot: WorkerSlot, spec: AnalyzerSpec, inbox: Any, outbox: Any, shared_stop: Any, level: int
+) -> None:
+    """Entry point of a local worker process: load the model once, then analyse jobs from
+    ``inbox`` until ``None``; messages to the driver go to ``outbox``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which stops us
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format=f"%(levelname)s {slot.name}: %(message)s"
+    )
+    _worker_environment(slot)
+    try:
+        analyzer = load_analyzer(spec)
+    except Exception as error:  # reported to the driver, which decides whether the batch can run
+        logger.exception("cannot load the analyser")
+        outbox.put(("fatal", slot.index, _error_message(error)))
+        return
+    outbox.put(("ready", slot.index, analyzer.model_id))
+    stop = threading.Event()
+    parent = multiprocessing.parent_process()
+    threading.Thread(target=_watch_stop, args=(stop, shared_stop, parent), daemon=True).start()
+    while not stop.is_set():
+        try:
+            job = inbox.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if job is None:
+            break
+        outbox.put(("started", slot.index, job.name))
+        last = [0.0]
+
+        def progress(done: int, total: int | None, name: str = job.name) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.2:
+                last[0] = now
+                outbox.put(("progress", slot.index, name, done, total))
+
+        record = process_clip(analyzer, job, progress, stop, worker=slot.name)
+        outbox.put(("result", slot.index, record))
+    stop.set()
+
+
+class LocalPool:
+    """Worker processes (spawned, so CUDA and torch start fresh in each), one job at a time each.
+
+    A worker that dies is replaced; its clip is retried up to ``retries`` times, then failed.
+    """
+
+    def __init__(self, slots: Sequence[WorkerSlot], spec: AnalyzerSpec, retries: int = 1) -> None:
+        self.slots = list(slots)
+        self.spec = spec
+        self.retries = retries
+        self._context = multiprocessing.get_context("spawn")
+        self._outbox = self._context.Queue()
+        self._stop = self._context.Event()
+        self._processes: dict[int, Any] = {}
+        self._inboxes: dict[int, Any] = {}
+
+    def start(self, slot: WorkerSlot) -> None:
+        inbox = self._context.Queue()
+        process = self._context.Process(
+            target=_local_worker,
+            args=(slot, self.spec, inbox, self._outbox, self._stop, logging.getLogger().level),
+            name=f"metrabs-batch-{slot.name}",
+            daemon=True,
+        )
+        process.start()
+        self._processes[slot.index], self._inboxes[slot.index] = process, inbox
+
+    def assign(self, index: int, job: ClipJob) -> None:
+        self._inboxes[index].put(job)
+
+    def messages(self, timeout: float) -> list[tuple]:
+        """Messages from the workers (waits up to ``timeout`` for the first), then a ``died``
+        message for every worker process that exited."""
+        found = []
+        try:
+            found.append(self._outbox.get(timeout=timeout))
+            while True:
+                found.append(self._outbox.get_nowait())
+        except queue.Empty:
+            pass
+        for index, process in list(self._processes.items()):
+            if not process.is_alive():
+                process.join()
+                del self._processes[index]
+                found.append(("died", index, process.exitcode))
+        return found
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Ask every worker to finish, wait, and terminate stragglers."""
+        for inbox in self._inboxes.values():
+            inbox.put(None)
+        deadline = time.monotonic() + timeout
+        for process in self._processes.values():
+            process.join(max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                logger.warning("worker %s did not stop; terminating it", process.name)
+                process.terminate()
+                process.join(5)
+        self._processes.clear()
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM in the driver (or by a caller) to cancel the batch."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+
+    def handler(self, signum: int, _frame: Any) -> None:
+        self.signal = signum
+        self.event.set()
+
+
+def run_local(
+    jobs: Sequence[ClipJob],
+    driver: BatchDriver,
+    slots: Sequence[WorkerSlot],
+    spec: AnalyzerSpec,
+    stop: threading.Event,
+    retries: int = 1,
+) -> bool:
+    """Run ``jobs`` on local worker processes; returns True when cancelled through ``stop``."""
+    pool = LocalPool(slots, spec, retries)
+    by_index = {slot.index: slot for slot in slots}
+    pending: deque[ClipJob] = deque(jobs)
+    busy: dict[int, ClipJob] = {}
+    attempts: dict[str, int] = {}
+    idle: list[int] = []
+    loading = set(by_index)
+    failed_loads: list[str] = []
+    for slot in slots:
+        pool.start(slot)
+    cancelled = False
+    try:
+        while pending or busy:
+            if stop.is_set() and not cancelled:
+                cancelled = True
+                pool.request_stop()
+                pending.clear()
+            for message in pool.messages(timeout=0.2):
+                kind, index = message[0], message[1]
+                if kind == "ready":
+                    loading.discard(index)
+                    idle.append(index)
+                elif kind == "fatal":
+                    loading.discard(index)
+                    failed_loads.append(message[2])
+                    driver.sink.emit(
+                        "warning", message=f"worker {by_index[index].name}: {message[2]}"
+                    )
+                elif kind == "started":
+                    driver.started(message[2], by_index[index].name)
+                elif kind == "progress":
+                    driver.progress(message[2], by_index[index].name, message[3], message[4])
+                elif kind == "result":
+                    record = message[2]
+                    record.attempts = attempts.get(record.clip, 0) + record.attempts
+                    busy.pop(index, None)
+                    driver.finished(record)
+                    idle.append(index)
+                elif kind == "died":
+                    job = busy.pop(index, None)
+                    if index in loading:
+                        loading.discard(index)
+                        failed_loads.append(f"worker process exited with code {message[2]}")
+                        continue
+                    if job is not None:
+                        _worker_died(
+                            job, by_index[index], message[2], attempts, retries, pending, driver
+                        )
+                    if not cancelled:
+                        pool.start(by_index[index])
+                        loading.add(index)
+            if not loading and not idle and not busy and pending:
+                raise BatchError(
+                    "no worker could load the analyser: " + "; ".join(dict.fromkeys(failed_loads))
+                )
+            while idle and pending and not cancelled:
+                index, job = idle.pop(0), pending.popleft()
+                busy[index] = job
+                pool.assign(index, job)
+    finally:
+        pool.close()
+    return cancelled
+
+
+def _worker_died(
+    job: ClipJob,
+    slot: WorkerSlot,
+    exit_code: int | None,
+    attempts: dict[str, int],
+    retries: int,
+    pending: deque[ClipJob],
+    driver: BatchDriver,
+) -> None:
+    attempts[job.name] = attempts.get(job.name, 0) + 1
+    message = f"worker {slot.name} died (exit code {exit_code}) while analysing this clip"
+    if attempts[job.name] <= retries:
+        logger.warning("%s: %s; retrying", job.name, message)
+        pending.appendleft(job)
+        return
+    driver.finished(
+        ClipRecord(
+            clip=job.name,
+            status="failed",
+            error=message + "; the video may be corrupt (a decoder crash) or memory ran out",
+            input=job.video,
+            worker=slot.name,
+            attempts=attempts[job.name],
+        )
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry points
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Parameters of one batch run (the command line, as data)."""
+
+    out_dir: Path  # output folder (created)
+    workers: int | None = None  # worker processes / Ray actors; None: one per GPU or CPU core
+    gpus: tuple[str, ...] | None = None  # CUDA ids for local mode; None: all visible
+    ray_address: str | None = None  # None: local mode; "" start/connect by Ray's defaults
+    clean_preset: str | None = None  # also write cleaned trajectories with this preset
+    recursive: bool = False  # search input folders recursively
+    retries: int = 1  # extra attempts for a clip whose worker died
+    analyzer: AnalyzerSpec = AnalyzerSpec()  # how workers build their analyser
+
+
+def run_batch(
+    inputs: Sequence[str],
+    options: BatchOptions,
+    sink: EventSink,
+    stop: threading.Event | None = None,
+) -> BatchSummary:
+    """Analyse every clip of ``inputs`` into ``options.out_dir``; see the module docstring.
+
+    ``stop`` cancels the run when set (in-flight clips keep partial results). Raises
+    :class:`BatchError` when the batch cannot run at all.
+    """
+    clips, warnings = find_clips(inputs, options.recursive)
+    for message in warnings:
+        sink.emit("warning", message=message)
+    if not clips:
+        raise NoClipsError(
+            f"no video found in {', '.join(map(repr, inputs))}; give video files, folders of "
+            f"videos ({' '.join(VIDEO_SUFFIXES[:6])} ...) or glob patterns such as 'shoot/*.mov'"
+        )
+    if options.clean_preset:
+        _check_clean_preset(options.clean_preset)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = make_jobs(clips, options.out_dir, options.clean_preset)
+    stop = stop or threading.Event()
+    driver = BatchDriver(jobs, Manifest(options.out_dir), sink)
+    if options.ray_address is None:
+        slots = plan_slots(options.workers, options.gpus)
+        slots = slots[: max(1, len(jobs))]
+        driver.begin("local", len(slots))
+        cancelled = run_local(jobs, driver, slots, options.analyzer, stop, options.retries)
+    else:
+        from .batch_ray import run_ray
+
+        cancelled = run_ray(jobs, driver, options, stop)
+    return driver.end(cancelled)
+
+
+def _check_clean_preset(preset: str) -> None:
+    try:
+        from retarget import clean
+    except ImportError as error:
+        raise BatchError(f"--clean needs retarget.clean, which is missing ({error})") from error
+    presets = getattr(clean, "PRESETS", None)
+    if presets is not None and preset not in presets:
+        raise BatchError(f"unknown cleaning preset {preset!r}; choose one of {', '.join(presets)}")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``batch`` arguments to ``parser``."""
+    parser.epilog = (
+        "Options after `--` go to every clip's analysis (as for `python -m inference analyze`). "
+        "stdout: JSON lines; stderr: logs. Exit codes: 0 all done, 1 error, 2 usage/no clips, "
+        "3 some clips failed, 130 cancelled."
+    )
+    parser.add_argument("inputs", nargs="+", help="video files, folders of videos, glob patterns")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes / Ray actors (default: one per GPU or core)"
+    )
+    parser.add_argument("--gpus", help="comma-separated CUDA ids for local mode (default: all)")
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run on a Ray cluster (ADDRESS, or RAY_ADDRESS / a new local instance if omitted)",
+    )
+    parser.add_argument("--clean", metavar="PRESET", help="also write cleaned trajectories")
+    parser.add_argument("--recursive", action="store_true", help="search folders recursively")
+    parser.add_argument(
+        "--retries", type=int, default=1, help="retries of a clip whose worker crashed (1)"
+    )
+    parser.add_argument(
+        "--analyzer",
+        default=DEFAULT_ANALYZER,
+        metavar="MODULE:FACTORY",
+        help="analyser factory called once per worker (default: the single-clip worker)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    parser.add_argument("analyze_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def options_from_args(args: argparse.Namespace) -> BatchOptions:
+    """:class:`BatchOptions` from the parsed command line."""
+    analyze_args = list(args.analyze_args)
+    if analyze_args[:1] == ["--"]:
+        analyze_args = analyze_args[1:]
+    if args.workers is not None and args.workers < 1:
+        raise BatchError("--workers must be at least 1")
+    gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus else None
+    return BatchOptions(
+        out_dir=args.output,
+        workers=args.workers,
+        gpus=gpus,
+        ray_address=args.ray,
+        clean_preset=args.clean,
+        recursive=args.recursive,
+        retries=max(0, args.retries),
+        analyzer=AnalyzerSpec(args.analyzer, tuple(analyze_args)),
+    )
+
+
+def _configure_logging(verbose: bool) -> None:
+    logger_root = logging.getLogger(__package__)
+    if not logger_root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger_root.addHandler(handler)
+    logger_root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the batch command; returns the exit code (see the module docstring)."""
+    from .progress import ProgressReporter
+
+    _configure_logging(args.verbose)
+    reporter = ProgressReporter()
+    flag = _StopFlag()
+    previous = {sig: signal.signal(sig, flag.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = run_batch(args.inputs, options_from_args(args), reporter, flag.event)
+    except BatchError as error:
+        reporter.error(str(error), error.exit_code)
+        return error.exit_code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return summary.exit_code
