@@ -48,6 +48,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import shlex
 import signal
 import sys
 import tempfile
@@ -313,6 +314,21 @@ class _WorkerAnalyzer:
         return ClipOutcome(int(result.frames), int(result.people), bool(result.partial))
 
 
+class Throttled:
+    """A :data:`ProgressCallback` passing at most one update per ``interval_s`` to ``send``."""
+
+    def __init__(self, send: ProgressCallback, interval_s: float = 0.2) -> None:
+        self._send = send
+        self._interval_s = interval_s
+        self._last = -float("inf")
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._interval_s:
+            self._last = now
+            self._send(done, total)
+
+
 # ------------------------------------------------------------------------------------------------
 # One clip: hash, reuse or analyse, clean, record
 
@@ -359,6 +375,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o644)  # readable by the cluster's other users, like any output
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
             stream.flush()
@@ -397,10 +414,10 @@ def _reusable(job: ClipJob, saved: dict[str, Any] | None, input_sha: str, model_
 
 def _clean(job: ClipJob) -> None:
     """Write the cleaned trajectory of ``job.output`` to ``job.cleaned_output``."""
-    from retarget.clean import clean_trajectory
+    from retarget import clean
     from retarget.contract import read_trajectory, write_trajectory
 
-    cleaned = clean_trajectory(read_trajectory(job.output), preset=job.clean_preset)
+    cleaned = clean.clean_trajectory(read_trajectory(job.output), preset=job.clean_preset)
     write_trajectory(job.cleaned_output, cleaned)
 
 
@@ -785,14 +802,11 @@ def _local_worker(
         if job is None:
             break
         outbox.put(("started", slot.index, job.name))
-        last = [0.0]
-
-        def progress(done: int, total: int | None, name: str = job.name) -> None:
-            now = time.monotonic()
-            if now - last[0] >= 0.2:
-                last[0] = now
-                outbox.put(("progress", slot.index, name, done, total))
-
+        progress = Throttled(
+            lambda done, total, name=job.name: outbox.put(
+                ("progress", slot.index, name, done, total)
+            )
+        )
         record = process_clip(analyzer, job, progress, stop, worker=slot.name)
         outbox.put(("result", slot.index, record))
     stop.set()
@@ -801,13 +815,12 @@ def _local_worker(
 class LocalPool:
     """Worker processes (spawned, so CUDA and torch start fresh in each), one job at a time each.
 
-    A worker that dies is replaced; its clip is retried up to ``retries`` times, then failed.
+    :class:`_LocalRun` replaces a worker that dies and retries or fails its clip.
     """
 
-    def __init__(self, slots: Sequence[WorkerSlot], spec: AnalyzerSpec, retries: int = 1) -> None:
+    def __init__(self, slots: Sequence[WorkerSlot], spec: AnalyzerSpec) -> None:
         self.slots = list(slots)
         self.spec = spec
-        self.retries = retries
         self._context = multiprocessing.get_context("spawn")
         self._outbox = self._context.Queue()
         self._stop = self._context.Event()
@@ -818,7 +831,7 @@ class LocalPool:
         inbox = self._context.Queue()
         process = self._context.Process(
             target=_local_worker,
-            args=(slot, self.spec, inbox, self._outbox, self._stop, logging.getLogger().level),
+            args=(slot, self.spec, inbox, self._outbox, self._stop, logger.getEffectiveLevel()),
             name=f"metrabs-batch-{slot.name}",
             daemon=True,
         )
@@ -874,6 +887,122 @@ class _StopFlag:
         self.event.set()
 
 
+class _LocalRun:
+    """The driver loop of one local batch: one clip in flight per worker process."""
+
+    def __init__(
+        self,
+        jobs: Sequence[ClipJob],
+        driver: BatchDriver,
+        slots: Sequence[WorkerSlot],
+        spec: AnalyzerSpec,
+        retries: int,
+    ) -> None:
+        self.driver = driver
+        self.pool = LocalPool(slots, spec)
+        self.slots = {slot.index: slot for slot in slots}
+        self.retries = retries
+        self.pending: deque[ClipJob] = deque(jobs)
+        self.busy: dict[int, ClipJob] = {}
+        self.idle: deque[int] = deque()
+        self.loading: set[int] = set()
+        self.retired: set[int] = set()  # workers that could not load the analyser
+        self.load_errors: list[str] = []
+        self.crashes: dict[str, int] = {}  # clip -> worker deaths while analysing it
+        self.cancelled = False
+
+    def _start(self, index: int) -> None:
+        self.pool.start(self.slots[index])
+        self.loading.add(index)
+
+    def _on_ready(self, index: int, _model_id: str) -> None:
+        self.loading.discard(index)
+        self.idle.append(index)
+
+    def _on_fatal(self, index: int, message: str) -> None:
+        self.loading.discard(index)
+        self.retired.add(index)
+        self.load_errors.append(message)
+        self.driver.sink.emit("warning", message=f"worker {self.slots[index].name}: {message}")
+
+    def _on_started(self, index: int, name: str) -> None:
+        self.driver.started(name, self.slots[index].name)
+
+    def _on_progress(self, index: int, name: str, done: int, total: int | None) -> None:
+        self.driver.progress(name, self.slots[index].name, done, total)
+
+    def _on_result(self, index: int, record: ClipRecord) -> None:
+        record.attempts += self.crashes.get(record.clip, 0)
+        self.busy.pop(index, None)
+        self.driver.finished(record)
+        self.idle.append(index)
+
+    def _on_died(self, index: int, exit_code: int | None) -> None:
+        job = self.busy.pop(index, None)
+        if index in self.loading:  # crashed while loading the model: do not try again
+            self._on_fatal(index, f"worker process exited with code {exit_code} while loading")
+            return
+        if index in self.retired:
+            return
+        if job is not None:
+            self._clip_crashed(job, self.slots[index], exit_code)
+        if not self.cancelled:
+            self._start(index)
+
+    def _clip_crashed(self, job: ClipJob, slot: WorkerSlot, exit_code: int | None) -> None:
+        self.crashes[job.name] = self.crashes.get(job.name, 0) + 1
+        message = f"worker {slot.name} died (exit code {exit_code}) while analysing this clip"
+        if self.crashes[job.name] <= self.retries:
+            logger.warning("%s: %s; retrying", job.name, message)
+            self.pending.appendleft(job)
+            return
+        self.driver.finished(
+            ClipRecord(
+                clip=job.name,
+                status="failed",
+                error=message + "; the video may be corrupt (a decoder crash) or memory ran out",
+                input=job.video,
+                worker=slot.name,
+                attempts=self.crashes[job.name],
+            )
+        )
+
+    def _dispatch(self) -> None:
+        while self.idle and self.pending and not self.cancelled:
+            index, job = self.idle.popleft(), self.pending.popleft()
+            self.busy[index] = job
+            self.pool.assign(index, job)
+
+    def run(self, stop: threading.Event) -> bool:
+        handlers = {
+            "ready": self._on_ready,
+            "fatal": self._on_fatal,
+            "started": self._on_started,
+            "progress": self._on_progress,
+            "result": self._on_result,
+            "died": self._on_died,
+        }
+        for index in self.slots:
+            self._start(index)
+        try:
+            while self.pending or self.busy:
+                if stop.is_set() and not self.cancelled:
+                    self.cancelled = True
+                    self.pool.request_stop()
+                    self.pending.clear()
+                for kind, index, *payload in self.pool.messages(timeout=0.2):
+                    handlers[kind](index, *payload)
+                if self.pending and not (self.loading or self.idle or self.busy):
+                    raise BatchError(
+                        "no worker could load the analyser: "
+                        + "; ".join(dict.fromkeys(self.load_errors))
+                    )
+                self._dispatch()
+        finally:
+            self.pool.close()
+        return self.cancelled
+
+
 def run_local(
     jobs: Sequence[ClipJob],
     driver: BatchDriver,
@@ -883,95 +1012,7 @@ def run_local(
     retries: int = 1,
 ) -> bool:
     """Run ``jobs`` on local worker processes; returns True when cancelled through ``stop``."""
-    pool = LocalPool(slots, spec, retries)
-    by_index = {slot.index: slot for slot in slots}
-    pending: deque[ClipJob] = deque(jobs)
-    busy: dict[int, ClipJob] = {}
-    attempts: dict[str, int] = {}
-    idle: list[int] = []
-    loading = set(by_index)
-    failed_loads: list[str] = []
-    for slot in slots:
-        pool.start(slot)
-    cancelled = False
-    try:
-        while pending or busy:
-            if stop.is_set() and not cancelled:
-                cancelled = True
-                pool.request_stop()
-                pending.clear()
-            for message in pool.messages(timeout=0.2):
-                kind, index = message[0], message[1]
-                if kind == "ready":
-                    loading.discard(index)
-                    idle.append(index)
-                elif kind == "fatal":
-                    loading.discard(index)
-                    failed_loads.append(message[2])
-                    driver.sink.emit(
-                        "warning", message=f"worker {by_index[index].name}: {message[2]}"
-                    )
-                elif kind == "started":
-                    driver.started(message[2], by_index[index].name)
-                elif kind == "progress":
-                    driver.progress(message[2], by_index[index].name, message[3], message[4])
-                elif kind == "result":
-                    record = message[2]
-                    record.attempts = attempts.get(record.clip, 0) + record.attempts
-                    busy.pop(index, None)
-                    driver.finished(record)
-                    idle.append(index)
-                elif kind == "died":
-                    job = busy.pop(index, None)
-                    if index in loading:
-                        loading.discard(index)
-                        failed_loads.append(f"worker process exited with code {message[2]}")
-                        continue
-                    if job is not None:
-                        _worker_died(
-                            job, by_index[index], message[2], attempts, retries, pending, driver
-                        )
-                    if not cancelled:
-                        pool.start(by_index[index])
-                        loading.add(index)
-            if not loading and not idle and not busy and pending:
-                raise BatchError(
-                    "no worker could load the analyser: " + "; ".join(dict.fromkeys(failed_loads))
-                )
-            while idle and pending and not cancelled:
-                index, job = idle.pop(0), pending.popleft()
-                busy[index] = job
-                pool.assign(index, job)
-    finally:
-        pool.close()
-    return cancelled
-
-
-def _worker_died(
-    job: ClipJob,
-    slot: WorkerSlot,
-    exit_code: int | None,
-    attempts: dict[str, int],
-    retries: int,
-    pending: deque[ClipJob],
-    driver: BatchDriver,
-) -> None:
-    attempts[job.name] = attempts.get(job.name, 0) + 1
-    message = f"worker {slot.name} died (exit code {exit_code}) while analysing this clip"
-    if attempts[job.name] <= retries:
-        logger.warning("%s: %s; retrying", job.name, message)
-        pending.appendleft(job)
-        return
-    driver.finished(
-        ClipRecord(
-            clip=job.name,
-            status="failed",
-            error=message + "; the video may be corrupt (a decoder crash) or memory ran out",
-            input=job.video,
-            worker=slot.name,
-            attempts=attempts[job.name],
-        )
-    )
+    return _LocalRun(jobs, driver, slots, spec, retries).run(stop)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1042,7 +1083,6 @@ def _check_clean_preset(preset: str) -> None:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``batch`` arguments to ``parser``."""
     parser.epilog = (
-        "Options after `--` go to every clip's analysis (as for `python -m inference analyze`). "
         "stdout: JSON lines; stderr: logs. Exit codes: 0 all done, 1 error, 2 usage/no clips, "
         "3 some clips failed, 130 cancelled."
     )
@@ -1071,14 +1111,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="analyser factory called once per worker (default: the single-clip worker)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
-    parser.add_argument("analyze_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--analyze-options",
+        default="",
+        metavar="'OPTIONS'",
+        help="options for every clip's analysis, as for `python -m inference analyze`, in one "
+        "quoted string: --analyze-options '--fov 60 --tta 5' (or --analyze-options=--OPTION)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> BatchOptions:
     """:class:`BatchOptions` from the parsed command line."""
-    analyze_args = list(args.analyze_args)
-    if analyze_args[:1] == ["--"]:
-        analyze_args = analyze_args[1:]
+    try:
+        analyze_args = shlex.split(args.analyze_options)
+    except ValueError as error:
+        raise BatchError(f"--analyze-options: {error}; check the quotes") from error
     if args.workers is not None and args.workers < 1:
         raise BatchError("--workers must be at least 1")
     gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus else None

@@ -32,6 +32,7 @@ from .batch import (
     BatchOptions,
     ClipJob,
     ClipRecord,
+    Throttled,
     load_analyzer,
     process_clip,
 )
@@ -88,14 +89,11 @@ class ClipActor:
         return self.analyzer.model_id
 
     def process(self, job: ClipJob) -> ClipRecord:
-        last = [0.0]
-
-        def progress(done: int, total: int | None) -> None:
-            now = time.monotonic()
-            if now - last[0] >= 0.2:
-                last[0] = now
-                self.control.report.remote(("progress", job.name, self.name, done, total))
-
+        progress = Throttled(
+            lambda done, total: self.control.report.remote(
+                ("progress", job.name, self.name, done, total)
+            )
+        )
         return process_clip(self.analyzer, job, progress, self.stop, worker=self.name)
 
 
