@@ -244,45 +244,50 @@ def load_analyzer(spec: AnalyzerSpec) -> ClipAnalyzer:
     return factory(list(spec.args))
 
 
-def worker_analyzer(args: Sequence[str]) -> ClipAnalyzer:
-    """The single-clip worker (``inference.worker``) run in this process, models loaded once.
+class ClipError(InferenceError):
+    """The analysis of one clip failed; the message is the worker's message for humans."""
 
-    ``args`` are ``python -m inference analyze`` options (``--fov``, ``--tta``, ...). Needs the
-    worker's in-process API: ``configure_parser(parser)``, ``load_pipeline(args) -> pipeline``
-    (with ``model_id``) and ``analyze_clip(video, output, *, pipeline, args, reporter, stop,
-    resume) -> result`` (with ``frames``, ``people``, ``partial``).
+
+_LOAD = object()  # "load it from the settings" (a detector may legitimately be None)
+
+
+class WorkerAnalyzer:
+    """:class:`ClipAnalyzer` running the single-clip worker (``inference.worker.run``) in this
+    process with its pose estimator and detector loaded once, here, and handed to every run
+    through the worker's model-loader hooks.
+
+    ``args`` are ``python -m inference analyze`` options (``--model``, ``--fov``, ``--tta`` ...);
+    ``estimator``/``detector`` replace the models those options name (tests, benchmarks). The
+    worker's own protocol events carry progress, errors and the result counts back. Cancelling
+    uses the worker's own protocol too: SIGTERM to this process makes it finish the current batch
+    and write a partial result (only where the analysis runs in the main thread, as in a local
+    worker process; elsewhere a clip runs to its end).
     """
-    try:
-        worker = importlib.import_module(".worker", __package__)
-    except ImportError as error:
-        raise BatchError(
-            f"the single-clip worker inference.worker cannot be imported ({error}); "
-            f"install the complete inference package"
-        ) from error
-    missing = [
-        name
-        for name in ("configure_parser", "load_pipeline", "analyze_clip")
-        if not callable(getattr(worker, name, None))
-    ]
-    if missing:
-        raise BatchError(
-            f"inference.worker has no in-process API ({', '.join(missing)}); "
-            f"update the inference package to a version with batch support"
-        )
-    return _WorkerAnalyzer(worker, args)
 
+    def __init__(self, args: Sequence[str], estimator: Any = _LOAD, detector: Any = _LOAD) -> None:
+        from . import worker
+        from .progress import ProgressReporter
 
-class _WorkerAnalyzer:
-    """:class:`ClipAnalyzer` over ``inference.worker``'s load/analyse functions."""
-
-    def __init__(self, worker: Any, args: Sequence[str]) -> None:
-        parser = argparse.ArgumentParser(prog="python -m inference batch ... --")
+        parser = argparse.ArgumentParser(prog="python -m inference batch --analyze-options")
         worker.configure_parser(parser)
-        # The video and output are per clip; placeholders satisfy the parser's required positionals.
-        self._args = parser.parse_args(["<video>", "-o", "<output>", *args])
+        # video and output change per clip; placeholders satisfy the required arguments
+        self._args = parser.parse_args(["<video>", "-o", "<output>.npz", *args])
         self._worker = worker
-        self._pipeline = worker.load_pipeline(self._args)
-        self.model_id = str(self._pipeline.model_id)
+        settings = worker.settings_from_args(self._args)
+        device = _resolve_device(settings.device)
+        if estimator is _LOAD:
+            estimator = worker.load_pose_estimator(settings, device)
+        if detector is _LOAD:
+            reporter = ProgressReporter(stream=_EventStream(self._log_event))
+            detector = worker.load_detector(settings, device, reporter)
+        self.estimator, self.detector = estimator, detector
+        # as the worker names the model in its output's `model` key
+        self.model_id = str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
+
+    @staticmethod
+    def _log_event(event: dict[str, Any]) -> None:
+        if event.get("event") in ("warning", "error"):
+            logger.warning("%s", event.get("message"))
 
     def analyze(
         self,
@@ -293,25 +298,103 @@ class _WorkerAnalyzer:
         stop: threading.Event,
         resume: bool,
     ) -> ClipOutcome:
-        from .progress import ProgressReporter
+        events: dict[str, dict[str, Any]] = {}
 
-        class _Forward(ProgressReporter):
-            def emit(self, event: str, **fields: Any) -> None:
-                if event == "progress":
-                    progress(int(fields["frames_done"]), fields.get("frames_total"))
-                elif event == "warning":
-                    logger.warning("%s: %s", video.name, fields.get("message"))
+        def on_event(event: dict[str, Any]) -> None:
+            events[event["event"]] = event
+            if event["event"] == "progress":
+                progress(int(event["frames_done"]), event.get("frames_total"))
+            elif event["event"] == "warning":
+                logger.warning("%s: %s", video.name, event.get("message"))
 
-        result = self._worker.analyze_clip(
-            video,
-            output,
-            pipeline=self._pipeline,
-            args=self._args,
-            reporter=_Forward(stream=io.StringIO()),
-            stop=stop,
-            resume=resume,
-        )
-        return ClipOutcome(int(result.frames), int(result.people), bool(result.partial))
+        args = argparse.Namespace(**vars(self._args))
+        args.video, args.output, args.resume = str(video), str(output), resume
+        with _SigtermOnStop(stop):
+            code = self._worker.run(
+                args,
+                make_estimator=lambda _settings, _device: self.estimator,
+                make_detector=lambda _settings, _device, _reporter: self.detector,
+                stream=_EventStream(on_event),
+            )
+        done = events.get("done")
+        if done is None or (code != 0 and not done.get("partial")):
+            message = events.get("error", {}).get("message") or f"worker exit code {code}"
+            raise ClipError(message)
+        return ClipOutcome(int(done["frames"]), int(done["people"]), bool(done.get("partial")))
+
+
+def _resolve_device(spec: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu`` (as the worker resolves it)."""
+    if spec != "auto":
+        return spec
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _EventStream(io.TextIOBase):
+    """A text stream for a ``ProgressReporter``: each JSON line written is passed to ``on_event``."""
+
+    def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._on_event = on_event
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not part of the protocol
+            if isinstance(event, dict) and "event" in event:
+                self._on_event(event)
+        return len(text)
+
+
+class _SigtermOnStop:
+    """While active, turns ``stop`` into a SIGTERM to this process: the worker's documented cancel
+    (finish the batch, write a partial result). Only in the main thread, where the worker installs
+    its signal handler; the process's own SIGTERM handler must tolerate a late signal."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._active = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _watch(self) -> None:
+        while self._active.is_set():
+            if self._stop.wait(0.1) and self._active.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    def __enter__(self) -> _SigtermOnStop:
+        if threading.current_thread() is threading.main_thread():
+            self._active.set()
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._active.clear()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def worker_analyzer(args: Sequence[str]) -> ClipAnalyzer:
+    """Default factory: the single-clip worker with the models its options name (see
+    :class:`WorkerAnalyzer`)."""
+    try:
+        return WorkerAnalyzer(args)
+    except ImportError as error:
+        raise BatchError(
+            f"the single-clip worker cannot be imported ({error}); install the complete "
+            f"inference package"
+        ) from error
 
 
 class Throttled:
@@ -779,7 +862,9 @@ def _local_worker(
 ) -> None:
     """Entry point of a local worker process: load the model once, then analyse jobs from
     ``inbox`` until ``None``; messages to the driver go to ``outbox``."""
+    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which stops us
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())  # stop after this clip
     logging.basicConfig(
         level=level, stream=sys.stderr, format=f"%(levelname)s {slot.name}: %(message)s"
     )
@@ -790,8 +875,10 @@ def _local_worker(
         logger.exception("cannot load the analyser")
         outbox.put(("fatal", slot.index, _error_message(error)))
         return
+    except SystemExit as error:  # argparse rejected the analysis options (message on stderr)
+        outbox.put(("fatal", slot.index, f"the analysis options were rejected (exit {error.code})"))
+        return
     outbox.put(("ready", slot.index, analyzer.model_id))
-    stop = threading.Event()
     parent = multiprocessing.parent_process()
     threading.Thread(target=_watch_stop, args=(stop, shared_stop, parent), daemon=True).start()
     while not stop.is_set():
@@ -869,8 +956,8 @@ class LocalPool:
         for process in self._processes.values():
             process.join(max(0.1, deadline - time.monotonic()))
             if process.is_alive():
-                logger.warning("worker %s did not stop; terminating it", process.name)
-                process.terminate()
+                logger.warning("worker %s did not stop; killing it", process.name)
+                process.kill()
                 process.join(5)
         self._processes.clear()
 
