@@ -1158,13 +1158,17 @@ def run_batch(
 
 
 def _check_clean_preset(preset: str) -> None:
+    """Fail before any work when ``--clean`` cannot run or names an unknown preset."""
+    from retarget import RetargetError
+
     try:
         from retarget import clean
     except ImportError as error:
         raise BatchError(f"--clean needs retarget.clean, which is missing ({error})") from error
-    presets = getattr(clean, "PRESETS", None)
-    if presets is not None and preset not in presets:
-        raise BatchError(f"unknown cleaning preset {preset!r}; choose one of {', '.join(presets)}")
+    try:
+        clean.resolve_params(preset)
+    except RetargetError as error:
+        raise BatchError(f"--clean: {error}") from error
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
