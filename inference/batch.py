@@ -27,7 +27,7 @@ stderr. ``start`` (``clips_total``, ``workers``, ``mode``, ``output``, ``manifes
 (per clip: ``clip``, ``worker``, ``clip_frames_done``, ``clip_frames_total``; overall:
 ``clips_done``, ``clips_total``, ``clips_failed``, ``frames_done`` (frames analysed in this run),
 ``frames_total`` (null), ``fps``, ``eta_s``; a finished clip adds ``clip_status``, ``clip_error``,
-``people``), ``warning`` (a failed clip, a pattern that matched nothing), ``done`` (``output``,
+``clip_seconds``, ``people``), ``warning`` (a failed clip, a pattern that matched nothing), ``done`` (``output``,
 ``manifest``, counts per status, ``frames``, ``partial``, ``elapsed_s``), ``error``.
 
 Exit codes: 0 every clip done or skipped, 1 batch could not run (e.g. no worker could load the
@@ -585,7 +585,13 @@ class Manifest:
     """``batch_manifest.json`` + ``.csv`` in the output folder, rewritten atomically on update.
 
     Clips of earlier runs into the same folder are kept; this run's clips are added or updated.
+    Updates are saved at once unless saving is slow compared with the time between updates (huge
+    manifests): then at most ``SAVE_SHARE`` of the wall time goes to saving, and :meth:`flush`
+    saves the rest. Nothing is lost by a crash in between: the per-clip records next to the
+    outputs let the next run reuse every finished clip.
     """
+
+    SAVE_SHARE = 0.1  # largest share of the wall time spent rewriting the manifest
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir.resolve()
@@ -593,6 +599,8 @@ class Manifest:
         self.csv_path = self.out_dir / MANIFEST_CSV
         self.records: dict[str, ClipRecord] = {}
         self.model = ""
+        self._dirty = False
+        self._next_save = 0.0  # monotonic time before which updates are only kept in memory
         saved = _read_json(self.json_path)
         if saved and saved.get("format") == MANIFEST_FORMAT:
             for item in saved.get("clips", []):
@@ -635,6 +643,22 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
+        """Save now, or after a while when saving is slow (see the class docstring)."""
+        self._dirty = True
+        if time.monotonic() >= self._next_save:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the JSON and CSV files now (atomically) if anything changed."""
+        if not self._dirty:
+            return
+        started = time.monotonic()
+        self._write()
+        self._dirty = False
+        spent = time.monotonic() - started
+        self._next_save = time.monotonic() + spent / self.SAVE_SHARE - spent
+
+    def _write(self) -> None:
         clips = [record.to_json() for record in self.records.values()]
         document = {
             "format": MANIFEST_FORMAT,
@@ -742,6 +766,7 @@ class BatchDriver:
             record.frames,
             clip_status=record.status,
             clip_error=record.error,
+            clip_seconds=record.seconds,
             people=record.people,
         )
 
@@ -772,6 +797,7 @@ class BatchDriver:
         )
 
     def end(self, cancelled: bool) -> BatchSummary:
+        self.manifest.flush()
         self.summary.cancelled = cancelled
         self.summary.elapsed_s = round(time.monotonic() - self._started, 3)
         counts = {status: self.summary.count(status) for status in STATUSES[2:]}
@@ -1145,15 +1171,17 @@ def run_batch(
     jobs = make_jobs(clips, options.out_dir, options.clean_preset)
     stop = stop or threading.Event()
     driver = BatchDriver(jobs, Manifest(options.out_dir), sink)
-    if options.ray_address is None:
-        slots = plan_slots(options.workers, options.gpus)
-        slots = slots[: max(1, len(jobs))]
-        driver.begin("local", len(slots))
-        cancelled = run_local(jobs, driver, slots, options.analyzer, stop, options.retries)
-    else:
-        from .batch_ray import run_ray
+    try:
+        if options.ray_address is None:
+            slots = plan_slots(options.workers, options.gpus)[: len(jobs)]
+            driver.begin("local", len(slots))
+            cancelled = run_local(jobs, driver, slots, options.analyzer, stop, options.retries)
+        else:
+            from .batch_ray import run_ray
 
-        cancelled = run_ray(jobs, driver, options, stop)
+            cancelled = run_ray(jobs, driver, options, stop)
+    finally:
+        driver.manifest.flush()  # what finished is on record even if the batch broke off
     return driver.end(cancelled)
 
 

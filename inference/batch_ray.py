@@ -69,9 +69,10 @@ class _Control:
 class ClipActor:
     """Holds one loaded analyser; :meth:`process` analyses one clip (see ``batch.process_clip``)."""
 
-    def __init__(self, spec: AnalyzerSpec, name: str, control: Any) -> None:
+    def __init__(self, spec: AnalyzerSpec, name: str, control: str) -> None:
         self.name = name
-        self.control = control
+        # by name, so a restarted actor finds it again (its constructor arguments stay plain data)
+        self.control = ray.get_actor(control)
         self.analyzer = load_analyzer(spec)  # the model, once per actor (again after a restart)
         self.stop = threading.Event()
         threading.Thread(target=self._watch_stop, daemon=True).start()
@@ -147,7 +148,8 @@ class _RayRun:
         self.failures: dict[str, int] = {}
         self.load_errors: list[str] = []
         self.run_id = os.urandom(4).hex()
-        self.control = _Control.remote()
+        control = f"metrabs-batch-{self.run_id}-control"
+        self.control = _Control.options(name=control).remote()
         actor_class = ray.remote(ClipActor)
         self.names = [f"metrabs-batch-{self.run_id}-{i}" for i in range(plan.count)]
         self.actors: dict[int, Any] = {
@@ -157,7 +159,7 @@ class _RayRun:
                 num_cpus=plan.num_cpus,
                 max_restarts=ACTOR_RESTARTS,
                 max_task_retries=TASK_RETRIES,
-            ).remote(options.analyzer, name, self.control)
+            ).remote(options.analyzer, name, control)
             for i, name in enumerate(self.names)
         }
 
