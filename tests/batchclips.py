@@ -7,7 +7,8 @@ exactly (:func:`truth_boxes`).
 :class:`BlobPeopleAnalyzer` implements ``inference.batch.ClipAnalyzer`` from the pixels alone: it
 decodes every frame with OpenCV, boxes the dark connected regions, orders them left to right as
 tracks and writes a contract trajectory (boxes measured, joints unknown = NaN). Loading ("the
-model") and finished analyses are appended to log files so tests can count them across processes.
+model": ``pid,CUDA_VISIBLE_DEVICES,OMP_NUM_THREADS``) and finished analyses are appended to log
+files so tests can count them across processes.
 It honours ``stop`` (writes a partial result, flagged ``partial`` in the extras) and ``resume``
 (continues after the frames of that partial result).
 """
@@ -60,7 +61,8 @@ class BlobPeopleAnalyzer:
     def __init__(self, options: argparse.Namespace) -> None:
         self.options = options
         self.model_id = options.model_id
-        _append(options.load_log, str(os.getpid()))
+        environment = [os.environ.get(v, "-") for v in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")]
+        _append(options.load_log, ",".join([str(os.getpid()), *environment]))
 
     def _boxes(self, image: np.ndarray) -> np.ndarray:
         dark = (cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) < 120).astype(np.uint8)

@@ -3,6 +3,7 @@ pixel-based analyser of ``tests/batchclips.py`` (ground truth: what the clips we
 
 import csv
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from inference.batch import (
     EXIT_CLIPS_FAILED,
     EXIT_OK,
     AnalyzerSpec,
+    BatchError,
     BatchOptions,
     NoClipsError,
     clip_names,
@@ -221,3 +223,28 @@ def test_cancel_keeps_partial_results_and_the_next_run_resumes(tmp_path):
     final = read_trajectory(out / "long.npz")
     assert final.num_frames == 40 and not bool(final.extras["partial"])
     assert np.abs(final.boxes[..., :4] - truth_boxes(1, 40)).max() <= 2.0
+
+
+def test_workers_get_their_gpu_and_thread_share(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(3):
+        write_clip(folder / f"c{i}.avi", 1, 4)
+    # two "GPUs" by id: each worker process sees only its own (the analyser here needs none)
+    gpus = options(tmp_path / "out", tmp_path, workers=None, gpus=("7", "9"))
+    assert run_batch([str(folder)], gpus, Recorder()).exit_code == EXIT_OK
+    loads = [line.split(",") for line in read_log(tmp_path / "load.log")]
+    assert sorted(cuda for _, cuda, _ in loads) == ["7", "9"]
+    assert {threads for _, _, threads in loads} == {str(max(1, len(os.sched_getaffinity(0)) // 2))}
+
+
+def test_a_batch_whose_workers_cannot_load_the_analyser_stops_with_the_reason(tmp_path):
+    write_clip(tmp_path / "c.avi", 1, 4)
+    broken = BatchOptions(
+        tmp_path / "out", workers=2, analyzer=AnalyzerSpec("tests.batchclips:no_such_factory")
+    )
+    recorder = Recorder()
+    with pytest.raises(BatchError, match="no worker could load the analyser.*no_such_factory"):
+        run_batch([str(tmp_path / "c.avi")], broken, recorder)
+    assert len(recorder.of("warning")) == 1  # one worker: never more workers than clips
+    assert manifest(tmp_path / "out")["c"]["status"] == "pending"
