@@ -522,7 +522,8 @@ def process_clip(
     """Analyse one clip (or reuse its earlier result); never raises for a bad clip.
 
     Returns the clip's record: ``done``, ``skipped`` (reused), ``cancelled`` (``stop`` was set; a
-    partial result was kept for ``resume``) or ``failed`` with the reason in ``error``.
+    partial result was kept for ``resume``), ``pending`` (``stop`` was set before it began) or
+    ``failed`` with the reason in ``error``.
     """
     started = time.monotonic()
     record = ClipRecord(clip=job.name, input=job.video, model=analyzer.model_id, worker=worker)
@@ -533,6 +534,9 @@ def process_clip(
             record.status = "skipped"
             record.frames, record.people = saved.get("frames"), saved.get("people")
             record.seconds = saved.get("seconds")
+            return record
+        if stop.is_set():  # cancelled before this clip began: it stays pending
+            record.status = "pending"
             return record
         resume = bool(
             saved
@@ -753,6 +757,9 @@ class BatchDriver:
     def finished(self, record: ClipRecord) -> None:
         job = self.jobs[record.clip]
         self._frames.pop(record.clip, None)
+        if record.status == "pending":  # handed out, but the batch was cancelled before it began
+            self.manifest.mark(job, "pending")
+            return
         if record.status == "done":
             self._finished_frames += record.frames or 0
         self.summary.records[record.clip] = record

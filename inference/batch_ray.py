@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 ACTOR_RESTARTS = 3  # restarts of a dead actor (a killed worker, a lost node) before giving up
 TASK_RETRIES = 2  # retries of a clip whose actor died while running it
-STOP_POLL_S = 0.5  # how often actors ask the driver whether the batch was cancelled
+STOP_POLL_S = 0.2  # how often actors ask the driver whether the batch was cancelled
 
 
 @ray.remote(num_cpus=0)

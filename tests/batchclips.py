@@ -87,7 +87,7 @@ class BlobPeopleAnalyzer:
             _append(self.options.resume_log, f"{Path(video).stem} {len(boxes)}")
         partial = False
         while True:
-            if stop.is_set():
+            if stop.is_set() and boxes:  # as the worker: a stop ends the run after some work
                 partial = True
                 break
             ok, image = capture.read()

@@ -4,13 +4,14 @@ clip analysed to completion exactly once."""
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import ray
 
-from inference.batch import EXIT_OK, AnalyzerSpec, BatchOptions, run_batch
+from inference.batch import EXIT_CANCELLED, EXIT_OK, AnalyzerSpec, BatchOptions, run_batch
 from inference.batch_ray import ActorPlan, plan_actors
 from retarget.contract import read_trajectory
 from tests.batchclips import read_log, truth_boxes, write_clip
@@ -37,6 +38,11 @@ def test_plan_actors_one_per_gpu_else_one_per_cpu():
     assert plan_actors(None, {"CPU": 32.0, "GPU": 4.0}) == ActorPlan(4, 1.0, 1.0)
     assert plan_actors(2, {"CPU": 32.0, "GPU": 4.0}) == ActorPlan(2, 1.0, 1.0)
     assert plan_actors(None, {"CPU": 2.0}) == ActorPlan(2, 0.0, 1.0)
+
+
+class Sink:
+    def emit(self, event, **fields):
+        json.dumps(fields)
 
 
 class KillFirstWorkerMidClip:
@@ -85,3 +91,41 @@ def test_ray_batch_survives_a_killed_worker(local_ray, tmp_path):
     # two actors loaded the model, and the killed one again when Ray restarted it
     assert len(read_log(tmp_path / "load.log")) == 3
     assert not ray.util.list_named_actors()  # the batch cleaned up its actors
+
+
+def test_ray_batch_cancel_keeps_partial_results_and_the_rerun_completes(local_ray, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(4):
+        write_clip(folder / f"take{i}.avi", 1, 48)  # ~2 s each: the cancel lands mid-clip
+    out, stop = tmp_path / "out", threading.Event()
+    logs = ("--done-log", str(tmp_path / "done.log"), "--resume-log", str(tmp_path / "resume.log"))
+    slow = AnalyzerSpec("tests.batchclips:make_analyzer", (*logs, "--frame-delay", "0.04"))
+
+    class CancelMidClip:
+        def emit(self, event, **fields):
+            if event == "progress" and (fields.get("clip_frames_done") or 0) >= 3:
+                stop.set()
+
+    options = BatchOptions(out, ray_address="", analyzer=slow)
+    assert run_batch([str(folder)], options, CancelMidClip(), stop).exit_code == EXIT_CANCELLED
+    rows = json.loads((out / "batch_manifest.json").read_text(encoding="utf-8"))["clips"]
+    status = {r["clip"]: r["status"] for r in rows}
+    cancelled = sorted(name for name, value in status.items() if value == "cancelled")
+    finished = [name for name, value in status.items() if value == "done"]
+    # the clips in flight on the two actors stopped part-way (or had just finished); no clip
+    # started after the cancel
+    assert cancelled and len(cancelled) + len(finished) <= 2
+    assert sorted(status.values()).count("pending") == 4 - len(cancelled) - len(finished)
+    partial_frames = {name: read_trajectory(out / f"{name}.npz").num_frames for name in cancelled}
+    assert all(0 < frames < 48 for frames in partial_frames.values())
+
+    quick = AnalyzerSpec("tests.batchclips:make_analyzer", logs)
+    rerun = run_batch([str(folder)], BatchOptions(out, ray_address="", analyzer=quick), Sink())
+    assert rerun.exit_code == EXIT_OK
+    assert {
+        n: r.status for n, r in rerun.records.items() if r.status == "skipped"
+    } == dict.fromkeys(finished, "skipped")
+    resumed = read_log(tmp_path / "resume.log")
+    assert dict(zip(resumed[::2], map(int, resumed[1::2]), strict=True)) == partial_frames
+    assert sorted(read_log(tmp_path / "done.log")) == [f"take{i}" for i in range(4)]
