@@ -17,7 +17,6 @@ from pathlib import Path
 import bpy
 
 from ..retarget import RetargetError
-from . import api
 from .errors import MocapError
 
 # The batch output layout, shared with inference/batch.py by these names only (Blender's Python
@@ -33,7 +32,7 @@ class FolderImport:
     """What :func:`import_folder` created, and what it could not import."""
 
     collection: "bpy.types.Collection"  # holds one child collection per clip
-    takes: dict[str, list[api.ImportResult]] = field(default_factory=dict)  # clip -> per person
+    takes: dict[str, list] = field(default_factory=dict)  # clip -> api.ImportResult per person
     errors: dict[str, str] = field(default_factory=dict)  # clip -> why it was not imported
 
 
@@ -92,6 +91,8 @@ def import_folder(
     are imported. With ``match_scene`` the scene takes the first clip's frame rate and its end
     frame covers the longest clip.
     """
+    from . import api  # here, so that api may re-export this function
+
     context = context or bpy.context
     clips = result_files(folder, prefer_cleaned)
     parent = bpy.data.collections.new(f"MeTRAbs {Path(folder).resolve().name}")
