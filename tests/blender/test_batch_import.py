@@ -36,6 +36,7 @@ def batch_folder(tmp_path):
         elif name == "broken_c":
             (out / "broken_c.npz").write_bytes(b"PK\x03\x04 truncated")
         manifest.update(job, ClipRecord(clip=name, status=status))
+    manifest.flush()
     # the cleaned take of walk_a is 1.5 s long, so we can tell which file was imported
     write_trajectory(out / "cleaned" / "walk_a.npz", _trajectory(1, 1.5))
     return out
