@@ -11,13 +11,14 @@ Output folder::
     OUT_DIR/cleaned/<clip>.npz       cleaned trajectory (with --clean)
     OUT_DIR/batch_manifest.json      every clip: status, frames, people, seconds, error, ...
     OUT_DIR/batch_manifest.csv       the same as a table
-    OUT_DIR/.batch/<clip>.json       per-clip record: input SHA-256, model id, output SHA-256
+    OUT_DIR/.batch/<clip>.json       per-clip record: input SHA-256, model and settings, output SHA-256
 
 ``<clip>`` is the video's file name without suffix; clips from different folders with the same
 name get ``-<8 hex digits of their folder path>`` appended.
 
 Idempotent and resumable: a clip is skipped when its output exists and its record matches the
-input's content hash (SHA-256), the model id and the cleaning preset; the manifest is rewritten
+input's content hash (SHA-256), the model id, the settings that change the result (camera, frame
+range, TTA, ...) and the cleaning preset; the manifest is rewritten
 atomically after every clip, so a crashed or cancelled run loses at most the clips in flight
 (cancelled clips keep the worker's partial result and resume from it). A clip that fails, even one
 that kills its worker process, is recorded as failed and the batch goes on.
@@ -201,10 +202,13 @@ class ClipAnalyzer(Protocol):
     """Analyses clips one after the other with a model loaded once, at construction.
 
     ``model_id`` names the model and its weights hash exactly as written into each output's
-    ``model`` key; it decides whether an earlier result can be reused.
+    ``model`` key; ``config_id`` names every other setting that changes the result (camera, frame
+    range, test-time augmentation, ...), not those that only change the speed. Together with the
+    input's hash they decide whether an earlier result can be reused or resumed.
     """
 
     model_id: str
+    config_id: str
 
     def analyze(
         self,
@@ -283,6 +287,12 @@ class WorkerAnalyzer:
         self.estimator, self.detector = estimator, detector
         # as the worker names the model in its output's `model` key
         self.model_id = str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
+        result_settings = {
+            key: value
+            for key, value in dataclasses.asdict(settings).items()
+            if key not in _SPEED_ONLY_SETTINGS
+        }
+        self.config_id = json.dumps(result_settings, sort_keys=True)
 
     @staticmethod
     def _log_event(event: dict[str, Any]) -> None:
@@ -321,6 +331,12 @@ class WorkerAnalyzer:
             message = events.get("error", {}).get("message") or f"worker exit code {code}"
             raise ClipError(message)
         return ClipOutcome(int(done["frames"]), int(done["people"]), bool(done.get("partial")))
+
+
+# worker settings that do not change the result (or change per clip)
+_SPEED_ONLY_SETTINGS = frozenset(
+    {"video", "output", "resume", "device", "batch_size", "checkpoint_every_s"}
+)
 
 
 def _resolve_device(spec: str) -> str:
@@ -478,11 +494,21 @@ def _read_json(path: str | os.PathLike) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _reusable(job: ClipJob, saved: dict[str, Any] | None, input_sha: str, model_id: str) -> bool:
-    """True when ``job``'s outputs on disk are a complete result of this input and model."""
-    if not saved or not saved.get("complete"):
-        return False
-    if (saved.get("input_sha256"), saved.get("model")) != (input_sha, model_id):
+def _same_source(saved: dict[str, Any] | None, input_sha: str, analyzer: ClipAnalyzer) -> bool:
+    """True when a per-clip record is of this input, model and result-changing settings."""
+    return bool(saved) and (
+        saved.get("input_sha256"),
+        saved.get("model"),
+        saved.get("config"),
+    ) == (input_sha, analyzer.model_id, analyzer.config_id)
+
+
+def _reusable(
+    job: ClipJob, saved: dict[str, Any] | None, input_sha: str, analyzer: ClipAnalyzer
+) -> bool:
+    """True when ``job``'s outputs on disk are a complete result of this input, model, settings
+    and cleaning preset."""
+    if not _same_source(saved, input_sha, analyzer) or not saved.get("complete"):
         return False
     if saved.get("clean_preset") != job.clean_preset:
         return False
@@ -530,7 +556,7 @@ def process_clip(
     try:
         record.input_sha256 = input_sha = file_sha256(job.video)
         saved = _read_json(job.record)
-        if _reusable(job, saved, input_sha, analyzer.model_id):
+        if _reusable(job, saved, input_sha, analyzer):
             record.status = "skipped"
             record.frames, record.people = saved.get("frames"), saved.get("people")
             record.seconds = saved.get("seconds")
@@ -538,10 +564,9 @@ def process_clip(
         if stop.is_set():  # cancelled before this clip began: it stays pending
             record.status = "pending"
             return record
-        resume = bool(
-            saved
+        resume = (
+            _same_source(saved, input_sha, analyzer)
             and not saved.get("complete")
-            and (saved.get("input_sha256"), saved.get("model")) == (input_sha, analyzer.model_id)
             and os.path.isfile(job.output)
         )
         record.attempts += 1
@@ -553,7 +578,7 @@ def process_clip(
             _clean(job)
         record.status = "cancelled" if outcome.partial else "done"
         record.seconds = round(time.monotonic() - started, 3)
-        _save_record(job, record, complete=not outcome.partial)
+        _save_record(job, record, analyzer.config_id, complete=not outcome.partial)
     except Exception as error:  # the isolation boundary: one bad clip never stops the batch
         logger.error("clip %s failed: %s", job.name, error, exc_info=logger.isEnabledFor(10))
         record.status = "failed"
@@ -562,12 +587,13 @@ def process_clip(
     return record
 
 
-def _save_record(job: ClipJob, record: ClipRecord, complete: bool) -> None:
+def _save_record(job: ClipJob, record: ClipRecord, config_id: str, complete: bool) -> None:
     saved = {
         "clip": job.name,
         "input": job.video,
         "input_sha256": record.input_sha256,
         "model": record.model,
+        "config": config_id,
         "clean_preset": job.clean_preset,
         "complete": complete,
         "frames": record.frames,

@@ -61,13 +61,14 @@ class BlobPeopleAnalyzer:
     def __init__(self, options: argparse.Namespace) -> None:
         self.options = options
         self.model_id = options.model_id
+        self.config_id = f"min-area={options.min_area}"  # --frame-delay changes only the speed
         environment = [os.environ.get(v, "-") for v in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")]
         _append(options.load_log, ",".join([str(os.getpid()), *environment]))
 
     def _boxes(self, image: np.ndarray) -> np.ndarray:
         dark = (cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) < 120).astype(np.uint8)
         count, _, stats, _ = cv2.connectedComponentsWithStats(dark)
-        boxes = [s[:4] for s in stats[1:count] if s[4] >= 60]
+        boxes = [s[:4] for s in stats[1:count] if s[4] >= self.options.min_area]
         return np.array(sorted(boxes, key=lambda b: b[0]), np.float32).reshape(-1, 4)
 
     def analyze(self, video, output, *, progress, stop: threading.Event, resume: bool):
@@ -144,6 +145,7 @@ def make_analyzer(args: list[str]) -> BlobPeopleAnalyzer:
     """Factory for ``AnalyzerSpec("tests.batchclips:make_analyzer", args)``."""
     parser = argparse.ArgumentParser(prog="blob-people")
     parser.add_argument("--model-id", default="test-blob-people@1")
+    parser.add_argument("--min-area", type=int, default=60, help="smallest person, px")
     parser.add_argument("--load-log")
     parser.add_argument("--done-log")
     parser.add_argument("--resume-log")

@@ -172,11 +172,16 @@ def test_rerun_skips_unchanged_clips_and_redoes_changed_ones(tmp_path):
     assert {n: r.status for n, r in changed.records.items()} == {"one": "done", "two": "done"}
     assert manifest(out)["two"]["frames"] == 11
 
-    other_model = options(out, tmp_path, extra=["--model-id", "test-blob-people@2"])
-    assert {
-        r.status for r in run_batch([str(folder)], other_model, Recorder()).records.values()
-    } == {"done"}
+    def statuses(*extra):
+        summary = run_batch([str(folder)], options(out, tmp_path, extra=extra), Recorder())
+        return {record.status for record in summary.records.values()}
+
+    assert statuses("--model-id", "test-blob-people@2") == {"done"}  # another model
     assert read_trajectory(out / "one.npz").model == "test-blob-people@2"
+    assert statuses("--model-id", "test-blob-people@2", "--min-area", "50") == {"done"}  # setting
+    # a setting that changes only the speed does not invalidate the results
+    speed_only = ("--model-id", "test-blob-people@2", "--min-area", "50", "--frame-delay", "0")
+    assert statuses(*speed_only) == {"skipped"}
 
 
 def test_a_clip_that_kills_its_worker_fails_alone(tmp_path):
