@@ -924,9 +924,7 @@ def _local_worker(
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which stops us
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())  # stop after this clip
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format=f"%(levelname)s {slot.name}: %(message)s"
-    )
+    _log_to_stderr(level, f"%(levelname)s {slot.name} %(name)s: %(message)s")
     _worker_environment(slot)
     try:
         analyzer = load_analyzer(spec)
@@ -1293,20 +1291,23 @@ def options_from_args(args: argparse.Namespace) -> BatchOptions:
     )
 
 
-def _configure_logging(verbose: bool) -> None:
-    logger_root = logging.getLogger(__package__)
-    if not logger_root.handlers:
+def _log_to_stderr(level: int, format_: str = "%(levelname)s %(name)s: %(message)s") -> None:
+    """Send this package's logs to stderr, once (not through the root logger: a worker process
+    then prints each record once even if the analysis adds its own root handler)."""
+    package = logging.getLogger(__package__)
+    if not package.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger_root.addHandler(handler)
-    logger_root.setLevel(logging.DEBUG if verbose else logging.INFO)
+        handler.setFormatter(logging.Formatter(format_))
+        package.addHandler(handler)
+    package.setLevel(level)
+    package.propagate = False
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the batch command; returns the exit code (see the module docstring)."""
     from .progress import ProgressReporter
 
-    _configure_logging(args.verbose)
+    _log_to_stderr(logging.DEBUG if args.verbose else logging.INFO)
     reporter = ProgressReporter()
     flag = _StopFlag()
     previous = {sig: signal.signal(sig, flag.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
