@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..weights import BUNDLE_FILES
 from .config import ModelConfig, dump_yaml_subset, parse_yaml_subset
 from .errors import (
     BundleError,
@@ -46,13 +47,6 @@ from .metrabs import MetrabsModel
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_FILES = (
-    "ckpt.pt",
-    "config.yaml",
-    "joint_info.npz",
-    "joint_transform_matrix.npy",
-    "skeleton_infos.pkl",
-)
 LAYOUT_HELP = (
     "A MeTRAbs PyTorch bundle is a folder (or .tar.gz of one) with " + ", ".join(BUNDLE_FILES) + "."
 )
