@@ -12,6 +12,7 @@ Ground truth: joints in the camera frame (OpenCV axes, millimetres) and their pi
 in the trajectory contract's skeleton. Images are uint8 BGR (OpenCV's order).
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,8 +323,8 @@ class RenderedFrame:
 
 
 def available_motion_kinds() -> tuple[str, ...]:
-    """Motion kinds of the motion generator, as it lists them (walk and run at least)."""
-    return tuple(getattr(motion_module, "MOTION_KINDS", ("walk", "run")))
+    """Motion kinds the motion generator offers (:data:`inference.synth.motion.KINDS`)."""
+    return tuple(motion_module.KINDS)
 
 
 def _motion_pose(rng: np.random.Generator, height_m: float, kinds: tuple[str, ...]) -> np.ndarray:
@@ -614,7 +615,7 @@ def _clip_motions(
         lane = 1.2 * (person - 0.5 * (config.num_people - 1)) * side
         shift = lane - motion.joints[:, 0, :2].mean(axis=0)
         joints = motion.joints + np.array([shift[0], shift[1], 0.0])
-        motions.append(motion_module.Motion(joints, motion.frame_times, motion.contacts, kind))
+        motions.append(dataclasses.replace(motion, joints=joints))
     return motions, float(line)
 
 
