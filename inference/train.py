@@ -537,9 +537,9 @@ def evaluate_dataset(
     return evaluate(model, loader, next(model.parameters()).device)
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--option`` per :class:`TrainConfig` field (``data`` and ``out`` required)."""
-    for f in dataclasses.fields(TrainConfig):
+def _add_options(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One ``--option`` per field of a config dataclass (``data`` and ``out`` required)."""
+    for f in dataclasses.fields(config_class):
         flag = "--" + f.name.replace("_", "-")
         if f.name in ("data", "out"):
             parser.add_argument(flag, required=True, help=f"(required) {f.name}")
@@ -552,7 +552,14 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, default=default, help=f"default: {default}")
 
 
+def _config_from_args(config_class: type, args: argparse.Namespace):
+    names = {f.name for f in dataclasses.fields(config_class)}
+    return config_class(**{k: v for k, v in vars(args).items() if k in names})
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    from .train_detector import DetectorTrainConfig
+
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     synth = actions.add_parser("synth-data", help="render a synthetic dataset (generic layout)")
     synth.add_argument("out", help="dataset folder to create or complete")
@@ -560,7 +567,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--seed", type=int, required=True, help="dataset seed")
     synth.add_argument("--window-max-side", type=int, default=256, help="image side limit, px")
     fit_parser = actions.add_parser("fit", help="train the crop model")
-    _add_train_options(fit_parser)
+    _add_options(fit_parser, TrainConfig)
     fit_parser.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
     fit_parser.add_argument("--resume-from", help="continue from this checkpoint file instead")
     fit_parser.add_argument("--bundle", help="write the trained model as a bundle here")
@@ -573,6 +580,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     export_parser = actions.add_parser("export", help="write a run's model as a bundle")
     export_parser.add_argument("run", help="run folder")
     export_parser.add_argument("bundle", help="bundle folder (or .tar.gz) to write")
+    det_data = actions.add_parser("detector-data", help="render whole frames with person boxes")
+    det_data.add_argument("out", help="dataset folder to create")
+    det_data.add_argument("--frames", type=int, required=True, help="number of images")
+    det_data.add_argument("--seed", type=int, required=True, help="dataset seed")
+    detector = actions.add_parser("detector", help="train the small YOLOX person detector")
+    _add_options(detector, DetectorTrainConfig)
+    detector.add_argument("--weights", help="write the trained detector's .pth here")
+
+
+def _emit(result: dict) -> None:
+    """The command's result: one JSON object on stdout (logs go to stderr)."""
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -584,23 +603,34 @@ def main(args: argparse.Namespace) -> int:
 
             scene = SceneConfig(window_scale=1.6, window_max_side=args.window_max_side)
             data = render_synthetic_dataset(args.out, args.frames, args.seed, scene)
-            print(json.dumps({"dataset": args.out, "people": len(data)}))
+            _emit({"dataset": args.out, "people": len(data)})
         elif args.action == "fit":
-            names = {f.name for f in dataclasses.fields(TrainConfig)}
-            train = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+            train = _config_from_args(TrainConfig, args)
             result = fit(train, resume=args.resume, resume_from=args.resume_from)
             if args.bundle:
                 export_bundle(result.model, args.bundle)
-            print(json.dumps(result.history[-1] if result.history else {}))
+            _emit(result.history[-1] if result.history else {})
         elif args.action == "evaluate":
             if args.run:
                 model = load_checkpoint_model(args.run)[0]
             else:
                 model = load_bundle(args.bundle).model
-            print(json.dumps(evaluate_dataset(model, args.data, args.max)))
-        else:
+            _emit(evaluate_dataset(model, args.data, args.max))
+        elif args.action == "export":
             export_bundle(load_checkpoint_model(args.run)[0], args.bundle)
-            print(json.dumps({"bundle": args.bundle}))
+            _emit({"bundle": args.bundle})
+        else:
+            from . import train_detector
+
+            if args.action == "detector-data":
+                data = train_detector.render_detection_dataset(args.out, args.frames, args.seed)
+                _emit({"dataset": args.out, "images": len(data), "boxes": len(data.boxes)})
+            else:
+                config = _config_from_args(train_detector.DetectorTrainConfig, args)
+                model, history = train_detector.fit_detector(config)
+                if args.weights:
+                    train_detector.export_detector(model, args.weights)
+                _emit(history[-1] if history else {})
     except InferenceError as error:
         logger.error("%s", error)
         return 2
