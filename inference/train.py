@@ -96,7 +96,7 @@ class TrainConfig:
     warmup: float = 0.03  # share of the steps with a linear warm-up
     final_lr: float = 0.01  # cosine decay ends at this share of the peak rate
     loss2d_factor: float = 1.0  # weight of the 2D heatmap loss
-    abs_loss_factor: float = 1.0  # weight of the absolute pose loss (0 = ablation without it)
+    abs_loss_factor: float = 0.1  # weight of the absolute pose loss (official default; 0 = off)
     abs_loss_start: float = 0.4  # share of the steps before the absolute pose loss starts
     clip_grad_norm: float = 10.0  # gradient norm clipping (also catches non-finite gradients)
     seed: int = 0
