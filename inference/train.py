@@ -331,6 +331,7 @@ def _save_atomic(obj: dict, path: Path) -> None:
     os.close(handle)
     try:
         torch.save(obj, temp)
+        os.chmod(temp, 0o644)  # mkstemp makes owner-only files
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -105,3 +105,30 @@ def test_tiny_detector_run_learns_and_loads_in_the_worker_detector(tmp_path):
     boxes = detector.detect([data.load_image(0)])[0]
     assert boxes.shape[1] == 5 and len(boxes) >= 1
     assert Path(path).stat().st_size < 5_000_000
+
+
+BUNDLED = Path(__file__).resolve().parents[1] / "models" / "yolox_synth" / "yolox_synth.pth"
+
+
+def test_bundled_detector_finds_people_in_held_apart_synthetic_data(tmp_path):
+    """The bundled detector (models/yolox_synth/TRAINING.md) on data of unseen seeds. Measured:
+    AP50 0.97 and 1.00, recall 0.97 and 1.00 on clips 31 and 32 (whole people 4-8 m away);
+    AP50 0.38 on these 60 hard random frames (small, cut and occluded people)."""
+    from inference.synth.render import ClipConfig, render_clip
+    from retarget.contract import read_trajectory
+
+    detector = YoloxDetector.from_file(BUNDLED)
+    assert BUNDLED.stat().st_size < 5_000_000 and detector.model.config.num_classes == 1
+    config = ClipConfig(num_people=2, duration_s=1.0, fps=15, image_size=(640, 360))
+    truth = read_trajectory(render_clip(tmp_path / "c.mp4", tmp_path / "c.npz", 31, config))
+    capture = cv2.VideoCapture(str(tmp_path / "c.mp4"))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
+    found = detector.detect(frames)
+    clip = average_precision(found, list(truth.extras["visible_boxes"]))
+    assert clip["ap50"] > 0.85 and clip["recall"] > 0.85
+    data = render_detection_dataset(tmp_path / "frames", 60, seed=13)
+    hard = average_precision([detector.detect([data.load_image(i)])[0] for i in range(len(data))],
+                             [data.boxes_of(i) for i in range(len(data))])  # fmt: skip
+    assert hard["ap50"] > 0.3
