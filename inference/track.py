@@ -15,9 +15,6 @@ All boxes are ``x, y, w, h`` pixels; poses are ``(J, 3)`` millimetres and ``(J, 
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,26 +73,25 @@ class Candidates:
 def pose_box(poses2d: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """``(..., 4)`` x, y, w, h extent of ``(..., J, 2)`` 2D joints (NaN joints ignored; all-NaN
     gives NaN), enlarged by ``margin`` times the size on each side."""
-    with np.errstate(invalid="ignore"), _quiet_nan():
-        low, high = np.nanmin(poses2d, axis=-2), np.nanmax(poses2d, axis=-2)
+    low = np.fmin.reduce(poses2d, axis=-2)  # fmin/fmax skip NaN (all-NaN gives NaN), silently
+    high = np.fmax.reduce(poses2d, axis=-2)
     size = high - low
     return np.concatenate([low - margin * size, size * (1 + 2 * margin)], axis=-1)
 
 
-@contextmanager
-def _quiet_nan() -> Iterator[None]:
-    """Silence numpy's all-NaN-slice warnings inside a block (absent joints are expected)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN; NaN where nothing is finite (no warning)."""
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    count = finite.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
 
 
 def mean_joint_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean over joints of the distance between ``(n, J, 3)`` and ``(m, J, 3)`` poses -> (n, m);
     joints missing in either pose are skipped, NaN when no joint is shared."""
-    distances = np.linalg.norm(a[:, None] - b[None, :], axis=-1)
-    with _quiet_nan():
-        return np.nanmean(distances, axis=-1)
+    return _nanmean(np.linalg.norm(a[:, None] - b[None, :], axis=-1), axis=-1)
 
 
 @dataclass
@@ -132,8 +128,7 @@ class Track:
         dt = time - self.last_time
         if dt > 0 and np.all(np.isfinite(centre)) and np.all(np.isfinite(self.centre)):
             self.centre_velocity = 0.5 * self.centre_velocity + 0.5 * (centre - self.centre) / dt
-        with _quiet_nan():
-            root_new, root_old = np.nanmean(pose3d, axis=0), np.nanmean(self.pose3d, axis=0)
+        root_new, root_old = _nanmean(pose3d, axis=0), _nanmean(self.pose3d, axis=0)
         if dt > 0 and np.all(np.isfinite(root_new)) and np.all(np.isfinite(root_old)):
             self.root_velocity = 0.5 * self.root_velocity + 0.5 * (root_new - root_old) / dt
         if np.all(np.isfinite(box)):
@@ -145,13 +140,13 @@ class Track:
         self.last_row, self.last_time = row, time
 
 
-def body_centre(poses2d: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` median of the 2D joints ``(..., J, 2)`` — it follows the body, not the swinging
-    limbs that move the pose's extent — or the centre of ``boxes`` (..., 4) where no joint is known."""
-    with _quiet_nan():
-        centre = np.nanmedian(poses2d, axis=-2)
-    fallback = boxes[..., :2] + boxes[..., 2:4] / 2
-    return np.where(np.isfinite(centre), centre, fallback)
+def body_centre(poses2d: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """``(2,)`` median of the 2D joints ``(J, 2)`` — it follows the body, not the swinging limbs
+    that move the pose's extent — or the centre of ``box`` (4,) when no joint is known."""
+    known = np.isfinite(poses2d).all(axis=-1)
+    if known.any():
+        return np.median(poses2d[known], axis=0)
+    return np.asarray(box[:2], np.float64) + np.asarray(box[2:4], np.float64) / 2
 
 
 class Tracker:

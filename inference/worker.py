@@ -29,9 +29,11 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -445,7 +447,8 @@ class Analysis:
     ) -> None:
         self.settings = settings
         self.estimator = estimator
-        self.detector = detector
+        # Used by the detection thread and, while nobody is tracked, by the main thread.
+        self.detector = None if detector is None else _LockedDetector(detector)
         self.intrinsics = intrinsics
         self.image_size = image_size
         self.num_joints = num_joints
@@ -460,33 +463,37 @@ class Analysis:
             return 1  # the user's box first, so the next frames get boxes proposed from its pose
         tracker = self.state.tracker
         last_time = self.state.frame_times[-1] if self.state.frame_times else 0.0
-        people = max(1, len(tracker.live_tracks(last_time)))
-        frames = min(self.batch_size // people, MAX_BATCH_BYTES // max(1, frame_bytes))
+        live = len(tracker.live_tracks(last_time))
+        if live == 0 and self.detector is not None:
+            # Nobody to follow: every frame needs the detector until someone is found, and the
+            # next batch can then use the poses of whoever was.
+            return 1
+        people = max(1, live)
+        # people x frames = lcm(people, batch size): whole network batches, none half empty.
+        frames = self.batch_size // math.gcd(people, self.batch_size)
+        frames = min(frames, MAX_BATCH_BYTES // max(1, frame_bytes))
         if self.detector is None:
             # Without detections inside the batch, every box is extrapolated from the pose at the
             # batch start: keep that short so fast or turning people stay inside their crops.
             frames = min(frames, TRACKING_ONLY_FRAMES)
         return max(1, frames)
 
-    def _detect(
-        self, images: list[np.ndarray], rows: list[int], seeded: bool
-    ) -> dict[int, np.ndarray]:
-        """Detector boxes ``(n, 5)`` for the frames of this batch that get detection, by position."""
+    def _detect(self, items: list[tuple[Any, np.ndarray | None]]) -> dict[int, np.ndarray]:
+        """Detector boxes ``(n, 5)`` by position in the batch: those the detection stage found on
+        its cadence frames, plus — while nobody is tracked — every other frame of the batch."""
         if self.detector is None:
             return {}
+        found = {i: boxes for i, (_, boxes) in enumerate(items) if boxes is not None}
         tracker = self.state.tracker
         last_time = self.state.frame_times[-1] if self.state.frame_times else -np.inf
-        nobody = not seeded and not tracker.live_tracks(last_time)
-        chosen = [
-            i for i, row in enumerate(rows) if nobody or row % self.settings.detect_every == 0
-        ]
-        if not chosen:
-            return {}
-        found = self.detector.detect([images[i] for i in chosen])
-        self.frames_with_detection += len(chosen)
+        if self.settings.box is None and not tracker.live_tracks(last_time):
+            missing = [i for i in range(len(items)) if i not in found]
+            if missing:
+                boxes = self.detector.detect([items[i][0].image for i in missing])
+                found.update(zip(missing, boxes, strict=True))
         limit = None if self.settings.max_people is None else self.settings.max_people + 2
         return {
-            i: np.asarray(boxes, np.float32)[:limit] for i, boxes in zip(chosen, found, strict=True)
+            i: np.asarray(boxes, np.float32).reshape(-1, 5)[:limit] for i, boxes in found.items()
         }
 
     def _crop_boxes(
@@ -546,15 +553,16 @@ class Analysis:
         self.crops += sum(len(b) for b in boxes)
         return [_unpack(result) for result in results]
 
-    def process(self, frames: list[Any]) -> None:
-        """Analyse one batch of frames and append their rows."""
+    def process(self, items: list[tuple[Any, np.ndarray | None]]) -> None:
+        """Analyse one batch of ``(frame, detector boxes or None)`` and append their rows."""
         from .track import Candidates
 
+        frames = [frame for frame, _ in items]
         first_row = self.state.num_rows
         rows = list(range(first_row, first_row + len(frames)))
         seed_row = 0 if self.settings.box is not None and first_row == 0 else None
         images = [frame.image for frame in frames]
-        detections = self._detect(images, rows, seeded=self.settings.box is not None)
+        detections = self._detect(items)
         crop_boxes = self._crop_boxes(frames, detections, seed_row)
         estimates = self._estimate(images, [boxes for boxes, _ in crop_boxes])
         tracker = self.state.tracker
@@ -873,16 +881,106 @@ def _run(
     return EXIT_OK
 
 
+class _LockedDetector:
+    """A detector that one thread at a time may use."""
+
+    def __init__(self, detector: Any) -> None:
+        self._detector, self._lock = detector, threading.Lock()
+        self.name = getattr(detector, "name", type(detector).__name__)
+
+    def detect(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            return self._detector.detect(frames)
+
+
+class DetectionStage:
+    """Runs the detector on the cadence frames (row % ``detect_every`` == 0) in a background thread
+    while the main thread runs the pose network; iterate for ``(frame, boxes or None)`` in order.
+
+    At most ``max_pending`` frames wait in its queue (memory stays bounded). Errors of the thread
+    are re-raised by the iterator. With no detector, frames pass through without a thread.
+    """
+
+    def __init__(
+        self,
+        frames: Iterator[Any],
+        detector: Any | None,
+        detect_every: int,
+        first_row: int,
+        max_pending: int = 8,
+    ) -> None:
+        import queue
+
+        self._frames, self._detector = frames, detector
+        self._every, self._first_row = detect_every, first_row
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = None
+        if detector is not None:
+            self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
+            self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for row, frame in enumerate(self._frames, start=self._first_row):
+                boxes = None
+                if row % self._every == 0:
+                    boxes = self._detector.detect([frame.image])[0]
+                if not self._put((frame, boxes)):
+                    return
+        except BaseException as error:  # handed to the consuming thread
+            self._error = error
+        finally:
+            self._put(_STAGE_END)
+
+    def __iter__(self) -> Iterator[tuple[Any, np.ndarray | None]]:
+        if self._thread is None:
+            yield from ((frame, None) for frame in self._frames)
+            return
+        while True:
+            item = self._queue.get()
+            if item is _STAGE_END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
+
+    def __enter__(self) -> DetectionStage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        while self._thread is not None and self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._queue.get_nowait()
+            self._thread.join(timeout=0.05)
+
+
+_STAGE_END = object()
+
+
 def _batches(
     analysis: Analysis, frames: Iterator[Any], interrupt: Interrupt
 ) -> Iterator[list[Any]]:
-    """Group frames into batches of :meth:`Analysis.frames_per_batch` frames."""
+    """Group ``(frame, detections)`` items into batches of :meth:`Analysis.frames_per_batch`."""
     batch: list[Any] = []
     target = None
-    for frame in frames:
+    for item in frames:
         if target is None:
-            target = analysis.frames_per_batch(frame.image.nbytes)
-        batch.append(frame)
+            target = analysis.frames_per_batch(item[0].image.nbytes)
+        batch.append(item)
         if len(batch) >= target:
             yield batch
             batch, target = [], None
@@ -901,15 +999,18 @@ def _process_stream(
     done_at_start: int,
     checkpoint: Callable[[], None],
 ) -> None:
-    """Decode (reader thread) and analyse batch by batch until the end or an interrupt; calls
-    ``checkpoint`` every ``checkpoint_every_s`` seconds."""
+    """Decode (reader thread), detect (detection thread) and analyse batch by batch until the end
+    or an interrupt; calls ``checkpoint`` every ``checkpoint_every_s`` seconds."""
     from .video import FrameReader
 
     every = analysis.settings.checkpoint_every_s
     state = analysis.state
     started = last_checkpoint = time.monotonic()
-    with FrameReader(source) as reader:
-        for batch in _batches(analysis, iter(reader), interrupt):
+    with FrameReader(source) as reader, DetectionStage(
+        iter(reader), analysis.detector, analysis.settings.detect_every, state.num_rows,
+        reader.capacity,
+    ) as detected:  # fmt: skip
+        for batch in _batches(analysis, iter(detected), interrupt):
             analysis.process(batch)
             elapsed = time.monotonic() - started
             speed = (state.num_rows - done_at_start) / elapsed if elapsed > 0 else 0.0
