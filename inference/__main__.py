@@ -12,6 +12,7 @@ import sys
 COMMANDS = {
     "analyze": (".worker", "estimate 3D poses of everyone in a video, write a trajectory .npz"),
     "weights": (".weights", "list, download, verify and locate model weights"),
+    "batch": (".batch", "analyse many clips (folders, patterns) locally or on a Ray cluster"),
 }
 
 

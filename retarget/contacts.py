@@ -1,0 +1,234 @@
+"""Foot contacts: per-foot heel and toe detection with hysteresis, planted targets, and a joint-level
+foot lock.
+
+Channels are foot joints in the Blender world frame (Z up, metres, floor at z = 0), in the order of
+:data:`CONTACT_CHANNELS` restricted to the joints a skeleton has: the heels are the ankle joints,
+the toes the toe joints. A channel's *height* is its joint's height above its own *clearance* (the
+height of that joint when the foot stands flat: ≈8 cm for ankles, ≈2 cm for toes).
+
+Detection (design §5): a channel enters contact below 3 cm height and 0.25 m/s, leaves above 5 cm
+or 0.5 m/s; contacts shorter than 5 frames are dropped. Each contact interval gets one *target*:
+the median horizontal position of the joint over the interval, at its clearance height. *Weights*
+are 1 inside an interval and ease out to 0 over 5 frames either side (smoothstep), so a lock blends
+in and out without a pop.
+
+:func:`lock_feet` applies the targets to the joints themselves: heel and toe are pulled onto their
+targets by their weights, kept above the floor, the foot keeps its length, and the knee is
+re-solved by analytic two-bone IK (hip fixed, thigh and shin lengths kept, bending towards the
+original knee). The retarget stage can lock again at the rotation level from the same intervals.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CONTACT_CHANNELS = ("lank", "rank", "ltoe", "rtoe")
+_LEGS = (("lhip", "lkne", "lank", "ltoe"), ("rhip", "rkne", "rank", "rtoe"))
+
+
+@dataclass(frozen=True)
+class ContactSettings:
+    """Hysteresis thresholds and timing of contact detection and locking."""
+
+    enter_height_m: float = 0.03
+    exit_height_m: float = 0.05
+    enter_speed_m_s: float = 0.25
+    exit_speed_m_s: float = 0.5
+    min_s: float = 0.1  # shortest contact kept, seconds (at least 2 frames)
+    ease_frames: int = 5
+
+
+def channels_of(joint_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The contact channels a skeleton has, in :data:`CONTACT_CHANNELS` order."""
+    return tuple(name for name in CONTACT_CHANNELS if name in joint_names)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def speeds(positions: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+    """Speed (T, C) m/s of ``positions`` (T, C, 3) m by central differences on real frame times."""
+    num = len(positions)
+    if num < 2:
+        return np.zeros(positions.shape[:-1])
+    velocity = np.empty_like(positions)
+    velocity[1:-1] = (positions[2:] - positions[:-2]) / (frame_times[2:] - frame_times[:-2])[
+        :, None, None
+    ]
+    velocity[0] = (positions[1] - positions[0]) / (frame_times[1] - frame_times[0])
+    velocity[-1] = (positions[-1] - positions[-2]) / (frame_times[-1] - frame_times[-2])
+    return np.linalg.norm(velocity, axis=-1)
+
+
+def detect_contacts(
+    heights: np.ndarray, speed: np.ndarray, settings: ContactSettings, fps: float = 30.0
+) -> np.ndarray:
+    """Contact mask (T, C) from ``heights`` above clearance (m) and ``speed`` (m/s), both (T, C).
+
+    Inside each stretch where the exit conditions are not met, contact starts at the first frame
+    that meets the enter conditions and lasts to the end of the stretch."""
+    enter = (heights < settings.enter_height_m) & (speed < settings.enter_speed_m_s)
+    stay = (heights <= settings.exit_height_m) & (speed <= settings.exit_speed_m_s)
+    contacts = np.zeros(heights.shape, bool)
+    shortest = max(2, int(np.ceil(settings.min_s * fps - 1e-9)))
+    for c in range(heights.shape[1]):
+        for start, stop in _runs(stay[:, c]):
+            entries = np.flatnonzero(enter[start:stop, c])
+            if entries.size == 0:
+                continue
+            # Smoothing blurs touch-down: back-date the start to the first low frame of the run.
+            low = np.flatnonzero(
+                heights[start : start + entries[0] + 1, c] < settings.enter_height_m
+            )
+            first = start + low[0]
+            if stop - first >= shortest:
+                contacts[first:stop, c] = True
+    return contacts
+
+
+def intervals(contacts: np.ndarray) -> np.ndarray:
+    """Contact intervals (N, 3) int: channel, first frame, stop frame (exclusive)."""
+    rows = [
+        (c, start, stop) for c in range(contacts.shape[1]) for start, stop in _runs(contacts[:, c])
+    ]
+    return np.array(rows, np.int64).reshape(-1, 3)
+
+
+def targets_and_weights(
+    positions: np.ndarray, contacts: np.ndarray, clearance: np.ndarray, ease_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Planted targets (T, C, 3) m and lock weights (T, C) in [0, 1].
+
+    ``positions`` (T, C, 3) world metres, ``contacts`` (T, C), ``clearance`` (C,) m. Inside a
+    contact the target is the planted point; in the ease frames around it, the joint's own
+    position shifted by its offset from the planted point at the contact's nearest frame (apply
+    ``p + w * (target - p)``); NaN where the weight is 0."""
+    num, channels = contacts.shape
+    targets = np.full((num, channels, 3), np.nan)
+    weights = np.zeros((num, channels))
+    for c, start, stop in intervals(contacts):
+        target = np.append(np.median(positions[start:stop, c, :2], axis=0), clearance[c])
+        lo, hi = max(start - ease_frames, 0), min(stop + ease_frames, num)
+        frames = np.arange(lo, hi)
+        distance = np.maximum(np.maximum(start - frames, frames - (stop - 1)), 0)
+        ramp = 1.0 - distance / (ease_frames + 1.0)
+        weight = ramp * ramp * (3 - 2 * ramp)
+        # Inside the contact: the planted point. Around it: the joint's own motion shifted by the
+        # offset at the nearest contact frame, so the ease removes the jump without dragging a
+        # moving foot towards where it is going to land.
+        edge = np.clip(frames, start, stop - 1)
+        wanted = positions[frames, c] + (target - positions[edge, c])
+        closer = weight > weights[lo:hi, c]
+        weights[lo:hi, c] = np.where(closer, weight, weights[lo:hi, c])
+        targets[frames[closer], c] = wanted[closer]
+    return targets, weights
+
+
+def _two_bone_knee(hip, ankle, thigh, shin, pole):
+    """Knees (T, 3) for bones of length ``thigh``/``shin`` from ``hip`` to ``ankle`` (reachable),
+    bending towards ``pole`` (T, 3) (a direction from the hip)."""
+    axis = ankle - hip
+    distance = np.linalg.norm(axis, axis=-1, keepdims=True)
+    unit = axis / np.maximum(distance, 1e-9)
+    reach = np.clip(distance, abs(thigh - shin) + 1e-9, thigh + shin)
+    cos_hip = np.clip((thigh**2 + reach**2 - shin**2) / (2 * thigh * reach), -1.0, 1.0)
+    bend = pole - np.sum(pole * unit, axis=-1, keepdims=True) * unit
+    norm = np.linalg.norm(bend, axis=-1, keepdims=True)
+    fallback = np.cross(unit, np.array([1.0, 0.0, 0.0]))  # any perpendicular when straight
+    bend = np.where(norm > 1e-9, bend / np.maximum(norm, 1e-12), fallback)
+    return hip + thigh * (cos_hip * unit + np.sqrt(1 - cos_hip**2) * bend)
+
+
+def lock_feet(
+    joints: np.ndarray,
+    joint_names: tuple[str, ...],
+    targets: np.ndarray,
+    weights: np.ndarray,
+    clearance: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """Pull heels/toes of ``joints`` (T, J, 3) world metres onto their ``targets`` (T, C, 3) by
+    ``weights`` (T, C), keep them above their ``clearance`` (C,), keep foot, shin and thigh lengths
+    and re-solve the knees. Returns the joints and the number of frames where a leg could not reach
+    (the ankle then stops at full extension)."""
+    out = np.array(joints, float, copy=True)
+    channels = channels_of(joint_names)
+    unreachable = np.zeros(len(joints), bool)
+    for leg in _LEGS:
+        if not all(name in joint_names for name in leg[:3]):
+            continue
+        hip_i, knee_i, ankle_i = (joint_names.index(name) for name in leg[:3])
+        hip, knee, ankle = joints[:, hip_i], joints[:, knee_i], joints[:, ankle_i]
+        heel_c = channels.index(leg[2]) if leg[2] in channels else None
+        toe_c = channels.index(leg[3]) if leg[3] in channels else None
+        wanted_ankle = _pull(ankle, targets, weights, heel_c)
+        if toe_c is not None:
+            toe_i = joint_names.index(leg[3])
+            toe = joints[:, toe_i]
+            wanted_toe = _pull(toe, targets, weights, toe_c)
+            foot = np.linalg.norm(toe - ankle, axis=-1, keepdims=True)
+            heel_weight = weights[:, heel_c] if heel_c is not None else np.zeros(len(toe))
+            toe_leads = (weights[:, toe_c] > heel_weight)[:, None]
+            master = np.where(toe_leads, wanted_toe, wanted_ankle)
+            other = np.where(toe_leads, wanted_ankle, wanted_toe)
+            other = master + foot * _unit(other - master)  # rigid foot
+            floor_master = np.where(
+                toe_leads[:, 0], clearance[toe_c], _clearance(clearance, heel_c)
+            )
+            floor_other = np.where(toe_leads[:, 0], _clearance(clearance, heel_c), clearance[toe_c])
+            lift = np.maximum(floor_master - master[:, 2], 0.0)[:, None] * [0.0, 0.0, 1.0]
+            master, other = master + lift, other + lift
+            other = _swing_above(master, other, foot[:, 0], floor_other)
+            wanted_ankle = np.where(toe_leads, other, master)
+            wanted_toe = np.where(toe_leads, master, other)
+        elif heel_c is not None:
+            wanted_ankle[:, 2] = np.maximum(wanted_ankle[:, 2], clearance[heel_c])
+        thigh = np.linalg.norm(knee - hip, axis=-1)
+        shin = np.linalg.norm(ankle - knee, axis=-1)
+        reach = (thigh + shin)[:, None]
+        offset = wanted_ankle - hip
+        distance = np.linalg.norm(offset, axis=-1, keepdims=True)
+        too_far = distance > reach
+        unreachable |= too_far[:, 0]
+        shortfall = np.where(too_far, offset * (reach / np.maximum(distance, 1e-12) - 1.0), 0.0)
+        wanted_ankle = wanted_ankle + shortfall
+        out[:, knee_i] = _two_bone_knee(
+            hip, wanted_ankle, thigh[:, None], shin[:, None], knee - hip
+        )
+        out[:, ankle_i] = wanted_ankle
+        if toe_c is not None:
+            out[:, toe_i] = wanted_toe + shortfall
+    return out, int(unreachable.sum())
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
+def _clearance(clearance: np.ndarray, channel: int | None) -> float:
+    return float(clearance[channel]) if channel is not None else -np.inf
+
+
+def _pull(position: np.ndarray, targets, weights, channel: int | None) -> np.ndarray:
+    """``position`` (T, 3) moved towards the channel's target by its lock weight."""
+    if channel is None:
+        return position.copy()
+    w = weights[:, channel, None]
+    return np.where(w > 0, position + w * (np.nan_to_num(targets[:, channel]) - position), position)
+
+
+def _swing_above(pivot: np.ndarray, point: np.ndarray, length: np.ndarray, floor) -> np.ndarray:
+    """Where ``point`` (T, 3) is below ``floor``, rotate it about ``pivot`` (keeping ``length``)
+    up to the floor, keeping its horizontal direction."""
+    below = point[:, 2] < floor
+    if not below.any():
+        return point
+    height = np.clip(np.maximum(floor, point[:, 2]) - pivot[:, 2], -length, length)
+    horizontal = point[:, :2] - pivot[:, :2]
+    reach = np.sqrt(np.maximum(length**2 - height**2, 0.0))
+    direction = horizontal / np.maximum(np.linalg.norm(horizontal, axis=-1, keepdims=True), 1e-12)
+    lifted = np.concatenate(
+        [pivot[:, :2] + reach[:, None] * direction, (pivot[:, 2] + height)[:, None]], axis=1
+    )
+    return np.where(below[:, None], lifted, point)

@@ -1,0 +1,395 @@
+"""Signal filters on stacked numpy arrays: Butterworth design and zero-phase filtering,
+Savitzky–Golay, PCHIP interpolation, resampling of irregular frame times, and a causal One Euro
+filter for previews.
+
+Every function works along axis 0 (time) and broadcasts over the trailing axes, so a ``(T, J, 3)``
+pose array is filtered in one call. Inputs must be finite unless a function says otherwise (fill
+gaps first). The designs reproduce ``scipy.signal.butter``, ``lfilter``, ``filtfilt``,
+``savgol_coeffs``/``savgol_filter`` and ``scipy.interpolate.PchipInterpolator``; the tests compare
+them against scipy, which is never imported here (Blender's Python has no scipy).
+"""
+
+import logging
+from math import factorial
+
+import numpy as np
+
+from . import RetargetError
+
+logger = logging.getLogger(__name__)
+
+# Frame times whose steps all lie within this fraction of the median step count as uniform.
+UNIFORM_TOLERANCE = 1e-3
+# Highest cut-off as a fraction of the Nyquist frequency (design rule: cut-off <= 0.4 * Nyquist).
+MAX_CUTOFF_FRACTION = 0.4
+
+
+class FilterError(RetargetError):
+    """Bad filter parameters or inputs; the message says which and what to use instead."""
+
+
+# --------------------------------------------------------------------------- Butterworth
+
+
+def butter_lowpass(order: int, cutoff_hz: float, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Digital Butterworth low-pass ``(b, a)`` (same as ``scipy.signal.butter(order, cutoff_hz,
+    fs=fs_hz)``): analog prototype, pre-warped bilinear transform."""
+    if order < 1:
+        raise FilterError(f"Butterworth order must be at least 1, got {order}")
+    if not 0 < cutoff_hz < fs_hz / 2:
+        raise FilterError(
+            f"cut-off {cutoff_hz} Hz must lie between 0 and the Nyquist frequency {fs_hz / 2} Hz"
+        )
+    m = np.arange(-order + 1, order, 2)
+    poles = -np.exp(1j * np.pi * m / (2 * order))  # analog prototype, cut-off 1 rad/s
+    fs = 2.0  # work in normalised frequency like scipy: Nyquist = 1
+    warped = 2 * fs * np.tan(np.pi * (cutoff_hz / (fs_hz / 2)) / fs)
+    poles = poles * warped
+    gain = warped**order
+    fs2 = 2 * fs
+    digital_poles = (fs2 + poles) / (fs2 - poles)
+    gain = gain * np.real(1.0 / np.prod(fs2 - poles))
+    b = gain * np.real(np.poly(-np.ones(order)))
+    a = np.real(np.poly(digital_poles))
+    return b, a
+
+
+def lfilter(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None):
+    """Direct-form II transposed IIR filter along axis 0 (``scipy.signal.lfilter``).
+
+    ``x`` is ``(T, ...)``; ``zi`` is ``(n - 1, ...)`` initial state or None for zeros. Returns
+    ``y`` (and the final state when ``zi`` is given)."""
+    b = np.asarray(b, float) / a[0]
+    a = np.asarray(a, float) / a[0]
+    n = max(len(a), len(b))
+    b = np.pad(b, (0, n - len(b)))
+    a = np.pad(a, (0, n - len(a)))
+    x = np.asarray(x, float)
+    state = np.zeros((n - 1,) + x.shape[1:]) if zi is None else np.array(zi, float, copy=True)
+    y = np.empty_like(x)
+    # The recursion is sequential in time; each step is vectorised over all channels.
+    for t in range(x.shape[0]):
+        xt = x[t]
+        yt = b[0] * xt + state[0] if n > 1 else b[0] * xt
+        for k in range(n - 2):
+            state[k] = b[k + 1] * xt + state[k + 1] - a[k + 1] * yt
+        if n > 1:
+            state[n - 2] = b[n - 1] * xt - a[n - 1] * yt
+        y[t] = yt
+    return y if zi is None else (y, state)
+
+
+def _impulse_response(b: np.ndarray, a: np.ndarray, limit: int) -> np.ndarray | None:
+    """The filter's impulse response, cut where it has decayed below 1e-14 of its peak, or None
+    when it has not decayed within ``limit`` samples."""
+    size = 128
+    while True:
+        impulse = np.zeros(min(size, limit))
+        impulse[0] = 1.0
+        response = lfilter(b, a, impulse)
+        tail = np.abs(response) > 1e-14 * np.abs(response).max()
+        length = int(np.flatnonzero(tail)[-1]) + 1
+        if length < len(impulse) - 8:
+            return response[:length]
+        if size >= limit:
+            return None
+        size *= 4
+
+
+def _lfilter_fft(b, a, x: np.ndarray, zi: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """:func:`lfilter` with initial state ``zi`` (n - 1, ...) by FFT convolution with the
+    (truncated) impulse response, plus the decaying response to the initial state."""
+    num = x.shape[0]
+    size = 1 << int(np.ceil(np.log2(num + len(response))))
+    spectrum = (
+        np.fft.rfft(x, size, axis=0)
+        * np.fft.rfft(response, size)[(slice(None),) + (None,) * (x.ndim - 1)]
+    )
+    y = np.fft.irfft(spectrum, size, axis=0)[:num]
+    # Zero input from the initial state: linear in zi, one state vector per column.
+    steps = min(num, len(response) + len(a))
+    flat = zi.reshape(zi.shape[0], -1)
+    for k in range(flat.shape[0]):
+        unit = np.zeros(flat.shape[0])
+        unit[k] = 1.0
+        free, _ = lfilter(b, a, np.zeros(steps), unit)
+        y[:steps] += (free[:, None] * flat[k][None]).reshape((steps,) + x.shape[1:])
+    return y
+
+
+def lfilter_zi(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Steady-state initial state ``(n - 1,)`` of :func:`lfilter` for a unit step input."""
+    b = np.asarray(b, float) / a[0]
+    a = np.asarray(a, float) / a[0]
+    n = max(len(a), len(b))
+    b = np.pad(b, (0, n - len(b)))
+    a = np.pad(a, (0, n - len(a)))
+    companion = np.zeros((n - 1, n - 1))
+    companion[0] = -a[1:]
+    companion[1:, :-1] += np.eye(n - 2)
+    return np.linalg.solve(np.eye(n - 1) - companion.T, b[1:] - a[1:] * b[0])
+
+
+def _odd_extension(x: np.ndarray, padlen: int) -> np.ndarray:
+    if padlen == 0:
+        return x
+    left = 2 * x[0] - x[padlen:0:-1]
+    right = 2 * x[-1] - x[-2 : -(padlen + 2) : -1]
+    return np.concatenate([left, x, right], axis=0)
+
+
+def filtfilt(b: np.ndarray, a: np.ndarray, x: np.ndarray, padlen: int | None = None) -> np.ndarray:
+    """Zero-phase forward-backward filtering along axis 0 with odd edge extension of ``padlen``
+    samples (``scipy.signal.filtfilt(b, a, x, axis=0, padlen=padlen)``; default ``3 * n``).
+
+    The padding is shortened to ``T - 1`` for short signals instead of failing."""
+    x = np.asarray(x, float)
+    if x.shape[0] < 2:
+        return x.copy()
+    n = max(len(a), len(b))
+    padlen = 3 * n if padlen is None else padlen
+    padlen = int(min(padlen, x.shape[0] - 1))
+    extended = _odd_extension(x, padlen)
+    zi = lfilter_zi(b, a).reshape((-1,) + (1,) * (x.ndim - 1))
+    # The recursion costs a Python step per sample; when the impulse response dies out well
+    # within the signal, FFT convolution gives the same result (to ~1e-12) much faster.
+    response = _impulse_response(b, a, len(extended)) if x[0].size > 4 else None
+    if response is not None:
+        forward = _lfilter_fft(b, a, extended, zi * extended[0], response)
+        backward = _lfilter_fft(b, a, forward[::-1], zi * forward[-1], response)
+    else:
+        forward, _ = lfilter(b, a, extended, zi * extended[0])
+        backward, _ = lfilter(b, a, forward[::-1], zi * forward[-1])
+    y = backward[::-1]
+    return y[padlen : len(y) - padlen] if padlen else y
+
+
+# --------------------------------------------------------------------------- Savitzky–Golay
+
+
+def savgol_coeffs(window: int, polyorder: int, deriv: int = 0, delta: float = 1.0) -> np.ndarray:
+    """Centre-point Savitzky–Golay weights ``(window,)`` applied as a dot product with the window
+    (``scipy.signal.savgol_coeffs(window, polyorder, deriv, delta, use="dot")``)."""
+    if window % 2 != 1 or window < 1:
+        raise FilterError(f"Savitzky–Golay window must be an odd positive length, got {window}")
+    if polyorder >= window:
+        raise FilterError(f"polyorder {polyorder} must be less than the window {window}")
+    half = window // 2
+    offsets = np.arange(-half, window - half, dtype=float)
+    vandermonde = offsets[None, :] ** np.arange(polyorder + 1)[:, None]  # (order + 1, window)
+    target = np.zeros(polyorder + 1)
+    if deriv <= polyorder:
+        target[deriv] = factorial(deriv) / delta**deriv
+    coeffs, *_ = np.linalg.lstsq(vandermonde, target, rcond=None)
+    return coeffs
+
+
+def savgol_filter(x: np.ndarray, window: int, polyorder: int) -> np.ndarray:
+    """Savitzky–Golay smoothing along axis 0 with polynomial edge fits
+    (``scipy.signal.savgol_filter(x, window, polyorder, axis=0, mode="interp")``).
+
+    The window shrinks (staying odd and above ``polyorder``) for signals shorter than it; a signal
+    too short for any fit is returned unchanged."""
+    x = np.asarray(x, float)
+    num = x.shape[0]
+    window = min(window, num if num % 2 else num - 1)
+    if window <= polyorder:
+        return x.copy()
+    coeffs = savgol_coeffs(window, polyorder)
+    half = window // 2
+    windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (T-w+1, ..., w)
+    y = np.empty_like(x)
+    y[half : num - half] = windows @ coeffs
+    # Edges: evaluate the least-squares polynomial of the first/last window at the edge samples.
+    offsets = np.arange(window, dtype=float)
+    vandermonde = offsets[:, None] ** np.arange(polyorder + 1)[None, :]
+    projector = np.linalg.pinv(vandermonde)  # (order + 1, window)
+    head = np.tensordot(projector, x[:window], axes=(1, 0))
+    tail = np.tensordot(projector, x[num - window :], axes=(1, 0))
+    y[:half] = np.tensordot(vandermonde[:half], head, axes=(1, 0))
+    y[num - half :] = np.tensordot(vandermonde[window - half :], tail, axes=(1, 0))
+    return y
+
+
+# --------------------------------------------------------------------------- PCHIP
+
+
+def _pchip_slopes(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    h = np.diff(t).reshape((-1,) + (1,) * (y.ndim - 1))
+    m = np.diff(y, axis=0) / h
+    if len(t) == 2:
+        return np.concatenate([m, m], axis=0)
+    d = np.zeros_like(y)
+    w1 = 2 * h[1:] + h[:-1]
+    w2 = h[1:] + 2 * h[:-1]
+    flat = (np.sign(m[1:]) != np.sign(m[:-1])) | (m[1:] == 0) | (m[:-1] == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        harmonic = (w1 / m[:-1] + w2 / m[1:]) / (w1 + w2)
+        d[1:-1] = np.where(flat, 0.0, 1.0 / harmonic)
+    for index, (h0, h1, m0, m1) in (
+        (0, (h[0], h[1], m[0], m[1])),
+        (-1, (h[-1], h[-2], m[-1], m[-2])),
+    ):
+        edge = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
+        wrong_sign = np.sign(edge) != np.sign(m0)
+        overshoot = (np.sign(m0) != np.sign(m1)) & (np.abs(edge) > 3 * np.abs(m0))
+        edge = np.where(wrong_sign, 0.0, np.where(overshoot, 3 * m0, edge))
+        d[index] = edge
+    return d
+
+
+def pchip_interpolate(t: np.ndarray, y: np.ndarray, t_query: np.ndarray) -> np.ndarray:
+    """Shape-preserving piecewise cubic Hermite interpolation (``PchipInterpolator(t, y)(t_query)``).
+
+    ``t`` (N,) strictly increasing, ``y`` (N, ...); queries outside ``[t[0], t[-1]]`` are
+    extrapolated with the end cubics, as scipy does. One known sample gives a constant."""
+    t = np.asarray(t, float)
+    y = np.asarray(y, float)
+    t_query = np.asarray(t_query, float)
+    if len(t) == 1:
+        return np.broadcast_to(y[0], t_query.shape + y.shape[1:]).copy()
+    d = _pchip_slopes(t, y)
+    k = np.clip(np.searchsorted(t, t_query, side="right") - 1, 0, len(t) - 2)
+    h = (t[k + 1] - t[k]).reshape((-1,) + (1,) * (y.ndim - 1))
+    s = ((t_query - t[k]).reshape(h.shape)) / h
+    h00 = (1 + 2 * s) * (1 - s) ** 2
+    h10 = s * (1 - s) ** 2
+    h01 = s**2 * (3 - 2 * s)
+    h11 = s**2 * (s - 1)
+    return h00 * y[k] + h10 * h * d[k] + h01 * y[k + 1] + h11 * h * d[k + 1]
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def is_uniform(frame_times: np.ndarray, tolerance: float = UNIFORM_TOLERANCE) -> bool:
+    """True when all frame steps are within ``tolerance`` (relative) of their median."""
+    steps = np.diff(np.asarray(frame_times, float))
+    if steps.size == 0:
+        return True
+    median = np.median(steps)
+    return bool(np.all(np.abs(steps - median) <= tolerance * median))
+
+
+def uniform_grid(frame_times: np.ndarray) -> np.ndarray:
+    """Uniform times spanning ``frame_times`` at their median step (the nominal frame rate)."""
+    step = float(np.median(np.diff(frame_times)))
+    count = int(round((frame_times[-1] - frame_times[0]) / step)) + 1
+    return frame_times[0] + step * np.arange(count)
+
+
+def linear_resample(t: np.ndarray, y: np.ndarray, t_query: np.ndarray) -> np.ndarray:
+    """Piecewise-linear values of ``y`` (N, ...) at ``t_query``, held constant past the ends."""
+    t_query = np.clip(t_query, t[0], t[-1])
+    k = np.clip(np.searchsorted(t, t_query, side="right") - 1, 0, max(len(t) - 2, 0))
+    if len(t) == 1:
+        return np.broadcast_to(y[0], t_query.shape + y.shape[1:]).copy()
+    w = ((t_query - t[k]) / (t[k + 1] - t[k])).reshape((-1,) + (1,) * (y.ndim - 1))
+    return (1 - w) * y[k] + w * y[k + 1]
+
+
+# --------------------------------------------------------------------------- zero-phase low-pass
+
+
+def effective_cutoff(cutoff_hz: float, fs_hz: float) -> float:
+    """The cut-off actually used: at most ``MAX_CUTOFF_FRACTION`` of the Nyquist frequency."""
+    return float(min(cutoff_hz, MAX_CUTOFF_FRACTION * fs_hz / 2))
+
+
+def lowpass(
+    values: np.ndarray,
+    frame_times: np.ndarray,
+    cutoff_hz: float,
+    order: int = 2,
+    pad_s: float = 0.5,
+) -> np.ndarray:
+    """Zero-phase Butterworth low-pass of ``values`` (T, ...) sampled at ``frame_times`` (T,) s.
+
+    The cut-off is capped at 0.4 x Nyquist. Irregular frame times are handled by resampling to the
+    median frame step, filtering, and interpolating back. Edges use ``pad_s`` seconds of odd
+    (trend-preserving) extension. ``values`` must be finite; fewer than 3 frames pass unchanged.
+    """
+    values = np.asarray(values, float)
+    frame_times = np.asarray(frame_times, float)
+    if values.shape[0] < 3:
+        return values.copy()
+    if not np.all(np.isfinite(values)):
+        raise FilterError("lowpass needs finite values; fill gaps before smoothing")
+    uniform = is_uniform(frame_times)
+    grid = frame_times if uniform else uniform_grid(frame_times)
+    gridded = values if uniform else linear_resample(frame_times, values, grid)
+    fs = 1.0 / float(np.median(np.diff(grid)))
+    b, a = butter_lowpass(order, effective_cutoff(cutoff_hz, fs), fs)
+    smoothed = filtfilt(b, a, gridded, padlen=max(3 * max(len(a), len(b)), int(pad_s * fs)))
+    return smoothed if uniform else linear_resample(grid, smoothed, frame_times)
+
+
+def baseline_butterworth(
+    poses: np.ndarray,
+    frame_times: np.ndarray,
+    cutoff_hz: float = 7.0,
+    order: int = 4,
+    max_gap_frames: int = 10,
+) -> np.ndarray:
+    """The common open-tool baseline: linear fill of gaps up to ``max_gap_frames``, then zero-phase
+    Butterworth (order 4, 7 Hz) on every finite run of each joint; no outlier handling.
+
+    ``poses`` is ``(T, J, 3)`` with NaN for missing joints; longer gaps stay NaN."""
+    poses = np.asarray(poses, float)
+    out = np.full_like(poses, np.nan)
+    fs = 1.0 / float(np.median(np.diff(frame_times))) if len(frame_times) > 1 else 30.0
+    cutoff = min(cutoff_hz, 0.99 * fs / 2)
+    b, a = butter_lowpass(order, cutoff, fs)
+    index = np.arange(len(poses))
+    for j in range(poses.shape[1]):
+        valid = np.all(np.isfinite(poses[:, j]), axis=-1)
+        if not valid.any():
+            continue
+        known = index[valid]
+        filled = poses[:, j].copy()
+        gap_after = np.diff(known) - 1
+        for start, gap in zip(known[:-1], gap_after, strict=True):
+            if 0 < gap <= max_gap_frames:
+                span = slice(start + 1, start + gap + 1)
+                w = (np.arange(1, gap + 1) / (gap + 1))[:, None]
+                filled[span] = (1 - w) * poses[start, j] + w * poses[start + gap + 1, j]
+        ok = np.all(np.isfinite(filled), axis=-1)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(int), [0]])))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            out[start:stop, j] = filtfilt(b, a, filled[start:stop])
+    return out
+
+
+# --------------------------------------------------------------------------- One Euro (causal)
+
+
+def one_euro(
+    values: np.ndarray,
+    frame_times: np.ndarray,
+    min_cutoff_hz: float = 1.0,
+    beta: float = 0.007,
+    derivative_cutoff_hz: float = 1.0,
+) -> np.ndarray:
+    """Causal One Euro filter (Casiez et al., CHI 2012) along axis 0, for live previews only.
+
+    ``values`` (T, ...) finite, ``frame_times`` (T,) s strictly increasing; ``beta`` is in
+    1 / (unit of values per second)."""
+    values = np.asarray(values, float)
+    out = np.empty_like(values)
+    if len(values) == 0:
+        return out
+
+    def alpha(cutoff, dt):
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    out[0] = values[0]
+    derivative = np.zeros_like(values[0])
+    for t in range(1, len(values)):
+        dt = float(frame_times[t] - frame_times[t - 1])
+        raw_derivative = (values[t] - out[t - 1]) / dt
+        a_d = alpha(derivative_cutoff_hz, dt)
+        derivative = a_d * raw_derivative + (1 - a_d) * derivative
+        a = alpha(min_cutoff_hz + beta * np.abs(derivative), dt)
+        out[t] = a * values[t] + (1 - a) * out[t - 1]
+    return out

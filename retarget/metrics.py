@@ -1,0 +1,149 @@
+"""Quality metrics of a 3D motion against ground truth, and ground-truth-free foot metrics.
+
+Pure numpy; every metric ignores missing (NaN) samples and says so by returning NaN when nothing
+is left to measure. Shapes: poses ``(T, J, 3)`` millimetres in one frame (camera or world),
+foot channels ``(T, C, 3)`` metres in a Z-up world frame with the floor at z = 0.
+
+* :func:`mpjpe` — mean per-joint position error after aligning the roots (mm), the usual
+  "MPJPE"; :func:`absolute_error` without alignment; :func:`root_error` of the root alone.
+* :func:`accel_error` — mean norm of the difference of second differences (mm/frame²), on
+  root-relative joints by default (as SmoothNet and others report it), or absolute.
+* :func:`bone_length_cv` — coefficient of variation of each bone's length over time, averaged
+  over bones (%); 0 for a rigid skeleton.
+* :func:`foot_slide` — mean horizontal displacement per frame of a joint while it is in contact
+  (mm/frame) and the share of contact frames sliding more than 2.5 cm (skate ratio).
+* :func:`penetration` — per-frame depth of the deepest foot joint below its clearance height
+  above the floor (mm).
+"""
+
+import numpy as np
+
+SKATE_THRESHOLD_MM = 25.0
+
+
+def _mean_norm(values: np.ndarray) -> float:
+    norms = np.linalg.norm(values, axis=-1)
+    norms = norms[np.isfinite(norms)]
+    return float(norms.mean()) if norms.size else float("nan")
+
+
+def _relative(poses: np.ndarray, root: int) -> np.ndarray:
+    return poses - poses[:, root : root + 1]
+
+
+def mpjpe(pred: np.ndarray, truth: np.ndarray, root: int = 0) -> float:
+    """Root-aligned mean per-joint position error (mm) over the non-root joints."""
+    error = _relative(pred, root) - _relative(truth, root)
+    return _mean_norm(np.delete(error, root, axis=1))
+
+
+def absolute_error(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean per-joint position error without alignment (mm)."""
+    return _mean_norm(pred - truth)
+
+
+def root_error(pred: np.ndarray, truth: np.ndarray, root: int = 0) -> float:
+    """Mean position error of the root joint (mm)."""
+    return _mean_norm(pred[:, root] - truth[:, root])
+
+
+def accel_error(pred: np.ndarray, truth: np.ndarray, root: int = 0, relative: bool = True):
+    """Mean acceleration error (mm/frame²): second differences along time of root-relative (or
+    absolute) joints, compared where three consecutive samples exist."""
+    if len(pred) < 3:
+        return float("nan")
+    if relative:
+        pred, truth = _relative(pred, root), _relative(truth, root)
+    error = np.diff(pred, 2, axis=0) - np.diff(truth, 2, axis=0)
+    if relative:
+        error = np.delete(error, root, axis=1)
+    return _mean_norm(error)
+
+
+def bone_length_cv(poses: np.ndarray, edges: np.ndarray) -> float:
+    """Mean over bones of std/mean of the bone length over time (%)."""
+    lengths = np.linalg.norm(poses[:, edges[:, 1]] - poses[:, edges[:, 0]], axis=-1)
+    values = []
+    for bone in lengths.T:
+        bone = bone[np.isfinite(bone)]
+        if bone.size > 1 and bone.mean() > 0:
+            values.append(bone.std() / bone.mean())
+    return 100.0 * float(np.mean(values)) if values else float("nan")
+
+
+def foot_slide(
+    feet_m: np.ndarray, contacts: np.ndarray, threshold_mm: float = SKATE_THRESHOLD_MM
+) -> tuple[float, float]:
+    """(mean slide mm/frame, skate ratio) of foot channels ``(T, C, 3)`` world metres while
+    ``contacts`` ``(T, C)`` holds on both ends of a frame step."""
+    steps = 1000.0 * np.linalg.norm(np.diff(feet_m[..., :2], axis=0), axis=-1)
+    held = contacts[1:] & contacts[:-1] & np.isfinite(steps)
+    slides = steps[held]
+    if slides.size == 0:
+        return float("nan"), float("nan")
+    return float(slides.mean()), float(np.mean(slides > threshold_mm))
+
+
+def penetration(feet_m: np.ndarray, clearance_m: np.ndarray) -> np.ndarray:
+    """Per-frame penetration (T,) mm: how far the deepest foot channel is below its clearance
+    height above the floor (0 when none is; NaN when no channel is known)."""
+    depth = 1000.0 * (np.asarray(clearance_m)[None] - feet_m[..., 2])
+    known = np.isfinite(depth)
+    worst = np.max(np.where(known, depth, -np.inf), axis=1)
+    return np.where(known.any(axis=1), np.maximum(worst, 0.0), np.nan)
+
+
+def coverage(poses: np.ndarray) -> float:
+    """Share of joint-frames that are present (finite)."""
+    return float(np.mean(np.all(np.isfinite(poses), axis=-1))) if poses.size else 0.0
+
+
+def summary(
+    pred_mm: np.ndarray,
+    truth_mm: np.ndarray,
+    edges: np.ndarray,
+    pred_feet_m: np.ndarray | None = None,
+    contacts: np.ndarray | None = None,
+    clearance_m: np.ndarray | None = None,
+    root: int = 0,
+    support: np.ndarray | None = None,
+    foot_joints: list[int] | None = None,
+) -> dict[str, float]:
+    """All metrics in one dict: ``mpjpe``, ``abs``, ``root``, ``accel``, ``accel_abs``,
+    ``bone_cv``, ``coverage`` and, given world-frame foot channels with ground-truth contacts and
+    clearances, ``slide``, ``skate``, ``pen_ok`` (share of frames penetrating < 1 cm) and
+    ``pen_p99`` (mm).
+
+    With ``support`` (T, J) bool (e.g. where the raw estimate exists), the position and
+    acceleration errors are measured on those samples only, so a cleaned result and the raw input
+    are compared on the same joint-frames; ``mpjpe_gaps`` then measures the samples outside it
+    (filled gaps), and ``coverage`` still counts every sample. Given ``foot_joints`` (the joint
+    index of each foot channel), the slide is also measured on supported samples only: inside a
+    long gap nothing was observed, so no contact can be found there."""
+    core = pred_mm
+    if support is not None:
+        core = np.where(support[..., None], pred_mm, np.nan)
+    out = {
+        "mpjpe": mpjpe(core, truth_mm, root),
+        "abs": absolute_error(core, truth_mm),
+        "root": root_error(core, truth_mm, root),
+        "accel": accel_error(core, truth_mm, root),
+        "accel_abs": accel_error(core, truth_mm, root, relative=False),
+        "bone_cv": bone_length_cv(pred_mm, edges),
+        "coverage": coverage(pred_mm),
+    }
+    if support is not None:
+        outside = np.where(support[..., None], np.nan, pred_mm)
+        outside[:, root] = pred_mm[:, root]  # the alignment needs the root everywhere
+        out["mpjpe_gaps"] = mpjpe(outside, truth_mm, root)
+    if pred_feet_m is not None and contacts is not None:
+        feet = pred_feet_m
+        if support is not None and foot_joints is not None:
+            feet = np.where(support[:, foot_joints, None], pred_feet_m, np.nan)
+        out["slide"], out["skate"] = foot_slide(feet, contacts)
+    if pred_feet_m is not None and clearance_m is not None:
+        depth = penetration(pred_feet_m, clearance_m)
+        depth = depth[np.isfinite(depth)]
+        out["pen_ok"] = float(np.mean(depth < 10.0)) if depth.size else float("nan")
+        out["pen_p99"] = float(np.percentile(depth, 99)) if depth.size else float("nan")
+    return out

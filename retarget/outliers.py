@@ -1,0 +1,367 @@
+"""Outlier gates for one person's joints: mark implausible joint-frames missing, and undo
+left/right swaps.
+
+Positions are ``(T, J, 3)`` millimetres in the camera frame; ``valid`` is ``(T, J)`` bool. The
+gates work on two signals so that the large, common depth jitter of monocular estimates does not
+hide a single bad joint:
+
+* the *centre*: a per-frame median of the torso joints (which have no left/right twin). A centre
+  that jumps away from its own Savitzky–Golay trend, or moves faster than a person can, rejects
+  the whole frame (a frame-level depth error);
+* the *body*: joints relative to the centre, gated by bone length (more than ±25 % of the clip's
+  median, or 4 robust sigmas, whichever is wider, so short bones are not rejected for noise),
+  by speed (a spike faster than 10 m/s in and out), and by the residual against a robust trend
+  (a running median first, then Savitzky–Golay of order 2 over ≈0.35 s with the rejected samples
+  left out) larger than 4 x 1.4826 x MAD, per joint and axis.
+
+Left/right swaps (an estimator labelling the left leg as the right one for a few frames) are
+corrected before gating: a frame's limb pair is swapped back when the swapped assignment is much
+closer to the running median of the surrounding frames.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .filters import savgol_filter
+
+logger = logging.getLogger(__name__)
+
+MAD_TO_SIGMA = 1.4826
+TORSO_JOINTS = ("pelv", "bell", "spin", "thor", "neck", "head")
+# Left/right limb groups (joint name without the l/r prefix) swapped as a whole.
+SWAP_GROUPS = {
+    "leg": ("hip", "kne", "ank", "toe", "hee"),
+    "arm": ("cla", "sho", "elb", "wri", "han"),
+    "face": ("ear", "eye"),
+}
+MIN_DEPTH_MM = 100.0  # joints closer to the camera than this are impossible
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Thresholds of :func:`gate_person` (see the module docstring for what each gate does)."""
+
+    bone_tolerance: float = 0.25  # relative deviation from the clip's median bone length
+    max_speed_m_s: float = 10.0  # faster in and out of a sample = spike
+    speed_slack_mm: float = 60.0  # allowance for noise added to the speed limit per step
+    trend_window_s: float = 0.35  # Savitzky–Golay window of the trend
+    trend_k: float = 4.0  # residual threshold in robust sigmas
+    trend_floor_mm: float = 40.0  # never reject residuals below this (noise-free clips)
+    trend_passes: int = 2
+    uncertainty_factor: float = 4.0  # reject joints this many times above their median spread
+    uncertainty_floor_mm: float = 100.0
+    fix_swaps: bool = True
+    swap_ratio: float = 0.5  # swapped assignment must cost at most this share of the original
+
+
+@dataclass
+class GateReport:
+    """What the gates did to one person: counts per gate, and the frames where swaps were undone."""
+
+    invalid: int = 0
+    uncertainty: int = 0
+    frame: int = 0
+    bone: int = 0
+    speed: int = 0
+    trend: int = 0
+    swapped_frames: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "invalid": self.invalid,
+            "uncertainty": self.uncertainty,
+            "frame": self.frame,
+            "bone": self.bone,
+            "speed": self.speed,
+            "trend": self.trend,
+            "swapped_frames": len(self.swapped_frames),
+        }
+
+
+def odd_window(seconds: float, fps: float, minimum: int = 5) -> int:
+    """An odd window length in frames covering about ``seconds``."""
+    frames = max(int(round(seconds * fps)), minimum)
+    return frames if frames % 2 else frames + 1
+
+
+def fill_linear(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Fill missing samples of ``values`` (T, J, ...) per joint by linear interpolation over the
+    frame index, holding the ends; joints with no valid sample become 0."""
+    out = np.array(values, float, copy=True)
+    index = np.arange(len(values))
+    for j in range(values.shape[1]):
+        known = np.flatnonzero(valid[:, j])
+        if known.size == 0:
+            out[:, j] = 0.0
+        elif known.size < len(values):
+            flat = out[:, j].reshape(len(values), -1)
+            for c in range(flat.shape[1]):
+                flat[:, c] = np.interp(index, known, flat[known, c])
+            out[:, j] = flat.reshape(out[:, j].shape)
+    return out
+
+
+def running_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median over a centred window along axis 0 (edges padded by repetition); finite input."""
+    half = window // 2
+    padded = np.concatenate(
+        [np.repeat(values[:1], half, 0), values, np.repeat(values[-1:], half, 0)]
+    )
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
+    return np.median(windows, axis=-1)
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average along axis 0 (window shrinks at the edges)."""
+    half = window // 2
+    total = np.concatenate([np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)])
+    index = np.arange(len(values))
+    hi = np.minimum(index + half + 1, len(values))
+    lo = np.maximum(index - half, 0)
+    return (total[hi] - total[lo]) / (hi - lo).reshape((-1,) + (1,) * (values.ndim - 1))
+
+
+def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median along axis 0 over the samples where ``mask`` (NaN where none); one sort instead of
+    ``np.nanmedian``'s slow per-column path."""
+    data = np.sort(np.where(mask, values, np.nan), axis=0)  # NaN sort last
+    count = mask.sum(axis=0)
+    low = np.take_along_axis(data, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
+    high = np.take_along_axis(data, np.maximum(count // 2, 0)[None], axis=0)[0]
+    return np.where(count > 0, 0.5 * (low + high), np.nan)
+
+
+def robust_sigma(residuals: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """1.4826 x MAD of ``residuals`` (T, ...) along axis 0 over the samples where ``mask``."""
+    mask = np.broadcast_to(mask, residuals.shape)
+    median = masked_median(residuals, mask)
+    return MAD_TO_SIGMA * masked_median(np.abs(residuals - median), mask)
+
+
+def _median_over_joints(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-frame median over joints of ``values`` (T, J, 3) where ``mask`` (T, J)."""
+    full = np.broadcast_to(mask[..., None], values.shape)
+    return masked_median(np.moveaxis(values, 1, 0), np.moveaxis(full, 1, 0))
+
+
+def centre(
+    poses: np.ndarray, valid: np.ndarray, names: tuple[str, ...], window: int = 11
+) -> np.ndarray:
+    """Per-frame robust centre (T, 3) of the torso joints (all joints when fewer than two torso
+    joints are seen); NaN in frames with nothing valid.
+
+    A plain median over joints spread along the trunk jumps by the spacing of the joints when one
+    of them is wrong, so each joint is first moved by its own typical offset from the centre
+    (running median over ``window`` frames): the median of those nearly equal values is robust."""
+    torso = np.array([names.index(n) for n in TORSO_JOINTS if n in names] or range(len(names)))
+    few = valid[:, torso].sum(axis=1) < 2
+    rough = _median_over_joints(poses[:, torso], valid[:, torso])
+    if few.any():
+        rough[few] = _median_over_joints(poses[few], valid[few])
+    seen = np.isfinite(rough).all(axis=-1)
+    if seen.sum() < 3:
+        return rough
+    offsets = poses[:, torso] - rough[:, None]
+    ok = valid[:, torso] & seen[:, None]
+    typical = running_median(fill_linear(offsets, ok), min(window, 2 * (seen.sum() // 2) - 1))
+    refined = _median_over_joints(poses[:, torso] - typical, ok)
+    return np.where((~few & seen)[:, None], refined, rough)
+
+
+def swap_groups(names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Group name -> (left joint indices, right joint indices) present in ``names``."""
+    groups = {}
+    for group, suffixes in SWAP_GROUPS.items():
+        pairs = [
+            (names.index("l" + s), names.index("r" + s))
+            for s in suffixes
+            if "l" + s in names and "r" + s in names
+        ]
+        if pairs:
+            left, right = zip(*pairs, strict=True)
+            groups[group] = (np.array(left), np.array(right))
+    return groups
+
+
+def fix_swaps(
+    relative: np.ndarray, valid: np.ndarray, names: tuple[str, ...], window: int, ratio: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undo left/right swaps of limb groups in ``relative`` (T, J, 3) mm (centre-relative).
+
+    Returns the corrected positions and validity, and a (T,) bool of frames where a swap was
+    undone. A group is swapped back in a frame when the swapped assignment lies within ``ratio``
+    of the original's distance to the running median of the surrounding frames."""
+    relative = relative.copy()
+    valid = valid.copy()
+    swapped = np.zeros(len(relative), bool)
+    if len(relative) < 3:
+        return relative, valid, swapped
+    for attempt in range(2):  # a second pass sees the medians without the first pass's swaps
+        if attempt and not swapped.any():
+            break
+        filled = fill_linear(relative, valid)
+        for left, right in swap_groups(names).values():
+            both = valid[:, left] & valid[:, right]
+            reference = running_median(filled[:, np.concatenate([left, right])], window)
+            ref_left, ref_right = reference[:, : len(left)], reference[:, len(left) :]
+            a, b = filled[:, left], filled[:, right]
+
+            def cost(x, y, mask=both):
+                return np.sum(np.where(mask, np.linalg.norm(x - y, axis=-1), 0.0), axis=1)
+
+            keep = cost(a, ref_left) + cost(b, ref_right)
+            flip = cost(b, ref_left) + cost(a, ref_right)
+            noise_floor = 30.0 * both.sum(axis=1)  # mm; ignore near-symmetric poses
+            frames = (flip < ratio * keep) & (keep - flip > noise_floor) & both.any(axis=1)
+            if frames.any():
+                rows = np.flatnonzero(frames)
+                for array in (relative, valid):  # positions and their flags move together
+                    la, rb = array[rows][:, left].copy(), array[rows][:, right].copy()
+                    array[rows[:, None], left[None]] = rb
+                    array[rows[:, None], right[None]] = la
+                swapped |= frames
+    return relative, valid, swapped
+
+
+def _bone_gate(relative, valid, parents, tolerance):
+    """Joints to reject because their bones have implausible lengths."""
+    num_joints = relative.shape[1]
+    children = np.flatnonzero(parents >= 0)
+    if children.size == 0:
+        return np.zeros(valid.shape, bool)
+    par = parents[children]
+    lengths = np.linalg.norm(relative[:, children] - relative[:, par], axis=-1)  # (T, B)
+    both = valid[:, children] & valid[:, par]
+    median = masked_median(lengths, both)
+    sigma = robust_sigma(lengths, both)
+    allowed = np.maximum(tolerance * median, 4.0 * sigma)
+    bad = both & (np.abs(lengths - median) > allowed)
+    bad_count = np.zeros(valid.shape, int)
+    degree = np.zeros(num_joints, int)
+    for b, (child, parent) in enumerate(zip(children, par, strict=True)):
+        bad_count[:, child] += bad[:, b]
+        bad_count[:, parent] += bad[:, b]
+        degree[child] += 1
+        degree[parent] += 1
+    # A joint is to blame when all of its bones are bad; a leaf (one bone) only when its parent
+    # is not to blame already (a bad wrist must not take the hand with it).
+    blamed = valid & (bad_count > 0) & (bad_count >= degree[None]) & (degree[None] > 1)
+    leaves = np.flatnonzero((degree == 1) & (parents >= 0))
+    blamed[:, leaves] = valid[:, leaves] & (bad_count[:, leaves] > 0) & ~blamed[:, parents[leaves]]
+    return blamed
+
+
+def _speed_gate(relative, valid, times, max_speed_mm_s, slack_mm):
+    """Joints whose step into and out of a sample both exceed the speed limit (spikes)."""
+    rejected = np.zeros(valid.shape, bool)
+    for j in range(relative.shape[1]):
+        known = np.flatnonzero(valid[:, j])
+        if known.size < 3:
+            continue
+        steps = np.linalg.norm(np.diff(relative[known, j], axis=0), axis=-1)
+        limits = max_speed_mm_s * np.diff(times[known]) + slack_mm
+        fast = steps > limits
+        spikes = fast[:-1] & fast[1:]
+        rejected[known[1:-1][spikes], j] = True
+    return rejected
+
+
+def _trend_gate(relative, valid, window, settings: GateSettings):
+    """Samples far from the trend, per joint and axis (see module docstring)."""
+    rejected = np.zeros(valid.shape, bool)
+    if len(relative) < window:
+        return rejected
+    # The first trend sees the outliers too (their neighbours may be rejected wrongly); later
+    # passes re-test every sample against a trend fitted without the rejected ones.
+    local_window = 3 * window
+    for _ in range(settings.trend_passes + 1):
+        trend = savgol_filter(fill_linear(relative, valid & ~rejected), window, 2)
+        residual = np.abs(filled_or(relative, trend, valid) - trend)
+        keep = np.broadcast_to((valid & ~rejected)[..., None], residual.shape)
+        sigma = np.nan_to_num(robust_sigma(residual, keep))
+        # Fast moves leave larger residuals than slow ones: also scale by the local residual
+        # level (clipped so that an outlier barely raises its own limit).
+        clipped = np.where(keep, np.minimum(residual, settings.trend_k * sigma[None]), 0.0)
+        local = (
+            1.2533
+            * moving_average(clipped, local_window)
+            / np.maximum(moving_average(keep.astype(float), local_window), 1e-9)
+        )
+        scale = np.maximum(sigma[None], local)
+        limit = np.maximum(settings.trend_k * scale, settings.trend_floor_mm)
+        rejected = valid & np.any(residual > limit, axis=-1)
+    return rejected
+
+
+def filled_or(values: np.ndarray, fallback: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    return np.where(valid[..., None], values, fallback)
+
+
+def gate_person(
+    poses: np.ndarray,
+    valid: np.ndarray,
+    times: np.ndarray,
+    names: tuple[str, ...],
+    parents: np.ndarray,
+    uncertainty: np.ndarray | None,
+    settings: GateSettings,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, GateReport]:
+    """Gate one person's joints (see the module docstring).
+
+    ``poses`` (T, J, 3) mm camera frame, ``valid`` (T, J), ``times`` (T,) s, ``parents`` (J,) with
+    -1 for roots, ``uncertainty`` (T, J) mm or None. Returns the poses (swaps undone), the new
+    validity, a (T,) bool of frames with undone swaps, and a :class:`GateReport`."""
+    report = GateReport()
+    poses = np.array(poses, float, copy=True)
+    sane = (
+        valid & np.all(np.isfinite(poses), axis=-1) & (np.nan_to_num(poses[..., 2]) > MIN_DEPTH_MM)
+    )
+    report.invalid = int((valid & ~sane).sum())
+    valid = sane
+    if uncertainty is not None and np.any(np.isfinite(uncertainty) & (uncertainty > 0)):
+        usable = valid & np.isfinite(uncertainty)
+        spread = np.where(usable, uncertainty, np.nan)
+        typical = masked_median(spread, usable)
+        limit = np.maximum(settings.uncertainty_factor * typical, settings.uncertainty_floor_mm)
+        doubtful = valid & (np.nan_to_num(spread) > np.nan_to_num(limit, nan=np.inf)[None])
+        report.uncertainty = int(doubtful.sum())
+        valid = valid & ~doubtful
+    if not valid.any():
+        return poses, valid, np.zeros(len(poses), bool), report
+    fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 30.0
+    window = odd_window(settings.trend_window_s, fps)
+    max_speed = 1000.0 * settings.max_speed_m_s
+
+    # Frame level: the centre against its own trend and the speed limit.
+    middle = centre(poses, valid, names, window)
+    seen = np.all(np.isfinite(middle), axis=-1)
+    bad_frames = np.zeros(len(poses), bool)
+    if seen.sum() >= 3:
+        bad_frames |= _speed_gate(middle[:, None], seen[:, None], times, max_speed, 100.0)[:, 0]
+        bad_frames |= _trend_gate(middle[:, None], seen[:, None] & ~bad_frames[:, None], window,
+                                  settings)[:, 0]  # fmt: skip
+    report.frame = int(bad_frames.sum())
+    valid = valid & ~bad_frames[:, None]
+    middle = centre(poses, valid, names, window)
+    seen = np.all(np.isfinite(middle), axis=-1)
+    relative = poses - np.where(seen[:, None], middle, 0.0)[:, None]
+    valid = valid & seen[:, None]
+
+    swapped = np.zeros(len(poses), bool)
+    if settings.fix_swaps:
+        relative, valid, swapped = fix_swaps(relative, valid, names, window, settings.swap_ratio)
+        report.swapped_frames = np.flatnonzero(swapped).tolist()
+        poses = relative + np.where(seen[:, None], middle, 0.0)[:, None]
+
+    bone = _bone_gate(relative, valid, parents, settings.bone_tolerance)
+    report.bone = int(bone.sum())
+    valid = valid & ~bone
+    speed = _speed_gate(relative, valid, times, max_speed, settings.speed_slack_mm)
+    report.speed = int(speed.sum())
+    valid = valid & ~speed
+    trend = _trend_gate(relative, valid, window, settings)
+    report.trend = int(trend.sum())
+    valid = valid & ~trend
+    return poses, valid, swapped, report
