@@ -93,8 +93,19 @@ def write_video(
 
 
 def write_clip(path: str | Path, truth: Trajectory, radius: int = 3) -> Path:
-    """Render and write ``truth`` as a video at its nominal frame rate."""
-    return write_video(path, frames_of(truth, radius), fps=truth.fps)
+    """Render and write ``truth`` as a video at its nominal frame rate, one frame at a time (long
+    clips never sit in memory)."""
+    path = Path(path)
+    fourcc = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}[path.suffix.lower()]
+    width, height = (int(v) for v in truth.image_size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), truth.fps, (width, height))
+    assert writer.isOpened(), f"cannot write {path} with {fourcc}"
+    depth = truth.poses3d[:, :, 0, 2]
+    for t in range(truth.num_frames):
+        frame = render_frame(truth.poses2d[t], depth[t], (width, height), radius)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
 
 
 # Body part widths (metres) for filled figures: what a person detector trained on photos can see.
