@@ -61,6 +61,7 @@ EXIT_OUTPUT = 5
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
+DEFAULT_SKELETON = "smpl+head_30"  # the project's canonical joint set (retarget.skeletons)
 DETECTOR_CHOICES = "auto, hog, none, a detector name from `weights list` (e.g. yolox_s) or a .pth"
 AUTO_DETECTORS = ("yolox_s", "yolox_m", "yolox_tiny", "yolox_nano")  # tried in this order
 PROPOSAL_COVERED_IOU = 0.3  # a track whose predicted box overlaps a detection this much needs none
@@ -98,6 +99,7 @@ class Settings:
     video: str
     output: str
     model: str | None = None  # name or path; None: the default model
+    skeleton: str | None = None  # output joint set of the model; None: smpl+head_30 if it has it
     detector: str = "auto"
     detect_every: int = 4  # run the detector on every n-th frame (tracks fill the others)
     detection_threshold: float | None = None  # None: the detector's own default
@@ -177,6 +179,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="pose model: a name from `python -m inference weights list`, a bundle folder or "
         ".tar.gz (default: the official MeTRAbs model, once downloaded)",
     )
+    model.add_argument(
+        "--skeleton", metavar="NAME",
+        help=f"output joint set of the model (default {DEFAULT_SKELETON} when the model has it)",
+    )  # fmt: skip
     model.add_argument("--detector", default="auto", help=f"person detector: {DETECTOR_CHOICES}")
     model.add_argument(
         "--detect-every", type=_positive_int, default=4, metavar="N",
@@ -274,25 +280,53 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
     name = settings.model or weights.DEFAULT_POSE_MODEL
     try:
         folder = weights.resolve_model(name)
-    except weights.ModelNotFoundError as error:
+    except weights.WeightsError as error:
         hint = ""
-        if settings.model is None:
+        if settings.model is None and isinstance(error, weights.ModelNotFoundError):
             hint = (
                 f"\nNo pose model is installed. Download the official one with "
                 f"`python -m inference weights download {weights.DEFAULT_POSE_MODEL}`, or run the "
                 f"offline demo model with `--model {weights.OFFLINE_POSE_MODEL}`."
             )
         raise ModelUnavailableError(f"{error}{hint}") from None
-    try:
-        from .model import load_bundle  # the bundle loader (inference.model)
-        from .poses import EstimatorConfig, PoseEstimator
-    except ImportError as error:
-        raise ModelUnavailableError(
-            f"this installation cannot load pose models yet ({error}); update MeTRAbs Mocap"
-        ) from None
-    bundle = load_bundle(folder, device=device)
+    from .model import load_bundle
+    from .poses import EstimatorConfig, PoseEstimator
+
+    bundle = load_bundle(folder)
+    skeleton, info = _choose_skeleton(bundle.skeleton_infos, settings.skeleton, name)
+    model = bundle.model.prepare_for_inference(device)
     config = EstimatorConfig(num_aug=settings.tta, batch_size=_batch_size(settings, device))
-    return PoseEstimator.from_bundle(bundle, device=device, config=config)
+    estimator = PoseEstimator(
+        model,
+        bundle.joint_names,
+        device,
+        config,
+        joint_transform_matrix=bundle.joint_transform_matrix,
+        skeleton_indices=info["indices"],
+        output_joint_names=info["names"],
+    )
+    estimator.skeleton = skeleton
+    estimator.joint_edges = np.asarray(info["edges"], np.int32).reshape(-1, 2)
+    checkpoint = Path(folder) / "ckpt.pt"
+    digest = source_fingerprint(str(checkpoint)).rsplit(" ", 1)[-1] if checkpoint.is_file() else ""
+    estimator.model_id = f"{name if settings.model is None else Path(name).name} {digest}".strip()
+    logger.info("pose model %s, skeleton %s, %d crops per call", estimator.model_id, skeleton,
+                config.batch_size)  # fmt: skip
+    return estimator
+
+
+def _choose_skeleton(
+    infos: dict[str, dict[str, Any]], wanted: str | None, model_name: str
+) -> tuple[str, dict[str, Any]]:
+    """The output skeleton: ``wanted``, else the project's canonical one, else the bundle's first."""
+    if wanted is not None:
+        if wanted not in infos:
+            raise InputError(
+                f"--skeleton {wanted}: model {model_name} has {', '.join(sorted(infos))}"
+            )
+        return wanted, infos[wanted]
+    name = DEFAULT_SKELETON if DEFAULT_SKELETON in infos else next(iter(infos))
+    return name, infos[name]
 
 
 def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -> Any | None:
@@ -603,7 +637,8 @@ def _trajectory(
     names, edges, skeleton = joints
     tracks = state.tracker.tracks
     if not partial:
-        min_frames = min(settings.min_track_frames, max(1, state.num_rows))
+        # The person the user boxed is kept however short their track.
+        min_frames = 1 if settings.box else min(settings.min_track_frames, max(1, state.num_rows))
         tracks = select_tracks(tracks, min_frames, settings.max_people)
     arrays = stack_tracks(tracks, state.num_rows, len(names))
     worker_settings = {key: value for key, value in asdict(settings).items() if key != "resume"}
@@ -639,8 +674,8 @@ def _write(path: str, trajectory: Any) -> None:
 
 
 # Settings that must agree between a partial result and the run resuming it.
-_RESUME_KEYS = ("model", "start", "stop", "stride", "box", "tta", "fov", "focal_mm", "sensor_width",
-                "intrinsics", "sequence_fps")  # fmt: skip
+_RESUME_KEYS = ("model", "skeleton", "start", "stop", "stride", "box", "tta", "fov", "focal_mm",
+                "sensor_width", "intrinsics", "sequence_fps")  # fmt: skip
 
 
 def _load_resume(
