@@ -1,10 +1,13 @@
 """``python -m inference analyze VIDEO -o OUT.npz``: 3D poses of everyone in a clip.
 
-Pipeline: a reader thread decodes frames into a bounded queue (memory flat in the clip length); the
-main thread gathers frames into batches of about ``--batch-size`` person crops, detects people every
-``--detect-every`` frames (and on every frame while nobody is tracked), adds a box proposed from
-each tracked person's last pose where the detector did not find them, runs the pose network on all
-crops of the batch at once, then assigns the poses to tracks frame by frame (``inference.track``).
+Pipeline: a reader thread decodes frames into a bounded queue (memory flat in the clip length); a
+detection thread runs the person detector on every ``--detect-every``-th frame ahead of the
+network; the main thread gathers frames into batches of ``--batch-size`` person crops (whole
+network batches: people x frames), adds a box proposed from each tracked person's last pose where
+the detector did not run or did not find them, runs the pose network on all crops of the batch at
+once, then assigns the poses to tracks frame by frame (``inference.track``). While nobody is
+tracked, every frame is searched, one frame at a time. With ``--box`` only that person is followed
+(and kept however short their track).
 
 Output: the trajectory contract (``retarget.contract``), written atomically. ``extras`` holds
 ``partial`` (bool: the run was interrupted; resume it with ``--resume``), ``source_frames`` (i32 [T]:
@@ -488,8 +491,7 @@ class Analysis:
         self.num_joints = num_joints
         self.state = state
         self.batch_size = batch_size
-        self.frames_with_detection = 0
-        self.crops = 0
+        self.crops = 0  # person crops estimated so far
 
     def frames_per_batch(self, frame_bytes: int) -> int:
         """Frames to gather so a batch holds about ``batch_size`` crops (people x frames)."""
@@ -553,10 +555,8 @@ class Analysis:
                 if overlap.max() >= PROPOSAL_COVERED_IOU:
                     # Found by the detector: later frames of the batch start from this box
                     # (shrunk to a pose extent) instead of extrapolating from the batch start.
-                    x, y, w, h = boxes[int(overlap.argmax()), :4]
-                    anchors[track_id] = (frame.time, np.array(
-                        [x + w * margin / (1 + 2 * margin), y + h * margin / (1 + 2 * margin),
-                         w / (1 + 2 * margin), h / (1 + 2 * margin)]))  # fmt: skip
+                    detected = boxes[int(overlap.argmax()), :4].astype(np.float64)
+                    anchors[track_id] = (frame.time, _shrink(detected, margin))
                     continue
                 proposed.append([*box, 0.0])
                 owners.append(track_id)
@@ -616,6 +616,12 @@ class Analysis:
                 tracker.update(row, frame.time, candidates)
             self.state.frame_times.append(frame.time)
             self.state.source_frames.append(frame.index)
+
+
+def _shrink(box: np.ndarray, margin: float) -> np.ndarray:
+    """Undo an enlargement by ``margin`` x size on each side: ``(4,)`` x, y, w, h."""
+    size = box[2:] / (1 + 2 * margin)
+    return np.concatenate([box[:2] + margin * size, size])
 
 
 def _trajectory(
@@ -790,27 +796,21 @@ def _check_paths(settings: Settings) -> None:
         raise InputError("the output would overwrite the input video; choose another -o path")
 
 
-def _run(
-    settings: Settings,
-    reporter: ProgressReporter,
-    interrupt: Interrupt,
-    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
-    make_detector: Callable[[Settings, str, ProgressReporter], Any],
-) -> int:
+def _open_input(settings: Settings) -> tuple[Any, np.ndarray, str]:
+    """Check the paths, open the video for its facts, resolve the camera, check ``--box``:
+    ``(video info, intrinsics (3, 3), camera description)``."""
     from .camera import resolve_intrinsics
-    from .track import Tracker, TrackerParams, tracker_from_arrays
     from .video import FrameRange, open_video
 
-    started = time.monotonic()
     _check_paths(settings)
-    frame_range = FrameRange(settings.start, settings.stop, settings.stride)
-    source_video = open_video(settings.video, frame_range, settings.sequence_fps)
-    info = source_video.info
-    source_video.close()
-    image_size = (info.width, info.height)
+    source = open_video(settings.video, FrameRange(settings.start, settings.stop, settings.stride),
+                        settings.sequence_fps)  # fmt: skip
+    info = source.info
+    source.close()
     intrinsics, camera_text = resolve_intrinsics(
-        image_size, settings.fov, settings.focal_mm, settings.sensor_width, settings.intrinsics
-    )
+        (info.width, info.height), settings.fov, settings.focal_mm, settings.sensor_width,
+        settings.intrinsics,
+    )  # fmt: skip
     logger.info("camera: %s", camera_text)
     if settings.box is not None:
         x, y, w, h = settings.box
@@ -818,53 +818,75 @@ def _run(
             raise InputError(
                 f"--box {x:g},{y:g},{w:g},{h:g} lies outside the {info.width}x{info.height} frame"
             )
+    return info, intrinsics, camera_text
+
+
+def _initial_state(settings: Settings, previous: Any | None, params: Any) -> tuple[RunState, Any]:
+    """The rows and tracks to start from (empty, or those of a partial result) and the frame
+    range still to analyse."""
+    from .track import Tracker, tracker_from_arrays
+    from .video import FrameRange
+
+    if previous is None:
+        return RunState([], [], Tracker(params)), FrameRange(settings.start, settings.stop,
+                                                              settings.stride)  # fmt: skip
+    keys = ("poses3d", "poses2d", "uncertainty", "boxes", "track_ids")
+    tracker = tracker_from_arrays(
+        {k: getattr(previous, k) for k in keys}, previous.frame_times, params
+    )
+    state = RunState(list(previous.frame_times),
+                     [int(i) for i in previous.extras["source_frames"]], tracker)  # fmt: skip
+    next_frame = (
+        state.source_frames[-1] + settings.stride if state.source_frames else settings.start
+    )
+    logger.info("resuming at source frame %d after %d rows", next_frame, state.num_rows)
+    return state, FrameRange(next_frame, settings.stop, settings.stride)
+
+
+def _run(
+    settings: Settings,
+    reporter: ProgressReporter,
+    interrupt: Interrupt,
+    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
+    make_detector: Callable[[Settings, str, ProgressReporter], Any],
+) -> int:
+    from .track import TrackerParams
+    from .video import FrameRange, open_video
+
+    started = time.monotonic()
+    info, intrinsics, camera_text = _open_input(settings)
     source = source_fingerprint(settings.video)
     resumed = _load_resume(settings, source, intrinsics)
     if resumed is None and settings.resume:
-        reporter.warning(
-            f"--resume: {settings.output} does not exist yet; starting from the beginning"
-        )
+        reporter.warning(f"--resume: {settings.output} does not exist yet; starting afresh")
+    if resumed is not None and resumed[1]:
+        previous = resumed[0]
+        reporter.emit("done", output=str(settings.output), frames=previous.num_frames,
+                      people=previous.num_people, partial=False, elapsed_s=0.0,
+                      message="already complete; nothing to resume")  # fmt: skip
+        return EXIT_OK
 
     device = _device(settings.device)
     estimator = make_estimator(settings, device)
     detector = make_detector(settings, device, reporter)
     joints = _joint_info(estimator)
     model_id = str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
-    detector_name = (
-        "none" if detector is None else str(getattr(detector, "name", type(detector).__name__))
-    )
+    detector_name = "none" if detector is None else str(getattr(detector, "name", "detector"))
     params = TrackerParams(new_tracks=settings.box is None)
-
-    if resumed is not None:
-        previous, complete = resumed
-        if complete:
-            reporter.emit("done", output=str(settings.output), frames=previous.num_frames,
-                          people=previous.num_people, partial=False, elapsed_s=0.0,
-                          message="already complete; nothing to resume")  # fmt: skip
-            return EXIT_OK
-        arrays = {
-            key: getattr(previous, key)
-            for key in ("poses3d", "poses2d", "uncertainty", "boxes", "track_ids")
-        }
-        state = RunState(list(previous.frame_times), [int(i) for i in previous.extras["source_frames"]],
-                         tracker_from_arrays(arrays, previous.frame_times, params))  # fmt: skip
-        next_frame = (
-            state.source_frames[-1] + settings.stride if state.source_frames else settings.start
-        )
-        frame_range = FrameRange(next_frame, settings.stop, settings.stride)
-        logger.info("resuming at source frame %d after %d rows", next_frame, state.num_rows)
-    else:
-        state = RunState([], [], Tracker(params))
-
+    state, frame_range = _initial_state(settings, None if resumed is None else resumed[0], params)
     total = FrameRange(settings.start, settings.stop, settings.stride).count(info.frame_count)
     batch_size = _batch_size(settings, device)
-    analysis = Analysis(
-        settings, estimator, detector, intrinsics, image_size, len(joints[0]), state, batch_size
-    )
+    analysis = Analysis(settings, estimator, detector, intrinsics, (info.width, info.height),
+                        len(joints[0]), state, batch_size)  # fmt: skip
 
-    def save(partial: bool) -> None:
-        _write(settings.output, _trajectory(state, settings, info, intrinsics, joints, source,
-                                            model_id, detector_name, partial))  # fmt: skip
+    def result(partial: bool) -> Any:
+        return _trajectory(state, settings, info, intrinsics, joints, source, model_id,
+                           detector_name, partial)  # fmt: skip
+
+    def done(trajectory: Any, partial: bool) -> None:
+        reporter.emit("done", output=str(settings.output), frames=trajectory.num_frames,
+                      people=trajectory.num_people, partial=partial, crops=analysis.crops,
+                      elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
 
     reporter.emit(
         "start", video=str(settings.video), output=str(settings.output), frames_total=total,
@@ -872,22 +894,20 @@ def _run(
         model=model_id, detector=detector_name, batch_size=batch_size, camera=camera_text,
         resumed_frames=state.num_rows,
     )  # fmt: skip
-    finished = total is not None and state.num_rows >= total
     done_at_start = state.num_rows
     try:
-        if not finished:
+        if total is None or state.num_rows < total:
             stream = open_video(settings.video, frame_range, settings.sequence_fps)
             _process_stream(analysis, stream, interrupt, reporter, total, done_at_start,
-                            checkpoint=lambda: save(partial=True))  # fmt: skip
+                            checkpoint=lambda: _write(settings.output, result(True)))  # fmt: skip
     except KeyboardInterrupt:  # a second signal: stop now, keep the completed batches
-        save(partial=True)
-        reporter.emit("done", output=str(settings.output), frames=state.num_rows,
-                      people=len(state.tracker.tracks), partial=True,
-                      elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
+        trajectory = result(True)
+        _write(settings.output, trajectory)
+        done(trajectory, partial=True)
         return interrupt.exit_code
     except Exception:
         if state.num_rows > done_at_start:
-            save(partial=True)
+            _write(settings.output, result(True))
             reporter.warning(
                 f"partial result with {state.num_rows} frames saved to {settings.output}; "
                 f"continue it with --resume once the problem is fixed"
@@ -895,25 +915,24 @@ def _run(
         raise
 
     partial = interrupt.requested
+    trajectory = result(partial)
     if not partial:
         _warn_if_truncated(reporter, info, settings, state)
-    trajectory = _trajectory(state, settings, info, intrinsics, joints, source, model_id,
-                             detector_name, partial)  # fmt: skip
-    if not partial and trajectory.num_people == 0:
-        first, last = (
-            (state.source_frames[0], state.source_frames[-1]) if state.source_frames else (0, 0)
-        )
-        reporter.warning(
-            f"No person found in frames {first}-{last}; lower --detection-threshold, try another "
-            f"--detector, or give the person's box with --box x,y,w,h"
-        )
+        if trajectory.num_people == 0:
+            reporter.warning(_no_person_message(state))
     _write(settings.output, trajectory)
-    reporter.emit("done", output=str(settings.output), frames=trajectory.num_frames,
-                  people=trajectory.num_people, partial=partial,
-                  elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
-    if partial:
-        return interrupt.exit_code
-    return EXIT_OK
+    done(trajectory, partial)
+    return interrupt.exit_code if partial else EXIT_OK
+
+
+def _no_person_message(state: RunState) -> str:
+    first, last = (
+        (state.source_frames[0], state.source_frames[-1]) if state.source_frames else (0, 0)
+    )
+    return (
+        f"No person found in frames {first}-{last}; lower --detection-threshold, try another "
+        f"--detector, or give the person's box with --box x,y,w,h"
+    )
 
 
 class _LockedDetector:
