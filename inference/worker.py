@@ -536,8 +536,6 @@ class Analysis:
         self, frames: list[Any], detections: dict[int, np.ndarray], seed_row: int | None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per frame: boxes (n, 5) to estimate and, per box, the track id it was proposed for."""
-        from .detect.nms import box_iou
-
         tracker = self.state.tracker
         margin = tracker.params.proposal_margin
         anchors: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (time, box) in this batch
@@ -549,13 +547,14 @@ class Analysis:
                 out.append((box, np.array([-1])))
                 continue
             boxes = detections.get(i, np.zeros((0, 5), np.float32))
+            proposals = tracker.proposals(frame.time, self.image_size, anchors)
+            covered = _covering_detections([box for _, box in proposals], boxes[:, :4])
             proposed, owners = [], []
-            for track_id, box in tracker.proposals(frame.time, self.image_size, anchors):
-                overlap = box_iou(box, boxes[:, :4])[0] if len(boxes) else np.zeros(1)
-                if overlap.max() >= PROPOSAL_COVERED_IOU:
+            for (track_id, box), detection in zip(proposals, covered, strict=True):
+                if detection >= 0:
                     # Found by the detector: later frames of the batch start from this box
                     # (shrunk to a pose extent) instead of extrapolating from the batch start.
-                    detected = boxes[int(overlap.argmax()), :4].astype(np.float64)
+                    detected = boxes[detection, :4].astype(np.float64)
                     anchors[track_id] = (frame.time, _shrink(detected, margin))
                     continue
                 proposed.append([*box, 0.0])
@@ -616,6 +615,24 @@ class Analysis:
                 tracker.update(row, frame.time, candidates)
             self.state.frame_times.append(frame.time)
             self.state.source_frames.append(frame.index)
+
+
+def _covering_detections(proposals: list[np.ndarray], detections: np.ndarray) -> list[int]:
+    """For each proposed box, the detection that covers it (-1: none), one detection per proposal
+    at most: greedily by IoU, down to ``PROPOSAL_COVERED_IOU``. Two people merged into one
+    detection box leave one of them with a proposal of their own."""
+    from .detect.nms import box_iou
+
+    covered = [-1] * len(proposals)
+    if not proposals or not len(detections):
+        return covered
+    overlap = box_iou(np.array(proposals), detections)
+    while overlap.size and overlap.max() >= PROPOSAL_COVERED_IOU:
+        proposal, detection = np.unravel_index(int(overlap.argmax()), overlap.shape)
+        covered[proposal] = int(detection)
+        overlap[proposal, :] = -1
+        overlap[:, detection] = -1
+    return covered
 
 
 def _shrink(box: np.ndarray, margin: float) -> np.ndarray:

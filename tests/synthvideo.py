@@ -50,9 +50,11 @@ def walking_people(
     seed: int = 0,
     alternate: bool = True,
     distance_m: float | None = None,
+    depth_step_m: float = 0.4,
 ) -> Trajectory:
     """Ground truth of ``num_people`` walking side by side across the view (contract form);
-    with ``alternate`` every other person walks the other way (and 0.4 m further back)."""
+    with ``alternate`` every other person walks the other way, ``depth_step_m`` further back (a
+    negative ``spacing_m`` makes them walk towards each other and cross)."""
     offsets = (np.arange(num_people) - (num_people - 1) / 2) * spacing_m
     motions = [
         generate_motion(
@@ -60,7 +62,7 @@ def walking_people(
             duration_s,
             fps,
             seed=seed + i,
-            start_xy=(offset, 0.4 * (i % 2) if alternate else 0.0),
+            start_xy=(offset, depth_step_m * (i % 2) if alternate else 0.0),
             heading_deg=-90 if i % 2 and alternate else 90,
         )
         for i, offset in enumerate(offsets)
