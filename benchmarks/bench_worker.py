@@ -10,7 +10,9 @@ Measured side by side in one run, on synthetic walking people (1280x720, 25 fps,
    (immune to the load of other processes, which makes ``ratio`` noisy on a shared machine).
 3. ``length``: frames/s and peak memory of whole runs on clips of growing length (each in its own
    process; the frame-level test estimator keeps these runs short): memory must stay flat.
-4. ``detector``: per-frame cost of the detectors at 640x360 (HOG, YOLOX nano/s with untrained weights:
+4. ``2-person sample``: share of people found per frame and track-id switches against the ground
+   truth, side by side and crossing (the bundled model and sample will replace the test reader).
+5. ``detector``: per-frame cost of the detectors at 640x360 (HOG, YOLOX nano/s with untrained weights:
    the cost does not depend on the weights); the pipeline amortises it over ``--detect-every``.
 
 The network is the project's MeTRAbs model (EfficientNetV2-B0 backbone, untrained weights) when
@@ -180,6 +182,63 @@ def one_length(clip: str) -> dict:
     return {"code": code, "fps": done["frames"] / done["elapsed_s"], "rss_mb": peak}
 
 
+def tracking_quality(result, truth, tolerance_px: float = 10.0) -> tuple[float, int]:
+    """(share of (frame, person in view) pairs found within ``tolerance_px`` median joint error,
+    number of track-id changes summed over the ground-truth people)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        error = np.nanmedian(
+            np.linalg.norm(result.poses2d[:, :, None] - truth.poses2d[:, None], axis=-1), axis=-1
+        )  # (T, P_out, P_true)
+    width, height = truth.image_size
+    found, in_view, switches = 0, 0, 0
+    for person in range(truth.num_people):
+        centre = np.nanmedian(truth.poses2d[:, person], axis=1)
+        visible = (centre[:, 0] > 0) & (centre[:, 0] < width) & (centre[:, 1] > 0)
+        best = np.where(np.isfinite(error[:, :, person]), error[:, :, person], np.inf)
+        matched = best.min(axis=1) < tolerance_px
+        ids = result.track_ids[best.argmin(axis=1)][matched & visible]
+        found += int((matched & visible).sum())
+        in_view += int(visible.sum())
+        switches += int(np.count_nonzero(np.diff(ids)))
+    return found / max(in_view, 1), switches
+
+
+def tracking_rows() -> list[tuple[str, float, int]]:
+    """Detection rate and id switches of the pipeline (PoseEstimator + colour-joint crop model,
+    test colour detector) on 2-person samples."""
+    from retarget.contract import read_trajectory
+
+    samples = {
+        "side by side, 4 s": walking_people(2, 4.0),
+        "crossing, 1.5 m apart in depth, 4 s": walking_people(2, 4.0, spacing_m=-2.4, depth_step_m=1.5),
+    }  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name, truth in samples.items():
+            clip = write_clip(Path(folder) / "sample.mp4", truth)
+            args = build_parser("analyze").parse_args(
+                ["analyze", str(clip), "-o", str(Path(folder) / "s.npz"), "--device", "cpu"]
+            )
+            reader = ColourJointCropModel(192)
+
+            def make_estimator(settings, device, reader=reader):
+                estimator = PoseEstimator(
+                    reader, SKELETON.joint_names, device, EstimatorConfig(1, batch_size=8)
+                )
+                estimator.model_id = "colour-joints"
+                return estimator
+
+            code = worker.run(
+                args, make_estimator, lambda *a: PersonColourDetector(), stream=io.StringIO()
+            )
+            assert code == 0
+            rows.append((name, *tracking_quality(read_trajectory(Path(folder) / "s.npz"), truth)))
+    return rows
+
+
 def detector_costs() -> list[tuple[str, float]]:
     from inference.detect.hog import HogPersonDetector
     from inference.detect.yolox import Yolox, YoloxConfig, YoloxDetector
@@ -241,6 +300,9 @@ def main() -> None:
                                     capture_output=True, text=True, check=True)  # fmt: skip
             row = json.loads(result.stdout.splitlines()[-1])
             print(f"{f'{frames} frames':<34} {row['fps']:>9.1f} {row['rss_mb']:>9.0f}")
+    print(f"\n{'2-person sample (colour-joint model)':<40} {'found':>7} {'id switches':>12}")
+    for name, rate, switches in tracking_rows():
+        print(f"{name:<40} {rate:>7.1%} {switches:>12d}")
     print(f"\n{'detector, 640x360 frame':<34} {'ms/frame':>9} {'/4 (every 4th)':>15}")
     for name, seconds in detector_costs():
         print(f"{name:<34} {1000 * seconds:>9.1f} {250 * seconds:>15.1f}")
