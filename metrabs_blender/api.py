@@ -562,3 +562,7 @@ def import_analysis(
             trajectory, context=context, track_ids=[r.track_id for r in people]
         )
     return created
+
+
+# Batch results (python -m inference batch) as takes; batch_import uses this module lazily.
+from .batch_import import import_folder  # noqa: E402,F401
