@@ -148,7 +148,11 @@ class ImageSequenceSource:
             )
         self.files = files
         self.frame_range = frame_range
-        first = _read_image(files[min(frame_range.start, len(files) - 1)])
+        if frame_range.start >= len(files):
+            raise VideoError(
+                f"frame {frame_range.start} is past the end of {source!r} ({len(files)} images)"
+            )
+        first = _read_image(files[frame_range.start])
         height, width = first.shape[:2]
         self.info = VideoInfo(
             path=source,
