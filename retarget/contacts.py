@@ -108,21 +108,34 @@ def targets_and_weights(
     num, channels = contacts.shape
     targets = np.full((num, channels, 3), np.nan)
     weights = np.zeros((num, channels))
-    for c, start, stop in intervals(contacts):
-        target = np.append(np.median(positions[start:stop, c, :2], axis=0), clearance[c])
-        lo, hi = max(start - ease_frames, 0), min(stop + ease_frames, num)
-        frames = np.arange(lo, hi)
-        distance = np.maximum(np.maximum(start - frames, frames - (stop - 1)), 0)
-        ramp = 1.0 - distance / (ease_frames + 1.0)
-        weight = ramp * ramp * (3 - 2 * ramp)
-        # Inside the contact: the planted point. Around it: the joint's own motion shifted by the
+    index = np.arange(num)
+    for c in range(channels):
+        held = contacts[:, c]
+        if not held.any():
+            continue
+        runs = np.array(_runs(held))
+        # Planted point of each contact: mean horizontal position over it, at the clearance.
+        sums = np.add.reduceat(np.vstack([positions[:, c, :2], np.zeros((1, 2))]), runs.ravel())
+        planted = sums[::2] / (runs[:, 1] - runs[:, 0])[:, None]
+        run_of = np.cumsum(np.isin(index, runs[:, 0])) - 1  # contact index of a contact frame
+        # Nearest contact frame before and after every frame.
+        before = np.maximum.accumulate(np.where(held, index, -1))
+        after = np.minimum.accumulate(np.where(held, index, num)[::-1])[::-1]
+        gap_before = np.where(before >= 0, index - before, num)
+        gap_after = np.where(after < num, after - index, num)
+        nearest = np.where(gap_before <= gap_after, before, after)
+        distance = np.minimum(gap_before, gap_after)
+        reach = distance <= ease_frames
+        ramp = 1.0 - distance[reach] / (ease_frames + 1.0)
+        weights[reach, c] = ramp * ramp * (3 - 2 * ramp)
+        # Inside a contact: the planted point. Around it: the joint's own motion shifted by its
         # offset at the nearest contact frame, so the ease removes the jump without dragging a
         # moving foot towards where it is going to land.
-        edge = np.clip(frames, start, stop - 1)
-        wanted = positions[frames, c] + (target - positions[edge, c])
-        closer = weight > weights[lo:hi, c]
-        weights[lo:hi, c] = np.where(closer, weight, weights[lo:hi, c])
-        targets[frames[closer], c] = wanted[closer]
+        edge = nearest[reach]
+        goal = np.concatenate(
+            [planted[run_of[edge]], np.full((len(edge), 1), clearance[c])], axis=1
+        )
+        targets[reach, c] = positions[reach, c] + (goal - positions[edge, c])
     return targets, weights
 
 

@@ -49,7 +49,7 @@ class GateSettings:
     trend_window_s: float = 0.35  # Savitzky–Golay window of the trend
     trend_k: float = 4.0  # residual threshold in robust sigmas
     trend_floor_mm: float = 40.0  # never reject residuals below this (noise-free clips)
-    trend_passes: int = 2
+    trend_passes: int = 2  # the first against the trend of all samples, then without rejected
     uncertainty_factor: float = 4.0  # reject joints this many times above their median spread
     uncertainty_floor_mm: float = 100.0
     fix_swaps: bool = True
@@ -104,13 +104,14 @@ def fill_linear(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def running_median(values: np.ndarray, window: int) -> np.ndarray:
-    """Median over a centred window along axis 0 (edges padded by repetition); finite input."""
+    """Median over a centred window along axis 0 (edges padded by repetition); finite input,
+    odd ``window`` (a sort of the short windows is faster than ``np.median``)."""
     half = window // 2
     padded = np.concatenate(
         [np.repeat(values[:1], half, 0), values, np.repeat(values[-1:], half, 0)]
     )
-    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
-    return np.median(windows, axis=-1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)
+    return np.sort(windows, axis=-1)[..., half]
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -276,7 +277,7 @@ def _trend_gate(relative, valid, window, settings: GateSettings):
     # The first trend sees the outliers too (their neighbours may be rejected wrongly); later
     # passes re-test every sample against a trend fitted without the rejected ones.
     local_window = 3 * window
-    for _ in range(settings.trend_passes + 1):
+    for _ in range(max(settings.trend_passes, 1)):
         trend = savgol_filter(fill_linear(relative, valid & ~rejected), window, 2)
         residual = np.abs(filled_or(relative, trend, valid) - trend)
         keep = np.broadcast_to((valid & ~rejected)[..., None], residual.shape)
