@@ -7,15 +7,21 @@ the toes the toe joints. A channel's *height* is its joint's height above its ow
 height of that joint when the foot stands flat: ≈8 cm for ankles, ≈2 cm for toes).
 
 Detection (design §5): a channel enters contact below 3 cm height and 0.25 m/s, leaves above 5 cm
-or 0.5 m/s; contacts shorter than 5 frames are dropped. Each contact interval gets one *target*:
-the median horizontal position of the joint over the interval, at its clearance height. *Weights*
-are 1 inside an interval and ease out to 0 over 5 frames either side (smoothstep), so a lock blends
-in and out without a pop.
+or 0.5 m/s. Two measured changes to the design's rule: the minimum duration is 0.1 s (at least two
+frames) instead of 5 frames, since a running stance lasts 0.2–0.25 s (5–6 frames at 25 fps) and
+smoothing eats a frame at each end; and the touch-down is back-dated to the first low frame of the
+stretch, because the low-pass filter blurs the foot's stop over a frame or two.
+
+Each contact gets one *target*: the mean horizontal position of the joint over the contact, at
+its clearance height. *Weights* are 1 inside a contact and ease to 0 over ``ease_frames`` either
+side (smoothstep). In those ease frames the target is the joint's own position shifted by its
+offset from the planted point at the contact's nearest frame, so ``p + w * (target - p)`` removes
+the jump into the lock without dragging a moving foot towards where it is going to land.
 
 :func:`lock_feet` applies the targets to the joints themselves: heel and toe are pulled onto their
 targets by their weights, kept above the floor, the foot keeps its length, and the knee is
 re-solved by analytic two-bone IK (hip fixed, thigh and shin lengths kept, bending towards the
-original knee). The retarget stage can lock again at the rotation level from the same intervals.
+original knee). The retarget stage can lock again at the rotation level from the same outputs.
 """
 
 from dataclasses import dataclass

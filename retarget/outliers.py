@@ -5,14 +5,17 @@ Positions are ``(T, J, 3)`` millimetres in the camera frame; ``valid`` is ``(T, 
 gates work on two signals so that the large, common depth jitter of monocular estimates does not
 hide a single bad joint:
 
-* the *centre*: a per-frame median of the torso joints (which have no left/right twin). A centre
-  that jumps away from its own Savitzky–Golay trend, or moves faster than a person can, rejects
-  the whole frame (a frame-level depth error);
+* the *centre*: a robust per-frame centre of the torso joints (which have no left/right twin;
+  see :func:`centre`). A centre that jumps away from its own Savitzky–Golay trend, or moves
+  faster than a person can, rejects the whole frame (a frame-level depth error);
 * the *body*: joints relative to the centre, gated by bone length (more than ±25 % of the clip's
-  median, or 4 robust sigmas, whichever is wider, so short bones are not rejected for noise),
-  by speed (a spike faster than 10 m/s in and out), and by the residual against a robust trend
-  (a running median first, then Savitzky–Golay of order 2 over ≈0.35 s with the rejected samples
-  left out) larger than 4 x 1.4826 x MAD, per joint and axis.
+  median, or 4 robust sigmas, whichever is wider, so short bones are not rejected for noise; the
+  joint whose bones are all bad is blamed, a leaf only when its parent is not), by speed (a spike
+  faster than 10 m/s in and out), and by the residual against a Savitzky–Golay trend (order 2,
+  ≈0.35 s) larger than 4 x 1.4826 x MAD, per joint and axis, in two passes: the second trend is
+  fitted without the samples the first rejected, and every sample is judged again. The MAD is
+  taken over the clip and, clipped, over the surrounding second, because fast moves leave larger
+  residuals than slow ones.
 
 Left/right swaps (an estimator labelling the left leg as the right one for a few frames) are
 corrected before gating: a frame's limb pair is swapped back when the swapped assignment is much
