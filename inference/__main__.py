@@ -11,24 +11,31 @@ import sys
 # command -> (module, one-line help)
 COMMANDS = {
     "analyze": (".worker", "estimate 3D poses of everyone in a video, write a trajectory .npz"),
+    "weights": (".weights", "list, download, verify and locate model weights"),
+    "batch": (".batch", "analyse many clips (folders, patterns) locally or on a Ray cluster"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; only ``command``'s module is imported (the others get a stub parser, so
+    ``--help`` still lists every command without importing them all)."""
     parser = argparse.ArgumentParser(
         prog="python -m inference", description=__doc__.splitlines()[0]
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name, __package__)
         command_parser = commands.add_parser(name, help=help_text, description=help_text)
-        module.configure_parser(command_parser)
-        command_parser.set_defaults(handler=module.main)
+        if name == command:
+            module = importlib.import_module(module_name, __package__)
+            module.configure_parser(command_parser)
+            command_parser.set_defaults(handler=module.main)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     return args.handler(args)
 
 

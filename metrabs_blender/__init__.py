@@ -8,9 +8,9 @@ use a relative import of a sibling package at import time.
 
 
 def _modules():
-    from . import operators, panels, properties
+    from . import operators, panels, preferences, properties
 
-    return (properties, operators, panels)
+    return (properties, preferences, operators, panels)
 
 
 def register() -> None:
@@ -19,16 +19,18 @@ def register() -> None:
     for module in _modules():
         for cls in module.CLASSES:
             bpy.utils.register_class(cls)
-    from . import properties
+    from . import operators, properties
 
     properties.attach()
+    operators.register()
 
 
 def unregister() -> None:
     import bpy
 
-    from . import properties
+    from . import operators, properties
 
+    operators.unregister()
     properties.detach()
     for module in reversed(_modules()):
         for cls in reversed(module.CLASSES):

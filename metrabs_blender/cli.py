@@ -1,4 +1,9 @@
-"""Headless scene building: trajectory (or video) in, saved .blend out. See ``__main__``."""
+"""Headless scene building: trajectory (or video) in, saved .blend out. See ``__main__``.
+
+Without ``--target`` the scene is new and every person gets a generated MeTRAbs rig. With
+``--target FILE.blend:OBJECT`` the character's file is opened, the motion is retargeted onto that
+armature and the result is saved to ``--out`` (the character's file itself is not touched).
+"""
 
 import argparse
 import logging
@@ -12,6 +17,7 @@ from . import api
 from .errors import MocapError
 
 log = logging.getLogger(__name__)
+ROOT_MOTIONS = ("relative", "camera", "in_place")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +32,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace --out if it exists (default: refuse)"
     )
+    parser.add_argument(
+        "--target",
+        metavar="FILE.blend:OBJECT",
+        help="retarget onto the armature OBJECT of FILE.blend (saved to --out, FILE is unchanged)",
+    )
+    parser.add_argument(
+        "--rig-map",
+        default="auto",
+        help="'auto' (default), a preset (metrabs, rigify, mixamo, smpl, smplx, metarig) "
+        "or a JSON rig map file",
+    )
+    parser.add_argument(
+        "--root-motion",
+        choices=ROOT_MOTIONS,
+        help="root path: relative to the rig (default with --target), as seen from the camera "
+        "(default without), or in place",
+    )
+    parser.add_argument("--person", type=int, help="track id of the person to retarget")
+    parser.add_argument(
+        "--no-foot-lock", action="store_true", help="do not hold feet during contacts"
+    )
+    parser.add_argument("--joint-limits", action="store_true", help="clamp joint rotations")
+    parser.add_argument("--nla", action="store_true", help="also stack each take as an NLA track")
     return parser
+
+
+def _split_target(value: str) -> tuple[Path, str]:
+    file, separator, name = value.rpartition(".blend:")
+    if not separator or not name:
+        raise MocapError(f"--target must look like FILE.blend:OBJECT, got {value!r}")
+    return Path(file + ".blend"), name
+
+
+def _open_target(value: str) -> "bpy.types.Object":
+    path, name = _split_target(value)
+    if not path.is_file():
+        raise MocapError(f"target file not found: {path}")
+    bpy.ops.wm.open_mainfile(filepath=str(path.resolve()))
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        armatures = [o.name for o in bpy.data.objects if o.type == "ARMATURE"]
+        raise MocapError(f"{path.name} has no object {name!r}; its armatures: {armatures}")
+    return obj
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,17 +84,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists() and not args.overwrite:
         print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 1
-    bpy.ops.wm.read_homefile(use_empty=True)
     try:
-        results = api.import_trajectory(args.input)
+        target = None
+        if args.target:
+            target = _open_target(args.target)
+        else:
+            bpy.ops.wm.read_homefile(use_empty=True)
+        results = api.import_trajectory(
+            args.input,
+            target=target,
+            rig_map=args.rig_map,
+            root_motion=args.root_motion,
+            foot_lock=not args.no_foot_lock,
+            use_nla=args.nla,
+            joint_limits=args.joint_limits,
+            person=args.person,
+        )
     except (MocapError, retarget.RetargetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(args.out.resolve()))
     for result in results:
+        if result.report:
+            log.info("%s", result.report)
         log.info(
-            "person %d -> %s, %d keys", result.track_id, result.armature.name, len(result.frames)
+            "person %d -> %s (%s), %d keys, root scale %.3f",
+            result.track_id,
+            result.armature.name,
+            result.action.name,
+            len(result.frames),
+            result.hip_ratio,
         )
     log.info("saved %s", args.out)
     return 0

@@ -1,8 +1,148 @@
-"""Operators: read properties, call one function of ``api``, report."""
+"""Operators: read properties, call one function of ``api``, report.
+
+Long jobs (analysis, backend set-up, model download) run as subprocesses. Invoked from the UI they
+are modal: a timer polls the job (whose reader thread fills a queue and never touches ``bpy``) and
+redraws the panel's progress bar; Esc or the Cancel button stops the job, keeping what it finished.
+Run headless or from a script (``bpy.ops.metrabs.analyze_footage()``, i.e. ``execute``), the same
+job runs to completion synchronously, since modal operators never run in ``--background``.
+"""
+
+import atexit
+import shlex
+import sys
+from pathlib import Path
 
 import bpy
 
 from .errors import MocapError
+
+#: background jobs of this session, by kind ("analyze", "setup", "download"); runtime state only
+_JOBS: dict[str, object] = {}
+JOB_KINDS = (
+    ("analyze", "Analysis", ""),
+    ("setup", "Backend Set-up", ""),
+    ("download", "Model Download", ""),
+)
+
+
+def running_job(kind: str):
+    """The job of ``kind`` running in this session, or None."""
+    return _JOBS.get(kind)
+
+
+def stop_jobs() -> None:
+    """Stop every running job and wait for its process (unregister, Blender quitting): a worker
+    must not outlive the add-on, holding a GPU with nobody reading its output."""
+    while _JOBS:
+        _kind, job = _JOBS.popitem()
+        job.stop()
+
+
+def register() -> None:
+    atexit.register(stop_jobs)
+
+
+def unregister() -> None:
+    stop_jobs()
+    atexit.unregister(stop_jobs)
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from .. import retarget
+
+    return (MocapError, retarget.RetargetError)
+
+
+def _prefs(context):
+    from . import preferences
+
+    return preferences.get(context)
+
+
+def _redraw(context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            area.tag_redraw()
+
+
+class _ModalJob:
+    """Mixin: ``invoke`` starts :meth:`start_job` and follows it with a timer; ``execute`` runs the
+    same job to the end (headless, scripts). Subclasses set ``job_kind`` and implement
+    ``start_job(context) -> job`` (with ``poll()``, ``fraction``, ``text()``, ``cancel()``) and
+    ``job_finished(context, job) -> set``."""
+
+    job_kind = ""
+    _timer = None
+
+    def execute(self, context):
+        if running_job(self.job_kind) is not None:
+            self.report({"ERROR"}, "Already running; wait for it or cancel it first")
+            return {"CANCELLED"}
+        try:
+            job = self.start_job(context)
+            while not job.poll():
+                _sleep()
+            return self.job_finished(context, job)
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+
+    def invoke(self, context, event):
+        if running_job(self.job_kind) is not None:
+            self.report({"ERROR"}, "Already running; wait for it or cancel it first")
+            return {"CANCELLED"}
+        try:
+            job = self.start_job(context)
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        _JOBS[self.job_kind] = job
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.2, window=context.window)
+        window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = _JOBS.get(self.job_kind)
+        if event.type == "ESC" and event.value == "PRESS" and job is not None:
+            job.cancel()
+            self.report({"INFO"}, "Stopping; keeping what is finished")
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        if job is None:  # stopped from outside (add-on disabled)
+            self._stop(context)
+            return {"CANCELLED"}
+        try:
+            finished = job.poll()
+        except _errors() as error:
+            self._stop(context)
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        _redraw(context)
+        if not finished:
+            return {"PASS_THROUGH"}
+        self._stop(context)
+        try:
+            return self.job_finished(context, job)
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+
+    def _stop(self, context) -> None:
+        context.window_manager.event_timer_remove(self._timer)
+        _JOBS.pop(self.job_kind, None)
+        _redraw(context)
+
+
+def _sleep() -> None:
+    import time
+
+    time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------------------------
+# Import of a trajectory file
 
 
 class METRABS_OT_import_trajectory(bpy.types.Operator):
@@ -40,4 +180,437 @@ class METRABS_OT_import_trajectory(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (METRABS_OT_import_trajectory,)
+# ------------------------------------------------------------------------------------------------
+# Analysis
+
+
+def footage_path(settings) -> str:
+    """Absolute path of the footage the settings point at."""
+    if settings.footage_source == "CLIP":
+        if settings.clip is None:
+            raise MocapError("Choose a movie clip to analyse (or switch Footage to File)")
+        return bpy.path.abspath(settings.clip.filepath, library=settings.clip.library)
+    if not settings.footage_path:
+        raise MocapError("Choose a video file to analyse")
+    path = bpy.path.abspath(settings.footage_path)
+    if not Path(path).exists():
+        raise MocapError(f"Footage not found: {path}; choose a movie clip or a file")
+    return path
+
+
+def analysis_request(context, resume: bool = False):
+    """The worker request for the panel's settings and the add-on preferences; ``resume``
+    continues the partial result of an earlier, cancelled run of the same footage."""
+    from . import api, backend
+
+    settings = context.scene.metrabs
+    prefs = _prefs(context)
+    video = footage_path(settings)
+    camera = {}
+    if settings.camera_model == "FOV":
+        camera = {"fov_deg": settings.fov}
+    elif settings.camera_model == "FOCAL":
+        camera = {"focal_mm": settings.focal_length, "sensor_mm": settings.sensor_width}
+    elif settings.camera_model == "CLIP":
+        if settings.footage_source != "CLIP" or settings.clip is None:
+            raise MocapError("Clip Camera needs a movie clip as footage")
+        tracking_camera = settings.clip.tracking.camera
+        camera = {
+            "focal_mm": tracking_camera.focal_length,
+            "sensor_mm": tracking_camera.sensor_width,
+        }
+    frames = {}
+    if settings.use_frame_range:
+        if settings.frame_last < settings.frame_first:
+            raise MocapError("The last frame of the range is before the first; fix the range")
+        frames = {"frame_start": settings.frame_first - 1, "frame_stop": settings.frame_last}
+    return backend.AnalyzeRequest(
+        video=video,
+        output=str(api.default_output_path(video, settings.output_dir)),
+        max_people=settings.max_people,
+        device=prefs.device if prefs else "auto",
+        model=prefs.model_spec() if prefs else None,
+        resume=resume,
+        **camera,
+        **frames,
+    )
+
+
+def backend_python(context) -> str:
+    """The backend interpreter: the preference, else auto-detected."""
+    from . import api, backend
+
+    prefs = _prefs(context)
+    chosen = bpy.path.abspath(prefs.python_path) if prefs and prefs.python_path else None
+    return backend.find_backend_python(chosen, venv_dir=api.backend_venv_dir()).python
+
+
+def cache_dir(context) -> str | None:
+    prefs = _prefs(context)
+    return bpy.path.abspath(prefs.cache_dir) if prefs and prefs.cache_dir else None
+
+
+class METRABS_OT_analyze_footage(_ModalJob, bpy.types.Operator):
+    """Estimate 3D poses of the people in the footage (runs in the backend Python; Esc cancels
+    and keeps the frames finished so far)"""
+
+    bl_idname = "metrabs.analyze_footage"
+    bl_label = "Analyze"
+    job_kind = "analyze"
+
+    resume: bpy.props.BoolProperty(
+        name="Resume",
+        description="Continue the partial result of a cancelled analysis of this footage",
+        options={"SKIP_SAVE"},
+    )
+
+    def start_job(self, context):
+        from . import api, backend
+
+        request = analysis_request(context, resume=self.resume)
+        if self.resume and not Path(request.output).is_file():
+            raise MocapError(f"No partial result to resume at {request.output}; press Analyze")
+        process = api.start_analysis(
+            request, python=backend_python(context), cache_dir=cache_dir(context)
+        )
+        return backend.WorkerJob(process)
+
+    def job_finished(self, context, job):
+        from . import api
+
+        result = api.finish_analysis(job.outcome)
+        settings = context.scene.metrabs
+        settings.trajectory_path = str(result.path)
+        settings.analysis_partial = result.partial
+        api.load_results(result.path, scene=context.scene)
+        for warning in result.warnings:
+            self.report({"WARNING"}, warning)
+        seen = ", ".join(f"P{p.track_id} ({p.frames_visible} frames)" for p in result.people)
+        if result.partial:
+            frames = job.state.frames_done
+            self.report({"WARNING"}, f"Cancelled: kept the first {frames} frames. People: {seen}")
+        else:
+            self.report({"INFO"}, f"Analysis done: {seen or 'nobody found'}")
+        return {"FINISHED"}
+
+
+class METRABS_OT_cancel_job(bpy.types.Operator):
+    """Stop a running job; what it finished is kept"""
+
+    bl_idname = "metrabs.cancel_job"
+    bl_label = "Cancel"
+    bl_options = {"INTERNAL"}
+
+    kind: bpy.props.EnumProperty(items=JOB_KINDS, default="analyze")
+
+    def execute(self, context):
+        job = running_job(self.kind)
+        if job is None:
+            self.report({"WARNING"}, "Nothing is running")
+            return {"CANCELLED"}
+        job.cancel()
+        return {"FINISHED"}
+
+
+class METRABS_OT_load_results(bpy.types.Operator):
+    """Read the trajectory file and list the people in it"""
+
+    bl_idname = "metrabs.load_results"
+    bl_label = "Load Results"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from . import api
+
+        settings = context.scene.metrabs
+        try:
+            people = api.load_results(bpy.path.abspath(settings.trajectory_path), context.scene)
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{len(people)} person(s) in {Path(settings.trajectory_path).name}")
+        return {"FINISHED"}
+
+
+class METRABS_OT_import_results(bpy.types.Operator):
+    """Import the ticked people of the analysis: rigs with one new action each, and optionally
+    the matching camera, review markers and raw joints (the network is not run again)"""
+
+    bl_idname = "metrabs.import_results"
+    bl_label = "Import"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from . import api
+
+        settings = context.scene.metrabs
+        track_ids = [person.track_id for person in settings.people if person.use_import]
+        if not track_ids:
+            self.report({"ERROR"}, "Tick at least one person in the results list")
+            return {"CANCELLED"}
+        try:
+            clip = None
+            if settings.use_camera:
+                clip = settings.clip if settings.footage_source == "CLIP" else None
+                if clip is None and settings.footage_path:
+                    clip = api.load_footage(bpy.path.abspath(settings.footage_path))
+            imported = api.import_analysis(
+                bpy.path.abspath(settings.trajectory_path),
+                track_ids,
+                context=context,
+                match_scene=settings.match_scene,
+                camera=settings.use_camera,
+                clip=clip,
+                sensor_width_mm=settings.sensor_width,
+                review_markers=settings.use_review_markers,
+                uncertainty_mm=settings.uncertainty_threshold,
+                raw_joints=settings.use_raw_joints,
+            )
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        names = ", ".join(result.armature.name for result in imported.people)
+        extra = f"; {len(imported.markers)} review marker(s)" if imported.markers else ""
+        self.report({"INFO"}, f"Imported {names}{extra}")
+        return {"FINISHED"}
+
+
+class METRABS_OT_setup_camera(bpy.types.Operator):
+    """Add a camera with the analysis' lens and pose and the footage as its background"""
+
+    bl_idname = "metrabs.setup_camera"
+    bl_label = "Match Camera"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from . import api
+
+        settings = context.scene.metrabs
+        try:
+            clip = settings.clip if settings.footage_source == "CLIP" else None
+            if clip is None and settings.footage_path:
+                clip = api.load_footage(bpy.path.abspath(settings.footage_path))
+            camera = api.setup_camera(
+                bpy.path.abspath(settings.trajectory_path),
+                context=context,
+                clip=clip,
+                sensor_width_mm=settings.sensor_width,
+                match_scene=settings.match_scene,
+            )
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{camera.name}: {camera.data.lens:.1f} mm lens")
+        return {"FINISHED"}
+
+
+class METRABS_OT_review_markers(bpy.types.Operator):
+    """Mark gaps and low-confidence spans of the analysis on the timeline"""
+
+    bl_idname = "metrabs.review_markers"
+    bl_label = "Mark for Review"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from . import api
+
+        settings = context.scene.metrabs
+        try:
+            markers = api.add_review_markers(
+                bpy.path.abspath(settings.trajectory_path),
+                context=context,
+                uncertainty_mm=settings.uncertainty_threshold,
+            )
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{len(markers)} span(s) marked for review")
+        return {"FINISHED"}
+
+
+class METRABS_OT_raw_joints(bpy.types.Operator):
+    """Add animated empties at the raw joints of the ticked people"""
+
+    bl_idname = "metrabs.raw_joints"
+    bl_label = "Raw Joints"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from . import api
+
+        settings = context.scene.metrabs
+        track_ids = [person.track_id for person in settings.people if person.use_import]
+        try:
+            collection = api.add_raw_joints(
+                bpy.path.abspath(settings.trajectory_path), context=context, track_ids=track_ids
+            )
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{len(collection.objects)} empties in {collection.name}")
+        return {"FINISHED"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Backend (preferences)
+
+
+def setup_commands(context) -> list[list[str]]:
+    """The set-up commands for the current preferences."""
+    from . import api, backend
+
+    prefs = _prefs(context)
+    base = bpy.path.abspath(prefs.base_python) if prefs and prefs.base_python else sys.executable
+    return backend.setup_commands(
+        base,
+        api.backend_venv_dir(),
+        torch_variant=prefs.torch_variant if prefs else "default",
+        pip_args=shlex.split(prefs.pip_options) if prefs else (),
+    )
+
+
+def setup_command_text(context) -> str:
+    from . import backend
+
+    return backend.command_text(setup_commands(context))
+
+
+class METRABS_OT_check_backend(bpy.types.Operator):
+    """Find the backend Python and report torch, CUDA, GPU and model state (takes a few seconds)"""
+
+    bl_idname = "metrabs.check_backend"
+    bl_label = "Check Backend"
+
+    def execute(self, context):
+        from . import backend, preferences
+
+        try:
+            python = backend_python(context)
+            info = backend.probe_python(python)
+        except _errors() as error:
+            preferences.STATUS["backend"] = str(error)
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        preferences.STATUS["backend"] = info
+        try:
+            preferences.STATUS["models"] = backend.list_models(python, cache_dir(context))
+        except _errors() as error:
+            preferences.STATUS["models"] = None
+            self.report({"WARNING"}, str(error))
+        prefs = _prefs(context)
+        model = next(
+            (m for m in preferences.STATUS["models"] or () if prefs and m["name"] == prefs.model),
+            None,
+        )
+        state = ""
+        if model is not None:
+            state = "; model installed" if model["installed"] else "; model not downloaded"
+        self.report({"INFO"}, f"{python}: {info.summary()}{state}")
+        return {"FINISHED"}
+
+
+class METRABS_OT_setup_backend(_ModalJob, bpy.types.Operator):
+    """Create a Python environment in the add-on's user folder and install torch and the other
+    analysis packages into it (needs online access, or --no-index pip options)"""
+
+    bl_idname = "metrabs.setup_backend"
+    bl_label = "Set Up Backend"
+    job_kind = "setup"
+
+    def start_job(self, context):
+        from . import backend
+
+        commands = setup_commands(context)
+        offline_source = "--no-index" in commands[-1]
+        if not bpy.app.online_access and not offline_source:
+            raise MocapError(
+                "Online access is off (Preferences > System > Network), so nothing is downloaded. "
+                "Allow it, or run the commands shown in the add-on preferences in a terminal: "
+                + backend.command_text(commands).replace("\n", " && ")
+            )
+        return backend.CommandSequence(commands, env=backend.worker_environment())
+
+    def job_finished(self, context, job):
+        from . import backend, preferences
+
+        if job.returncode != 0:
+            last = job.lines[-1] if job.lines else ""
+            raise MocapError(f"Backend set-up failed at step {job.step + 1}: {last}")
+        from . import api
+
+        python = backend.venv_python(api.backend_venv_dir())
+        try:
+            preferences.STATUS["backend"] = backend.probe_python(python)
+        except backend.BackendError as error:
+            preferences.STATUS["backend"] = str(error)
+        self.report({"INFO"}, f"Backend ready: {python}")
+        return {"FINISHED"}
+
+
+class METRABS_OT_copy_setup_command(bpy.types.Operator):
+    """Copy the set-up commands to the clipboard, to run them in a terminal"""
+
+    bl_idname = "metrabs.copy_setup_command"
+    bl_label = "Copy Commands"
+
+    def execute(self, context):
+        context.window_manager.clipboard = setup_command_text(context)
+        self.report({"INFO"}, "Set-up commands copied to the clipboard")
+        return {"FINISHED"}
+
+
+class METRABS_OT_download_model(_ModalJob, bpy.types.Operator):
+    """Download, verify and install the chosen model into the model cache (needs online access)"""
+
+    bl_idname = "metrabs.download_model"
+    bl_label = "Download Model"
+    job_kind = "download"
+
+    def start_job(self, context):
+        from . import backend
+
+        prefs = _prefs(context)
+        if prefs is None or prefs.model == "CUSTOM":
+            raise MocapError("Choose a model to download in the add-on preferences")
+        if not bpy.app.online_access:
+            shown = bpy.path.abspath(prefs.python_path) if prefs.python_path else "python"
+            command = backend.weights_command(shown, "download", prefs.model, cache_dir(context))
+            raise MocapError(
+                "Online access is off (Preferences > System > Network); allow it, or run in a "
+                f"terminal: {backend.command_text([command])}"
+            )
+        python = backend_python(context)
+        command = backend.weights_command(python, "download", prefs.model, cache_dir(context))
+        process = backend.BackendProcess(
+            command, env=backend.worker_environment(cache_dir(context))
+        )
+        return backend.WorkerJob(process, backend.DownloadState())
+
+    def job_finished(self, context, job):
+        from . import backend, preferences
+
+        if job.outcome.output is None:
+            raise MocapError(job.outcome.error_message)
+        python = job.process.command[0]
+        try:
+            preferences.STATUS["models"] = backend.list_models(python, cache_dir(context))
+        except backend.BackendError as error:
+            self.report({"WARNING"}, str(error))
+        self.report({"INFO"}, f"Model installed: {job.outcome.output}")
+        return {"FINISHED"}
+
+
+CLASSES = (
+    METRABS_OT_import_trajectory,
+    METRABS_OT_analyze_footage,
+    METRABS_OT_cancel_job,
+    METRABS_OT_load_results,
+    METRABS_OT_import_results,
+    METRABS_OT_setup_camera,
+    METRABS_OT_review_markers,
+    METRABS_OT_raw_joints,
+    METRABS_OT_check_backend,
+    METRABS_OT_setup_backend,
+    METRABS_OT_copy_setup_command,
+    METRABS_OT_download_model,
+)

@@ -1,20 +1,119 @@
-"""The sidebar panel (3D View > Sidebar > Mocap)."""
+"""The sidebar panels (3D View > Sidebar > Mocap): footage -> Analyze -> results -> Import -> review.
+
+Panels only draw; every button is an operator. Progress comes from the running job (runtime
+state in ``operators``), redrawn by the modal operator's timer.
+"""
 
 import bpy
 
+from . import operators
+from .preferences import draw_progress
 
-class VIEW3D_PT_metrabs_import(bpy.types.Panel):
-    bl_label = "MeTRAbs Mocap"
+
+class _MocapPanel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Mocap"
 
+
+class METRABS_UL_people(bpy.types.UIList):
+    """One row per tracked person: colour, import tick, frames seen, mean score."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        swatch = row.row()
+        swatch.ui_units_x = 1.2
+        swatch.prop(item, "colour", text="")
+        row.prop(item, "use_import", text=item.name)
+        row.label(text=f"{item.frames_visible} fr  {item.first_frame}-{item.last_frame}")
+        row.label(text=f"score {item.mean_score:.2f}")
+
+
+class VIEW3D_PT_metrabs_import(_MocapPanel, bpy.types.Panel):
+    """Footage and analysis."""
+
+    bl_label = "MeTRAbs Mocap"
+
     def draw(self, context):
         layout = self.layout
         settings = context.scene.metrabs
-        layout.prop(settings, "trajectory_path")
-        layout.prop(settings, "match_scene")
-        layout.operator("metrabs.import_trajectory", icon="IMPORT")
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        col = layout.column()
+        col.prop(settings, "footage_source", expand=True)
+        if settings.footage_source == "CLIP":
+            col.template_ID(settings, "clip", open="clip.open")
+        else:
+            col.prop(settings, "footage_path")
+        col.prop(settings, "use_frame_range")
+        if settings.use_frame_range:
+            sub = col.column(align=True)
+            sub.prop(settings, "frame_first")
+            sub.prop(settings, "frame_last")
+        col.prop(settings, "camera_model")
+        if settings.camera_model == "FOV":
+            col.prop(settings, "fov")
+        elif settings.camera_model == "FOCAL":
+            col.prop(settings, "focal_length")
+            col.prop(settings, "sensor_width")
+        col.prop(settings, "max_people")
+        col.prop(settings, "output_dir")
+        job = operators.running_job("analyze")
+        if job is None:
+            row = layout.row(align=True)
+            row.operator("metrabs.analyze_footage", icon="PLAY")
+            if settings.analysis_partial:
+                row.operator("metrabs.analyze_footage", text="Resume", icon="FF").resume = True
+        else:
+            draw_progress(layout, job.fraction, job.text())
+            layout.operator("metrabs.cancel_job", text="Cancel (keep frames done)", icon="X")
 
 
-CLASSES = (VIEW3D_PT_metrabs_import,)
+class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
+    """Who was tracked, and the import."""
+
+    bl_label = "Results"
+    bl_parent_id = "VIEW3D_PT_metrabs_import"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.metrabs
+        row = layout.row(align=True)
+        row.prop(settings, "trajectory_path", text="")
+        row.operator("metrabs.load_results", text="", icon="FILE_REFRESH")
+        if settings.analysis_partial:
+            layout.label(text="Partial result (analysis was cancelled)", icon="ERROR")
+        layout.template_list("METRABS_UL_people", "", settings, "people", settings, "active_person")
+        col = layout.column(heading="Import")
+        col.prop(settings, "match_scene")
+        col.prop(settings, "use_camera")
+        col.prop(settings, "use_review_markers")
+        col.prop(settings, "use_raw_joints")
+        row = layout.row(align=True)
+        row.operator("metrabs.import_results", icon="IMPORT")
+        row.operator("metrabs.import_trajectory", text="From File...", icon="FILE_FOLDER")
+
+
+class VIEW3D_PT_metrabs_review(_MocapPanel, bpy.types.Panel):
+    """Review aids, and the camera match on its own."""
+
+    bl_label = "Review"
+    bl_parent_id = "VIEW3D_PT_metrabs_import"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.metrabs
+        layout.prop(settings, "uncertainty_threshold")
+        row = layout.row(align=True)
+        row.operator("metrabs.review_markers", icon="MARKER_HLT")
+        row.operator("metrabs.raw_joints", icon="EMPTY_AXIS")
+        layout.operator("metrabs.setup_camera", icon="CAMERA_DATA")
+
+
+CLASSES = (
+    METRABS_UL_people,
+    VIEW3D_PT_metrabs_import,
+    VIEW3D_PT_metrabs_results,
+    VIEW3D_PT_metrabs_review,
+)

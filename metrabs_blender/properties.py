@@ -1,22 +1,141 @@
-"""Scene properties of the panel, stored in the .blend at ``Scene.metrabs``."""
+"""Scene properties of the panel, stored in the .blend at ``Scene.metrabs``.
+
+Only settings and results live here; a running analysis (process, thread, queue) is runtime state
+kept by the operators, never on scene data.
+"""
 
 import bpy
 
+# Paths may be relative to the .blend ("//"): Blender 4.5+ asks for the option (and warns without
+# it), older versions reject it. Feature-detected, never version-compared.
+_RELATIVE_PATH = (
+    {"PATH_SUPPORTS_BLEND_RELATIVE"}
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+    else set()
+)
+
+FOOTAGE_SOURCES = (
+    ("CLIP", "Movie Clip", "Footage loaded as a movie clip in this file"),
+    ("FILE", "File", "A video file or image sequence on disk"),
+)
+CAMERA_MODELS = (
+    ("DEFAULT", "Default", "Field of view of 55° on the longer side (the MeTRAbs default)"),
+    ("FOV", "Field of View", "Field of view on the longer image side"),
+    ("FOCAL", "Focal Length", "Lens focal length and sensor width, e.g. from the footage metadata"),
+    ("CLIP", "Clip Camera", "The movie clip's camera data (Movie Clip Editor > Track > Camera)"),
+)
+
+
+class METRABS_PG_person(bpy.types.PropertyGroup):
+    """One tracked person of the analysis (``name`` is ``P<track id>``)."""
+
+    track_id: bpy.props.IntProperty(name="Track ID", description="Stable id of this person")
+    frames_visible: bpy.props.IntProperty(name="Frames", description="Frames the person is seen in")
+    first_frame: bpy.props.IntProperty(
+        name="First", description="First footage frame the person is seen in (1 = first)"
+    )
+    last_frame: bpy.props.IntProperty(
+        name="Last", description="Last footage frame the person is seen in"
+    )
+    mean_score: bpy.props.FloatProperty(
+        name="Score", description="Mean detector score over the frames seen", min=0.0, max=1.0
+    )
+    mean_uncertainty: bpy.props.FloatProperty(
+        name="Uncertainty",
+        description="Mean joint uncertainty over the frames seen, millimetres (lower is better)",
+    )
+    colour: bpy.props.FloatVectorProperty(
+        name="Colour", subtype="COLOR", size=3, min=0.0, max=1.0, default=(0.8, 0.5, 0.2)
+    )
+    use_import: bpy.props.BoolProperty(
+        name="Import", description="Import this person's motion", default=True
+    )
+
 
 class METRABS_PG_settings(bpy.types.PropertyGroup):
+    # -- footage
+    footage_source: bpy.props.EnumProperty(name="Footage", items=FOOTAGE_SOURCES, default="CLIP")
+    clip: bpy.props.PointerProperty(
+        name="Movie Clip", type=bpy.types.MovieClip, description="Footage to analyse"
+    )
+    footage_path: bpy.props.StringProperty(
+        name="File",
+        description="Video file or image sequence to analyse",
+        subtype="FILE_PATH",
+        options=_RELATIVE_PATH,
+    )
+    use_frame_range: bpy.props.BoolProperty(
+        name="Frame Range", description="Analyse only part of the footage", default=False
+    )
+    frame_first: bpy.props.IntProperty(
+        name="First", description="First footage frame to analyse (1 = first)", min=1, default=1
+    )
+    frame_last: bpy.props.IntProperty(
+        name="Last", description="Last footage frame to analyse", min=1, default=250
+    )
+    # -- camera
+    camera_model: bpy.props.EnumProperty(name="Camera", items=CAMERA_MODELS, default="DEFAULT")
+    fov: bpy.props.FloatProperty(
+        name="Field of View", description="On the longer image side, degrees",
+        min=1.0, max=179.0, default=55.0,
+    )  # fmt: skip
+    focal_length: bpy.props.FloatProperty(
+        name="Focal Length", description="Lens focal length, mm", min=0.1, default=35.0
+    )
+    sensor_width: bpy.props.FloatProperty(
+        name="Sensor Width", description="Width of the camera sensor, mm", min=0.1, default=36.0
+    )
+    max_people: bpy.props.IntProperty(
+        name="Max People", description="Track at most this many people", min=1, default=1
+    )
+    output_dir: bpy.props.StringProperty(
+        name="Results Folder",
+        description="Where trajectories are written (// = next to the .blend file)",
+        subtype="DIR_PATH",
+        default="//mocap/",
+        options=_RELATIVE_PATH,
+    )
+    # -- results
     trajectory_path: bpy.props.StringProperty(
         name="Trajectory",
         description="Trajectory file (.npz) written by the analysis",
         subtype="FILE_PATH",
+        options=_RELATIVE_PATH,
     )
+    analysis_partial: bpy.props.BoolProperty(
+        name="Partial", description="The last analysis was cancelled and covers part of the clip"
+    )
+    people: bpy.props.CollectionProperty(type=METRABS_PG_person)
+    active_person: bpy.props.IntProperty(name="Active Person")
+    # -- import
     match_scene: bpy.props.BoolProperty(
         name="Match Scene Timing",
         description="Set the scene's frame rate and frame range to the clip's",
         default=True,
     )
+    use_camera: bpy.props.BoolProperty(
+        name="Match Camera",
+        description="Add a camera with the analysis' lens and pose, the footage as background",
+        default=True,
+    )
+    use_review_markers: bpy.props.BoolProperty(
+        name="Review Markers",
+        description="Mark gaps and low-confidence spans on the timeline",
+        default=True,
+    )
+    use_raw_joints: bpy.props.BoolProperty(
+        name="Raw Joints",
+        description="Add animated empties at the raw joints, to compare with the cleaned motion",
+        default=False,
+    )
+    uncertainty_threshold: bpy.props.FloatProperty(
+        name="Low Confidence Above",
+        description="Mean joint uncertainty (mm) above which a frame is marked for review",
+        min=0.0, default=100.0,
+    )  # fmt: skip
 
 
-CLASSES = (METRABS_PG_settings,)
+CLASSES = (METRABS_PG_person, METRABS_PG_settings)
 
 
 def attach() -> None:

@@ -58,3 +58,157 @@ def match_scene_timing(scene: "bpy.types.Scene", fps: float, duration_s: float) 
 
 def scene_fps(scene: "bpy.types.Scene") -> float:
     return scene.render.fps / scene.render.fps_base
+
+
+# ---------------------------------------------------------------------------------------------
+# Target armatures
+
+
+def check_target(obj: "bpy.types.Object") -> None:
+    """Refuse targets the retarget cannot key safely; raises :class:`MocapError` saying why."""
+    from .errors import MocapError
+
+    if obj is None:
+        raise MocapError("No target object given; select the character's armature")
+    if obj.type != "ARMATURE":
+        raise MocapError(
+            f"{obj.name!r} is a {obj.type.lower()}, not an armature; pick the character's rig "
+            "(its armature object), not its mesh"
+        )
+    if obj.library is not None:
+        raise MocapError(
+            f"{obj.name!r} is linked from the library {obj.library.filepath!r} and cannot be "
+            "animated here; make it local or add a library override first"
+        )
+    matrix = np.array(obj.matrix_world)
+    if not np.allclose(matrix[:3, :3], np.eye(3), atol=1e-5):
+        raise MocapError(
+            f"{obj.name!r} is rotated or scaled (object matrix {np.round(matrix[:3, :3], 3).tolist()}); "
+            "apply rotation and scale (Ctrl+A > Rotation & Scale) or clear them, then import again"
+        )
+    if not len(obj.data.bones):
+        raise MocapError(f"the armature {obj.name!r} has no bones")
+
+
+def bone_hierarchy(obj: "bpy.types.Object") -> tuple[list[str], list[int], np.ndarray]:
+    """Bone names, parent indices (-1 root) and rest heads ``(B, 3)`` in armature space."""
+    bones = obj.data.bones
+    names = [bone.name for bone in bones]
+    index = {name: b for b, name in enumerate(names)}
+    parents = [index[bone.parent.name] if bone.parent else -1 for bone in bones]
+    heads = np.array([tuple(bone.head_local) for bone in bones], np.float64).reshape(-1, 3)
+    return names, parents, heads
+
+
+_FOLLOW_TYPES = {"COPY_TRANSFORMS", "COPY_ROTATION"}
+
+
+def _full_copy(constraint, obj: "bpy.types.Object", index: dict[str, int]) -> bool:
+    """A constraint that replaces the bone's world rotation by another bone's of the same rig."""
+    if constraint.type not in _FOLLOW_TYPES or not constraint.enabled:
+        return False
+    target = constraint.target
+    if target is None or target.name != obj.name or constraint.subtarget not in index:
+        return False
+    if constraint.owner_space != "WORLD" or constraint.target_space != "WORLD":
+        return False
+    if getattr(constraint, "mix_mode", "REPLACE") != "REPLACE":
+        return False
+    if constraint.type == "COPY_ROTATION":
+        axes = (constraint.use_x, constraint.use_y, constraint.use_z)
+        inverted = (constraint.invert_x, constraint.invert_y, constraint.invert_z)
+        if not all(axes) or any(inverted):
+            return False
+    return constraint.influence > 0.999
+
+
+def read_target_rig(
+    context: "bpy.types.Context",
+    obj: "bpy.types.Object",
+    properties: dict[str, dict[str, float]] | None = None,
+):
+    """The rest pose of ``obj`` as a :class:`retarget.solve.TargetRig`.
+
+    Bones whose pose comes from another bone through a full Copy Transforms / Copy Rotation
+    constraint (Rigify's ORG bones) are recorded as following it. Constraint influences are read
+    after evaluating the rig with ``properties`` (bone -> {custom property: value}) applied, since
+    drivers on them (Rigify's IK/FK switch) decide which chain the bones follow; the properties
+    are put back afterwards.
+    """
+    from ..retarget.solve import TargetRig
+
+    names, parents, heads = bone_hierarchy(obj)
+    bones = obj.data.bones
+    index = {name: b for b, name in enumerate(names)}
+    tails = np.array([tuple(bone.tail_local) for bone in bones], np.float64).reshape(-1, 3)
+    rotations = np.array([np.array(bone.matrix_local)[:3, :3] for bone in bones]).reshape(-1, 3, 3)
+    follow, follow_location = [-1] * len(names), [False] * len(names)
+    with _temporary_properties(context, obj, properties or {}):
+        evaluated = obj.evaluated_get(context.evaluated_depsgraph_get())
+        for pose_bone in evaluated.pose.bones:
+            b = index[pose_bone.name]
+            for constraint in pose_bone.constraints:
+                if _full_copy(constraint, obj, index):
+                    follow[b] = index[constraint.subtarget]  # the last full copy wins
+                    follow_location[b] = constraint.type == "COPY_TRANSFORMS"
+    return TargetRig(
+        tuple(names),
+        tuple(parents),
+        heads,
+        tails,
+        rotations,
+        tuple(follow),
+        tuple(follow_location),
+        tuple(bool(bone.use_local_location) for bone in bones),
+        tuple(bool(bone.use_connect) for bone in bones),
+    )
+
+
+class _temporary_properties:
+    """Set pose-bone custom properties and re-evaluate; restore the old values on exit."""
+
+    def __init__(self, context, obj, properties: dict[str, dict[str, float]]) -> None:
+        self.context, self.obj, self.properties = context, obj, properties
+        self.saved: list[tuple[str, str, object]] = []
+
+    def __enter__(self):
+        missing = object()
+        for bone, values in self.properties.items():
+            pose_bone = self.obj.pose.bones[bone]
+            for name, value in values.items():
+                self.saved.append((bone, name, pose_bone.get(name, missing)))
+                pose_bone[name] = value
+        self._missing = missing
+        # Custom-property edits from Python do not tag the object: without this the drivers that
+        # read them (constraint influences) are not re-evaluated.
+        self.obj.update_tag()
+        self.context.view_layer.update()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for bone, name, old in reversed(self.saved):
+            pose_bone = self.obj.pose.bones[bone]
+            if old is self._missing:
+                del pose_bone[name]
+            else:
+                pose_bone[name] = old
+        if self.saved:
+            self.obj.update_tag()
+            self.context.view_layer.update()
+
+
+def set_pose_properties(obj: "bpy.types.Object", properties: dict[str, dict[str, float]]) -> None:
+    """Set pose-bone custom properties (the values the take also keys)."""
+    for bone, values in properties.items():
+        for name, value in values.items():
+            obj.pose.bones[bone][name] = value
+    if properties:
+        obj.update_tag()
+
+
+def unique_action_name(base: str) -> str:
+    """``base`` + `` take N`` with the smallest N not used by an existing action."""
+    number = 1
+    while f"{base} take {number}" in bpy.data.actions:
+        number += 1
+    return f"{base} take {number}"

@@ -1,7 +1,7 @@
 """Write bone animation into a new Blender action, fast (the one module of ``retarget`` using bpy).
 
 Keys go in with ``keyframe_points.add`` + ``foreach_set`` (one call per F-curve instead of one RNA
-lookup per key). Blender 4.4 introduced layered actions (action -> layer -> strip -> channelbag per
+lookup per key). Takes can also be stacked as NLA tracks. Blender 4.4 introduced layered actions (action -> layer -> strip -> channelbag per
 slot) and 5.0 removed ``Action.fcurves``; the API is feature-detected, never version-compared.
 """
 
@@ -32,7 +32,6 @@ def _new_fcurve_factory(action: "bpy.types.Action", target: "bpy.types.ID"):
         fcurve.group = groups[group]
         return fcurve
 
-    new.slot = slot  # type: ignore[attr-defined]
     return new
 
 
@@ -51,6 +50,23 @@ def _fill(fcurve: "bpy.types.FCurve", frames: np.ndarray, values: np.ndarray, li
     fcurve.update()
 
 
+def _bone_path(bone_name: str) -> str:
+    return f'pose.bones["{bpy.utils.escape_identifier(bone_name)}"]'
+
+
+def _rotation_channels(pose_bone, quaternions: np.ndarray) -> tuple[str, np.ndarray]:
+    """Data path and values ``(T, 3|4)`` in the bone's own rotation mode (never changed)."""
+    from .solve import quaternion_to_axis_angle, quaternion_to_euler
+
+    path = _bone_path(pose_bone.name)
+    mode = pose_bone.rotation_mode
+    if mode == "QUATERNION":
+        return path + ".rotation_quaternion", quaternions
+    if mode == "AXIS_ANGLE":
+        return path + ".rotation_axis_angle", quaternion_to_axis_angle(quaternions)
+    return path + ".rotation_euler", quaternion_to_euler(quaternions, mode)
+
+
 def write_bone_action(
     armature: "bpy.types.Object",
     action_name: str,
@@ -58,30 +74,61 @@ def write_bone_action(
     rotations: Mapping[str, np.ndarray],
     locations: Mapping[str, np.ndarray] | None = None,
     assign: bool = True,
+    properties: Mapping[str, Mapping[str, float]] | None = None,
 ) -> "bpy.types.Action":
     """Key bones of ``armature`` into a new action named ``action_name``.
 
     ``frames`` ``(T,)`` scene frame numbers (float allowed); ``rotations`` bone name -> ``(T, 4)``
-    quaternions (w, x, y, z); ``locations`` bone name -> ``(T, 3)`` pose-bone locations. The user's
-    existing actions are never modified; a previously assigned action gets a fake user so it is
-    not lost when the file is saved. Bones are switched to quaternion rotation mode.
+    quaternions (w, x, y, z); ``locations`` bone name -> ``(T, 3)`` pose-bone locations;
+    ``properties`` bone name -> {custom property: value}, each keyed once (constant for the take,
+    e.g. Rigify's IK/FK switch). Rotations are keyed in each bone's own rotation mode
+    (quaternion, axis-angle or Euler of any order), which is never changed, so the user's other
+    actions keep working. The user's existing actions are never modified; a previously assigned
+    action gets a fake user so it is not lost when the file is saved.
     """
     frames = np.asarray(frames, np.float64)
     action = bpy.data.actions.new(action_name)
     new_fcurve = _new_fcurve_factory(action, armature)
     linear = _linear_interpolation()
     for bone_name, quaternions in rotations.items():
-        armature.pose.bones[bone_name].rotation_mode = "QUATERNION"
-        path = f'pose.bones["{bone_name}"].rotation_quaternion'
-        for axis in range(4):
-            _fill(new_fcurve(path, axis, bone_name), frames, quaternions[:, axis], linear)
+        path, values = _rotation_channels(armature.pose.bones[bone_name], quaternions)
+        for axis in range(values.shape[1]):
+            _fill(new_fcurve(path, axis, bone_name), frames, values[:, axis], linear)
     for bone_name, values in (locations or {}).items():
-        path = f'pose.bones["{bone_name}"].location'
+        path = _bone_path(bone_name) + ".location"
         for axis in range(3):
             _fill(new_fcurve(path, axis, bone_name), frames, values[:, axis], linear)
+    for bone_name, values in (properties or {}).items():
+        for name, value in values.items():
+            path = f'{_bone_path(bone_name)}["{bpy.utils.escape_identifier(name)}"]'
+            _fill(new_fcurve(path, 0, bone_name), frames[:1], np.array([value]), linear)
     if assign:
-        assign_action(armature, action, getattr(new_fcurve, "slot", None))
+        assign_action(armature, action, action_slot(action))
     return action
+
+
+def action_slot(action: "bpy.types.Action"):
+    """The slot an action written here animates (layered actions), else None."""
+    if _is_layered(action) and len(action.slots):
+        return action.slots[0]
+    return None
+
+
+def push_to_nla(
+    target: "bpy.types.Object", action: "bpy.types.Action", name: str, start_frame: float
+) -> "bpy.types.NlaStrip":
+    """Put ``action`` on a new NLA track on top of ``target``'s stack (one track per take) and
+    clear the active action, like Blender's "Push Down"; earlier tracks stay as they were."""
+    animation_data = target.animation_data or target.animation_data_create()
+    if animation_data.action == action:
+        animation_data.action = None
+    track = animation_data.nla_tracks.new()
+    track.name = name
+    strip = track.strips.new(name, int(round(start_frame)), action)
+    slot = action_slot(action)
+    if slot is not None and hasattr(strip, "action_slot"):
+        strip.action_slot = slot
+    return strip
 
 
 def assign_action(target: "bpy.types.Object", action: "bpy.types.Action", slot=None) -> None:

@@ -4,7 +4,7 @@ proportions, in a T-pose facing -Y (Blender's front view), feet on z = 0.
 Each bone's head sits on its joint and its tail on the joint's primary child, so the bone points
 where the limb points. Leaf bones (toes, hands) extend their parent's direction. Joints that are
 not a primary child (hips, collar bones, face points) keep the clip's median offset as seen in
-their parent bone's frame, so the rig reproduces the person's own build.
+their parent bone's frame, so the rig reproduces the person's own build. Toe bones lie flat.
 """
 
 from dataclasses import dataclass
@@ -119,6 +119,9 @@ def generated_rig(skeleton: Skeleton, rest: np.ndarray) -> list[RigBone]:
             tail = rest[skeleton.index(child)]
         else:
             parent_axis = rest[j] - rest[parent_index]
+            if joint.endswith("toe"):
+                # Toes lie flat on the floor: the rig's lowest points stay its feet's joints.
+                parent_axis = np.array([parent_axis[0], parent_axis[1], 0.0])
             tail = rest[j] + _LEAF_LENGTH_FRACTION * parent_axis
         bones.append(RigBone(BONE_NAMES[joint], joint, BONE_NAMES.get(parent), rest[j], tail))
     return bones

@@ -1,0 +1,423 @@
+"""Multi-person 3D pose estimation on whole frames: crops, the crop network, test-time averaging.
+
+``PoseEstimator`` takes frames and person boxes, cuts one perspective-correct crop per box and
+augmentation (``inference.crops``), runs the crop network on all crops of all frames in batches,
+and maps its outputs back: flipped crops get their left/right joints swapped, 3D joints are rotated
+back into the original camera, an optional joint transform and skeleton subset are applied, the 2D
+joints are the original camera's projection of each augmentation's 3D joints, and everything is
+averaged over the augmentations (in 3D camera space), as the official MeTRAbs wrapper does.
+
+Crops are rendered by OpenCV on the CPU (into pinned buffers copied without blocking, double
+buffered on CUDA) or, by default on CUDA, by ``grid_sample`` on the GPU from the uploaded 8-bit
+frame. Either way the gamma of each augmentation is applied on the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import InferenceError
+from .crops import (
+    DECODING_GAMMA,
+    DEFAULT_PYRAMID_LEVELS,
+    DEFAULT_UP,
+    CropGeometry,
+    LinearImage,
+    TorchLinearImage,
+    crop_geometry,
+    mirror_permutation,
+    tta_augmentations,
+    unflip_joints,
+    warp_crop,
+    warp_crops_torch,
+)
+
+logger = logging.getLogger(__name__)
+
+CropModel = Callable[[torch.Tensor, torch.Tensor], object]
+
+
+class PoseInputError(InferenceError):
+    """Frames, boxes, intrinsics or model outputs of the wrong shape or type."""
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """How crops are made and averaged."""
+
+    num_aug: int = 5  # crops per person (test-time augmentation); the official default is 5
+    max_rotation_deg: float = 25.0  # augmentation rotations span +-this many degrees (official)
+    # crops per network call, rounded down to whole people (at least one): all augmentations of
+    # a person go through the network together, as the official wrapper batches (64 there). The
+    # official network normalises its root least squares over the whole batch, so its outputs
+    # depend slightly on which crops share a call; this batching gives the same crops per call.
+    batch_size: int = 64
+    box_padding: float = 1.0  # box size multiplier; 1 = the box fills the crop (official)
+    pyramid_levels: int = DEFAULT_PYRAMID_LEVELS  # 2x2 box-filter levels for zoomed-out crops
+    up: tuple[float, float, float] = DEFAULT_UP  # camera-space up that keeps crops upright
+    amp_dtype: str | None = None  # "float16" / "bfloat16": autocast the network on CUDA only
+    warp: str = (
+        "auto"  # "opencv" (CPU), "torch" (grid_sample on the device) or "auto": torch on CUDA
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_aug < 1:
+            raise PoseInputError(f"num_aug must be at least 1, got {self.num_aug}")
+        if self.batch_size < 1:
+            raise PoseInputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.warp not in ("auto", "opencv", "torch"):
+            raise PoseInputError(f"warp must be 'auto', 'opencv' or 'torch', got {self.warp!r}")
+        if self.amp_dtype not in (None, "float16", "bfloat16"):
+            raise PoseInputError(
+                f"amp_dtype must be None, 'float16' or 'bfloat16', got {self.amp_dtype!r}"
+            )
+
+
+@dataclass(frozen=True)
+class FramePoses:
+    """Poses of the ``n`` people of one frame, in the order of its boxes.
+
+    ``poses3d`` (n, J, 3) float32 mm, original camera frame; ``poses2d`` (n, J, 2) float32 original
+    pixels; ``uncertainty`` (n, J) float32 mm, the RMS distance of the augmentations' 3D joints from
+    their mean (NaN with a single crop, where there is no spread to measure).
+    """
+
+    poses3d: np.ndarray
+    poses2d: np.ndarray
+    uncertainty: np.ndarray
+
+
+class PoseEstimator:
+    """Runs a crop network on person boxes of whole frames (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: CropModel,
+        joint_names: Sequence[str],
+        device: str | torch.device = "cpu",
+        config: EstimatorConfig | None = None,
+        crop_side: int | None = None,
+        joint_transform_matrix: np.ndarray | None = None,
+        skeleton_indices: Sequence[int] | None = None,
+        output_joint_names: Sequence[str] | None = None,
+    ):
+        """
+        ``model(crops (B, 3, S, S) float RGB [0, 1], intrinsics (B, 3, 3))`` returns poses3d
+        (B, J, 3) mm in the crop camera, either alone, first in a tuple, or under ``"poses3d"`` in
+        a dict. ``joint_names`` (J) name its joints (their left/right pairs drive the flip swap).
+        ``crop_side`` defaults to ``model.input_resolution`` or ``model.config.proc_side``. ``joint_transform_matrix`` (J, N)
+        maps the model's joints to N output joints (``out[n] = sum_j p[j] * T[j, n]``), then
+        ``skeleton_indices`` pick a subset of those; both default to identity.
+        ``output_joint_names`` names the final joints (default: ``joint_names`` when there is no
+        transform).
+        """
+        self.model = model
+        self.joint_names = tuple(joint_names)
+        self.device = torch.device(device)
+        self.config = config or EstimatorConfig()
+        side = crop_side
+        if side is None:
+            side = getattr(model, "input_resolution", None)
+        if side is None:
+            side = getattr(getattr(model, "config", None), "proc_side", None)
+        if side is None:
+            raise PoseInputError(
+                "the crop size is unknown: pass crop_side= or give the model an input_resolution "
+                "(or a config.proc_side)"
+            )
+        self.crop_side = int(side)
+        self.mirror = mirror_permutation(self.joint_names)
+        self.augmentations = tta_augmentations(self.config.num_aug, self.config.max_rotation_deg)
+        n_joints = len(self.joint_names)
+        self.joint_transform_matrix = None
+        if joint_transform_matrix is not None:
+            matrix = np.asarray(joint_transform_matrix, np.float64)
+            if matrix.ndim != 2 or matrix.shape[0] != n_joints:
+                raise PoseInputError(
+                    f"joint_transform_matrix must be ({n_joints}, N) for the model's {n_joints} "
+                    f"joints, got {matrix.shape}"
+                )
+            self.joint_transform_matrix = matrix
+        n_out = n_joints if self.joint_transform_matrix is None else matrix.shape[1]
+        self.skeleton_indices = None
+        if skeleton_indices is not None:
+            indices = np.asarray(skeleton_indices, np.int64)
+            if indices.ndim != 1 or np.any(indices < 0) or np.any(indices >= n_out):
+                raise PoseInputError(f"skeleton_indices must index the {n_out} joints")
+            self.skeleton_indices = indices
+        if output_joint_names is None and self.joint_transform_matrix is None:
+            names = np.array(self.joint_names)
+            output_joint_names = (
+                names if self.skeleton_indices is None else names[self.skeleton_indices]
+            )
+        self.output_joint_names = (
+            None if output_joint_names is None else tuple(str(n) for n in output_joint_names)
+        )
+
+    @property
+    def uses_torch_warp(self) -> bool:
+        """Whether crops are rendered with torch on the device rather than OpenCV on the CPU."""
+        if self.config.warp == "auto":
+            return self.device.type == "cuda"
+        return self.config.warp == "torch"
+
+    @property
+    def crops_per_batch(self) -> int:
+        """Crops per network call: ``batch_size`` rounded down to whole people, at least one."""
+        n_aug = len(self.augmentations)
+        return max(1, self.config.batch_size // n_aug) * n_aug
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def estimate(
+        self,
+        frames: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray],
+        intrinsics: np.ndarray,
+    ) -> list[FramePoses]:
+        """Poses of every boxed person in a batch of frames.
+
+        ``frames`` F arrays (H, W, 3) uint8 RGB; ``boxes`` F arrays (n_i, 4) x, y, width, height in
+        pixels (extra columns such as a score are ignored); ``intrinsics`` (3, 3) for all frames or
+        (F, 3, 3). Returns one ``FramePoses`` per frame.
+        """
+        frames, boxes, intrinsics = self._validate(frames, boxes, intrinsics)
+        counts = np.array([len(b) for b in boxes])
+        n_boxes, n_aug = int(counts.sum()), len(self.augmentations)
+        n_out = self._n_output_joints()
+        if n_boxes == 0:
+            return [self._empty(n_out) for _ in frames]
+
+        frame_of_box = np.repeat(np.arange(len(frames)), counts)
+        box_intrinsics = intrinsics[frame_of_box]  # (n, 3, 3)
+        # crops are ordered box-major: the n_aug crops of a box are adjacent
+        geometry = crop_geometry(
+            np.repeat(np.concatenate(boxes), n_aug, axis=0),
+            np.repeat(box_intrinsics, n_aug, axis=0),
+            self.crop_side,
+            list(self.augmentations) * n_boxes,
+            up=self.config.up,
+            box_padding=self.config.box_padding,
+        )
+        crop_poses = self._predict(frames, np.repeat(frame_of_box, n_aug), geometry)
+        poses = geometry.crop_to_original_3d(unflip_joints(crop_poses, geometry.flip, self.mirror))
+        poses = poses.reshape(n_boxes, n_aug, len(self.joint_names), 3)
+        if self.joint_transform_matrix is not None:
+            poses = np.einsum("bajc,jn->banc", poses, self.joint_transform_matrix)
+        if self.skeleton_indices is not None:
+            poses = poses[:, :, self.skeleton_indices]
+
+        projected = np.einsum("bij,bakj->baki", box_intrinsics, poses)
+        poses2d = (projected[..., :2] / projected[..., 2:3]).mean(axis=1)
+        poses3d = poses.mean(axis=1)
+        if n_aug > 1:
+            spread = np.sqrt(np.mean(np.sum((poses - poses3d[:, None]) ** 2, axis=-1), axis=1))
+        else:
+            spread = np.full(poses3d.shape[:2], np.nan)
+
+        splits = np.cumsum(counts)[:-1]
+        return [
+            FramePoses(p3.astype(np.float32), p2.astype(np.float32), u.astype(np.float32))
+            for p3, p2, u in zip(
+                np.split(poses3d, splits),
+                np.split(poses2d, splits),
+                np.split(spread, splits),
+                strict=True,
+            )
+        ]
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _n_output_joints(self) -> int:
+        if self.skeleton_indices is not None:
+            return len(self.skeleton_indices)
+        if self.joint_transform_matrix is not None:
+            return self.joint_transform_matrix.shape[1]
+        return len(self.joint_names)
+
+    @staticmethod
+    def _empty(n_joints: int) -> FramePoses:
+        return FramePoses(
+            np.zeros((0, n_joints, 3), np.float32),
+            np.zeros((0, n_joints, 2), np.float32),
+            np.zeros((0, n_joints), np.float32),
+        )
+
+    @staticmethod
+    def _validate(
+        frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], intrinsics: np.ndarray
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+        frames = list(frames)
+        boxes = [np.asarray(b, np.float64) for b in boxes]
+        boxes = [b.reshape(0, 4) if b.size == 0 else b for b in boxes]
+        if len(frames) != len(boxes):
+            raise PoseInputError(f"got {len(frames)} frames but {len(boxes)} box arrays")
+        for i, frame in enumerate(frames):
+            if not (
+                isinstance(frame, np.ndarray)
+                and frame.dtype == np.uint8
+                and frame.ndim == 3
+                and frame.shape[2] == 3
+            ):
+                raise PoseInputError(
+                    f"frame {i} must be an (H, W, 3) uint8 RGB array, got "
+                    f"{getattr(frame, 'dtype', type(frame))} {np.shape(frame)}"
+                )
+        for i, frame_boxes in enumerate(boxes):
+            if frame_boxes.ndim != 2 or frame_boxes.shape[1] < 4:
+                raise PoseInputError(
+                    f"boxes of frame {i} must be (n, 4) x, y, width, height; got {frame_boxes.shape}"
+                )
+        boxes = [b[:, :4] for b in boxes]
+        intrinsics = np.asarray(intrinsics, np.float64)
+        if intrinsics.shape == (3, 3):
+            intrinsics = np.broadcast_to(intrinsics, (len(frames), 3, 3))
+        if intrinsics.shape != (len(frames), 3, 3):
+            raise PoseInputError(
+                f"intrinsics must be (3, 3) or ({len(frames)}, 3, 3), got {intrinsics.shape}"
+            )
+        return frames, boxes, intrinsics
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda" or self.config.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=getattr(torch, self.config.amp_dtype))
+
+    def _predict(
+        self, frames: list[np.ndarray], frame_of_crop: np.ndarray, geometry: CropGeometry
+    ) -> np.ndarray:
+        """Run the network on all crops: (N, J, 3) float64 mm in each crop camera."""
+        n_crops, batch = len(geometry), self.crops_per_batch
+        render = (
+            _TorchRenderer(self, frames, frame_of_crop, geometry)
+            if self.uses_torch_warp
+            else _OpenCVRenderer(self, frames, frame_of_crop, geometry)
+        )
+        exponents = torch.as_tensor(geometry.gamma / DECODING_GAMMA, dtype=torch.float32)
+        intrinsics = torch.as_tensor(geometry.intrinsics, dtype=torch.float32)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, n_crops, batch):
+                stop = min(start + batch, n_crops)
+                crops = render(start, stop)  # (B, 3, S, S) linear light on the device
+                exponent = exponents[start:stop].to(self.device, non_blocking=True)
+                crops = crops.pow_(exponent[:, None, None, None])  # -> gamma-encoded
+                with self._autocast():
+                    out = self.model(
+                        crops, intrinsics[start:stop].to(self.device, non_blocking=True)
+                    )
+                outputs.append(self._poses3d_of(out, stop - start).float())
+        result = torch.cat(outputs).cpu().numpy().astype(np.float64)
+        logger.debug("ran %d crops in %d batches", n_crops, len(outputs))
+        return result
+
+    def _poses3d_of(self, output: object, n: int) -> torch.Tensor:
+        if isinstance(output, dict):
+            poses3d = output.get("poses3d")
+        elif isinstance(output, tuple | list):
+            poses3d = output[0] if output else None
+        else:
+            poses3d = output
+        expected = (n, len(self.joint_names), 3)
+        if not isinstance(poses3d, torch.Tensor) or tuple(poses3d.shape) != expected:
+            raise PoseInputError(
+                f"the crop model must return poses3d of shape {expected} (alone, first in a "
+                f"tuple, or under 'poses3d'); got {type(poses3d).__name__} "
+                f"{tuple(getattr(poses3d, 'shape', ()))}"
+            )
+        return poses3d
+
+
+class _OpenCVRenderer:
+    """Renders batches of crops with OpenCV on the CPU into (pinned, for CUDA) host buffers that
+    are copied without blocking; two buffers alternate on CUDA, so rendering the next batch
+    overlaps the network on the previous one."""
+
+    def __init__(
+        self,
+        estimator: PoseEstimator,
+        frames: list[np.ndarray],
+        frame_of_crop: np.ndarray,
+        geometry: CropGeometry,
+    ):
+        self.device, self.side = estimator.device, estimator.crop_side
+        self.levels = estimator.config.pyramid_levels
+        self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
+        self.is_cuda = self.device.type == "cuda"
+        n = min(estimator.crops_per_batch, len(geometry))
+        # (n, S, S, 3): OpenCV writes each crop in place; permuted, it is a channels-last batch
+        self.buffers = [
+            torch.empty((n, self.side, self.side, 3), dtype=torch.float32, pin_memory=self.is_cuda)
+            for _ in range(2 if self.is_cuda else 1)
+        ]
+        self.copied: list[torch.cuda.Event | None] = [None] * len(self.buffers)
+        self.calls = 0
+        self.image: LinearImage | None = None
+        self.image_index = -1
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        slot = self.calls % len(self.buffers)
+        self.calls += 1
+        if self.copied[slot] is not None:
+            self.copied[slot].synchronize()  # the previous copy out of this buffer is done
+        host = self.buffers[slot][: stop - start]
+        host_np = host.numpy()
+        for i in range(start, stop):
+            if self.frame_of_crop[i] != self.image_index:
+                self.image_index = int(self.frame_of_crop[i])
+                self.image = LinearImage(self.frames[self.image_index], self.levels)
+            warp_crop(
+                self.image,
+                self.geometry.homography[i],
+                float(self.geometry.scale[i]),
+                self.side,
+                out=host_np[i - start],
+            )
+        crops = host.to(self.device, non_blocking=True)
+        if self.is_cuda:
+            self.copied[slot] = torch.cuda.Event()
+            self.copied[slot].record()
+        return crops.permute(0, 3, 1, 2)  # (B, 3, S, S) in channels-last memory layout
+
+
+class _TorchRenderer:
+    """Renders batches of crops with ``grid_sample`` on the estimator's device; each frame is
+    uploaded once as 8-bit pixels and decoded there."""
+
+    def __init__(
+        self,
+        estimator: PoseEstimator,
+        frames: list[np.ndarray],
+        frame_of_crop: np.ndarray,
+        geometry: CropGeometry,
+    ):
+        self.device, self.side = estimator.device, estimator.crop_side
+        self.levels = estimator.config.pyramid_levels
+        self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
+        self.image: TorchLinearImage | None = None
+        self.image_index = -1
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        crops = torch.empty((stop - start, 3, self.side, self.side), device=self.device)
+        # crops are ordered by frame: render each frame's run of crops in one call
+        run_starts = [start] + [
+            i for i in range(start + 1, stop) if self.frame_of_crop[i] != self.frame_of_crop[i - 1]
+        ]
+        for run_start, run_stop in zip(run_starts, [*run_starts[1:], stop], strict=True):
+            frame_index = int(self.frame_of_crop[run_start])
+            if frame_index != self.image_index:
+                self.image_index = frame_index
+                self.image = TorchLinearImage(self.frames[frame_index], self.device, self.levels)
+            crops[run_start - start : run_stop - start] = warp_crops_torch(
+                self.image,
+                self.geometry.homography[run_start:run_stop],
+                self.geometry.scale[run_start:run_stop],
+                self.side,
+            )
+        return crops

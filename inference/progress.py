@@ -1,0 +1,105 @@
+"""The worker's progress protocol: one JSON object per line on stdout, logs on stderr.
+
+Events (every object has ``"event"`` and ``"time"``, seconds since the epoch):
+
+============  ==========================================================================
+``start``     ``video``, ``output``, ``frames_total`` (may be an estimate, or null),
+              ``fps``, ``width``, ``height``, ``model``, ``detector``, ``batch_size``
+``progress``  ``frames_done``, ``frames_total``, ``fps`` (processing speed), ``eta_s``,
+              ``people`` (tracks alive)
+``warning``   ``message`` for humans
+``done``      ``output``, ``frames``, ``people``, ``partial`` (true when interrupted),
+              ``elapsed_s``
+``error``     ``message`` for humans, ``exit_code``
+============  ==========================================================================
+
+A reader (the Blender add-on) parses each stdout line with ``json.loads``; anything that is not a
+JSON object is not part of the protocol. Non-finite numbers are written as ``null``.
+"""
+
+import json
+import logging
+import math
+import sys
+import threading
+import time
+from typing import IO, Any
+
+logger = logging.getLogger(__name__)
+
+EVENTS = ("start", "progress", "warning", "done", "error")
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf floats (not valid JSON) by None, recursively through lists and dicts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+class ProgressReporter:
+    """Writes protocol events to ``stream`` (stdout by default), one flushed line each.
+
+    ``progress`` events are rate-limited to one per ``min_interval_s`` (the final one is always
+    written by :meth:`progress` with ``force=True``). Thread-safe.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, min_interval_s: float = 0.5) -> None:
+        self._stream = stream if stream is not None else sys.stdout
+        self._min_interval_s = min_interval_s
+        self._last_progress = -math.inf
+        self._lock = threading.Lock()
+        self.warnings: list[str] = []
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """Write one event line; ``fields`` must be JSON-serialisable (numpy scalars are not)."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown progress event {event!r}; expected one of {EVENTS}")
+        line = json.dumps(_finite({"event": event, "time": round(time.time(), 3), **fields}))
+        with self._lock:
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                # The reader went away (closed pipe or stream); keep working, the file still counts.
+                logger.debug("progress stream closed; dropped %s event", event)
+
+    def progress(
+        self,
+        frames_done: int,
+        frames_total: int | None,
+        fps: float,
+        people: int,
+        force: bool = False,
+    ) -> None:
+        """A ``progress`` event with an ETA from the current speed (frames per second)."""
+        now = time.monotonic()
+        if not force and now - self._last_progress < self._min_interval_s:
+            return
+        self._last_progress = now
+        eta = None
+        if frames_total and fps > 0:
+            eta = max(frames_total - frames_done, 0) / fps
+        self.emit(
+            "progress",
+            frames_done=int(frames_done),
+            frames_total=None if frames_total is None else int(frames_total),
+            fps=round(float(fps), 3),
+            eta_s=None if eta is None else round(eta, 1),
+            people=int(people),
+        )
+
+    def warning(self, message: str) -> None:
+        """A ``warning`` event; also logged and kept in :attr:`warnings`."""
+        logger.warning(message)
+        self.warnings.append(message)
+        self.emit("warning", message=message)
+
+    def error(self, message: str, exit_code: int) -> None:
+        """An ``error`` event (the worker exits with ``exit_code`` afterwards)."""
+        logger.error(message)
+        self.emit("error", message=message, exit_code=int(exit_code))

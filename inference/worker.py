@@ -1,0 +1,940 @@
+"""``python -m inference analyze VIDEO -o OUT.npz``: 3D poses of everyone in a clip.
+
+Pipeline: a reader thread decodes frames into a bounded queue (memory flat in the clip length); the
+main thread gathers frames into batches of about ``--batch-size`` person crops, detects people every
+``--detect-every`` frames (and on every frame while nobody is tracked), adds a box proposed from
+each tracked person's last pose where the detector did not find them, runs the pose network on all
+crops of the batch at once, then assigns the poses to tracks frame by frame (``inference.track``).
+
+Output: the trajectory contract (``retarget.contract``), written atomically. ``extras`` holds
+``partial`` (bool: the run was interrupted; resume it with ``--resume``), ``source_frames`` (i32 [T]:
+source frame index of each row), ``detector`` (str) and ``worker_settings`` (JSON). A box whose
+score is 0 was proposed from the previous pose, not detected. A partial result keeps every track;
+the final one drops tracks shorter than ``--min-track-frames`` and keeps the ``--max-people``
+present longest. ``source`` is the video path and a SHA-256 of its size and first and last MiB.
+
+Progress: JSON lines on stdout (``inference.progress``), logs on stderr.
+
+Exit codes:
+  0    success (also: no person found — an empty result and a warning)
+  1    unexpected internal error (details in the log on stderr)
+  2    bad command line
+  3    unusable input: video or image sequence missing, empty, not a video, undecodable;
+       bad --box, camera file or frame range
+  4    no usable model: pose model not installed or broken bundle, detector weights unusable
+  5    output cannot be written, or the --resume file does not match this run
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the partial result was written
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from . import InferenceError
+from .progress import ProgressReporter
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_MODEL = 4
+EXIT_OUTPUT = 5
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+DETECTOR_CHOICES = "auto, hog, none, a detector name from `weights list` (e.g. yolox_s) or a .pth"
+AUTO_DETECTORS = ("yolox_s", "yolox_m", "yolox_tiny", "yolox_nano")  # tried in this order
+PROPOSAL_COVERED_IOU = 0.3  # a track whose predicted box overlaps a detection this much needs none
+TRACKING_ONLY_FRAMES = 4  # frames per batch when no detector runs (--detector none)
+MAX_BATCH_BYTES = 1 << 30  # frames held for one batch at most (8K frames are 100 MB each)
+
+
+class InputError(InferenceError):
+    """An argument or input file that cannot be used (exit code 3)."""
+
+
+class ModelUnavailableError(InferenceError):
+    """No pose model can be loaded (exit code 4); the message names the command that fixes it."""
+
+
+class OutputError(InferenceError):
+    """The output cannot be written, or a ``--resume`` file does not belong to this run (exit 5)."""
+
+
+class PoseEstimatorLike(Protocol):
+    """What the worker needs of a pose estimator (``inference.poses.PoseEstimator``)."""
+
+    def estimate(
+        self, frames: list[np.ndarray], boxes: list[np.ndarray], intrinsics: np.ndarray
+    ) -> list[Any]:
+        """Per frame an object (or mapping) with ``poses3d`` (n, J, 3) mm, ``poses2d`` (n, J, 2)
+        px and ``uncertainty`` (n, J)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One analysis run, from the command line."""
+
+    video: str
+    output: str
+    model: str | None = None  # name or path; None: the default model
+    detector: str = "auto"
+    detect_every: int = 4  # run the detector on every n-th frame (tracks fill the others)
+    detection_threshold: float | None = None  # None: the detector's own default
+    box: tuple[float, float, float, float] | None = None  # x, y, w, h in the first frame
+    max_people: int | None = None
+    min_track_frames: int = 5
+    start: int = 0
+    stop: int | None = None
+    stride: int = 1
+    sequence_fps: float | None = None
+    fov: float | None = None
+    focal_mm: float | None = None
+    sensor_width: float | None = None
+    intrinsics: str | None = None
+    batch_size: int | None = None  # crops per network call; None: 8 on CPU, 64 on CUDA
+    tta: int = 1
+    device: str = "auto"
+    resume: bool = False
+    checkpoint_every_s: float = 60.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--box must be x,y,w,h numbers, got {text!r}") from None
+    if len(values) != 4 or not all(np.isfinite(values)) or values[2] <= 0 or values[3] <= 0:
+        raise argparse.ArgumentTypeError(
+            f"--box must be x,y,w,h with a positive width and height in pixels, got {text!r}"
+        )
+    return values  # type: ignore[return-value]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``analyze``; argument errors are also reported as a JSON ``error`` event."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__[__doc__.index("Exit codes:") :]
+    parser.add_argument("video", help="video file, folder of images, or pattern (img_%%04d.png)")
+    parser.add_argument("-o", "--output", required=True, help="trajectory file to write (.npz)")
+    model = parser.add_argument_group("models")
+    model.add_argument(
+        "--model",
+        help="pose model: a name from `python -m inference weights list`, a bundle folder or "
+        ".tar.gz (default: the official MeTRAbs model, once downloaded)",
+    )
+    model.add_argument("--detector", default="auto", help=f"person detector: {DETECTOR_CHOICES}")
+    model.add_argument(
+        "--detect-every", type=_positive_int, default=4, metavar="N",
+        help="run the detector every N frames; poses propose the boxes in between (default 4)",
+    )  # fmt: skip
+    model.add_argument("--detection-threshold", type=_positive_float, metavar="SCORE")
+    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    model.add_argument(
+        "--batch-size", type=_positive_int, metavar="N",
+        help="person crops per network call (default 8 on CPU, 64 on CUDA)",
+    )  # fmt: skip
+    model.add_argument(
+        "--tta", type=_positive_int, default=1, metavar="N",
+        help="test-time augmentation: N crops per person (rotations, flip), averaged (default 1; "
+        "the official wrapper uses 5)",
+    )  # fmt: skip
+    people = parser.add_argument_group("people")
+    people.add_argument(
+        "--box", type=_box, metavar="X,Y,W,H",
+        help="analyse only the person in this box of the first frame (pixels)",
+    )  # fmt: skip
+    people.add_argument("--max-people", type=_positive_int, metavar="N")
+    people.add_argument(
+        "--min-track-frames", type=_positive_int, default=5, metavar="N",
+        help="drop people seen in fewer frames (default 5)",
+    )  # fmt: skip
+    frames = parser.add_argument_group("frames")
+    frames.add_argument("--start", type=_non_negative_int, default=0, metavar="FRAME")
+    frames.add_argument("--stop", type=_positive_int, metavar="FRAME", help="exclusive")
+    frames.add_argument("--stride", type=_positive_int, default=1, metavar="N")
+    frames.add_argument(
+        "--sequence-fps", type=_positive_float, metavar="FPS",
+        help="frame rate of an image sequence (default 30)",
+    )  # fmt: skip
+    camera = parser.add_argument_group("camera (one of; default: 55 deg field of view)")
+    camera.add_argument("--fov", type=_positive_float, metavar="DEG", help="on the longer side")
+    camera.add_argument("--focal-mm", type=_positive_float, metavar="MM")
+    camera.add_argument(
+        "--sensor-width", type=_positive_float, metavar="MM",
+        help="with --focal-mm; spans the longer side (default 36, full frame)",
+    )  # fmt: skip
+    camera.add_argument(
+        "--intrinsics", metavar="FILE",
+        help="camera file: JSON with K / camera_matrix / fx,fy,cx,cy (+ image_size), .npy or text 3x3",
+    )  # fmt: skip
+    run = parser.add_argument_group("run")
+    run.add_argument("--resume", action="store_true", help="continue a partial result in OUTPUT")
+    run.add_argument(
+        "--checkpoint-every", type=float, default=60.0, metavar="SECONDS", dest="checkpoint_every_s",
+        help="write a partial result this often (0: never; default 60)",
+    )  # fmt: skip
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    _report_usage_errors(parser)
+
+
+def _report_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """Make argument errors also emit a protocol ``error`` event before argparse exits with 2."""
+    original = parser.error
+
+    def error(message: str) -> None:
+        ProgressReporter().emit(
+            "error", message=f"bad command line: {message}", exit_code=EXIT_USAGE
+        )
+        original(message)
+
+    parser.error = error  # type: ignore[method-assign]
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    fields = Settings.__dataclass_fields__
+    return Settings(**{key: value for key, value in vars(args).items() if key in fields})
+
+
+# ------------------------------------------------------------------------------------------------
+# Models
+
+
+def _device(spec: str) -> str:
+    if spec == "cpu":
+        return spec  # no need to import torch to know
+    import torch
+
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {spec}: CUDA is not available here; use --device cpu")
+    return spec
+
+
+def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
+    """The pose estimator for ``settings.model`` (default: the official model), via the weights
+    manager and the bundle loader; :class:`ModelUnavailableError` says how to install one."""
+    from . import weights
+
+    name = settings.model or weights.DEFAULT_POSE_MODEL
+    try:
+        folder = weights.resolve_model(name)
+    except weights.ModelNotFoundError as error:
+        hint = ""
+        if settings.model is None:
+            hint = (
+                f"\nNo pose model is installed. Download the official one with "
+                f"`python -m inference weights download {weights.DEFAULT_POSE_MODEL}`, or run the "
+                f"offline demo model with `--model {weights.OFFLINE_POSE_MODEL}`."
+            )
+        raise ModelUnavailableError(f"{error}{hint}") from None
+    try:
+        from .model import load_bundle  # the bundle loader (inference.model)
+        from .poses import EstimatorConfig, PoseEstimator
+    except ImportError as error:
+        raise ModelUnavailableError(
+            f"this installation cannot load pose models yet ({error}); update MeTRAbs Mocap"
+        ) from None
+    bundle = load_bundle(folder, device=device)
+    config = EstimatorConfig(num_aug=settings.tta, batch_size=_batch_size(settings, device))
+    return PoseEstimator.from_bundle(bundle, device=device, config=config)
+
+
+def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -> Any | None:
+    """The person detector for ``settings.detector``; None for ``none``. ``auto`` takes the first
+    installed YOLOX detector, else OpenCV's HOG with a warning."""
+    from .detect import make_detector
+
+    spec = settings.detector
+    if spec == "none":
+        return None
+    threshold = settings.detection_threshold
+    if spec == "auto":
+        from . import weights
+
+        for name in AUTO_DETECTORS:
+            path = weights.installed_path(weights.get_entry(name))
+            if path is not None:
+                logger.info("detector: %s (%s)", name, path)
+                return make_detector(str(path), device, threshold)
+        reporter.warning(
+            "No YOLOX person detector is installed; using OpenCV's HOG detector (slower, misses "
+            "people who are not upright). Install one with `python -m inference weights download "
+            "yolox_s`."
+        )
+        return make_detector("hog", device, threshold)
+    if spec != "hog" and not spec.lower().endswith((".pth", ".pt")):
+        from . import weights
+
+        try:
+            spec = str(weights.resolve_model(spec))
+        except weights.WeightsError as error:
+            raise ModelUnavailableError(str(error)) from None
+    return make_detector(spec, device, threshold)
+
+
+def _batch_size(settings: Settings, device: str) -> int:
+    if settings.batch_size is not None:
+        return settings.batch_size
+    return 64 if device.startswith("cuda") else 8
+
+
+def _joint_info(estimator: PoseEstimatorLike) -> tuple[tuple[str, ...], np.ndarray, str]:
+    """Joint names, edges (E, 2) and skeleton name of the estimator's output joints."""
+    from retarget.skeletons import SKELETONS
+
+    names = getattr(estimator, "output_joint_names", None) or estimator.joint_names
+    names = tuple(str(n) for n in names)
+    skeleton = str(getattr(estimator, "skeleton", "") or "")
+    edges = getattr(estimator, "joint_edges", None)
+    known = next((s for s in SKELETONS.values() if s.joint_names == names), None)
+    if known is not None:
+        skeleton = skeleton or known.name
+        edges = known.edges if edges is None else edges
+    edges = np.zeros((0, 2), np.int32) if edges is None else np.asarray(edges, np.int32)
+    return names, edges.reshape(-1, 2), skeleton or f"custom_{len(names)}"
+
+
+def _unpack(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(poses3d, poses2d, uncertainty) of one frame's estimate (object or mapping)."""
+    get = result.get if isinstance(result, dict) else lambda key: getattr(result, key)
+    return get("poses3d"), get("poses2d"), get("uncertainty")
+
+
+# ------------------------------------------------------------------------------------------------
+# Interruption
+
+
+class Interrupt:
+    """SIGINT/SIGTERM handler: the first signal asks to stop after the current batch; a second one
+    stops at once (KeyboardInterrupt) — completed batches are still saved."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+        logger.warning("%s received: finishing the current batch", signal.Signals(signum).name)
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SIGTERM if self.signal == signal.SIGTERM else EXIT_SIGINT
+
+    def __enter__(self) -> Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+# ------------------------------------------------------------------------------------------------
+# The analysis
+
+
+def source_fingerprint(path: str) -> str:
+    """``path sha256:<hex>``: SHA-256 of the size and the first and last MiB of a file (whole
+    videos are too large to hash on every run), or of the names and sizes of a sequence's images."""
+    digest = hashlib.sha256()
+    target = Path(path)
+    if target.is_file():
+        size = target.stat().st_size
+        digest.update(str(size).encode())
+        with open(target, "rb") as handle:
+            digest.update(handle.read(1 << 20))
+            if size > 2 << 20:
+                handle.seek(-(1 << 20), os.SEEK_END)
+                digest.update(handle.read(1 << 20))
+    else:
+        from .video import _sequence_files
+
+        for name in _sequence_files(path) or []:
+            digest.update(f"{os.path.basename(name)}:{os.path.getsize(name)};".encode())
+    return f"{os.path.abspath(path)} sha256:{digest.hexdigest()[:32]}"
+
+
+@dataclass
+class RunState:
+    """Rows processed so far (one per analysed frame) and the tracker holding the people."""
+
+    frame_times: list[float]
+    source_frames: list[int]
+    tracker: Any
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.frame_times)
+
+
+class Analysis:
+    """Batches frames, detects, proposes, estimates and tracks; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        estimator: PoseEstimatorLike,
+        detector: Any | None,
+        intrinsics: np.ndarray,
+        image_size: tuple[int, int],
+        num_joints: int,
+        state: RunState,
+        batch_size: int,
+    ) -> None:
+        self.settings = settings
+        self.estimator = estimator
+        self.detector = detector
+        self.intrinsics = intrinsics
+        self.image_size = image_size
+        self.num_joints = num_joints
+        self.state = state
+        self.batch_size = batch_size
+        self.frames_with_detection = 0
+        self.crops = 0
+
+    def frames_per_batch(self, frame_bytes: int) -> int:
+        """Frames to gather so a batch holds about ``batch_size`` crops (people x frames)."""
+        if self.settings.box is not None and self.state.num_rows == 0:
+            return 1  # the user's box first, so the next frames get boxes proposed from its pose
+        tracker = self.state.tracker
+        last_time = self.state.frame_times[-1] if self.state.frame_times else 0.0
+        people = max(1, len(tracker.live_tracks(last_time)))
+        frames = min(self.batch_size // people, MAX_BATCH_BYTES // max(1, frame_bytes))
+        if self.detector is None:
+            # Without detections inside the batch, every box is extrapolated from the pose at the
+            # batch start: keep that short so fast or turning people stay inside their crops.
+            frames = min(frames, TRACKING_ONLY_FRAMES)
+        return max(1, frames)
+
+    def _detect(
+        self, images: list[np.ndarray], rows: list[int], seeded: bool
+    ) -> dict[int, np.ndarray]:
+        """Detector boxes ``(n, 5)`` for the frames of this batch that get detection, by position."""
+        if self.detector is None:
+            return {}
+        tracker = self.state.tracker
+        last_time = self.state.frame_times[-1] if self.state.frame_times else -np.inf
+        nobody = not seeded and not tracker.live_tracks(last_time)
+        chosen = [
+            i for i, row in enumerate(rows) if nobody or row % self.settings.detect_every == 0
+        ]
+        if not chosen:
+            return {}
+        found = self.detector.detect([images[i] for i in chosen])
+        self.frames_with_detection += len(chosen)
+        limit = None if self.settings.max_people is None else self.settings.max_people + 2
+        return {
+            i: np.asarray(boxes, np.float32)[:limit] for i, boxes in zip(chosen, found, strict=True)
+        }
+
+    def _crop_boxes(
+        self, frames: list[Any], detections: dict[int, np.ndarray], seed_row: int | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per frame: boxes (n, 5) to estimate and, per box, the track id it was proposed for."""
+        from .detect.nms import box_iou
+
+        tracker = self.state.tracker
+        margin = tracker.params.proposal_margin
+        anchors: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (time, box) in this batch
+        out = []
+        for i, frame in enumerate(frames):
+            row = self.state.num_rows + i
+            if row == seed_row:
+                box = np.array([[*self.settings.box, 1.0]], np.float32)
+                out.append((box, np.array([-1])))
+                continue
+            boxes = detections.get(i, np.zeros((0, 5), np.float32))
+            proposed, owners = [], []
+            for track_id, box in tracker.proposals(frame.time, self.image_size, anchors):
+                overlap = box_iou(box, boxes[:, :4])[0] if len(boxes) else np.zeros(1)
+                if overlap.max() >= PROPOSAL_COVERED_IOU:
+                    # Found by the detector: later frames of the batch start from this box
+                    # (shrunk to a pose extent) instead of extrapolating from the batch start.
+                    x, y, w, h = boxes[int(overlap.argmax()), :4]
+                    anchors[track_id] = (frame.time, np.array(
+                        [x + w * margin / (1 + 2 * margin), y + h * margin / (1 + 2 * margin),
+                         w / (1 + 2 * margin), h / (1 + 2 * margin)]))  # fmt: skip
+                    continue
+                proposed.append([*box, 0.0])
+                owners.append(track_id)
+            all_boxes = np.concatenate([boxes, np.array(proposed, np.float32).reshape(-1, 5)])
+            out.append((all_boxes, np.array([-1] * len(boxes) + owners, np.int64)))
+        return out
+
+    def _estimate(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> list[tuple]:
+        """Poses for the boxes of every frame, in one call (split in two on CUDA out-of-memory)."""
+        if not any(len(b) for b in boxes):
+            empty = (np.zeros((0, self.num_joints, 3)), np.zeros((0, self.num_joints, 2)),
+                     np.zeros((0, self.num_joints)))  # fmt: skip
+            return [empty for _ in images]
+        try:
+            results = self.estimator.estimate(images, [b[:, :4] for b in boxes], self.intrinsics)
+        except RuntimeError as error:
+            if "out of memory" not in str(error) or len(images) < 2:
+                raise
+            import torch
+
+            torch.cuda.empty_cache()
+            half = len(images) // 2
+            self.batch_size = max(1, self.batch_size // 2)
+            logger.warning("out of GPU memory: batch size lowered to %d", self.batch_size)
+            return self._estimate(images[:half], boxes[:half]) + self._estimate(
+                images[half:], boxes[half:]
+            )
+        self.crops += sum(len(b) for b in boxes)
+        return [_unpack(result) for result in results]
+
+    def process(self, frames: list[Any]) -> None:
+        """Analyse one batch of frames and append their rows."""
+        from .track import Candidates
+
+        first_row = self.state.num_rows
+        rows = list(range(first_row, first_row + len(frames)))
+        seed_row = 0 if self.settings.box is not None and first_row == 0 else None
+        images = [frame.image for frame in frames]
+        detections = self._detect(images, rows, seeded=self.settings.box is not None)
+        crop_boxes = self._crop_boxes(frames, detections, seed_row)
+        estimates = self._estimate(images, [boxes for boxes, _ in crop_boxes])
+        tracker = self.state.tracker
+        for frame, row, (boxes, owners), (poses3d, poses2d, uncertainty) in zip(
+            frames, rows, crop_boxes, estimates, strict=True
+        ):
+            candidates = Candidates(
+                boxes.astype(np.float32),
+                np.asarray(poses3d, np.float32).reshape(-1, self.num_joints, 3),
+                np.asarray(poses2d, np.float32).reshape(-1, self.num_joints, 2),
+                np.asarray(uncertainty, np.float32).reshape(-1, self.num_joints),
+                owners,
+            )
+            if row == seed_row:
+                tracker.seed(row, frame.time, candidates)
+            else:
+                tracker.update(row, frame.time, candidates)
+            self.state.frame_times.append(frame.time)
+            self.state.source_frames.append(frame.index)
+
+
+def _trajectory(
+    state: RunState,
+    settings: Settings,
+    info: Any,
+    intrinsics: np.ndarray,
+    joints: tuple[tuple[str, ...], np.ndarray, str],
+    source: str,
+    model_id: str,
+    detector_name: str,
+    partial: bool,
+) -> Any:
+    """The contract object of the rows so far (all tracks if ``partial``, else the selected)."""
+    from retarget.contract import Trajectory
+
+    from .track import select_tracks, stack_tracks
+
+    names, edges, skeleton = joints
+    tracks = state.tracker.tracks
+    if not partial:
+        min_frames = min(settings.min_track_frames, max(1, state.num_rows))
+        tracks = select_tracks(tracks, min_frames, settings.max_people)
+    arrays = stack_tracks(tracks, state.num_rows, len(names))
+    worker_settings = {key: value for key, value in asdict(settings).items() if key != "resume"}
+    return Trajectory(
+        frame_times=np.asarray(state.frame_times, np.float64),
+        fps=float(info.fps) / settings.stride,
+        image_size=np.array([info.width, info.height], np.int32),
+        intrinsics=intrinsics,
+        joint_names=names,
+        joint_edges=edges,
+        skeleton=skeleton,
+        source=source,
+        model=model_id,
+        extras={
+            "partial": np.array(partial),
+            "source_frames": np.asarray(state.source_frames, np.int32),
+            "detector": np.array(detector_name),
+            "worker_settings": np.array(json.dumps(worker_settings)),
+        },
+        **arrays,
+    )
+
+
+def _write(path: str, trajectory: Any) -> None:
+    from retarget.contract import ContractError, write_trajectory
+
+    try:
+        write_trajectory(path, trajectory)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
+    except ContractError as error:  # a bug here, never the user's fault
+        raise RuntimeError(f"the result breaks the trajectory contract: {error}") from error
+
+
+# Settings that must agree between a partial result and the run resuming it.
+_RESUME_KEYS = ("model", "start", "stop", "stride", "box", "tta", "fov", "focal_mm", "sensor_width",
+                "intrinsics", "sequence_fps")  # fmt: skip
+
+
+def _load_resume(
+    settings: Settings, source: str, intrinsics: np.ndarray
+) -> tuple[Any, bool] | None:
+    """(trajectory, complete) of the output file to resume, or None to start afresh."""
+    from retarget.contract import ContractError, read_trajectory
+
+    path = Path(settings.output)
+    if not settings.resume or not path.exists():
+        return None
+    try:
+        previous = read_trajectory(path)
+    except ContractError as error:
+        raise OutputError(f"--resume: {error}; delete it to start afresh") from None
+    stored = json.loads(str(previous.extras.get("worker_settings", "{}")))
+    current = asdict(settings)
+    different = [
+        key for key in _RESUME_KEYS if json.dumps(stored.get(key)) != json.dumps(current[key])
+    ]
+    if previous.source != source:
+        different.insert(0, "video")
+    if not np.allclose(previous.intrinsics, intrinsics):
+        different.append("camera")
+    if different:
+        raise OutputError(
+            f"--resume: {path.name} was made with other settings ({', '.join(different)}); "
+            f"run without --resume to start afresh, or with the same settings"
+        )
+    return previous, not bool(previous.extras.get("partial", False))
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def main(args: argparse.Namespace) -> int:
+    """``analyze`` command: run and return the exit code."""
+    return run(args)
+
+
+def _configure_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_metrabs_worker", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._metrabs_worker = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _exit_code(error: BaseException) -> int:
+    from retarget.contract import ContractError
+
+    from .camera import CameraError
+    from .detect import DetectorWeightsError
+    from .video import VideoError
+
+    if isinstance(error, VideoError | CameraError | InputError):
+        return EXIT_INPUT
+    if isinstance(error, OutputError):
+        return EXIT_OUTPUT
+    if isinstance(error, ModelUnavailableError | DetectorWeightsError):
+        return EXIT_MODEL
+    if isinstance(error, ContractError):
+        return EXIT_ERROR
+    module = type(error).__module__
+    if isinstance(error, InferenceError) and module.startswith(
+        ("inference.model", "inference.weights", "inference.download", "inference.poses")
+    ):
+        return EXIT_MODEL
+    return EXIT_ERROR
+
+
+def run(
+    args: argparse.Namespace,
+    make_estimator: Callable[[Settings, str], PoseEstimatorLike] | None = None,
+    make_detector: Callable[[Settings, str, ProgressReporter], Any] | None = None,
+    stream: IO[str] | None = None,
+) -> int:
+    """Run an analysis; ``make_estimator``/``make_detector`` replace the model loaders (tests and
+    benchmarks with their own models). Returns the exit code; never raises for bad input."""
+    _configure_logging(getattr(args, "verbose", False))
+    reporter = ProgressReporter(stream)
+    try:
+        settings = settings_from_args(args)
+        with Interrupt() as interrupt:
+            return _run(settings, reporter, interrupt, make_estimator or load_pose_estimator,
+                        make_detector or load_detector)  # fmt: skip
+    except Exception as error:
+        code = _exit_code(error)
+        if code == EXIT_ERROR:
+            logger.error("internal error:\n%s", traceback.format_exc())
+            message = f"internal error: {type(error).__name__}: {error} (details in the log)"
+        else:
+            message = str(error)
+        reporter.error(message, code)
+        return code
+    except KeyboardInterrupt:
+        reporter.error("interrupted before any result was written", EXIT_SIGINT)
+        return EXIT_SIGINT
+
+
+def _check_paths(settings: Settings) -> None:
+    output = Path(settings.output)
+    if output.suffix.lower() != ".npz":
+        raise InputError(f"the output must be a .npz file, got {settings.output!r}")
+    if output.exists() and output.is_dir():
+        raise OutputError(f"the output {settings.output} is a folder; give a file name")
+    video = Path(settings.video)
+    if video.exists() and output.exists() and os.path.samefile(video, output):
+        raise InputError("the output would overwrite the input video; choose another -o path")
+
+
+def _run(
+    settings: Settings,
+    reporter: ProgressReporter,
+    interrupt: Interrupt,
+    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
+    make_detector: Callable[[Settings, str, ProgressReporter], Any],
+) -> int:
+    from .camera import resolve_intrinsics
+    from .track import Tracker, TrackerParams, tracker_from_arrays
+    from .video import FrameRange, open_video
+
+    started = time.monotonic()
+    _check_paths(settings)
+    frame_range = FrameRange(settings.start, settings.stop, settings.stride)
+    source_video = open_video(settings.video, frame_range, settings.sequence_fps)
+    info = source_video.info
+    source_video.close()
+    image_size = (info.width, info.height)
+    intrinsics, camera_text = resolve_intrinsics(
+        image_size, settings.fov, settings.focal_mm, settings.sensor_width, settings.intrinsics
+    )
+    logger.info("camera: %s", camera_text)
+    if settings.box is not None:
+        x, y, w, h = settings.box
+        if x >= info.width or y >= info.height or x + w <= 0 or y + h <= 0:
+            raise InputError(
+                f"--box {x:g},{y:g},{w:g},{h:g} lies outside the {info.width}x{info.height} frame"
+            )
+    source = source_fingerprint(settings.video)
+    resumed = _load_resume(settings, source, intrinsics)
+    if resumed is None and settings.resume:
+        reporter.warning(
+            f"--resume: {settings.output} does not exist yet; starting from the beginning"
+        )
+
+    device = _device(settings.device)
+    estimator = make_estimator(settings, device)
+    detector = make_detector(settings, device, reporter)
+    joints = _joint_info(estimator)
+    model_id = str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
+    detector_name = (
+        "none" if detector is None else str(getattr(detector, "name", type(detector).__name__))
+    )
+    params = TrackerParams(new_tracks=settings.box is None)
+
+    if resumed is not None:
+        previous, complete = resumed
+        if complete:
+            reporter.emit("done", output=str(settings.output), frames=previous.num_frames,
+                          people=previous.num_people, partial=False, elapsed_s=0.0,
+                          message="already complete; nothing to resume")  # fmt: skip
+            return EXIT_OK
+        arrays = {
+            key: getattr(previous, key)
+            for key in ("poses3d", "poses2d", "uncertainty", "boxes", "track_ids")
+        }
+        state = RunState(list(previous.frame_times), [int(i) for i in previous.extras["source_frames"]],
+                         tracker_from_arrays(arrays, previous.frame_times, params))  # fmt: skip
+        next_frame = (
+            state.source_frames[-1] + settings.stride if state.source_frames else settings.start
+        )
+        frame_range = FrameRange(next_frame, settings.stop, settings.stride)
+        logger.info("resuming at source frame %d after %d rows", next_frame, state.num_rows)
+    else:
+        state = RunState([], [], Tracker(params))
+
+    total = FrameRange(settings.start, settings.stop, settings.stride).count(info.frame_count)
+    batch_size = _batch_size(settings, device)
+    analysis = Analysis(
+        settings, estimator, detector, intrinsics, image_size, len(joints[0]), state, batch_size
+    )
+
+    def save(partial: bool) -> None:
+        _write(settings.output, _trajectory(state, settings, info, intrinsics, joints, source,
+                                            model_id, detector_name, partial))  # fmt: skip
+
+    reporter.emit(
+        "start", video=str(settings.video), output=str(settings.output), frames_total=total,
+        fps=info.fps, width=info.width, height=info.height, rotation_deg=info.rotation_deg,
+        model=model_id, detector=detector_name, batch_size=batch_size, camera=camera_text,
+        resumed_frames=state.num_rows,
+    )  # fmt: skip
+    finished = total is not None and state.num_rows >= total
+    done_at_start = state.num_rows
+    try:
+        if not finished:
+            stream = open_video(settings.video, frame_range, settings.sequence_fps)
+            _process_stream(analysis, stream, interrupt, reporter, total, done_at_start,
+                            checkpoint=lambda: save(partial=True))  # fmt: skip
+    except KeyboardInterrupt:  # a second signal: stop now, keep the completed batches
+        save(partial=True)
+        reporter.emit("done", output=str(settings.output), frames=state.num_rows,
+                      people=len(state.tracker.tracks), partial=True,
+                      elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
+        return interrupt.exit_code
+    except Exception:
+        if state.num_rows > done_at_start:
+            save(partial=True)
+            reporter.warning(
+                f"partial result with {state.num_rows} frames saved to {settings.output}; "
+                f"continue it with --resume once the problem is fixed"
+            )
+        raise
+
+    partial = interrupt.requested
+    if not partial:
+        _warn_if_truncated(reporter, info, settings, state)
+    trajectory = _trajectory(state, settings, info, intrinsics, joints, source, model_id,
+                             detector_name, partial)  # fmt: skip
+    if not partial and trajectory.num_people == 0:
+        first, last = (
+            (state.source_frames[0], state.source_frames[-1]) if state.source_frames else (0, 0)
+        )
+        reporter.warning(
+            f"No person found in frames {first}-{last}; lower --detection-threshold, try another "
+            f"--detector, or give the person's box with --box x,y,w,h"
+        )
+    _write(settings.output, trajectory)
+    reporter.emit("done", output=str(settings.output), frames=trajectory.num_frames,
+                  people=trajectory.num_people, partial=partial,
+                  elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
+    if partial:
+        return interrupt.exit_code
+    return EXIT_OK
+
+
+def _batches(
+    analysis: Analysis, frames: Iterator[Any], interrupt: Interrupt
+) -> Iterator[list[Any]]:
+    """Group frames into batches of :meth:`Analysis.frames_per_batch` frames."""
+    batch: list[Any] = []
+    target = None
+    for frame in frames:
+        if target is None:
+            target = analysis.frames_per_batch(frame.image.nbytes)
+        batch.append(frame)
+        if len(batch) >= target:
+            yield batch
+            batch, target = [], None
+            if interrupt.requested:
+                return
+    if batch:
+        yield batch
+
+
+def _process_stream(
+    analysis: Analysis,
+    source: Any,
+    interrupt: Interrupt,
+    reporter: ProgressReporter,
+    total: int | None,
+    done_at_start: int,
+    checkpoint: Callable[[], None],
+) -> None:
+    """Decode (reader thread) and analyse batch by batch until the end or an interrupt; calls
+    ``checkpoint`` every ``checkpoint_every_s`` seconds."""
+    from .video import FrameReader
+
+    every = analysis.settings.checkpoint_every_s
+    state = analysis.state
+    started = last_checkpoint = time.monotonic()
+    with FrameReader(source) as reader:
+        for batch in _batches(analysis, iter(reader), interrupt):
+            analysis.process(batch)
+            elapsed = time.monotonic() - started
+            speed = (state.num_rows - done_at_start) / elapsed if elapsed > 0 else 0.0
+            live = len(state.tracker.live_tracks(state.frame_times[-1]))
+            reporter.progress(state.num_rows, total, speed, live)
+            if interrupt.requested:
+                break
+            if every > 0 and time.monotonic() - last_checkpoint >= every:
+                checkpoint()
+                last_checkpoint = time.monotonic()
+    speed = (state.num_rows - done_at_start) / max(time.monotonic() - started, 1e-9)
+    reporter.progress(state.num_rows, total, speed, len(state.tracker.tracks), force=True)
+
+
+def _warn_if_truncated(
+    reporter: ProgressReporter, info: Any, settings: Settings, state: RunState
+) -> None:
+    """A warning when decoding ended well before the frame count the container reported."""
+    if info.is_sequence or info.frame_count is None:
+        return
+    end = info.frame_count if settings.stop is None else min(settings.stop, info.frame_count)
+    last = state.source_frames[-1] if state.source_frames else settings.start - 1
+    missing = end - 1 - last
+    if missing >= settings.stride + max(2, int(0.01 * info.frame_count)):
+        reporter.warning(
+            f"decoding stopped at frame {last} of {info.frame_count}: the file is truncated or "
+            f"damaged; the result covers frames {settings.start}-{last}"
+        )

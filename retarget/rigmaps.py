@@ -1,0 +1,623 @@
+"""Rig maps: which bones of a target armature play which part of the body.
+
+A map assigns *slots* of a canonical humanoid to target bone names:
+
+- centre slots ``hips``, ``spine`` (a chain, hips side first), ``neck`` (a chain) and ``head``;
+- sided slots ``shoulder`` (clavicle), ``upper_arm``, ``forearm``, ``hand``, ``thigh``, ``shin``,
+  ``foot``, ``toe`` with the suffix ``.L`` or ``.R`` (the character's own left and right).
+
+``bones`` names the bones that receive keys. ``anchors`` (optional, per slot) names the bones whose
+rest heads/tails mark the joints, for rigs whose controls do not sit on the joints (Rigify keys
+``upper_arm_fk.L`` but its joints are those of ``ORG-upper_arm.L``). ``root`` is the bone that
+carries the root motion, ``properties`` are custom properties set and keyed with the take (Rigify's
+IK/FK switches). Bones the map does not name are never keyed.
+
+Maps come from built-in presets (the generated MeTRAbs rig, Rigify, Mixamo with any prefix, SMPL,
+SMPL-X, Blender's human metarig), from an automatic mapper that reads bone names and the hierarchy,
+or from a user's JSON file. Pure Python: no ``bpy``.
+"""
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import RetargetError
+
+SIDES = ("L", "R")
+LIMB_SLOTS = ("shoulder", "upper_arm", "forearm", "hand", "thigh", "shin", "foot", "toe")
+CHAIN_SLOTS = ("spine", "neck")
+CENTRE_SLOTS = ("hips", "spine", "neck", "head")
+ALL_SLOTS = CENTRE_SLOTS + tuple(f"{slot}.{side}" for side in SIDES for slot in LIMB_SLOTS)
+# Without these the solve has no pelvis, no hip line and no shoulder line to work from.
+REQUIRED_SLOTS = ("hips", "thigh.L", "thigh.R", "upper_arm.L", "upper_arm.R")
+JSON_FORMAT = "metrabs-rigmap"
+JSON_VERSION = 1
+
+
+class RigMapError(RetargetError):
+    """A rig map that cannot be used with a target armature; the message lists what is missing."""
+
+
+@dataclass(frozen=True)
+class RigMap:
+    """Slot -> target bones. See the module docstring for the meaning of each field."""
+
+    name: str
+    bones: Mapping[str, tuple[str, ...]]
+    anchors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    root: str | None = None
+    properties: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.bones) - set(ALL_SLOTS)) + sorted(
+            set(self.anchors) - set(ALL_SLOTS)
+        )
+        if unknown:
+            raise RigMapError(
+                f"rig map {self.name!r} uses unknown slot(s) {unknown}; slots are {list(ALL_SLOTS)}"
+            )
+        object.__setattr__(self, "bones", {k: _as_tuple(v) for k, v in self.bones.items() if v})
+        object.__setattr__(self, "anchors", {k: _as_tuple(v) for k, v in self.anchors.items() if v})
+
+    def anchor(self, slot: str) -> tuple[str, ...]:
+        """Bones whose rest pose marks the joints of ``slot`` (its keyed bones by default)."""
+        return self.anchors.get(slot) or self.bones.get(slot, ())
+
+    @property
+    def root_bone(self) -> str:
+        return self.root or self.bones["hips"][0]
+
+    def referenced_bones(self) -> set[str]:
+        names = {name for bones in self.bones.values() for name in bones}
+        names |= {name for bones in self.anchors.values() for name in bones}
+        names |= set(self.properties)
+        if self.root:
+            names.add(self.root)
+        return names
+
+    def keyed_bones(self) -> list[str]:
+        """Every keyed bone once, in slot order."""
+        seen: dict[str, None] = {}
+        for slot in ALL_SLOTS:
+            for name in self.bones.get(slot, ()):
+                seen.setdefault(name)
+        if self.root:
+            seen.setdefault(self.root)
+        return list(seen)
+
+    def to_json(self) -> dict:
+        def plain(mapping):
+            return {
+                k: (list(v) if len(v) != 1 or k in CHAIN_SLOTS else v[0])
+                for k, v in mapping.items()
+            }
+
+        data = {
+            "format": JSON_FORMAT,
+            "version": JSON_VERSION,
+            "name": self.name,
+            "bones": plain(self.bones),
+        }
+        if self.anchors:
+            data["anchors"] = plain(self.anchors)
+        if self.root:
+            data["root"] = self.root
+        if self.properties:
+            data["properties"] = {k: dict(v) for k, v in self.properties.items()}
+        return data
+
+
+def _as_tuple(value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class MatchReport:
+    """How a map was found: ``method`` ("preset NAME", "automatic", "user map"), the bones per slot,
+    the slots left empty and how many bones of the armature stay unkeyed."""
+
+    method: str
+    matched: Mapping[str, tuple[str, ...]]
+    missing: tuple[str, ...]
+    unmapped_count: int
+    notes: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        lines = [f"rig map: {self.method}, {len(self.matched)} slot(s) matched"]
+        for slot in ALL_SLOTS:
+            if slot in self.matched:
+                lines.append(f"  {slot:<12} -> {', '.join(self.matched[slot])}")
+        if self.missing:
+            lines.append(f"  not found (left untouched): {', '.join(self.missing)}")
+        lines.append(f"  {self.unmapped_count} other bone(s) are not keyed")
+        lines.extend(f"  note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets
+
+
+def _sided(template: Mapping[str, str], left: str, right: str) -> dict[str, str]:
+    """Expand ``{"upper_arm": "{s}Arm"}`` into ``.L``/``.R`` slots with the side spelled in."""
+    out = {}
+    for side, spelled in (("L", left), ("R", right)):
+        for slot, name in template.items():
+            out[f"{slot}.{side}"] = name.format(s=spelled)
+    return out
+
+
+def _preset(name: str, centre: dict, limbs: dict, left: str, right: str, **extra) -> RigMap:
+    return RigMap(name, {**centre, **_sided(limbs, left, right)}, **extra)
+
+
+_RIGIFY_LIMBS = {
+    "shoulder": "shoulder.{s}",
+    "upper_arm": "upper_arm_fk.{s}",
+    "forearm": "forearm_fk.{s}",
+    "hand": "hand_fk.{s}",
+    "thigh": "thigh_fk.{s}",
+    "shin": "shin_fk.{s}",
+    "foot": "foot_fk.{s}",
+    "toe": "toe_fk.{s}",
+}
+_METARIG_LIMBS = {
+    "shoulder": "shoulder.{s}",
+    "upper_arm": "upper_arm.{s}",
+    "forearm": "forearm.{s}",
+    "hand": "hand.{s}",
+    "thigh": "thigh.{s}",
+    "shin": "shin.{s}",
+    "foot": "foot.{s}",
+    "toe": "toe.{s}",
+}
+_METARIG_CENTRE = {
+    "hips": "spine",
+    "spine": ("spine.001", "spine.002", "spine.003"),
+    "neck": ("spine.004", "spine.005"),
+    "head": "spine.006",
+}
+
+PRESETS: dict[str, RigMap] = {
+    "metrabs": _preset(
+        "metrabs",
+        {
+            "hips": "pelvis",
+            "spine": ("spine", "spine.001", "chest"),
+            "neck": "neck",
+            "head": "head",
+        },
+        _METARIG_LIMBS,
+        "L",
+        "R",
+    ),
+    "rigify": _preset(
+        "rigify",
+        # The torso carries the pelvis; hips and chest stay at rest relative to it (their
+        # rotation reaches the spine only in part, through MCH bones copying half their local
+        # rotation), and the FK spine controls bend the upper spine.
+        {
+            "hips": ("torso", "hips", "chest"),
+            "spine": ("spine_fk.002", "spine_fk.003"),
+            "neck": "neck",
+            "head": "head",
+        },
+        _RIGIFY_LIMBS,
+        "L",
+        "R",
+        anchors={
+            "hips": "ORG-spine",
+            "spine": ("ORG-spine.001", "ORG-spine.002", "ORG-spine.003"),
+            "neck": ("ORG-spine.004", "ORG-spine.005"),
+            "head": "ORG-spine.006",
+            **_sided({k: "ORG-" + v for k, v in _METARIG_LIMBS.items()}, "L", "R"),
+        },
+        root="torso",
+        properties={
+            # IK_FK = 1 is FK: the ORG bones copy the FK chain; the IK copy's influence is 1 - IK_FK.
+            **{
+                f"{limb}_parent.{s}": {"IK_FK": 1.0}
+                for limb in ("upper_arm", "thigh")
+                for s in SIDES
+            },
+            # follow = 1: neck and head inherit the torso's rotation like plain child bones.
+            "torso": {"neck_follow": 1.0, "head_follow": 1.0},
+        },
+    ),
+    "mixamo": _preset(
+        "mixamo",
+        {"hips": "Hips", "spine": ("Spine", "Spine1", "Spine2"), "neck": "Neck", "head": "Head"},
+        {
+            "shoulder": "{s}Shoulder",
+            "upper_arm": "{s}Arm",
+            "forearm": "{s}ForeArm",
+            "hand": "{s}Hand",
+            "thigh": "{s}UpLeg",
+            "shin": "{s}Leg",
+            "foot": "{s}Foot",
+            "toe": "{s}ToeBase",
+        },
+        "Left",
+        "Right",
+    ),
+    # SMPL names its bones after their head joints: "L_Hip" is the thigh, "L_Foot" the toes.
+    "smpl": _preset(
+        "smpl",
+        {"hips": "Pelvis", "spine": ("Spine1", "Spine2", "Spine3"), "neck": "Neck", "head": "Head"},
+        {
+            "shoulder": "{s}_Collar",
+            "upper_arm": "{s}_Shoulder",
+            "forearm": "{s}_Elbow",
+            "hand": "{s}_Wrist",
+            "thigh": "{s}_Hip",
+            "shin": "{s}_Knee",
+            "foot": "{s}_Ankle",
+            "toe": "{s}_Foot",
+        },
+        "L",
+        "R",
+    ),
+    "smplx": _preset(
+        "smplx",
+        {"hips": "pelvis", "spine": ("spine1", "spine2", "spine3"), "neck": "neck", "head": "head"},
+        {
+            "shoulder": "{s}_collar",
+            "upper_arm": "{s}_shoulder",
+            "forearm": "{s}_elbow",
+            "hand": "{s}_wrist",
+            "thigh": "{s}_hip",
+            "shin": "{s}_knee",
+            "foot": "{s}_ankle",
+            "toe": "{s}_foot",
+        },
+        "left",
+        "right",
+    ),
+    "metarig": _preset("metarig", _METARIG_CENTRE, _METARIG_LIMBS, "L", "R"),
+}
+# Presets whose names often come with a namespace prefix ("mixamorig:Hips", "m_avg_Pelvis").
+_PREFIXABLE = {"mixamo", "smpl", "smplx"}
+
+
+def _prefixed(rig_map: RigMap, prefix: str) -> RigMap:
+    def add(mapping):
+        return {slot: tuple(prefix + n for n in names) for slot, names in mapping.items()}
+
+    return RigMap(
+        rig_map.name,
+        add(rig_map.bones),
+        add(rig_map.anchors),
+        prefix + rig_map.root if rig_map.root else None,
+        {prefix + bone: props for bone, props in rig_map.properties.items()},
+    )
+
+
+def _restrict(rig_map: RigMap, names: set[str]) -> tuple[RigMap, tuple[str, ...]]:
+    """Drop entries whose bones are absent; returns the map and the slots lost."""
+    bones, lost = {}, []
+    for slot, keyed in rig_map.bones.items():
+        present = tuple(n for n in keyed if n in names)
+        anchors = rig_map.anchors.get(slot, ())
+        if present and all(a in names for a in anchors):
+            bones[slot] = present
+        else:
+            lost.append(slot)
+    anchors = {s: a for s, a in rig_map.anchors.items() if s in bones}
+    properties = {b: p for b, p in rig_map.properties.items() if b in names}
+    root = rig_map.root if rig_map.root in names else None
+    return RigMap(rig_map.name, bones, anchors, root, properties), tuple(lost)
+
+
+def _preset_candidates(names: set[str]) -> list[tuple[RigMap, tuple[str, ...]]]:
+    """Every preset (with every plausible prefix) restricted to the bones present."""
+    out = []
+    for key, preset in PRESETS.items():
+        prefixes = {""}
+        if key in _PREFIXABLE:
+            hips = preset.bones["hips"][0]
+            prefixes |= {n[: -len(hips)] for n in names if n.endswith(hips)}
+        for prefix in sorted(prefixes):
+            out.append(_restrict(_prefixed(preset, prefix), names))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Automatic mapping from names and hierarchy
+
+_NOISE = {"def", "org", "bip", "bip01", "bip001", "b", "j", "jnt", "joint", "bone", "cc", "base", "c"}  # fmt: skip
+_SIDE_TOKENS = {"l": "L", "left": "L", "lft": "L", "r": "R", "right": "R", "rgt": "R"}
+_HAND = {"hand", "wrist"}
+_FOOT = {"foot", "ankle"}
+_TOE = {"toe", "toes", "toebase", "ball", "foot"}
+_HEAD = {"head"}
+
+
+def name_tokens(name: str) -> tuple[str | None, str]:
+    """``(side, base)`` of a bone name: side "L", "R" or None, base the lower-case body-part word.
+
+    ``"mixamorig:LeftUpLeg"`` -> ``("L", "upleg")``, ``"thigh.L"`` -> ``("L", "thigh")``,
+    ``"upperarm_twist_01_l"`` -> ``("L", "upperarmtwist")``.
+    """
+    name = re.split(r"[:|]", name)[-1]
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", name)
+    tokens = [t for t in re.split(r"[^A-Za-z0-9]+", name.lower()) if t]
+    side = None
+    body = []
+    for token in tokens:
+        if token in _SIDE_TOKENS and side is None:
+            side = _SIDE_TOKENS[token]
+        elif token not in _NOISE and not token.isdigit():
+            body.append(token)
+    return side, re.sub(r"\d+", "", "".join(body))
+
+
+class _Hierarchy:
+    def __init__(self, names: Sequence[str], parents: Sequence[int], heads) -> None:
+        self.names = list(names)
+        self.parents = list(parents)
+        self.heads = [tuple(float(c) for c in h) for h in heads]
+        self.depth = [0] * len(names)
+        for b in self._order():
+            p = self.parents[b]
+            self.depth[b] = 0 if p < 0 else self.depth[p] + 1
+        self.children: list[list[int]] = [[] for _ in names]
+        for b, p in enumerate(self.parents):
+            if p >= 0:
+                self.children[p].append(b)
+
+    def _order(self) -> list[int]:
+        done, order = set(), []
+        for b in range(len(self.names)):
+            chain = []
+            while b >= 0 and b not in done:
+                chain.append(b)
+                b = self.parents[b]
+            for c in reversed(chain):
+                done.add(c)
+                order.append(c)
+        return order
+
+    def ancestors(self, b: int) -> list[int]:
+        out = []
+        while self.parents[b] >= 0:
+            b = self.parents[b]
+            out.append(b)
+        return out
+
+    def path_down(self, top: int, bottom: int) -> list[int] | None:
+        """Bones from just below ``top`` down to ``bottom`` inclusive, or None if not below."""
+        chain = [bottom]
+        for b in self.ancestors(bottom):
+            if b == top:
+                return chain[::-1]
+            chain.append(b)
+        return None
+
+    def side(self, b: int) -> str | None:
+        side, _ = name_tokens(self.names[b])
+        if side is None and abs(self.heads[b][0]) > 1e-4:
+            # Blender convention: the character's left is +X (front view looks along +Y).
+            side = "L" if self.heads[b][0] > 0 else "R"
+        return side
+
+
+def _find_topmost(h: _Hierarchy, words: set[str], side: str | None) -> int | None:
+    found = [
+        b
+        for b, name in enumerate(h.names)
+        if name_tokens(name)[1] in words
+        and (h.side(b) == side if side else name_tokens(name)[0] is None)
+    ]
+    return min(found, key=lambda b: h.depth[b]) if found else None
+
+
+def _lowest_common_ancestor(h: _Hierarchy, a: int, b: int) -> int | None:
+    above_a = [a, *h.ancestors(a)]
+    for c in [b, *h.ancestors(b)]:
+        if c in above_a:
+            return c
+    return None
+
+
+def auto_map(names: Sequence[str], parents: Sequence[int], heads) -> tuple[RigMap, list[str]]:
+    """Map slots from bone names and the hierarchy; returns the map and notes on what was guessed.
+
+    Anchors: the hands and feet are found by name (``hand``/``wrist``, ``foot``/``ankle`` with a
+    side), the limb chains by walking up their parents; the hips are the common parent of the
+    thighs, the chest the common parent of the arms, the spine the chain between them, the neck the
+    chain from the chest to the bone named ``head``.
+    """
+    h = _Hierarchy(names, parents, heads)
+    bones: dict[str, tuple[str, ...]] = {}
+    notes: list[str] = []
+    arm_tops, leg_tops = {}, {}
+    for side in SIDES:
+        hand = _find_topmost(h, _HAND, side)
+        if hand is not None:
+            chain = [hand, *h.ancestors(hand)]
+            if len(chain) >= 4:
+                forearm, upper, above = chain[1], chain[2], chain[3]
+                bones[f"hand.{side}"] = (names[hand],)
+                bones[f"forearm.{side}"] = (names[forearm],)
+                bones[f"upper_arm.{side}"] = (names[upper],)
+                if h.side(above) == side:
+                    bones[f"shoulder.{side}"] = (names[above],)
+                    arm_tops[side] = above
+                else:
+                    arm_tops[side] = upper
+        foot = _find_topmost(h, _FOOT, side)
+        if foot is not None:
+            chain = [foot, *h.ancestors(foot)]
+            if len(chain) >= 3:
+                bones[f"foot.{side}"] = (names[foot],)
+                bones[f"shin.{side}"] = (names[chain[1]],)
+                bones[f"thigh.{side}"] = (names[chain[2]],)
+                leg_tops[side] = chain[2]
+                toes = [c for c in h.children[foot] if name_tokens(names[c])[1] in _TOE]
+                if toes:
+                    bones[f"toe.{side}"] = (names[toes[0]],)
+    if len(leg_tops) == 2:
+        hips = _lowest_common_ancestor(h, leg_tops["L"], leg_tops["R"])
+        if hips is not None:
+            bones["hips"] = (names[hips],)
+            if len(arm_tops) == 2:
+                chest = _lowest_common_ancestor(h, arm_tops["L"], arm_tops["R"])
+                spine = h.path_down(hips, chest) if chest is not None else None
+                if spine is None and chest is not None:
+                    # Thighs hang from a pelvis bone beside the spine: the hips are their common root.
+                    hips = _lowest_common_ancestor(h, hips, chest)
+                    notes.append(f"hips taken as {names[hips]!r}, the root of legs and spine")
+                    bones["hips"] = (names[hips],)
+                    spine = h.path_down(hips, chest)
+                if spine:
+                    bones["spine"] = tuple(names[b] for b in spine)
+                    head = _find_topmost(h, _HEAD, None)
+                    neck = h.path_down(chest, head) if head is not None else None
+                    if neck:
+                        bones["head"] = (names[head],)
+                        if len(neck) > 1:
+                            bones["neck"] = tuple(names[b] for b in neck[:-1])
+                    else:
+                        notes.append("no bone named 'head' above the chest: head left unmapped")
+    return RigMap("automatic", bones), notes
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON user maps
+
+
+def load_rig_map(path: str | os.PathLike) -> RigMap:
+    """Read a user map written by :func:`save_rig_map` (or by hand, same keys)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RigMapError(f"rig map file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RigMapError(f"{path.name} is not a JSON rig map ({error})") from None
+    return rig_map_from_dict(data, source=path.name)
+
+
+def rig_map_from_dict(data: Mapping, source: str = "rig map") -> RigMap:
+    if not isinstance(data, Mapping) or data.get("format") != JSON_FORMAT:
+        raise RigMapError(f'{source}: not a rig map (expected "format": "{JSON_FORMAT}")')
+    if int(data.get("version", 0)) > JSON_VERSION:
+        raise RigMapError(
+            f"{source}: rig map version {data['version']} is newer than this add-on reads "
+            f"({JSON_VERSION}); update MeTRAbs Mocap"
+        )
+    if not isinstance(data.get("bones"), Mapping):
+        raise RigMapError(f'{source}: needs a "bones" object mapping slots to bone names')
+    return RigMap(
+        str(data.get("name", source)),
+        dict(data["bones"]),
+        dict(data.get("anchors", {})),
+        data.get("root"),
+        {
+            str(b): {str(k): float(v) for k, v in p.items()}
+            for b, p in data.get("properties", {}).items()
+        },
+    )
+
+
+def save_rig_map(rig_map: RigMap, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(rig_map.to_json(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution against a target
+
+
+def check_rig_map(rig_map: RigMap, names: Sequence[str]) -> None:
+    """Raise :class:`RigMapError` if bones are missing or required slots are empty."""
+    present = set(names)
+    absent = sorted(rig_map.referenced_bones() - present)
+    if absent:
+        raise RigMapError(
+            f"rig map {rig_map.name!r} names bones the armature does not have: {absent[:12]}"
+            + (" ..." if len(absent) > 12 else "")
+        )
+    missing = [slot for slot in REQUIRED_SLOTS if slot not in rig_map.bones]
+    if missing:
+        raise RigMapError(
+            f"rig map {rig_map.name!r} leaves required slot(s) empty: {missing}; a map needs "
+            f"bones for {list(REQUIRED_SLOTS)}"
+        )
+
+
+def _expected_message(names: Sequence[str]) -> str:
+    examples = ", ".join(
+        f"{p}: {PRESETS[p].bones['hips'][0]}/{PRESETS[p].bones['thigh.L'][0]}"
+        for p in ("mixamo", "rigify", "metarig", "smplx")
+    )
+    return (
+        f"no humanoid bones found among the armature's {len(names)} bone(s) "
+        f"(e.g. {', '.join(list(names)[:6])}). Expected bones for the slots "
+        f"{list(REQUIRED_SLOTS)} - hips, thighs and upper arms, with hands and feet named "
+        f"'hand'/'wrist' and 'foot'/'ankle' plus a side (.L/_l/Left...), or a preset rig ({examples}). "
+        "Choose a preset or load a JSON rig map."
+    )
+
+
+def resolve_rig_map(
+    spec: "str | os.PathLike | RigMap",
+    names: Sequence[str],
+    parents: Sequence[int],
+    heads,
+) -> tuple[RigMap, MatchReport]:
+    """A usable map for an armature with bones ``names`` (parent indices, rest heads ``(B, 3)``).
+
+    ``spec`` is "auto", a preset name (see :data:`PRESETS`), a path to a JSON map or a
+    :class:`RigMap`. "auto" tries every preset (with any name prefix) and the automatic mapper and
+    keeps the one that fills the most slots.
+    """
+    names = list(names)
+    present = set(names)
+    if isinstance(spec, RigMap):
+        rig_map, method = spec, "user map"
+    elif isinstance(spec, os.PathLike) or str(spec).lower().endswith(".json"):
+        rig_map, method = load_rig_map(spec), f"user map {Path(spec).name}"
+    elif spec in PRESETS:
+        candidates = [c for c in _preset_candidates(present) if c[0].name == spec]
+        rig_map, _lost = max(candidates, key=lambda c: len(c[0].bones))
+        method = f"preset {spec}"
+    elif spec == "auto":
+        return _auto(names, parents, heads)
+    else:
+        raise RigMapError(
+            f"unknown rig map {spec!r}: use 'auto', a preset ({', '.join(PRESETS)}) or a .json file"
+        )
+    check_rig_map(rig_map, names)
+    report = _report(rig_map, method, names, [])
+    return rig_map, report
+
+
+def _report(rig_map: RigMap, method: str, names: Sequence[str], notes: list[str]) -> MatchReport:
+    keyed = set(rig_map.keyed_bones())
+    return MatchReport(
+        method,
+        dict(rig_map.bones),
+        tuple(s for s in ALL_SLOTS if s not in rig_map.bones),
+        len([n for n in names if n not in keyed]),
+        tuple(notes),
+    )
+
+
+def _auto(names: list[str], parents: Sequence[int], heads) -> tuple[RigMap, MatchReport]:
+    candidates = [(m, f"preset {m.name}", []) for m, _ in _preset_candidates(set(names))]
+    automatic, notes = auto_map(names, parents, heads)
+    candidates.append((automatic, "automatic (names + hierarchy)", notes))
+    usable = [c for c in candidates if all(s in c[0].bones for s in REQUIRED_SLOTS)]
+    if not usable:
+        raise RigMapError(_expected_message(names))
+    # Most slots wins; on a tie a preset (listed first) beats the automatic guess.
+    rig_map, method, notes = max(usable, key=lambda c: len(c[0].bones))
+    return rig_map, _report(rig_map, method, names, notes)

@@ -1,0 +1,152 @@
+"""The panels and preferences draw only real properties and registered operators.
+
+Headless Blender draws no UI, so each ``draw()`` runs against a recording layout that checks every
+``prop`` against the RNA of its data and every ``operator`` against the registered operators, in
+each state the UI can be in (footage source, camera model, a running job, online access off)."""
+
+import importlib
+from types import MethodType, SimpleNamespace
+
+import bpy
+import pytest
+
+MODULE = "bl_ext.user_default.metrabs_mocap"
+
+
+class RecordingLayout:
+    """Stands in for ``bpy.types.UILayout``: records what would be drawn, checks names."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def _child(self, *args, **kwargs):
+        return RecordingLayout(self.log)
+
+    row = column = box = split = _child
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+        self.log.append(("prop", name))
+
+    def operator(self, idname, **kwargs):
+        group, name = idname.split(".")
+        assert name in dir(getattr(bpy.ops, group)), f"operator {idname} is not registered"
+        self.log.append(("operator", idname))
+        return SimpleNamespace()  # operator properties are set as attributes
+
+    def label(self, text="", **kwargs):
+        self.log.append(("label", text))
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        assert 0.0 <= factor <= 1.0
+        self.log.append(("progress", text))
+
+    def template_ID(self, data, name, **kwargs):
+        self.prop(data, name)
+
+    def template_list(self, list_type, list_id, data, name, active_data, active_name, **kw):
+        assert hasattr(bpy.types, list_type), f"UI list {list_type} is not registered"
+        self.prop(data, name)
+        self.prop(active_data, active_name)
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)  # use_property_split, ui_units_x, ...
+
+
+def draw(panel_class, context) -> list:
+    log = []
+    panel = SimpleNamespace(layout=RecordingLayout(log))
+    panel_class.draw(panel, context)
+    return log
+
+
+class FakeJob:
+    fraction = 0.25
+
+    def text(self):
+        return "Frame 120/480"
+
+
+@pytest.fixture
+def modules(extension):
+    names = ("panels", "preferences", "operators")
+    return SimpleNamespace(
+        **{n: importlib.import_module(f"{MODULE}.metrabs_blender.{n}") for n in names}
+    )
+
+
+@pytest.mark.parametrize("source", ["CLIP", "FILE"])
+@pytest.mark.parametrize("camera", ["DEFAULT", "FOV", "FOCAL", "CLIP"])
+def test_main_panel_draws_every_state(modules, source, camera):
+    settings = bpy.context.scene.metrabs
+    settings.footage_source, settings.camera_model, settings.use_frame_range = source, camera, True
+    log = draw(modules.panels.VIEW3D_PT_metrabs_import, bpy.context)
+    assert ("prop", "clip" if source == "CLIP" else "footage_path") in log
+    assert ("prop", "frame_first") in log and ("operator", "metrabs.analyze_footage") in log
+    if camera == "FOCAL":
+        assert ("prop", "focal_length") in log and ("prop", "sensor_width") in log
+
+
+def test_running_analysis_shows_progress_and_cancel(modules):
+    modules.operators._JOBS["analyze"] = FakeJob()
+    try:
+        log = draw(modules.panels.VIEW3D_PT_metrabs_import, bpy.context)
+    finally:
+        del modules.operators._JOBS["analyze"]
+    assert ("progress", "Frame 120/480") in log and ("operator", "metrabs.cancel_job") in log
+    assert ("operator", "metrabs.analyze_footage") not in log
+
+
+def test_partial_result_offers_resume(modules):
+    bpy.context.scene.metrabs.analysis_partial = True
+    log = draw(modules.panels.VIEW3D_PT_metrabs_import, bpy.context)
+    assert log.count(("operator", "metrabs.analyze_footage")) == 2  # Analyze and Resume
+
+
+def test_results_and_review_panels(modules):
+    bpy.context.scene.metrabs.analysis_partial = True
+    log = draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
+    assert ("operator", "metrabs.import_results") in log and ("prop", "people") in log
+    assert ("label", "Partial result (analysis was cancelled)") in log
+    log = draw(modules.panels.VIEW3D_PT_metrabs_review, bpy.context)
+    assert ("operator", "metrabs.setup_camera") in log
+
+
+def test_people_list_row(modules):
+    settings = bpy.context.scene.metrabs
+    person = settings.people.add()
+    person.name, person.frames_visible, person.first_frame, person.last_frame = "P3", 80, 1, 90
+    log = []
+    modules.panels.METRABS_UL_people.draw_item(
+        None, bpy.context, RecordingLayout(log), settings, person, 0, settings, "active_person", 0
+    )
+    assert ("prop", "use_import") in log and ("label", "80 fr  1-90") in log
+
+
+def test_preferences_draw_offline_with_the_commands(modules):
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    system = bpy.context.preferences.system
+    before = system.use_online_access
+    system.use_online_access = False
+    modules.operators._JOBS["download"] = FakeJob()
+    try:
+        log = []
+        cls = modules.preferences.METRABS_AddonPreferences
+        values = {p.identifier: getattr(prefs, p.identifier) for p in prefs.bl_rna.properties}
+        proxy = SimpleNamespace(layout=RecordingLayout(log), bl_rna=prefs.bl_rna, **values)
+        proxy._draw_model_status = MethodType(cls._draw_model_status, proxy)
+        cls.draw(proxy, bpy.context)
+    finally:
+        system.use_online_access = before
+        del modules.operators._JOBS["download"]
+    labels = [text for kind, text in log if kind == "label"]
+    assert any(" -m venv " in text for text in labels) and any("pip" in t for t in labels)
+    assert ("operator", "metrabs.copy_setup_command") in log
+    assert ("progress", "Frame 120/480") in log  # the running download
+
+
+def test_progress_bar_is_feature_detected(modules):
+    assert modules.preferences.has_progress_bar()  # 4.0+: both test versions have it
+    log = []
+    modules.preferences.draw_progress(RecordingLayout(log), 0.5, "half")
+    assert log == [("progress", "half")]

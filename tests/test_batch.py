@@ -1,0 +1,255 @@
+"""Batch processing in local mode: real worker processes analysing small synthetic clips with the
+pixel-based analyser of ``tests/batchclips.py`` (ground truth: what the clips were drawn with)."""
+
+import csv
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.batch import (
+    EXIT_CANCELLED,
+    EXIT_CLIPS_FAILED,
+    EXIT_OK,
+    AnalyzerSpec,
+    BatchError,
+    BatchOptions,
+    NoClipsError,
+    clip_names,
+    find_clips,
+    plan_slots,
+    run_batch,
+)
+from retarget.contract import read_trajectory
+from tests.batchclips import read_log, truth_boxes, write_clip
+
+
+class Recorder:
+    """Collects protocol events; ``on_event`` may react to them (e.g. cancel the batch)."""
+
+    def __init__(self, on_event=None):
+        self.events = []
+        self.on_event = on_event
+
+    def emit(self, event, **fields):
+        json.dumps(fields)  # every event must be JSON-serialisable
+        self.events.append({"event": event, **fields})
+        if self.on_event:
+            self.on_event(self.events[-1])
+
+    def of(self, kind):
+        return [e for e in self.events if e["event"] == kind]
+
+    def finished(self):
+        return [e for e in self.of("progress") if "clip_status" in e]
+
+
+def options(out, logs, workers=1, extra=(), **kw):
+    args = ["--load-log", str(logs / "load.log"), "--done-log", str(logs / "done.log")]
+    args += ["--resume-log", str(logs / "resume.log"), *extra]
+    spec = AnalyzerSpec("tests.batchclips:make_analyzer", tuple(args))
+    return BatchOptions(out_dir=out, workers=workers, analyzer=spec, **kw)
+
+
+def manifest(out: Path) -> dict:
+    document = json.loads((out / "batch_manifest.json").read_text(encoding="utf-8"))
+    return {row["clip"]: row for row in document["clips"]}
+
+
+def test_find_clips_expands_folders_and_patterns_and_names_are_unique(tmp_path):
+    for name in ("b.mp4", "a.MOV", "notes.txt", ".hidden.mp4", "sub/c.avi", "other/a.mkv"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    clips, warnings = find_clips(
+        [str(tmp_path), str(tmp_path / "sub" / "*.avi"), str(tmp_path / "b.mp4"), "nothing/*.mp4"]
+    )
+    assert [p.relative_to(tmp_path).as_posix() for p in clips] == ["a.MOV", "b.mp4", "sub/c.avi"]
+    assert warnings == ["input 'nothing/*.mp4' matched no video file"]
+    recursive, _ = find_clips([str(tmp_path)], recursive=True)
+    assert len(recursive) == 4
+    names = clip_names(recursive)
+    assert len(set(names)) == 4 and "b" in names and "c" in names
+    assert sum(n.startswith("a-") for n in names) == 2  # a.MOV and other/a.mkv
+    # a missing explicit file stays in the list: it fails as its own clip, not the whole batch
+    assert find_clips([str(tmp_path / "missing.mp4")])[0] == [tmp_path / "missing.mp4"]
+
+
+def test_plan_slots_one_worker_per_gpu_else_cpu_cores():
+    slots = plan_slots(None, gpus=["0", "1"], cores=16)
+    assert [(s.gpu, s.threads) for s in slots] == [("0", 8), ("1", 8)]
+    assert [s.gpu for s in plan_slots(3, gpus=["0", "1"], cores=6)] == ["0", "1", "0"]
+    assert [(s.gpu, s.threads) for s in plan_slots(None, gpus=[], cores=2)] == [(None, 1)] * 2
+    assert [(s.gpu, s.threads) for s in plan_slots(1, gpus=[], cores=2)] == [(None, 2)]
+    assert len(plan_slots(None, gpus=[], cores=64)) == 8
+
+
+def test_no_clip_is_a_usage_error(tmp_path):
+    with pytest.raises(NoClipsError, match="no video found"):
+        run_batch([str(tmp_path / "*.mp4")], options(tmp_path / "out", tmp_path), Recorder())
+
+
+@pytest.fixture
+def shoot(tmp_path):
+    """Four good clips (one with a name clash), a text file named .mp4 and an empty .mp4."""
+    folder = tmp_path / "shoot"
+    (folder / "day2").mkdir(parents=True)
+    clips = {"a": (1, 12), "b": (2, 16), "c": (1, 10), "day2/a": (2, 14)}
+    for name, (people, frames) in clips.items():
+        write_clip(folder / f"{name}.avi", people, frames)
+    (folder / "broken.mp4").write_text("this is not a video", encoding="utf-8")
+    (folder / "empty.mp4").write_bytes(b"")
+    return folder, clips
+
+
+def test_local_batch_two_workers(shoot, tmp_path):
+    folder, clips = shoot
+    out, recorder = tmp_path / "out", Recorder()
+    inputs = [str(folder), str(folder / "day2" / "*.avi")]
+    summary = run_batch(inputs, options(out, tmp_path, workers=2), recorder)
+
+    assert summary.exit_code == EXIT_CLIPS_FAILED
+    rows = manifest(out)
+    assert len(rows) == 6
+    assert {rows[n]["status"] for n in ("broken", "empty")} == {"failed"}
+    assert "cannot be opened" in rows["broken"]["error"]
+    good = {n: r for n, r in rows.items() if n not in ("broken", "empty")}
+    assert {r["status"] for r in good.values()} == {"done"}
+    by_input = {
+        Path(r["input"]).relative_to(folder).with_suffix("").as_posix(): r for r in good.values()
+    }
+    for name, (people, frames) in clips.items():
+        row = by_input[name]
+        assert (row["frames"], row["people"]) == (frames, people)
+        trajectory = read_trajectory(out / row["output"])
+        assert trajectory.num_frames == frames and trajectory.model == "test-blob-people@1"
+        error = np.abs(trajectory.boxes[..., :4] - truth_boxes(people, frames))
+        assert error.max() <= 2.0, name  # MJPEG edges blur by a pixel or so
+
+    # the model is loaded once per worker process, not once per clip
+    assert len(set(read_log(tmp_path / "load.log"))) == 2
+    assert sorted(read_log(tmp_path / "done.log")) == sorted(Path(n).name for n in clips)
+
+    with open(out / "batch_manifest.csv", encoding="utf-8", newline="") as stream:
+        table = {row["clip"]: row for row in csv.DictReader(stream)}
+    assert list(next(iter(table.values())))[:6] == [
+        "clip", "status", "frames", "people", "seconds", "error"
+    ]  # fmt: skip
+    assert {n: (t["status"], t["frames"]) for n, t in table.items()} == {
+        n: (r["status"], str(r["frames"] or "")) for n, r in rows.items()
+    }
+
+    events = recorder.events
+    assert events[0]["event"] == "start" and events[0]["clips_total"] == 6
+    assert events[-1]["event"] == "done"
+    assert (events[-1]["done"], events[-1]["failed"], events[-1]["frames"]) == (4, 2, 52)
+    finished = recorder.finished()
+    assert sorted(e["clip"] for e in finished) == sorted(rows)  # one per clip
+    assert [e["clips_done"] for e in finished] == list(range(1, 7))
+    warnings = sorted(e["message"] for e in recorder.of("warning"))
+    assert [w.split(":")[0] for w in warnings] == ["clip broken failed", "clip empty failed"]
+
+
+def test_rerun_skips_unchanged_clips_and_redoes_changed_ones(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_clip(folder / "one.avi", 1, 8)
+    write_clip(folder / "two.avi", 2, 8)
+    out = tmp_path / "out"
+    assert run_batch([str(folder)], options(out, tmp_path), Recorder()).exit_code == EXIT_OK
+
+    (out / "batch_manifest.json").unlink()  # the per-clip records alone decide reuse
+    again = run_batch([str(folder)], options(out, tmp_path), Recorder())
+    assert {r.status for r in again.records.values()} == {"skipped"}
+    assert (manifest(out)["two"]["frames"], manifest(out)["two"]["people"]) == (8, 2)
+    assert sorted(read_log(tmp_path / "done.log")) == ["one", "two"]  # nothing analysed again
+
+    write_clip(folder / "two.avi", 2, 11)  # new content under the same name
+    (out / "one.npz").write_bytes((out / "one.npz").read_bytes()[:-10])  # damaged output
+    changed = run_batch([str(folder)], options(out, tmp_path), Recorder())
+    assert {n: r.status for n, r in changed.records.items()} == {"one": "done", "two": "done"}
+    assert manifest(out)["two"]["frames"] == 11
+
+    def statuses(*extra):
+        summary = run_batch([str(folder)], options(out, tmp_path, extra=extra), Recorder())
+        return {record.status for record in summary.records.values()}
+
+    assert statuses("--model-id", "test-blob-people@2") == {"done"}  # another model
+    assert read_trajectory(out / "one.npz").model == "test-blob-people@2"
+    assert statuses("--model-id", "test-blob-people@2", "--min-area", "50") == {"done"}  # setting
+    # a setting that changes only the speed does not invalidate the results
+    speed_only = ("--model-id", "test-blob-people@2", "--min-area", "50", "--frame-delay", "0")
+    assert statuses(*speed_only) == {"skipped"}
+
+
+def test_a_clip_that_kills_its_worker_fails_alone(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a", "crash_me", "b"):
+        write_clip(folder / f"{name}.avi", 1, 6)
+    out = tmp_path / "out"
+    recorder = Recorder()
+    summary = run_batch(
+        [str(folder)], options(out, tmp_path, extra=["--crash-on", "crash"]), recorder
+    )
+    rows = manifest(out)
+    assert {n: r["status"] for n, r in rows.items()} == {
+        "a": "done", "b": "done", "crash_me": "failed"
+    }  # fmt: skip
+    assert "died" in rows["crash_me"]["error"] and rows["crash_me"]["attempts"] == 2  # 1 retry
+    assert summary.exit_code == EXIT_CLIPS_FAILED
+    assert len(read_log(tmp_path / "load.log")) == 3  # first worker + one replacement per crash
+
+
+def test_cancel_keeps_partial_results_and_the_next_run_resumes(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_clip(folder / "long.avi", 1, 40)
+    write_clip(folder / "next.avi", 1, 5)
+    out, stop = tmp_path / "out", threading.Event()
+
+    def cancel_mid_clip(event):
+        if event["event"] == "progress" and (event["clip_frames_done"] or 0) >= 5:
+            stop.set()
+
+    slow = options(out, tmp_path, extra=["--frame-delay", "0.03"])
+    summary = run_batch([str(folder)], slow, Recorder(cancel_mid_clip), stop)
+    assert summary.exit_code == EXIT_CANCELLED
+    rows = manifest(out)
+    assert (rows["long"]["status"], rows["next"]["status"]) == ("cancelled", "pending")
+    partial = read_trajectory(out / "long.npz")
+    assert bool(partial.extras["partial"]) and 5 <= partial.num_frames < 40
+
+    resumed = run_batch([str(folder)], options(out, tmp_path), Recorder())
+    assert resumed.exit_code == EXIT_OK
+    assert read_log(tmp_path / "resume.log") == ["long", str(partial.num_frames)]
+    final = read_trajectory(out / "long.npz")
+    assert final.num_frames == 40 and not bool(final.extras["partial"])
+    assert np.abs(final.boxes[..., :4] - truth_boxes(1, 40)).max() <= 2.0
+
+
+def test_workers_get_their_gpu_and_thread_share(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(3):
+        write_clip(folder / f"c{i}.avi", 1, 4)
+    # two "GPUs" by id: each worker process sees only its own (the analyser here needs none)
+    gpus = options(tmp_path / "out", tmp_path, workers=None, gpus=("7", "9"))
+    assert run_batch([str(folder)], gpus, Recorder()).exit_code == EXIT_OK
+    loads = [line.split(",") for line in read_log(tmp_path / "load.log")]
+    assert sorted(cuda for _, cuda, _ in loads) == ["7", "9"]
+    assert {threads for _, _, threads in loads} == {str(max(1, len(os.sched_getaffinity(0)) // 2))}
+
+
+def test_a_batch_whose_workers_cannot_load_the_analyser_stops_with_the_reason(tmp_path):
+    write_clip(tmp_path / "c.avi", 1, 4)
+    broken = BatchOptions(
+        tmp_path / "out", workers=2, analyzer=AnalyzerSpec("tests.batchclips:no_such_factory")
+    )
+    recorder = Recorder()
+    with pytest.raises(BatchError, match="no worker could load the analyser.*no_such_factory"):
+        run_batch([str(tmp_path / "c.avi")], broken, recorder)
+    assert len(recorder.of("warning")) == 1  # one worker: never more workers than clips
+    assert manifest(tmp_path / "out")["c"]["status"] == "pending"

@@ -1,0 +1,131 @@
+"""Batch processing in Ray mode on a local Ray instance started by the test (2 CPUs, no dashboard,
+no usage reporting): a worker actor is killed mid-clip and the batch must still finish with every
+clip analysed to completion exactly once."""
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from inference.batch import EXIT_CANCELLED, EXIT_OK, AnalyzerSpec, BatchOptions, run_batch
+from inference.batch_ray import ActorPlan, plan_actors
+from retarget.contract import read_trajectory
+from tests.batchclips import read_log, truth_boxes, write_clip
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage report leaves the machine
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}},
+        log_to_driver=False,
+    )
+    yield
+    ray.shutdown()
+
+
+def test_plan_actors_one_per_gpu_else_one_per_cpu():
+    assert plan_actors(None, {"CPU": 32.0, "GPU": 4.0}) == ActorPlan(4, 1.0, 1.0)
+    assert plan_actors(2, {"CPU": 32.0, "GPU": 4.0}) == ActorPlan(2, 1.0, 1.0)
+    assert plan_actors(None, {"CPU": 2.0}) == ActorPlan(2, 0.0, 1.0)
+
+
+class Sink:
+    def emit(self, event, **fields):
+        json.dumps(fields)
+
+
+class KillFirstWorkerMidClip:
+    """Records events; kills the actor of the first clip seen half-way through (restartable)."""
+
+    def __init__(self):
+        self.events, self.killed = [], None
+
+    def emit(self, event, **fields):
+        json.dumps(fields)
+        self.events.append({"event": event, **fields})
+        done, total = fields.get("clip_frames_done"), fields.get("clip_frames_total")
+        if self.killed is None and event == "progress" and done and total and done < total - 8:
+            self.killed = (fields["worker"], fields["clip"], done)
+            ray.kill(ray.get_actor(fields["worker"]), no_restart=False)
+
+
+def test_ray_batch_survives_a_killed_worker(local_ray, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clips = {f"take{i}": (1 + i % 2, 24) for i in range(4)}
+    for name, (people, frames) in clips.items():
+        write_clip(folder / f"{name}.avi", people, frames)
+    out = tmp_path / "out"
+    args = ("--load-log", str(tmp_path / "load.log"), "--done-log", str(tmp_path / "done.log"))
+    args += ("--frame-delay", "0.04")  # ~1 s per clip, so the kill lands mid-clip
+    spec = AnalyzerSpec("tests.batchclips:make_analyzer", args)
+    sink = KillFirstWorkerMidClip()
+
+    summary = run_batch([str(folder)], BatchOptions(out, ray_address="", analyzer=spec), sink)
+
+    assert sink.killed is not None, "no mid-clip progress event arrived to kill a worker"
+    assert summary.exit_code == EXIT_OK
+    assert sink.events[0]["event"] == "start" and sink.events[0]["mode"] == "ray"
+    assert sink.events[0]["workers"] == 2
+    # every clip completed exactly once: once in the analyser's log, once finished in the events
+    assert sorted(read_log(tmp_path / "done.log")) == sorted(clips)
+    finished = [e["clip"] for e in sink.events if e["event"] == "progress" and "clip_status" in e]
+    assert sorted(finished) == sorted(clips)
+    rows = json.loads((out / "batch_manifest.json").read_text(encoding="utf-8"))["clips"]
+    assert {r["clip"]: r["status"] for r in rows} == dict.fromkeys(clips, "done")
+    for name, (people, frames) in clips.items():
+        trajectory = read_trajectory(out / f"{name}.npz")
+        assert trajectory.num_frames == frames and trajectory.num_people == people
+        assert np.abs(trajectory.boxes[..., :4] - truth_boxes(people, frames)).max() <= 2.0
+    # two actors loaded the model, and the killed one again when Ray restarted it
+    assert len(read_log(tmp_path / "load.log")) == 3
+    assert not ray.util.list_named_actors()  # the batch cleaned up its actors
+
+
+def test_ray_batch_cancel_keeps_partial_results_and_the_rerun_completes(local_ray, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(4):
+        write_clip(folder / f"take{i}.avi", 1, 48)  # ~2 s each: the cancel lands mid-clip
+    out, stop = tmp_path / "out", threading.Event()
+    logs = ("--done-log", str(tmp_path / "done.log"), "--resume-log", str(tmp_path / "resume.log"))
+    slow = AnalyzerSpec("tests.batchclips:make_analyzer", (*logs, "--frame-delay", "0.04"))
+
+    class CancelMidClip:
+        def emit(self, event, **fields):
+            if event == "progress" and (fields.get("clip_frames_done") or 0) >= 3:
+                stop.set()
+
+    options = BatchOptions(out, ray_address="", analyzer=slow)
+    assert run_batch([str(folder)], options, CancelMidClip(), stop).exit_code == EXIT_CANCELLED
+    rows = json.loads((out / "batch_manifest.json").read_text(encoding="utf-8"))["clips"]
+    status = {r["clip"]: r["status"] for r in rows}
+    cancelled = sorted(name for name, value in status.items() if value == "cancelled")
+    finished = [name for name, value in status.items() if value == "done"]
+    # the clips in flight on the two actors stopped part-way (or had just finished); no clip
+    # started after the cancel
+    assert cancelled and len(cancelled) + len(finished) <= 2
+    assert sorted(status.values()).count("pending") == 4 - len(cancelled) - len(finished)
+    partial_frames = {name: read_trajectory(out / f"{name}.npz").num_frames for name in cancelled}
+    assert all(0 < frames < 48 for frames in partial_frames.values())
+
+    quick = AnalyzerSpec("tests.batchclips:make_analyzer", logs)
+    rerun = run_batch([str(folder)], BatchOptions(out, ray_address="", analyzer=quick), Sink())
+    assert rerun.exit_code == EXIT_OK
+    assert {
+        n: r.status for n, r in rerun.records.items() if r.status == "skipped"
+    } == dict.fromkeys(finished, "skipped")
+    resumed = read_log(tmp_path / "resume.log")
+    assert dict(zip(resumed[::2], map(int, resumed[1::2]), strict=True)) == partial_frames
+    assert sorted(read_log(tmp_path / "done.log")) == [f"take{i}" for i in range(4)]

@@ -1,0 +1,168 @@
+"""Pose-based multi-person tracking on ground-truth motions (crossing people, occlusions, exits)."""
+
+import numpy as np
+
+from inference.camera import intrinsics_from_fov, look_at, project
+from inference.synth.motion import generate_motion
+from inference.track import (
+    Candidates,
+    Tracker,
+    TrackerParams,
+    pose_box,
+    select_tracks,
+    stack_tracks,
+    tracker_from_arrays,
+)
+from retarget.frames import world_to_camera
+
+FPS = 30.0
+SIZE = (640, 360)
+
+
+def crossing_people(duration_s=3.0):
+    """Camera-frame poses (T, 2, J, 3) mm of two people walking past each other, one 2 m behind."""
+    near = generate_motion("walk", duration_s, FPS, seed=1, start_xy=(-0.8, 0.0), heading_deg=-90)
+    far = generate_motion("walk", duration_s, FPS, seed=2, start_xy=(0.9, 2.0), heading_deg=90)
+    camera = look_at(np.array([0.0, -5.0, 1.2]), np.array([0.0, 1.0, 1.2]))
+    poses = np.stack([world_to_camera(m.joints, camera) for m in (near, far)], axis=1)
+    return poses, near.frame_times, intrinsics_from_fov(55, SIZE)
+
+
+def candidates_from(poses3d, intrinsics, rng, noise_mm=15.0, proposed_for=None):
+    noisy = poses3d + rng.normal(0, noise_mm, poses3d.shape)
+    poses2d = project(noisy, intrinsics)
+    boxes = np.concatenate([pose_box(poses2d, 0.1), np.ones((len(poses3d), 1))], axis=1)
+    flags = np.full(len(poses3d), -1) if proposed_for is None else np.asarray(proposed_for)
+    return Candidates(boxes.astype(np.float32), noisy.astype(np.float32), poses2d.astype(np.float32),
+                      np.full(poses3d.shape[:2], 30.0, np.float32), flags)  # fmt: skip
+
+
+def run(tracker, poses, times, intrinsics, visible, seed=0):
+    """Feed each frame's visible people in shuffled order; returns (T, P) assigned track ids."""
+    rng = np.random.default_rng(seed)
+    ids = np.full(visible.shape, -1)
+    for t, time in enumerate(times):
+        people = rng.permutation(np.flatnonzero(visible[t]))
+        assigned = tracker.update(t, time, candidates_from(poses[t, people], intrinsics, rng))
+        for index, track_id in assigned.items():
+            ids[t, people[index]] = track_id
+    return ids
+
+
+def test_ids_stay_with_people_through_a_crossing_and_an_occlusion():
+    poses, times, intrinsics = crossing_people()
+    centres = project(poses[:, :, 0], intrinsics)[..., 0]
+    # The far person is hidden while the near one passes in front (x closer than 40 px).
+    visible = np.ones(poses.shape[:2], bool)
+    hidden = np.abs(centres[:, 0] - centres[:, 1]) < 40
+    visible[hidden, 1] = False
+    assert 5 <= hidden.sum() <= 25, "the scenario should contain a short occlusion"
+    ids = run(Tracker(), poses, times, intrinsics, visible)
+    assert ids[0, 0] != ids[0, 1]
+    for person in range(2):
+        seen = ids[visible[:, person], person]
+        assert np.all(seen == ids[0, person]), f"person {person} changed id: {np.unique(seen)}"
+    assert np.all(ids[~visible] == -1)
+
+
+def test_absence_longer_than_the_gap_starts_a_new_track():
+    poses, times, intrinsics = crossing_people(2.0)
+    visible = np.ones(poses.shape[:2], bool)
+    visible[:, 1] = False
+    visible[10:50, 0] = False  # 1.33 s away with max_gap_s = 1 s
+    ids = run(Tracker(TrackerParams(max_gap_s=1.0)), poses, times, intrinsics, visible)
+    assert len(np.unique(ids[visible[:, 0], 0])) == 2
+    ids = run(Tracker(TrackerParams(max_gap_s=2.0)), poses, times, intrinsics, visible)
+    assert len(np.unique(ids[visible[:, 0], 0])) == 1
+
+
+def test_proposals_follow_the_pose_and_are_checked():
+    poses, times, intrinsics = crossing_people(1.0)
+    rng = np.random.default_rng(3)
+    tracker = Tracker()
+    first = tracker.update(0, times[0], candidates_from(poses[0], intrinsics, rng))
+    tracker.update(1, times[1], candidates_from(poses[1], intrinsics, rng))
+    proposals = dict(tracker.proposals(times[2], SIZE))
+    assert sorted(proposals) == sorted(first.values())
+    for person, track_id in first.items():
+        truth = pose_box(project(poses[2, person], intrinsics))
+        box = proposals[track_id]
+        assert box[0] < truth[0] and box[1] < truth[1]  # encloses the true extent
+        assert box[0] + box[2] > truth[0] + truth[2] and box[1] + box[3] > truth[1] + truth[3]
+        assert box[2] < 1.6 * max(truth[2], 0.5 * truth[3]) and box[3] < 1.6 * truth[3]
+    # A proposal whose pose is the *other* person (e.g. a box drifting onto a neighbour) is refused;
+    # a proposal with the right person continues the track without a detector box.
+    id_a, id_b = first[0], first[1]
+    wrong = candidates_from(poses[2, [1, 1]], intrinsics, rng, proposed_for=[-1, id_a])
+    assigned = tracker.update(2, times[2], wrong)
+    assert assigned == {0: id_b}
+    right = candidates_from(poses[3, [0]], intrinsics, rng, proposed_for=[id_a])
+    assert tracker.update(3, times[3], right) == {0: id_a}
+
+
+def test_duplicate_boxes_do_not_make_new_people():
+    poses, times, intrinsics = crossing_people(0.5)
+    rng = np.random.default_rng(4)
+    tracker = Tracker()
+    for t in range(3):
+        doubled = candidates_from(poses[t, [0, 0, 1]], intrinsics, rng, noise_mm=5.0)
+        tracker.update(t, times[t], doubled)
+    assert len(tracker.tracks) == 2
+
+
+def test_seeded_tracking_ignores_other_people():
+    poses, times, intrinsics = crossing_people(0.5)
+    rng = np.random.default_rng(5)
+    tracker = Tracker(TrackerParams(new_tracks=False))
+    tracker.seed(0, times[0], candidates_from(poses[0, [1]], intrinsics, rng))
+    for t in range(1, 10):
+        assigned = tracker.update(t, times[t], candidates_from(poses[t], intrinsics, rng))
+        assert assigned == {1: 0}
+    assert len(tracker.tracks) == 1
+
+
+def test_selection_stacking_and_resume_give_the_same_ids():
+    poses, times, intrinsics = crossing_people(2.0)
+    visible = np.ones(poses.shape[:2], bool)
+    visible[20:23, 1] = False
+    whole = Tracker()
+    ids = run(whole, poses, times, intrinsics, visible, seed=7)
+    # Interrupt after frame 30, rebuild from the stacked arrays, continue: same ids as in one go.
+    first = Tracker()
+    run(first, poses[:31], times[:31], intrinsics, visible[:31], seed=7)
+    arrays = stack_tracks(first.tracks, 31, poses.shape[2])
+    resumed = tracker_from_arrays(arrays, times[:31])
+    assert resumed.next_id == first.next_id
+    rng = np.random.default_rng(11)
+    for t in range(31, len(times)):
+        assigned = resumed.update(t, times[t], candidates_from(poses[t], intrinsics, rng))
+        for index, track_id in assigned.items():
+            assert track_id == ids[t, index]
+    stacked = stack_tracks(select_tracks(resumed.tracks, 5, None), len(times), poses.shape[2])
+    assert stacked["poses3d"].shape == (len(times), 2) + poses.shape[2:]
+    assert np.isnan(stacked["poses3d"][20:23, list(stacked["track_ids"]).index(ids[0, 1])]).all()
+    np.testing.assert_allclose(
+        stacked["poses3d"][0, list(stacked["track_ids"]).index(ids[0, 0]), 0],
+        poses[0, 0, 0],
+        atol=80,
+    )
+    short = Tracker()
+    short.tracks = resumed.tracks
+    assert [t.track_id for t in select_tracks(resumed.tracks, 5, 1)] == [ids[0, 0]]
+    assert select_tracks(resumed.tracks, len(times) + 1, None) == []
+
+
+def test_3d_distance_separates_people_with_the_same_2d_box():
+    # B is A scaled towards the camera centre: the same image, 1 m closer and 20 % smaller (a child
+    # in front of an adult). Only the 3D term can tell them apart; box IoU is identical.
+    poses, times, intrinsics = crossing_people(1.0)
+    adult = poses[:, 0]
+    child = adult * 0.8
+    both = np.stack([adult, child], axis=1)
+    for params, expect_stable in (
+        (TrackerParams(), True),
+        (TrackerParams(pose_scale_mm=1e12, max_pose_distance_mm=1e12), False),
+    ):
+        ids = run(Tracker(params), both, times, intrinsics, np.ones((len(times), 2), bool), seed=2)
+        stable = all(len(np.unique(ids[:, p])) == 1 for p in range(2))
+        assert stable == expect_stable
