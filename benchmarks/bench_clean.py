@@ -73,8 +73,13 @@ def quality_table(fps: float) -> dict[str, dict[str, float]]:
             rows.setdefault(preset, []).append(
                 score(scenario, poses, out.extras["world_from_camera"])
             )
+
+    def mean(values):
+        values = [v for v in values if np.isfinite(v)]
+        return float(np.mean(values)) if values else float("nan")
+
     return {
-        name: {key: float(np.nanmean([r.get(key, np.nan) for r in group])) for key, _, _ in COLUMNS}
+        name: {key: mean([r.get(key, np.nan) for r in group]) for key, _, _ in COLUMNS}
         for name, group in rows.items()
     }
 
