@@ -61,24 +61,22 @@ def lock_targets(
     correction = np.zeros((num_frames, 3))
     weights = np.zeros(num_frames)
     ease = max(int(params.ease_frames), 0)
-    frames = np.arange(num_frames)
     for start, stop in contact_intervals(contacts, params.min_contact_frames):
         planted = (spots or {}).get((start, stop))
         if planted is None:
             planted = positions[start:stop, :2].mean(axis=0)
-        inside = np.zeros((num_frames, 2))
-        inside[start:stop] = planted - positions[start:stop, :2]
-        weight = np.zeros(num_frames)
-        weight[start:stop] = 1.0
-        before = (frames < start) & (frames >= start - ease)
-        after = (frames >= stop) & (frames < stop + ease)
+        first, last = max(start - ease, 0), min(stop + ease, num_frames)
+        frames = np.arange(first, last)  # the interval and its fades only
+        weight = np.ones(len(frames))
+        inside = planted - positions[first:last, :2]
+        before, after = frames < start, frames >= stop
         weight[before] = _smoothstep((frames[before] - (start - ease - 1)) / (ease + 1))
         weight[after] = _smoothstep(((stop + ease) - frames[after]) / (ease + 1))
         inside[before] = planted - positions[start, :2]
         inside[after] = planted - positions[stop - 1, :2]
-        take = weight > weights
-        weights = np.where(take, weight, weights)
-        correction[take, :2] = weight[take, None] * inside[take]
+        take = weight > weights[first:last]
+        weights[first:last][take] = weight[take]
+        correction[first:last][take, :2] = weight[take, None] * inside[take]
     return positions + correction, weights
 
 

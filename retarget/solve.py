@@ -630,7 +630,6 @@ def filter_hinge(
     reference only sets the start of a clip that is never bent; its own jumps (when the bone
     points opposite its rest direction) never reach the result.
     """
-    num_frames = len(direction)
     g = normalize(reference - np.sum(reference * direction, -1, keepdims=True) * direction)
     b = np.cross(direction, g)
     confidence = np.clip(np.linalg.norm(observed, axis=-1) / s0, 0.0, 1.0)
@@ -642,19 +641,21 @@ def filter_hinge(
     back = np.einsum("tji,tj->ti", carry, g[1:])  # carried from t+1 back to t
     step_backward = np.arctan2(np.sum(back * b[:-1], -1), np.sum(back * g[:-1], -1))
 
-    def run(order, steps, start):
-        psi = np.empty(num_frames)
-        current = start
-        for k, t in enumerate(order):
+    def run(observed: list, weight: list, steps: list, start: float) -> list:
+        # Plain floats: this recursion is sequential, and numpy scalars would make it 10x slower.
+        out, current, pi, tau = [], start, np.pi, 2 * np.pi
+        for k, (seen, trust) in enumerate(zip(observed, weight, strict=True)):
             if k:
                 current += steps[k - 1]
-            error = (psi_observed[t] - current + np.pi) % (2 * np.pi) - np.pi
-            current += confidence[t] * error
-            psi[t] = current
-        return psi
+            current += trust * ((seen - current + pi) % tau - pi)
+            out.append(current)
+        return out
 
-    backward = run(range(num_frames - 1, -1, -1), step_backward[::-1].tolist(), 0.0)
-    forward = run(range(num_frames), step_forward.tolist(), float(backward[0]))
+    observed_list, confidence_list = psi_observed.tolist(), confidence.tolist()
+    backward = run(observed_list[::-1], confidence_list[::-1], step_backward[::-1].tolist(), 0.0)[
+        ::-1
+    ]
+    forward = np.array(run(observed_list, confidence_list, step_forward.tolist(), backward[0]))
     return np.cos(forward)[:, None] * g + np.sin(forward)[:, None] * b
 
 
