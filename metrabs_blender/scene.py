@@ -207,10 +207,8 @@ def set_pose_properties(obj: "bpy.types.Object", properties: dict[str, dict[str,
 
 
 def unique_action_name(base: str) -> str:
-    """``base take`` for the first take, then ``base take 2``, ``base take 3``, ... (the first
-    name not used by an existing action)."""
-    name, number = f"{base} take", 1
-    while name in bpy.data.actions:
+    """``base take N`` with the smallest N >= 1 not used by an existing action."""
+    number = 1
+    while f"{base} take {number}" in bpy.data.actions:
         number += 1
-        name = f"{base} take {number}"
-    return name
+    return f"{base} take {number}"

@@ -226,7 +226,7 @@ def test_re_import_makes_a_new_take_and_nla_tracks(api, extension, tmp_path):
     obj.animation_data_create().action = user_action
     (first,) = api.import_trajectory(path, target=obj)
     (second,) = api.import_trajectory(path, target=obj)
-    assert first.action.name == "unreal clip P0 take"
+    assert first.action.name == "unreal clip P0 take 1"
     assert second.action.name == "unreal clip P0 take 2"
     assert obj.animation_data.action == second.action
     assert user_action.use_fake_user and first.action.use_fake_user  # kept in the saved file
@@ -362,7 +362,7 @@ def test_headless_cli_retargets_onto_a_rig_in_another_file(tmp_path):
     assert "preset mixamo" in done.stderr
     bpy.ops.wm.open_mainfile(filepath=str(out))
     hero = bpy.data.objects["Hero"]
-    assert hero.animation_data.action.name == "Hero clip P0 take"
+    assert hero.animation_data.action.name == "Hero clip P0 take 1"
     assert not [o for o in bpy.data.objects if o.name.startswith("MeTRAbs")]
     bad = subprocess.run(command("Villain", tmp_path / "bad.blend"), cwd=REPO,
                          capture_output=True, text=True)  # fmt: skip
