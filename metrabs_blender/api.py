@@ -15,6 +15,7 @@ Every function validates its input before it creates anything, so a bad file lea
 was. Each import makes new objects and new actions; nothing of the user's is modified.
 """
 
+import json
 import logging
 import os
 import tempfile
@@ -519,6 +520,7 @@ class AnalysisImport:
     camera: "bpy.types.Object | None"
     markers: list["bpy.types.TimelineMarker"]
     raw_joints: "bpy.types.Collection | None"
+    trajectory_path: Path  # the file imported (the cleaned one when cleaning ran)
 
 
 def import_analysis(
@@ -533,19 +535,24 @@ def import_analysis(
     review_markers: bool = True,
     uncertainty_mm: float = review.DEFAULT_UNCERTAINTY_MM,
     raw_joints: bool = False,
+    clean_preset: str | None = "default",
 ) -> AnalysisImport:
-    """The panel's Import: the people ``track_ids`` (default all) as rigs, then optionally the
-    matching camera (with ``clip`` as background), review markers and raw-joint empties.
+    """The panel's Import: the trajectory cleaned with ``clean_preset`` (see :func:`clean_file`;
+    None imports it as it is, e.g. a file cleaned before), the people ``track_ids`` (default all)
+    as rigs, then optionally the matching camera (with ``clip`` as background), review markers
+    and raw-joint empties.
 
     Each rig's object colour is its person's colour in the results list.
     """
     context = context or bpy.context
+    if clean_preset is not None:
+        path = clean_file(path, clean_preset)
     trajectory = contract.read_trajectory(path)
     people = import_people(path, track_ids, context=context, match_scene=match_scene)
     colours = {s.track_id: s.colour for s in review.person_summaries(trajectory)}
     for result in people:
         result.armature.color = (*colours[result.track_id], 1.0)
-    created = AnalysisImport(people, None, [], None)
+    created = AnalysisImport(people, None, [], None, Path(path))
     if camera:
         created.camera = setup_camera(
             trajectory, context=context, clip=clip, sensor_width_mm=sensor_width_mm,
@@ -562,3 +569,20 @@ def import_analysis(
             trajectory, context=context, track_ids=[r.track_id for r in people]
         )
     return created
+
+
+def clean_file(
+    path: str | os.PathLike, preset: str = "default", output: str | os.PathLike | None = None
+) -> Path:
+    """Clean a trajectory (``retarget.clean``: outliers, gaps, smoothing, bone lengths, floor fit,
+    foot contacts) with ``preset`` and write it to ``output`` (default ``cleaned/<name>`` beside
+    the input, so rigs keep the clip's name). Cleaning a cleaned file starts again from its raw
+    poses, so presets can be tried one after another. Returns the path written."""
+    from ..retarget import clean
+
+    path = Path(path)
+    cleaned = clean.clean_trajectory(contract.read_trajectory(path), preset=preset)
+    for warning in json.loads(str(cleaned.extras.get("clean_report", "{}"))).get("warnings", []):
+        log.warning("cleaning %s: %s", path.name, warning)
+    output = Path(output) if output is not None else path.parent / "cleaned" / path.name
+    return contract.write_trajectory(output, cleaned)

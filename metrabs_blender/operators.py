@@ -333,12 +333,24 @@ class METRABS_OT_load_results(bpy.types.Operator):
 
 
 class METRABS_OT_import_results(bpy.types.Operator):
-    """Import the ticked people of the analysis: rigs with one new action each, and optionally
-    the matching camera, review markers and raw joints (the network is not run again)"""
+    """Clean the analysis and import the ticked people: rigs with one new action each, and
+    optionally the matching camera, review markers and raw joints (the network is not run again)"""
 
     bl_idname = "metrabs.import_results"
     bl_label = "Import"
     bl_options = {"REGISTER", "UNDO"}
+
+    retarget: bpy.props.BoolProperty(
+        name="Re-target",
+        description="Import the trajectory cleaned last time again, without cleaning it again",
+        options={"SKIP_SAVE"},
+    )
+
+    @classmethod
+    def description(cls, context, properties):
+        if properties.retarget:
+            return "Import the motion cleaned last time again (new takes), without re-cleaning"
+        return cls.__doc__
 
     def execute(self, context):
         from . import api
@@ -348,6 +360,13 @@ class METRABS_OT_import_results(bpy.types.Operator):
         if not track_ids:
             self.report({"ERROR"}, "Tick at least one person in the results list")
             return {"CANCELLED"}
+        source = bpy.path.abspath(settings.trajectory_path)
+        preset = None if settings.clean_preset == "OFF" else settings.clean_preset
+        if self.retarget:
+            if not settings.cleaned_path:
+                self.report({"ERROR"}, "Nothing cleaned yet: press Import first")
+                return {"CANCELLED"}
+            source, preset = bpy.path.abspath(settings.cleaned_path), None
         try:
             clip = None
             if settings.use_camera:
@@ -355,8 +374,9 @@ class METRABS_OT_import_results(bpy.types.Operator):
                 if clip is None and settings.footage_path:
                     clip = api.load_footage(bpy.path.abspath(settings.footage_path))
             imported = api.import_analysis(
-                bpy.path.abspath(settings.trajectory_path),
+                source,
                 track_ids,
+                clean_preset=preset,
                 context=context,
                 match_scene=settings.match_scene,
                 camera=settings.use_camera,
@@ -369,6 +389,7 @@ class METRABS_OT_import_results(bpy.types.Operator):
         except _errors() as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+        settings.cleaned_path = str(imported.trajectory_path)
         names = ", ".join(result.armature.name for result in imported.people)
         extra = f"; {len(imported.markers)} review marker(s)" if imported.markers else ""
         self.report({"INFO"}, f"Imported {names}{extra}")

@@ -84,6 +84,7 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         if settings.analysis_partial:
             layout.label(text="Partial result (analysis was cancelled)", icon="ERROR")
         layout.template_list("METRABS_UL_people", "", settings, "people", settings, "active_person")
+        layout.prop(settings, "clean_preset")
         col = layout.column(heading="Import")
         col.prop(settings, "match_scene")
         col.prop(settings, "use_camera")
@@ -91,7 +92,12 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         col.prop(settings, "use_raw_joints")
         row = layout.row(align=True)
         row.operator("metrabs.import_results", icon="IMPORT")
-        row.operator("metrabs.import_trajectory", text="From File...", icon="FILE_FOLDER")
+        retarget = row.row(align=True)
+        retarget.enabled = bool(settings.cleaned_path)
+        retarget.operator(
+            "metrabs.import_results", text="Re-target", icon="FILE_REFRESH"
+        ).retarget = True
+        layout.operator("metrabs.import_trajectory", text="Import File...", icon="FILE_FOLDER")
 
 
 class VIEW3D_PT_metrabs_review(_MocapPanel, bpy.types.Panel):

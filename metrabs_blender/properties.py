@@ -18,6 +18,13 @@ FOOTAGE_SOURCES = (
     ("CLIP", "Movie Clip", "Footage loaded as a movie clip in this file"),
     ("FILE", "File", "A video file or image sequence on disk"),
 )
+CLEAN_PRESETS = (
+    ("default", "Default", "Outlier gates, gap filling, 6 Hz smoothing, bone lengths, foot lock"),
+    ("strong", "Strong", "Smoother (4 Hz): slow motion, noisy footage"),
+    ("fast", "Fast / Dance", "Keeps quick motion (9 Hz): sport, dance"),
+    ("none", "Minimal", "Gap filling and the floor fit only; the estimate otherwise"),
+    ("OFF", "Off", "The analysis as it is: no gap filling, level camera"),
+)
 CAMERA_MODELS = (
     ("DEFAULT", "Default", "Field of view of 55° on the longer side (the MeTRAbs default)"),
     ("FOV", "Field of View", "Field of view on the longer image side"),
@@ -108,6 +115,16 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
     people: bpy.props.CollectionProperty(type=METRABS_PG_person)
     active_person: bpy.props.IntProperty(name="Active Person")
     # -- import
+    clean_preset: bpy.props.EnumProperty(
+        name="Cleaning", items=CLEAN_PRESETS, default="default",
+        description="How the motion is cleaned before it is put on the rigs",
+    )  # fmt: skip
+    cleaned_path: bpy.props.StringProperty(
+        name="Cleaned Trajectory",
+        description="The cleaned trajectory the last import used (reused by Re-target)",
+        subtype="FILE_PATH",
+        options=_RELATIVE_PATH,
+    )
     match_scene: bpy.props.BoolProperty(
         name="Match Scene Timing",
         description="Set the scene's frame rate and frame range to the clip's",

@@ -114,7 +114,9 @@ def test_import_overlays_the_footage_through_the_matched_camera(addon, tmp_path,
     addon.api.load_results(path, scene)
     settings.footage_source = "FILE"
     settings.footage_path = str(footage)
+    settings.clean_preset = "OFF"  # the exact poses as they are
     assert bpy.ops.metrabs.import_results() == {"FINISHED"}
+    assert settings.cleaned_path == str(path)
     trajectory = read_trajectory(path)
     camera = scene.camera
     fx, width = trajectory.intrinsics[0, 0], trajectory.image_size[0]
