@@ -187,9 +187,10 @@ QUIT_WITH_A_RUNNING_JOB = """
 import sys
 sys.path.insert(0, {repo!r})
 from metrabs_blender.__main__ import load_extension_package
-extension = load_extension_package()
-extension.register()
+load_extension_package()
 from metrabs_mocap.metrabs_blender import backend, operators
+operators.register()  # the exit hook register() installs (PyPI bpy 4.2 crashes at exit
+# while add-on preferences stay registered, so the classes are left out here)
 request = backend.AnalyzeRequest({video!r}, {output!r}, extra_args=("--frame-delay", "1"))
 command = backend.analyze_command(sys.executable, request, entry=({worker!r},))
 job = backend.WorkerJob(backend.BackendProcess(command, env=backend.worker_environment()))
