@@ -332,6 +332,23 @@ class METRABS_OT_load_results(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def retarget_options(settings) -> dict:
+    """:func:`api.import_trajectory` options from the panel's import settings."""
+    rig_map = settings.rig_map
+    if rig_map == "JSON":
+        if not settings.rig_map_path:
+            raise MocapError("Choose a rig map file, or another Rig Map")
+        rig_map = bpy.path.abspath(settings.rig_map_path)
+    return {
+        "target": settings.target,
+        "rig_map": rig_map,
+        "root_motion": None if settings.root_motion == "AUTO" else settings.root_motion,
+        "foot_lock": settings.use_foot_lock,
+        "use_nla": settings.use_nla,
+        "joint_limits": settings.use_joint_limits,
+    }
+
+
 class METRABS_OT_import_results(bpy.types.Operator):
     """Clean the analysis and import the ticked people: rigs with one new action each, and
     optionally the matching camera, review markers and raw joints (the network is not run again)"""
@@ -385,6 +402,7 @@ class METRABS_OT_import_results(bpy.types.Operator):
                 review_markers=settings.use_review_markers,
                 uncertainty_mm=settings.uncertainty_threshold,
                 raw_joints=settings.use_raw_joints,
+                **retarget_options(settings),
             )
         except _errors() as error:
             self.report({"ERROR"}, str(error))

@@ -121,11 +121,17 @@ def test_panel_settings_survive_save_and_reload(extension, tmp_path):
         "focal_length": 24.0, "sensor_width": 23.5, "max_people": 3, "output_dir": "//out/",
         "trajectory_path": "//out/take 1.npz", "analysis_partial": True, "match_scene": False,
         "use_camera": False, "use_review_markers": False, "use_raw_joints": True,
-        "uncertainty_threshold": 75.0, "active_person": 1,
+        "uncertainty_threshold": 75.0, "active_person": 1, "clean_preset": "strong",
+        "cleaned_path": "//out/cleaned/take 1.npz", "rig_map": "JSON",
+        "rig_map_path": "//maps/hero.json", "root_motion": "in_place", "use_foot_lock": False,
+        "use_nla": True, "use_joint_limits": True,
     }  # fmt: skip
     for name, value in values.items():
         setattr(settings, name, value)
     settings.clip = clip
+    hero = bpy.data.objects.new("hero", bpy.data.armatures.new("hero"))
+    bpy.context.scene.collection.objects.link(hero)
+    settings.target = hero
     for track_id in (4, 9):
         person = settings.people.add()
         person.name, person.track_id, person.frames_visible = f"P{track_id}", track_id, 7 * track_id
@@ -139,7 +145,7 @@ def test_panel_settings_survive_save_and_reload(extension, tmp_path):
     settings = bpy.context.scene.metrabs
     for name, value in values.items():
         assert getattr(settings, name) == pytest.approx(value), name
-    assert settings.clip.name == "still.png"
+    assert settings.clip.name == "still.png" and settings.target.name == "hero"
     assert [(p.name, p.track_id, p.frames_visible, p.use_import) for p in settings.people] == [
         ("P4", 4, 28, False),
         ("P9", 9, 63, False),
