@@ -112,3 +112,21 @@ def test_clean_file_api_starts_again_from_the_raw_poses(api, tmp_path):
     direct = read_trajectory(api.clean_file(raw_path, "fast", tmp_path / "direct.npz"))
     np.testing.assert_allclose(again.poses3d, direct.poses3d, atol=1e-3, equal_nan=True)
     assert not np.allclose(strong.poses3d, direct.poses3d, equal_nan=True)
+
+
+def test_selecting_people_keeps_their_cleaning_extras(api, tmp_path):
+    raw_path = write_trajectory(tmp_path / "walk.npz", tilted_scene())
+    cleaned = read_trajectory(api.clean_file(raw_path, "default"))
+    runner = api.select_people(cleaned, [1])
+    intervals = cleaned.extras["contact_intervals"]
+    mine = intervals[intervals[:, 0] == 1]
+    assert len(mine) > 0 and (runner.extras["contact_intervals"][:, 0] == 0).all()
+    np.testing.assert_array_equal(runner.extras["contact_intervals"][:, 1:], mine[:, 1:])
+    np.testing.assert_array_equal(runner.extras["contacts"], cleaned.extras["contacts"][:, [1]])
+    np.testing.assert_array_equal(
+        runner.extras["contact_clearance"], cleaned.extras["contact_clearance"][[1]]
+    )
+    np.testing.assert_array_equal(
+        runner.extras["world_from_camera"], cleaned.extras["world_from_camera"]
+    )
+    assert list(runner.track_ids) == [1] and runner.poses3d.shape[1] == 1
