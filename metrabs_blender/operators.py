@@ -80,8 +80,12 @@ class _ModalJob:
             return {"CANCELLED"}
         try:
             job = self.start_job(context)
-            while not job.poll():
-                _sleep()
+            try:
+                while not job.poll():
+                    _sleep()
+            finally:  # interrupted (Ctrl-C in a script): the process must not outlive the call
+                if not job.poll():
+                    job.stop()
             return self.job_finished(context, job)
         except _errors() as error:
             self.report({"ERROR"}, str(error))
@@ -157,8 +161,7 @@ class METRABS_OT_import_trajectory(bpy.types.Operator):
 
     def invoke(self, context, event):
         if not self.filepath and context.scene.metrabs.trajectory_path:
-            self.filepath = bpy.path.abspath(context.scene.metrabs.trajectory_path)
-            return self.execute(context)
+            self.filepath = bpy.path.abspath(context.scene.metrabs.trajectory_path)  # preselected
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
