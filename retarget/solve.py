@@ -800,17 +800,6 @@ def _clamp(quaternions: np.ndarray, max_angle: float) -> np.ndarray:
     return np.where(over[:, None], clamped, q)
 
 
-def continuous(quaternions: np.ndarray) -> np.ndarray:
-    """Quaternions ``(T, ..., 4)`` with signs flipped so consecutive ones have a non-negative dot
-    product (the same result as ``rotations.make_continuous``, vectorised: the sign of frame t is
-    the running product of the signs of the consecutive dot products up to t)."""
-    q = np.asarray(quaternions, np.float64)
-    dots = np.sum(q[1:] * q[:-1], axis=-1)
-    steps = np.where(dots < 0, -1.0, 1.0)
-    signs = np.concatenate([np.ones((1,) + steps.shape[1:]), np.cumprod(steps, axis=0)], axis=0)
-    return q * signs[..., None]
-
-
 def _local_rotations(plan: _Plan, deltas, params: RetargetParams, num_frames: int):
     """Local quaternions ``(T, 4)`` per keyed bone, parents first; with joint limits on, each
     child aims at its target relative to its parent's *clamped* pose."""
@@ -836,7 +825,7 @@ def _local_rotations(plan: _Plan, deltas, params: RetargetParams, num_frames: in
             posed[b] = parent @ rest @ quaternion_to_matrix(q) @ rest.T
         else:
             posed[b] = deltas[b]
-        local[b] = continuous(q)
+        local[b] = make_continuous(q)
     return local, posed
 
 
@@ -969,77 +958,3 @@ def direction_errors_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angles (degrees) between direction vectors ``(..., 3)``."""
     cos = np.sum(normalize(a) * normalize(b), axis=-1)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
-# ---------------------------------------------------------------------------------------------
-# The direct solve for the generated rig's own skeleton (kept for the skeleton-shaped rig and its
-# tests; :func:`retarget` is the general path used for every armature).
-
-# joint -> (a, b): the twist hint of the joint's bone is position(a) - position(b)
-TWIST_HINTS = {
-    "pelv": ("lhip", "rhip"),
-    "thor": ("lcla", "rcla"),
-    "head": ("lear", "rear"),
-    "lhip": ("ltoe", "lank"),
-    "rhip": ("rtoe", "rank"),
-    "lkne": ("ltoe", "lank"),
-    "rkne": ("rtoe", "rank"),
-    "lank": ("lkne", "lank"),
-    "rank": ("rkne", "rank"),
-}
-
-
-@dataclass(frozen=True)
-class SolveBone:
-    """One bone to solve: its head joint, primary child joint (None for a leaf), parent bone index
-    in the solve order (-1 for the root) and rest rotation ``(3, 3)`` in armature space."""
-
-    joint: str
-    child: str | None
-    parent: int
-    rest_rotation: np.ndarray
-
-
-def armature_deltas(
-    joints: np.ndarray, rest_joints: np.ndarray, skeleton: Skeleton, bones: list[SolveBone]
-) -> np.ndarray:
-    """Armature-space rotations from rest, ``(T, B, 3, 3)``, for joints ``(T, J, 3)`` on a rig whose
-    bones are the skeleton's own (``rest_joints`` ``(J, 3)``, same space)."""
-    index = skeleton.index
-    deltas = np.empty((joints.shape[0], len(bones), 3, 3))
-    for b, bone in enumerate(bones):
-        parent_delta = deltas[:, bone.parent] if bone.parent >= 0 else np.eye(3)[None]
-        if bone.child is None:
-            deltas[:, b] = parent_delta
-            continue
-        head, child = index(bone.joint), index(bone.child)
-        direction = joints[:, child] - joints[:, head]
-        rest_direction = rest_joints[child] - rest_joints[head]
-        hint = TWIST_HINTS.get(bone.joint)
-        if hint is None:
-            swung = np.einsum("tij,j->ti", parent_delta, rest_direction)
-            deltas[:, b] = rotation_between(swung, direction) @ parent_delta
-        else:
-            a, c = index(hint[0]), index(hint[1])
-            now = frame_from_axes(direction, joints[:, a] - joints[:, c])
-            rest = frame_from_axes(rest_direction, rest_joints[a] - rest_joints[c])
-            deltas[:, b] = now @ rest.T
-    return deltas
-
-
-def local_rotations(deltas: np.ndarray, bones: list[SolveBone]) -> np.ndarray:
-    """Blender pose-bone quaternions ``(T, B, 4)`` (w, x, y, z), continuous in time."""
-    quaternions = np.empty(deltas.shape[:2] + (4,))
-    for b, bone in enumerate(bones):
-        parent_delta = deltas[:, bone.parent] if bone.parent >= 0 else np.eye(3)[None]
-        rest = bone.rest_rotation
-        local = rest.T @ np.swapaxes(parent_delta, -1, -2) @ deltas[:, b] @ rest
-        quaternions[:, b] = matrix_to_quaternion(local)
-    return make_continuous(quaternions)
-
-
-def root_location(
-    pelvis: np.ndarray, rest_head: np.ndarray, rest_rotation: np.ndarray
-) -> np.ndarray:
-    """Pose-bone location ``(T, 3)`` that puts a parentless bone's head at ``pelvis`` ``(T, 3)``."""
-    return (pelvis - rest_head) @ rest_rotation
