@@ -993,15 +993,9 @@ class DetectionStage:
             self._thread.start()
 
     def _put(self, item: object) -> bool:
-        import queue
+        from .video import put_unless_stopped
 
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(self._queue, item, self._stop)
 
     def _run(self) -> None:
         try:
