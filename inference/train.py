@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -357,6 +358,9 @@ def fit(
     from another checkpoint file into this run folder (e.g. to branch an ablation off a run at the
     epoch where the two settings start to differ)."""
     torch.set_num_threads(train.threads)
+    # No OpenCV thread pool in this process: DataLoader workers are forked from it, and a
+    # forked copy of a live pool can deadlock the child (seen after validation used cv2).
+    cv2.setNumThreads(0)
     out = Path(train.out)
     out.mkdir(parents=True, exist_ok=True)
     device = _device(train.device)

@@ -410,6 +410,9 @@ def fit_detector(train: DetectorTrainConfig) -> tuple[Yolox, list[dict[str, floa
     from .train import _device, _save_atomic, _worker_init
 
     torch.set_num_threads(train.threads)
+    # No OpenCV thread pool in this process: DataLoader workers are forked from it, and a
+    # forked copy of a live pool can deadlock the child (seen after validation used cv2).
+    cv2.setNumThreads(0)
     torch.manual_seed(train.seed)
     device = _device(train.device)
     out = Path(train.out)
