@@ -157,7 +157,10 @@ def end_effector_table() -> None:
 
 
 def foot_lock_table() -> None:
-    print("\nFoot slide during contacts, noisy motion (drift 1.5 cm, white 3 mm), other body")
+    print(
+        "\nFoot slide of planted heels/toes (contact channels), noisy motion (drift 1.5 cm,"
+        " white 3 mm), other body"
+    )
     print(f"{'motion':<8}{'lock':<6}{'mean mm/f':>10}{'p95':>8}{'max':>8}{'skate %':>9}"
           f"{'leg dir p95°':>13}")  # fmt: skip
     spec = mixamo_like(canonical_rest(1.85, legs=0.9, torso=1.1), rng=np.random.default_rng(8))
@@ -170,8 +173,8 @@ def foot_lock_table() -> None:
             fresh()
             path, world = write_clip(WORK, motion, name=motion_name)
             row = measure(build_armature(spec), path, world, foot_lock=lock)
-            slide = np.concatenate([ik.foot_slide(row["joints"][s + "ank"], motion.contacts[:, k])
-                                    for k, s in enumerate("lr")])  # fmt: skip
+            slide = np.concatenate([ik.foot_slide(row["joints"][name], motion.channel_contacts[:, c])
+                                    for c, name in enumerate(ik.CHANNELS)])  # fmt: skip
             skate = 100 * np.mean(slide > 0.025)
             print(f"{motion_name:<8}{'on' if lock else 'off':<6}{1000 * slide.mean():>10.2f}"
                   f"{1000 * np.percentile(slide, 95):>8.2f}{1000 * slide.max():>8.2f}{skate:>9.1f}"
@@ -190,7 +193,7 @@ def speed_table() -> None:
         solve.retarget(motion.joints, SKELETON, rig, mapping)
         plain = time.perf_counter() - start
         start = time.perf_counter()
-        solve.retarget(motion.joints, SKELETON, rig, mapping, contacts=motion.contacts)
+        solve.retarget(motion.joints, SKELETON, rig, mapping, contacts=motion.channel_contacts)
         locked = time.perf_counter() - start
         print(f"{f'{minutes} min walk @ 30 fps':<22}{len(motion.joints):>8}{plain:>9.2f}"
               f"{locked:>12.2f}{locked / minutes:>10.2f}")  # fmt: skip

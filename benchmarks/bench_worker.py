@@ -5,10 +5,14 @@ Measured side by side in one run, on synthetic walking people (1280x720, 25 fps,
 1. ``model``: crops/s of the crop network alone (batch 8, 256 px crops, already in memory).
 2. ``pipeline``: the whole ``analyze`` command (decode thread, detection every 4 frames, boxes
    proposed from poses, perspective crops, the same network, tracking, writing the .npz) with 1, 3
-   and 6 people per frame; ratio = pipeline crops/s / model crops/s (target >= 0.85 for 1 person).
+   and 6 people per frame; ratio = pipeline crops/s / model crops/s (target >= 0.85 for 1 person);
+   busy = share of the pipeline's wall time spent in the network, measured inside the same run
+   (immune to the load of other processes, which makes ``ratio`` noisy on a shared machine).
 3. ``length``: frames/s and peak memory of whole runs on clips of growing length (each in its own
    process; the frame-level test estimator keeps these runs short): memory must stay flat.
-4. ``detector``: per-frame cost of the detectors at 640x360 (HOG, YOLOX nano/s with untrained weights:
+4. ``2-person sample``: share of people found per frame and track-id switches against the ground
+   truth, side by side and crossing (the bundled model and sample will replace the test reader).
+5. ``detector``: per-frame cost of the detectors at 640x360 (HOG, YOLOX nano/s with untrained weights:
    the cost does not depend on the weights); the pipeline amortises it over ``--detect-every``.
 
 The network is the project's MeTRAbs model (EfficientNetV2-B0 backbone, untrained weights) when
@@ -114,18 +118,34 @@ def model_crops_per_s(model: CostedColourModel, batch: tuple[torch.Tensor, torch
     return FRAMES // BATCH * BATCH / (time.perf_counter() - start)
 
 
-def run_pipeline(clip: Path, model: CostedColourModel, people: int) -> tuple[float, int]:
-    """Whole-pipeline frames/s of ``analyze`` on ``clip`` (in this process) and the crop count."""
+class TimedModel(torch.nn.Module):
+    """``model`` plus the seconds spent in its forward calls."""
+
+    def __init__(self, model: CostedColourModel) -> None:
+        super().__init__()
+        self.model, self.input_resolution, self.seconds = model, model.input_resolution, 0.0
+
+    def forward(self, crops: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        try:
+            return self.model(crops, intrinsics)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def run_pipeline(clip: Path, model: CostedColourModel, people: int) -> tuple[float, int, float]:
+    """``analyze`` on ``clip`` in this process: frames/s, crops estimated, and the share of the
+    run's wall time spent in the network's forward calls."""
     output = clip.with_suffix(".npz")
     args = build_parser("analyze").parse_args(
         ["analyze", str(clip), "-o", str(output), "--device", "cpu", "--batch-size", str(BATCH)]
     )
+    timed = TimedModel(model)
     counted = []
 
     def make_estimator(settings, device):
-        estimator = PoseEstimator(
-            model, SKELETON.joint_names, device, EstimatorConfig(1, batch_size=BATCH)
-        )
+        config = EstimatorConfig(1, batch_size=BATCH)
+        estimator = PoseEstimator(timed, SKELETON.joint_names, device, config)
         estimator.model_id = "bench"
         inner = estimator.estimate
 
@@ -138,30 +158,85 @@ def run_pipeline(clip: Path, model: CostedColourModel, people: int) -> tuple[flo
 
     stream = io.StringIO()
     code = worker.run(args, make_estimator, lambda *a: PersonColourDetector(), stream=stream)
-    events = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert code == 0 and events[-1]["people"] == people, events[-1]
-    return events[-1]["frames"] / events[-1]["elapsed_s"], sum(counted)
+    done = json.loads(stream.getvalue().splitlines()[-1])
+    assert code == 0 and done["people"] == people, done
+    return done["frames"] / done["elapsed_s"], sum(counted), timed.seconds / done["elapsed_s"]
 
 
-def one_length(frames: int) -> dict:
-    """Run in a child process: a clip of ``frames`` frames with the frame-level estimator."""
+def one_length(clip: str) -> dict:
+    """Run in a child process: ``analyze`` on ``clip`` with the frame-level estimator; peak memory
+    of the whole process (it holds nothing else)."""
     import resource
 
     with tempfile.TemporaryDirectory() as folder:
-        clip = write_clip(Path(folder) / "long.mp4", walking_people(1, frames / 25))
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         args = build_parser("analyze").parse_args(
-            ["analyze", str(clip), "-o", str(Path(folder) / "o.npz"), "--device", "cpu"]
+            ["analyze", clip, "-o", str(Path(folder) / "o.npz"), "--device", "cpu"]
         )
         stream = io.StringIO()
         estimator = ColourJointPoseEstimator()
         code = worker.run(
             args, lambda s, d: estimator, lambda *a: PersonColourDetector(), stream=stream
         )
-        done = json.loads(stream.getvalue().splitlines()[-1])
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"code": code, "fps": done["frames"] / done["elapsed_s"], "rss_mb": after / 1024,
-            "rss_growth_mb": (after - before) / 1024}  # fmt: skip
+    done = json.loads(stream.getvalue().splitlines()[-1])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"code": code, "fps": done["frames"] / done["elapsed_s"], "rss_mb": peak}
+
+
+def tracking_quality(result, truth, tolerance_px: float = 10.0) -> tuple[float, int]:
+    """(share of (frame, person in view) pairs found within ``tolerance_px`` median joint error,
+    number of track-id changes summed over the ground-truth people)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        error = np.nanmedian(
+            np.linalg.norm(result.poses2d[:, :, None] - truth.poses2d[:, None], axis=-1), axis=-1
+        )  # (T, P_out, P_true)
+    width, height = truth.image_size
+    found, in_view, switches = 0, 0, 0
+    for person in range(truth.num_people):
+        centre = np.nanmedian(truth.poses2d[:, person], axis=1)
+        visible = (centre[:, 0] > 0) & (centre[:, 0] < width) & (centre[:, 1] > 0)
+        best = np.where(np.isfinite(error[:, :, person]), error[:, :, person], np.inf)
+        matched = best.min(axis=1) < tolerance_px
+        ids = result.track_ids[best.argmin(axis=1)][matched & visible]
+        found += int((matched & visible).sum())
+        in_view += int(visible.sum())
+        switches += int(np.count_nonzero(np.diff(ids)))
+    return found / max(in_view, 1), switches
+
+
+def tracking_rows() -> list[tuple[str, float, int]]:
+    """Detection rate and id switches of the pipeline (PoseEstimator + colour-joint crop model,
+    test colour detector) on 2-person samples."""
+    from retarget.contract import read_trajectory
+
+    samples = {
+        "side by side, 4 s": walking_people(2, 4.0),
+        "crossing, 1.5 m apart in depth, 4 s": walking_people(2, 4.0, spacing_m=-2.4, depth_step_m=1.5),
+    }  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name, truth in samples.items():
+            clip = write_clip(Path(folder) / "sample.mp4", truth)
+            args = build_parser("analyze").parse_args(
+                ["analyze", str(clip), "-o", str(Path(folder) / "s.npz"), "--device", "cpu"]
+            )
+            reader = ColourJointCropModel(192)
+
+            def make_estimator(settings, device, reader=reader):
+                estimator = PoseEstimator(
+                    reader, SKELETON.joint_names, device, EstimatorConfig(1, batch_size=8)
+                )
+                estimator.model_id = "colour-joints"
+                return estimator
+
+            code = worker.run(
+                args, make_estimator, lambda *a: PersonColourDetector(), stream=io.StringIO()
+            )
+            assert code == 0
+            rows.append((name, *tracking_quality(read_trajectory(Path(folder) / "s.npz"), truth)))
+    return rows
 
 
 def detector_costs() -> list[tuple[str, float]]:
@@ -184,7 +259,7 @@ def detector_costs() -> list[tuple[str, float]]:
 
 def main() -> None:
     if sys.argv[1:2] == ["--length"]:
-        print(json.dumps(one_length(int(sys.argv[2]))))
+        print(json.dumps(one_length(sys.argv[2])))
         return
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     import inference.track  # noqa: F401  (scipy: imported once per process, not per clip)
@@ -192,33 +267,42 @@ def main() -> None:
     net, description = network()
     model = CostedColourModel(net)
     print(f"network: {description}; crops {SIDE} px, batch {BATCH}, CPU, {FRAMES} frames")
-    print(f"{'setting':<34} {'frames/s':>9} {'crops/s':>9} {'ratio':>7}")
+    print(f"{'setting':<34} {'frames/s':>9} {'crops/s':>9} {'ratio':>7} {'busy':>7}")
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
         clips = {p: write_clip(Path(folder) / f"p{p}.mp4", walking_people(p, FRAMES / 25, image_size=SIZE, spacing_m=1.4, alternate=False, distance_m=10.0))
                  for p in (1, 3, 6)}  # fmt: skip
         batch = model_batches(model, clips[1])
         model(*batch)  # warm-up
-        # The machine is shared: measure the model before and after the pipeline runs, run each
-        # pipeline twice, and compare means.
-        reference = [model_crops_per_s(model, batch) for _ in range(REPEATS)]
-        rows = []
+        reference_rates = []
         for people, clip in clips.items():
-            runs = [run_pipeline(clip, model, people) for _ in range(REPEATS)]
-            rows.append((people, np.mean([fps for fps, _ in runs]), runs[0][1]))
-        reference += [model_crops_per_s(model, batch) for _ in range(REPEATS)]
-        model_rate = float(np.mean(reference))
-        print(f"{'model only':<34} {'':>9} {model_rate:>9.2f} {1.0:>7.2f}")
-        for people, fps, crops in rows:
-            crops_per_s = fps * crops / FRAMES
+            # The machine is shared: measure the model alone right before and after each
+            # pipeline run and compare with the mean of those.
+            rates, runs = [], []
+            for _ in range(REPEATS):
+                rates.append(model_crops_per_s(model, batch))
+                runs.append(run_pipeline(clip, model, people))
+            rates.append(model_crops_per_s(model, batch))
+            reference_rates += rates
+            fps = float(np.mean([run[0] for run in runs]))
+            crops_per_s = fps * runs[0][1] / FRAMES
+            busy = float(np.mean([run[2] for run in runs]))
+            rows.append((people, fps, crops_per_s, crops_per_s / np.mean(rates), busy))
+        print(f"{'model only':<34} {'':>9} {np.mean(reference_rates):>9.2f} {1.0:>7.2f}")
+        for people, fps, crops_per_s, ratio, busy in rows:
             print(f"{f'pipeline, {people} people':<34} {fps:>9.2f} {crops_per_s:>9.2f} "
-                  f"{crops_per_s / model_rate:>7.2f}")  # fmt: skip
-    print(f"\n{'clip length (frame-level model)':<34} {'frames/s':>9} {'peak MB':>9} {'growth':>7}")
-    for frames in (100, 400, 1600):
-        result = subprocess.run([sys.executable, __file__, "--length", str(frames)], cwd=ROOT,
-                                capture_output=True, text=True, check=True)  # fmt: skip
-        row = json.loads(result.stdout.splitlines()[-1])
-        print(f"{f'{frames} frames':<34} {row['fps']:>9.1f} {row['rss_mb']:>9.0f} "
-              f"{row['rss_growth_mb']:>7.0f}")  # fmt: skip
+                  f"{ratio:>7.2f} {busy:>7.2f}")  # fmt: skip
+    print(f"\n{'clip length (frame-level model)':<34} {'frames/s':>9} {'peak MB':>9}")
+    with tempfile.TemporaryDirectory() as folder:
+        for frames in (100, 400, 1600):
+            clip = write_clip(Path(folder) / f"long{frames}.mp4", walking_people(1, frames / 25))
+            result = subprocess.run([sys.executable, __file__, "--length", str(clip)], cwd=ROOT,
+                                    capture_output=True, text=True, check=True)  # fmt: skip
+            row = json.loads(result.stdout.splitlines()[-1])
+            print(f"{f'{frames} frames':<34} {row['fps']:>9.1f} {row['rss_mb']:>9.0f}")
+    print(f"\n{'2-person sample (colour-joint model)':<40} {'found':>7} {'id switches':>12}")
+    for name, rate, switches in tracking_rows():
+        print(f"{name:<40} {rate:>7.1%} {switches:>12d}")
     print(f"\n{'detector, 640x360 frame':<34} {'ms/frame':>9} {'/4 (every 4th)':>15}")
     for name, seconds in detector_costs():
         print(f"{name:<34} {1000 * seconds:>9.1f} {250 * seconds:>15.1f}")

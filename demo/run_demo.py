@@ -1,4 +1,4 @@
-"""The offline demo: a synthetic two-person clip -> trajectory -> Blender scene + a plot.
+"""The offline demo: a synthetic two-person clip (a walker, a dancer) -> trajectory -> Blender scene + a plot.
 
 Writes ``demo/out/sample.npz`` (the trajectory, as the worker would), ``demo/out/demo.blend`` (built
 by the headless main job ``python -m metrabs_blender``) and ``demo/out/demo.png``, drawn from the
@@ -27,7 +27,7 @@ from retarget.contract import write_trajectory  # noqa: E402
 def make_sample(path: Path) -> Path:
     motions = [
         generate_motion("walk", 4.0, 30.0, seed=0, start_xy=(-1.2, 0.0), turn_deg_per_s=-20.0),
-        generate_motion("run", 4.0, 30.0, seed=1, start_xy=(1.2, 2.0), heading_deg=180.0),
+        generate_motion("dance", 4.0, 30.0, seed=1, start_xy=(1.2, 1.0), heading_deg=180.0),
     ]
     trajectory = motions_to_trajectory(motions, default_camera(motions), source="demo synthetic")
     return write_trajectory(path, trajectory)

@@ -865,11 +865,16 @@ class WorkerSlot:
 
 
 def visible_gpus() -> list[str]:
-    """CUDA device ids this process may use: from ``CUDA_VISIBLE_DEVICES`` when set, otherwise
-    counted by torch (imported only here; no torch, no GPUs)."""
+    """CUDA device ids this process may use: from ``CUDA_VISIBLE_DEVICES`` when set, else one per
+    GPU of the NVIDIA driver (``/proc/driver/nvidia/gpus`` on Linux, where no driver means no GPU;
+    elsewhere counted by torch, slow to import)."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [item.strip() for item in listed.split(",") if item.strip() and item.strip() != "-1"]
+    if sys.platform.startswith("linux"):
+        driver = Path("/proc/driver/nvidia/gpus")
+        count = len(list(driver.iterdir())) if driver.is_dir() else 0
+        return [str(index) for index in range(count)]
     try:
         import torch
     except ImportError:
@@ -956,6 +961,16 @@ def _local_worker(
     stop.set()
 
 
+def _drain(outbox: Any) -> list[tuple]:
+    """Every message waiting in ``outbox``, without blocking."""
+    messages = []
+    try:
+        while True:
+            messages.append(outbox.get_nowait())
+    except queue.Empty:
+        return messages
+
+
 class LocalPool:
     """Worker processes (spawned, so CUDA and torch start fresh in each), one job at a time each.
 
@@ -966,21 +981,24 @@ class LocalPool:
         self.slots = list(slots)
         self.spec = spec
         self._context = multiprocessing.get_context("spawn")
-        self._outbox = self._context.Queue()
         self._stop = self._context.Event()
         self._processes: dict[int, Any] = {}
         self._inboxes: dict[int, Any] = {}
+        # One outbox per worker: a multiprocessing.Queue's write lock is shared by its writers, and
+        # a worker that dies while its feeder thread holds it would block every other worker.
+        self._outboxes: dict[int, Any] = {}
 
     def start(self, slot: WorkerSlot) -> None:
-        inbox = self._context.Queue()
+        inbox, outbox = self._context.Queue(), self._context.Queue()
         process = self._context.Process(
             target=_local_worker,
-            args=(slot, self.spec, inbox, self._outbox, self._stop, logger.getEffectiveLevel()),
+            args=(slot, self.spec, inbox, outbox, self._stop, logger.getEffectiveLevel()),
             name=f"metrabs-batch-{slot.name}",
             daemon=True,
         )
         process.start()
         self._processes[slot.index], self._inboxes[slot.index] = process, inbox
+        self._outboxes[slot.index] = outbox
 
     def assign(self, index: int, job: ClipJob) -> None:
         self._inboxes[index].put(job)
@@ -988,16 +1006,16 @@ class LocalPool:
     def messages(self, timeout: float) -> list[tuple]:
         """Messages from the workers (waits up to ``timeout`` for the first), then a ``died``
         message for every worker process that exited."""
-        found = []
-        try:
-            found.append(self._outbox.get(timeout=timeout))
-            while True:
-                found.append(self._outbox.get_nowait())
-        except queue.Empty:
-            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [message for outbox in self._outboxes.values() for message in _drain(outbox)]
+            if found or time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
         for index, process in list(self._processes.items()):
             if not process.is_alive():
                 process.join()
+                found.extend(_drain(self._outboxes.pop(index)))  # what it sent before dying
                 del self._processes[index]
                 found.append(("died", index, process.exitcode))
         return found

@@ -15,9 +15,6 @@ All boxes are ``x, y, w, h`` pixels; poses are ``(J, 3)`` millimetres and ``(J, 
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +33,7 @@ class TrackerParams:
 
     pose_scale_mm: float = 400.0  # mean joint distance that costs as much as a box IoU of 0
     min_iou: float = 0.1  # a live track's predicted box must overlap a candidate at least this much
+    lost_min_iou: float = 0.5  # a track missed for frames matches this much overlap whatever its 3D
     max_pose_distance_mm: float = 700.0  # gate on the mean 3D joint distance at a gap of 0 s ...
     max_speed_mm_s: float = 4000.0  # ... growing by this speed for every second of gap
     max_gap_s: float = 1.0  # a track unmatched this long ends (short occlusions are bridged)
@@ -45,6 +43,7 @@ class TrackerParams:
     duplicate_iou: float = 0.6  # a candidate overlapping an assigned one this much ...
     duplicate_distance_mm: float = 400.0  # ... with a 3D pose this close is the same person again
     new_tracks: bool = True  # start tracks from unmatched detections (off: only the seeded ones)
+    new_track_max_iou: float = 0.3  # ... that overlap no unmatched live track's box more than this
 
 
 @dataclass
@@ -76,26 +75,25 @@ class Candidates:
 def pose_box(poses2d: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """``(..., 4)`` x, y, w, h extent of ``(..., J, 2)`` 2D joints (NaN joints ignored; all-NaN
     gives NaN), enlarged by ``margin`` times the size on each side."""
-    with np.errstate(invalid="ignore"), _quiet_nan():
-        low, high = np.nanmin(poses2d, axis=-2), np.nanmax(poses2d, axis=-2)
+    low = np.fmin.reduce(poses2d, axis=-2)  # fmin/fmax skip NaN (all-NaN gives NaN), silently
+    high = np.fmax.reduce(poses2d, axis=-2)
     size = high - low
     return np.concatenate([low - margin * size, size * (1 + 2 * margin)], axis=-1)
 
 
-@contextmanager
-def _quiet_nan() -> Iterator[None]:
-    """Silence numpy's all-NaN-slice warnings inside a block (absent joints are expected)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN; NaN where nothing is finite (no warning)."""
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    count = finite.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
 
 
 def mean_joint_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean over joints of the distance between ``(n, J, 3)`` and ``(m, J, 3)`` poses -> (n, m);
     joints missing in either pose are skipped, NaN when no joint is shared."""
-    distances = np.linalg.norm(a[:, None] - b[None, :], axis=-1)
-    with _quiet_nan():
-        return np.nanmean(distances, axis=-1)
+    return _nanmean(np.linalg.norm(a[:, None] - b[None, :], axis=-1), axis=-1)
 
 
 @dataclass
@@ -125,17 +123,25 @@ class Track:
         return self.pose3d + self.root_velocity * (time - self.last_time)
 
     def observe(
-        self, row: int, time: float, box: np.ndarray, pose3d: np.ndarray, centre: np.ndarray
+        self,
+        row: int,
+        time: float,
+        box: np.ndarray,
+        pose3d: np.ndarray,
+        centre: np.ndarray,
+        max_speed_mm_s: float = np.inf,
     ) -> None:
         """Move the motion state to a new observation: ``box`` (4,) pose extent, ``pose3d``
-        (J, 3) mm and the body ``centre`` (2,) px. Velocities are smoothed over ~2 frames."""
+        (J, 3) mm and the body ``centre`` (2,) px. Velocities are smoothed over ~2 frames; the 3D
+        one is capped at ``max_speed_mm_s`` (a wrong pose must not fling the prediction away)."""
         dt = time - self.last_time
         if dt > 0 and np.all(np.isfinite(centre)) and np.all(np.isfinite(self.centre)):
             self.centre_velocity = 0.5 * self.centre_velocity + 0.5 * (centre - self.centre) / dt
-        with _quiet_nan():
-            root_new, root_old = np.nanmean(pose3d, axis=0), np.nanmean(self.pose3d, axis=0)
+        root_new, root_old = _nanmean(pose3d, axis=0), _nanmean(self.pose3d, axis=0)
         if dt > 0 and np.all(np.isfinite(root_new)) and np.all(np.isfinite(root_old)):
-            self.root_velocity = 0.5 * self.root_velocity + 0.5 * (root_new - root_old) / dt
+            velocity = 0.5 * self.root_velocity + 0.5 * (root_new - root_old) / dt
+            speed = np.linalg.norm(velocity)
+            self.root_velocity = velocity * min(1.0, max_speed_mm_s / speed) if speed else velocity
         if np.all(np.isfinite(box)):
             self.box = box
         if np.all(np.isfinite(centre)):
@@ -145,13 +151,13 @@ class Track:
         self.last_row, self.last_time = row, time
 
 
-def body_centre(poses2d: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` median of the 2D joints ``(..., J, 2)`` — it follows the body, not the swinging
-    limbs that move the pose's extent — or the centre of ``boxes`` (..., 4) where no joint is known."""
-    with _quiet_nan():
-        centre = np.nanmedian(poses2d, axis=-2)
-    fallback = boxes[..., :2] + boxes[..., 2:4] / 2
-    return np.where(np.isfinite(centre), centre, fallback)
+def body_centre(poses2d: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """``(2,)`` median of the 2D joints ``(J, 2)`` — it follows the body, not the swinging limbs
+    that move the pose's extent — or the centre of ``box`` (4,) when no joint is known."""
+    known = np.isfinite(poses2d).all(axis=-1)
+    if known.any():
+        return np.median(poses2d[known], axis=0)
+    return np.asarray(box[:2], np.float64) + np.asarray(box[2:4], np.float64) / 2
 
 
 class Tracker:
@@ -230,11 +236,14 @@ class Tracker:
         known = np.isfinite(distance)
         pose_cost = np.where(known, distance / p.pose_scale_mm, 1.0)
         cost = (1.0 - iou) + pose_cost
-        # A track seen in the previous frame must overlap; after a gap the 3D pose decides.
+        # A track seen in the previous frame must overlap; after a gap the 3D pose decides, or a
+        # strong overlap with where the track was heading (its 3D state may be off after an
+        # occlusion that gave it poor poses).
         interval = self.frame_interval or 0.0
         just_seen = gaps <= 1.5 * interval
         feasible = (known & (distance <= gate)) | (~known & (iou >= p.min_iou))
         feasible &= ~just_seen | (iou >= p.min_iou)
+        feasible |= ~just_seen & (iou >= p.lost_min_iou)
         return np.where(feasible, cost, _INFEASIBLE)
 
     def update(self, row: int, time: float, candidates: Candidates) -> dict[int, int]:
@@ -267,13 +276,17 @@ class Tracker:
                 matched.add(track_id)
         for index, track_id in assigned.items():
             self._record(by_id[track_id], row, candidates, index)
-            by_id[track_id].observe(row, time, *_observation(candidates, index))
+            by_id[track_id].observe(
+                row, time, *_observation(candidates, index), max_speed_mm_s=p.max_speed_mm_s
+            )
         if p.new_tracks:
             for index in detected:
                 if index in assigned or not np.isfinite(candidates.poses3d[index]).any():
                     continue
                 if self._duplicate(candidates, boxes, int(index), list(assigned)):
                     continue  # a second box on someone already tracked
+                if self._near_unmatched(live, matched, time, boxes[index]):
+                    continue  # most likely a tracked person, hidden or merged with another
                 assigned[int(index)] = self._new_track(row, time, candidates, int(index))
         return assigned
 
@@ -289,6 +302,17 @@ class Tracker:
         if self._costs([track], time, one, boxes[index : index + 1])[0, 0] >= _INFEASIBLE:
             return False
         return not self._duplicate(c, boxes, index, list(assigned))
+
+    def _near_unmatched(
+        self, live: list[Track], matched: set[int], time: float, box: np.ndarray
+    ) -> bool:
+        """Whether ``box`` overlaps the predicted box of a live track left unmatched in this frame:
+        then it is not a new person (a new track would take that person's id after the
+        occlusion); the track itself picks the person up again when the view clears."""
+        unmatched = [t.predicted_box(time) for t in live if t.track_id not in matched]
+        if not unmatched:
+            return False
+        return bool(box_iou(box, np.array(unmatched)).max() > self.params.new_track_max_iou)
 
     def _duplicate(self, c: Candidates, boxes: np.ndarray, index: int, others: list[int]) -> bool:
         """Whether candidate ``index`` is someone among ``others`` again: overlapping boxes and a

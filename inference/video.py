@@ -32,6 +32,17 @@ DEFAULT_SEQUENCE_FPS = 30.0  # frame rate assumed for image sequences when none 
 _PRINTF_PATTERN = re.compile(r"%0?(\d*)d")
 
 
+def put_unless_stopped(target: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put ``item`` into a bounded queue, waiting while it is full; False if ``stop`` was set."""
+    while not stop.is_set():
+        try:
+            target.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 class VideoError(InferenceError):
     """The input cannot be read as a video or image sequence; the message says why and what to do."""
 
@@ -148,7 +159,11 @@ class ImageSequenceSource:
             )
         self.files = files
         self.frame_range = frame_range
-        first = _read_image(files[min(frame_range.start, len(files) - 1)])
+        if frame_range.start >= len(files):
+            raise VideoError(
+                f"frame {frame_range.start} is past the end of {source!r} ({len(files)} images)"
+            )
+        first = _read_image(files[frame_range.start])
         height, width = first.shape[:2]
         self.info = VideoInfo(
             path=source,
@@ -319,13 +334,7 @@ class FrameReader:
         return self._queue.maxsize
 
     def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(self._queue, item, self._stop)
 
     def _run(self) -> None:
         try:

@@ -1,10 +1,13 @@
 """``python -m inference analyze VIDEO -o OUT.npz``: 3D poses of everyone in a clip.
 
-Pipeline: a reader thread decodes frames into a bounded queue (memory flat in the clip length); the
-main thread gathers frames into batches of about ``--batch-size`` person crops, detects people every
-``--detect-every`` frames (and on every frame while nobody is tracked), adds a box proposed from
-each tracked person's last pose where the detector did not find them, runs the pose network on all
-crops of the batch at once, then assigns the poses to tracks frame by frame (``inference.track``).
+Pipeline: a reader thread decodes frames into a bounded queue (memory flat in the clip length); a
+detection thread runs the person detector on every ``--detect-every``-th frame ahead of the
+network; the main thread gathers frames into batches of ``--batch-size`` person crops (whole
+network batches: people x frames), adds a box proposed from each tracked person's last pose where
+the detector did not run or did not find them, runs the pose network on all crops of the batch at
+once, then assigns the poses to tracks frame by frame (``inference.track``). While nobody is
+tracked, every frame is searched, one frame at a time. With ``--box`` only that person is followed
+(and kept however short their track).
 
 Output: the trajectory contract (``retarget.contract``), written atomically. ``extras`` holds
 ``partial`` (bool: the run was interrupted; resume it with ``--resume``), ``source_frames`` (i32 [T]:
@@ -29,9 +32,11 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -59,6 +64,7 @@ EXIT_OUTPUT = 5
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
+DEFAULT_SKELETON = "smpl+head_30"  # the project's canonical joint set (retarget.skeletons)
 DETECTOR_CHOICES = "auto, hog, none, a detector name from `weights list` (e.g. yolox_s) or a .pth"
 AUTO_DETECTORS = ("yolox_s", "yolox_m", "yolox_tiny", "yolox_nano")  # tried in this order
 PROPOSAL_COVERED_IOU = 0.3  # a track whose predicted box overlaps a detection this much needs none
@@ -96,6 +102,7 @@ class Settings:
     video: str
     output: str
     model: str | None = None  # name or path; None: the default model
+    skeleton: str | None = None  # output joint set of the model; None: smpl+head_30 if it has it
     detector: str = "auto"
     detect_every: int = 4  # run the detector on every n-th frame (tracks fill the others)
     detection_threshold: float | None = None  # None: the detector's own default
@@ -175,6 +182,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="pose model: a name from `python -m inference weights list`, a bundle folder or "
         ".tar.gz (default: the official MeTRAbs model, once downloaded)",
     )
+    model.add_argument(
+        "--skeleton", metavar="NAME",
+        help=f"output joint set of the model (default {DEFAULT_SKELETON} when the model has it)",
+    )  # fmt: skip
     model.add_argument("--detector", default="auto", help=f"person detector: {DETECTOR_CHOICES}")
     model.add_argument(
         "--detect-every", type=_positive_int, default=4, metavar="N",
@@ -272,25 +283,53 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
     name = settings.model or weights.DEFAULT_POSE_MODEL
     try:
         folder = weights.resolve_model(name)
-    except weights.ModelNotFoundError as error:
+    except weights.WeightsError as error:
         hint = ""
-        if settings.model is None:
+        if settings.model is None and isinstance(error, weights.ModelNotFoundError):
             hint = (
                 f"\nNo pose model is installed. Download the official one with "
                 f"`python -m inference weights download {weights.DEFAULT_POSE_MODEL}`, or run the "
                 f"offline demo model with `--model {weights.OFFLINE_POSE_MODEL}`."
             )
         raise ModelUnavailableError(f"{error}{hint}") from None
-    try:
-        from .model import load_bundle  # the bundle loader (inference.model)
-        from .poses import EstimatorConfig, PoseEstimator
-    except ImportError as error:
-        raise ModelUnavailableError(
-            f"this installation cannot load pose models yet ({error}); update MeTRAbs Mocap"
-        ) from None
-    bundle = load_bundle(folder, device=device)
+    from .model import load_bundle
+    from .poses import EstimatorConfig, PoseEstimator
+
+    bundle = load_bundle(folder)
+    skeleton, info = _choose_skeleton(bundle.skeleton_infos, settings.skeleton, name)
+    model = bundle.model.prepare_for_inference(device)
     config = EstimatorConfig(num_aug=settings.tta, batch_size=_batch_size(settings, device))
-    return PoseEstimator.from_bundle(bundle, device=device, config=config)
+    estimator = PoseEstimator(
+        model,
+        bundle.joint_names,
+        device,
+        config,
+        joint_transform_matrix=bundle.joint_transform_matrix,
+        skeleton_indices=info["indices"],
+        output_joint_names=info["names"],
+    )
+    estimator.skeleton = skeleton
+    estimator.joint_edges = np.asarray(info["edges"], np.int32).reshape(-1, 2)
+    checkpoint = Path(folder) / "ckpt.pt"
+    digest = source_fingerprint(str(checkpoint)).rsplit(" ", 1)[-1] if checkpoint.is_file() else ""
+    estimator.model_id = f"{name if settings.model is None else Path(name).name} {digest}".strip()
+    logger.info("pose model %s, skeleton %s, %d crops per call", estimator.model_id, skeleton,
+                config.batch_size)  # fmt: skip
+    return estimator
+
+
+def _choose_skeleton(
+    infos: dict[str, dict[str, Any]], wanted: str | None, model_name: str
+) -> tuple[str, dict[str, Any]]:
+    """The output skeleton: ``wanted``, else the project's canonical one, else the bundle's first."""
+    if wanted is not None:
+        if wanted not in infos:
+            raise InputError(
+                f"--skeleton {wanted}: model {model_name} has {', '.join(sorted(infos))}"
+            )
+        return wanted, infos[wanted]
+    name = DEFAULT_SKELETON if DEFAULT_SKELETON in infos else next(iter(infos))
+    return name, infos[name]
 
 
 def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -> Any | None:
@@ -445,14 +484,14 @@ class Analysis:
     ) -> None:
         self.settings = settings
         self.estimator = estimator
-        self.detector = detector
+        # Used by the detection thread and, while nobody is tracked, by the main thread.
+        self.detector = None if detector is None else _LockedDetector(detector)
         self.intrinsics = intrinsics
         self.image_size = image_size
         self.num_joints = num_joints
         self.state = state
         self.batch_size = batch_size
-        self.frames_with_detection = 0
-        self.crops = 0
+        self.crops = 0  # person crops estimated so far
 
     def frames_per_batch(self, frame_bytes: int) -> int:
         """Frames to gather so a batch holds about ``batch_size`` crops (people x frames)."""
@@ -460,41 +499,43 @@ class Analysis:
             return 1  # the user's box first, so the next frames get boxes proposed from its pose
         tracker = self.state.tracker
         last_time = self.state.frame_times[-1] if self.state.frame_times else 0.0
-        people = max(1, len(tracker.live_tracks(last_time)))
-        frames = min(self.batch_size // people, MAX_BATCH_BYTES // max(1, frame_bytes))
+        live = len(tracker.live_tracks(last_time))
+        if live == 0 and self.detector is not None:
+            # Nobody to follow: every frame needs the detector until someone is found, and the
+            # next batch can then use the poses of whoever was.
+            return 1
+        people = max(1, live)
+        # people x frames = lcm(people, batch size): whole network batches, none half empty.
+        frames = self.batch_size // math.gcd(people, self.batch_size)
+        frames = min(frames, MAX_BATCH_BYTES // max(1, frame_bytes))
         if self.detector is None:
             # Without detections inside the batch, every box is extrapolated from the pose at the
             # batch start: keep that short so fast or turning people stay inside their crops.
             frames = min(frames, TRACKING_ONLY_FRAMES)
         return max(1, frames)
 
-    def _detect(
-        self, images: list[np.ndarray], rows: list[int], seeded: bool
-    ) -> dict[int, np.ndarray]:
-        """Detector boxes ``(n, 5)`` for the frames of this batch that get detection, by position."""
+    def _detect(self, items: list[tuple[Any, np.ndarray | None]]) -> dict[int, np.ndarray]:
+        """Detector boxes ``(n, 5)`` by position in the batch: those the detection stage found on
+        its cadence frames, plus — while nobody is tracked — every other frame of the batch."""
         if self.detector is None:
             return {}
+        found = {i: boxes for i, (_, boxes) in enumerate(items) if boxes is not None}
         tracker = self.state.tracker
         last_time = self.state.frame_times[-1] if self.state.frame_times else -np.inf
-        nobody = not seeded and not tracker.live_tracks(last_time)
-        chosen = [
-            i for i, row in enumerate(rows) if nobody or row % self.settings.detect_every == 0
-        ]
-        if not chosen:
-            return {}
-        found = self.detector.detect([images[i] for i in chosen])
-        self.frames_with_detection += len(chosen)
+        if self.settings.box is None and not tracker.live_tracks(last_time):
+            missing = [i for i in range(len(items)) if i not in found]
+            if missing:
+                boxes = self.detector.detect([items[i][0].image for i in missing])
+                found.update(zip(missing, boxes, strict=True))
         limit = None if self.settings.max_people is None else self.settings.max_people + 2
         return {
-            i: np.asarray(boxes, np.float32)[:limit] for i, boxes in zip(chosen, found, strict=True)
+            i: np.asarray(boxes, np.float32).reshape(-1, 5)[:limit] for i, boxes in found.items()
         }
 
     def _crop_boxes(
         self, frames: list[Any], detections: dict[int, np.ndarray], seed_row: int | None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per frame: boxes (n, 5) to estimate and, per box, the track id it was proposed for."""
-        from .detect.nms import box_iou
-
         tracker = self.state.tracker
         margin = tracker.params.proposal_margin
         anchors: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (time, box) in this batch
@@ -506,16 +547,15 @@ class Analysis:
                 out.append((box, np.array([-1])))
                 continue
             boxes = detections.get(i, np.zeros((0, 5), np.float32))
+            proposals = tracker.proposals(frame.time, self.image_size, anchors)
+            covered = _covering_detections([box for _, box in proposals], boxes[:, :4])
             proposed, owners = [], []
-            for track_id, box in tracker.proposals(frame.time, self.image_size, anchors):
-                overlap = box_iou(box, boxes[:, :4])[0] if len(boxes) else np.zeros(1)
-                if overlap.max() >= PROPOSAL_COVERED_IOU:
+            for (track_id, box), detection in zip(proposals, covered, strict=True):
+                if detection >= 0:
                     # Found by the detector: later frames of the batch start from this box
                     # (shrunk to a pose extent) instead of extrapolating from the batch start.
-                    x, y, w, h = boxes[int(overlap.argmax()), :4]
-                    anchors[track_id] = (frame.time, np.array(
-                        [x + w * margin / (1 + 2 * margin), y + h * margin / (1 + 2 * margin),
-                         w / (1 + 2 * margin), h / (1 + 2 * margin)]))  # fmt: skip
+                    detected = boxes[detection, :4].astype(np.float64)
+                    anchors[track_id] = (frame.time, _shrink(detected, margin))
                     continue
                 proposed.append([*box, 0.0])
                 owners.append(track_id)
@@ -546,15 +586,16 @@ class Analysis:
         self.crops += sum(len(b) for b in boxes)
         return [_unpack(result) for result in results]
 
-    def process(self, frames: list[Any]) -> None:
-        """Analyse one batch of frames and append their rows."""
+    def process(self, items: list[tuple[Any, np.ndarray | None]]) -> None:
+        """Analyse one batch of ``(frame, detector boxes or None)`` and append their rows."""
         from .track import Candidates
 
+        frames = [frame for frame, _ in items]
         first_row = self.state.num_rows
         rows = list(range(first_row, first_row + len(frames)))
         seed_row = 0 if self.settings.box is not None and first_row == 0 else None
         images = [frame.image for frame in frames]
-        detections = self._detect(images, rows, seeded=self.settings.box is not None)
+        detections = self._detect(items)
         crop_boxes = self._crop_boxes(frames, detections, seed_row)
         estimates = self._estimate(images, [boxes for boxes, _ in crop_boxes])
         tracker = self.state.tracker
@@ -576,6 +617,30 @@ class Analysis:
             self.state.source_frames.append(frame.index)
 
 
+def _covering_detections(proposals: list[np.ndarray], detections: np.ndarray) -> list[int]:
+    """For each proposed box, the detection that covers it (-1: none), one detection per proposal
+    at most: greedily by IoU, down to ``PROPOSAL_COVERED_IOU``. Two people merged into one
+    detection box leave one of them with a proposal of their own."""
+    from .detect.nms import box_iou
+
+    covered = [-1] * len(proposals)
+    if not proposals or not len(detections):
+        return covered
+    overlap = box_iou(np.array(proposals), detections)
+    while overlap.size and overlap.max() >= PROPOSAL_COVERED_IOU:
+        proposal, detection = np.unravel_index(int(overlap.argmax()), overlap.shape)
+        covered[proposal] = int(detection)
+        overlap[proposal, :] = -1
+        overlap[:, detection] = -1
+    return covered
+
+
+def _shrink(box: np.ndarray, margin: float) -> np.ndarray:
+    """Undo an enlargement by ``margin`` x size on each side: ``(4,)`` x, y, w, h."""
+    size = box[2:] / (1 + 2 * margin)
+    return np.concatenate([box[:2] + margin * size, size])
+
+
 def _trajectory(
     state: RunState,
     settings: Settings,
@@ -595,7 +660,8 @@ def _trajectory(
     names, edges, skeleton = joints
     tracks = state.tracker.tracks
     if not partial:
-        min_frames = min(settings.min_track_frames, max(1, state.num_rows))
+        # The person the user boxed is kept however short their track.
+        min_frames = 1 if settings.box else min(settings.min_track_frames, max(1, state.num_rows))
         tracks = select_tracks(tracks, min_frames, settings.max_people)
     arrays = stack_tracks(tracks, state.num_rows, len(names))
     worker_settings = {key: value for key, value in asdict(settings).items() if key != "resume"}
@@ -631,8 +697,8 @@ def _write(path: str, trajectory: Any) -> None:
 
 
 # Settings that must agree between a partial result and the run resuming it.
-_RESUME_KEYS = ("model", "start", "stop", "stride", "box", "tta", "fov", "focal_mm", "sensor_width",
-                "intrinsics", "sequence_fps")  # fmt: skip
+_RESUME_KEYS = ("model", "skeleton", "start", "stop", "stride", "box", "tta", "fov", "focal_mm",
+                "sensor_width", "intrinsics", "sequence_fps")  # fmt: skip
 
 
 def _load_resume(
@@ -747,27 +813,21 @@ def _check_paths(settings: Settings) -> None:
         raise InputError("the output would overwrite the input video; choose another -o path")
 
 
-def _run(
-    settings: Settings,
-    reporter: ProgressReporter,
-    interrupt: Interrupt,
-    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
-    make_detector: Callable[[Settings, str, ProgressReporter], Any],
-) -> int:
+def _open_input(settings: Settings) -> tuple[Any, np.ndarray, str]:
+    """Check the paths, open the video for its facts, resolve the camera, check ``--box``:
+    ``(video info, intrinsics (3, 3), camera description)``."""
     from .camera import resolve_intrinsics
-    from .track import Tracker, TrackerParams, tracker_from_arrays
     from .video import FrameRange, open_video
 
-    started = time.monotonic()
     _check_paths(settings)
-    frame_range = FrameRange(settings.start, settings.stop, settings.stride)
-    source_video = open_video(settings.video, frame_range, settings.sequence_fps)
-    info = source_video.info
-    source_video.close()
-    image_size = (info.width, info.height)
+    source = open_video(settings.video, FrameRange(settings.start, settings.stop, settings.stride),
+                        settings.sequence_fps)  # fmt: skip
+    info = source.info
+    source.close()
     intrinsics, camera_text = resolve_intrinsics(
-        image_size, settings.fov, settings.focal_mm, settings.sensor_width, settings.intrinsics
-    )
+        (info.width, info.height), settings.fov, settings.focal_mm, settings.sensor_width,
+        settings.intrinsics,
+    )  # fmt: skip
     logger.info("camera: %s", camera_text)
     if settings.box is not None:
         x, y, w, h = settings.box
@@ -775,53 +835,75 @@ def _run(
             raise InputError(
                 f"--box {x:g},{y:g},{w:g},{h:g} lies outside the {info.width}x{info.height} frame"
             )
+    return info, intrinsics, camera_text
+
+
+def _initial_state(settings: Settings, previous: Any | None, params: Any) -> tuple[RunState, Any]:
+    """The rows and tracks to start from (empty, or those of a partial result) and the frame
+    range still to analyse."""
+    from .track import Tracker, tracker_from_arrays
+    from .video import FrameRange
+
+    if previous is None:
+        return RunState([], [], Tracker(params)), FrameRange(settings.start, settings.stop,
+                                                              settings.stride)  # fmt: skip
+    keys = ("poses3d", "poses2d", "uncertainty", "boxes", "track_ids")
+    tracker = tracker_from_arrays(
+        {k: getattr(previous, k) for k in keys}, previous.frame_times, params
+    )
+    state = RunState(list(previous.frame_times),
+                     [int(i) for i in previous.extras["source_frames"]], tracker)  # fmt: skip
+    next_frame = (
+        state.source_frames[-1] + settings.stride if state.source_frames else settings.start
+    )
+    logger.info("resuming at source frame %d after %d rows", next_frame, state.num_rows)
+    return state, FrameRange(next_frame, settings.stop, settings.stride)
+
+
+def _run(
+    settings: Settings,
+    reporter: ProgressReporter,
+    interrupt: Interrupt,
+    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
+    make_detector: Callable[[Settings, str, ProgressReporter], Any],
+) -> int:
+    from .track import TrackerParams
+    from .video import FrameRange, open_video
+
+    started = time.monotonic()
+    info, intrinsics, camera_text = _open_input(settings)
     source = source_fingerprint(settings.video)
     resumed = _load_resume(settings, source, intrinsics)
     if resumed is None and settings.resume:
-        reporter.warning(
-            f"--resume: {settings.output} does not exist yet; starting from the beginning"
-        )
+        reporter.warning(f"--resume: {settings.output} does not exist yet; starting afresh")
+    if resumed is not None and resumed[1]:
+        previous = resumed[0]
+        reporter.emit("done", output=str(settings.output), frames=previous.num_frames,
+                      people=previous.num_people, partial=False, elapsed_s=0.0,
+                      message="already complete; nothing to resume")  # fmt: skip
+        return EXIT_OK
 
     device = _device(settings.device)
     estimator = make_estimator(settings, device)
     detector = make_detector(settings, device, reporter)
     joints = _joint_info(estimator)
     model_id = str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
-    detector_name = (
-        "none" if detector is None else str(getattr(detector, "name", type(detector).__name__))
-    )
+    detector_name = "none" if detector is None else str(getattr(detector, "name", "detector"))
     params = TrackerParams(new_tracks=settings.box is None)
-
-    if resumed is not None:
-        previous, complete = resumed
-        if complete:
-            reporter.emit("done", output=str(settings.output), frames=previous.num_frames,
-                          people=previous.num_people, partial=False, elapsed_s=0.0,
-                          message="already complete; nothing to resume")  # fmt: skip
-            return EXIT_OK
-        arrays = {
-            key: getattr(previous, key)
-            for key in ("poses3d", "poses2d", "uncertainty", "boxes", "track_ids")
-        }
-        state = RunState(list(previous.frame_times), [int(i) for i in previous.extras["source_frames"]],
-                         tracker_from_arrays(arrays, previous.frame_times, params))  # fmt: skip
-        next_frame = (
-            state.source_frames[-1] + settings.stride if state.source_frames else settings.start
-        )
-        frame_range = FrameRange(next_frame, settings.stop, settings.stride)
-        logger.info("resuming at source frame %d after %d rows", next_frame, state.num_rows)
-    else:
-        state = RunState([], [], Tracker(params))
-
+    state, frame_range = _initial_state(settings, None if resumed is None else resumed[0], params)
     total = FrameRange(settings.start, settings.stop, settings.stride).count(info.frame_count)
     batch_size = _batch_size(settings, device)
-    analysis = Analysis(
-        settings, estimator, detector, intrinsics, image_size, len(joints[0]), state, batch_size
-    )
+    analysis = Analysis(settings, estimator, detector, intrinsics, (info.width, info.height),
+                        len(joints[0]), state, batch_size)  # fmt: skip
 
-    def save(partial: bool) -> None:
-        _write(settings.output, _trajectory(state, settings, info, intrinsics, joints, source,
-                                            model_id, detector_name, partial))  # fmt: skip
+    def result(partial: bool) -> Any:
+        return _trajectory(state, settings, info, intrinsics, joints, source, model_id,
+                           detector_name, partial)  # fmt: skip
+
+    def done(trajectory: Any, partial: bool) -> None:
+        reporter.emit("done", output=str(settings.output), frames=trajectory.num_frames,
+                      people=trajectory.num_people, partial=partial, crops=analysis.crops,
+                      elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
 
     reporter.emit(
         "start", video=str(settings.video), output=str(settings.output), frames_total=total,
@@ -829,22 +911,20 @@ def _run(
         model=model_id, detector=detector_name, batch_size=batch_size, camera=camera_text,
         resumed_frames=state.num_rows,
     )  # fmt: skip
-    finished = total is not None and state.num_rows >= total
     done_at_start = state.num_rows
     try:
-        if not finished:
+        if total is None or state.num_rows < total:
             stream = open_video(settings.video, frame_range, settings.sequence_fps)
             _process_stream(analysis, stream, interrupt, reporter, total, done_at_start,
-                            checkpoint=lambda: save(partial=True))  # fmt: skip
+                            checkpoint=lambda: _write(settings.output, result(True)))  # fmt: skip
     except KeyboardInterrupt:  # a second signal: stop now, keep the completed batches
-        save(partial=True)
-        reporter.emit("done", output=str(settings.output), frames=state.num_rows,
-                      people=len(state.tracker.tracks), partial=True,
-                      elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
+        trajectory = result(True)
+        _write(settings.output, trajectory)
+        done(trajectory, partial=True)
         return interrupt.exit_code
     except Exception:
         if state.num_rows > done_at_start:
-            save(partial=True)
+            _write(settings.output, result(True))
             reporter.warning(
                 f"partial result with {state.num_rows} frames saved to {settings.output}; "
                 f"continue it with --resume once the problem is fixed"
@@ -852,37 +932,120 @@ def _run(
         raise
 
     partial = interrupt.requested
+    trajectory = result(partial)
     if not partial:
         _warn_if_truncated(reporter, info, settings, state)
-    trajectory = _trajectory(state, settings, info, intrinsics, joints, source, model_id,
-                             detector_name, partial)  # fmt: skip
-    if not partial and trajectory.num_people == 0:
-        first, last = (
-            (state.source_frames[0], state.source_frames[-1]) if state.source_frames else (0, 0)
-        )
-        reporter.warning(
-            f"No person found in frames {first}-{last}; lower --detection-threshold, try another "
-            f"--detector, or give the person's box with --box x,y,w,h"
-        )
+        if trajectory.num_people == 0:
+            reporter.warning(_no_person_message(state))
     _write(settings.output, trajectory)
-    reporter.emit("done", output=str(settings.output), frames=trajectory.num_frames,
-                  people=trajectory.num_people, partial=partial,
-                  elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
-    if partial:
-        return interrupt.exit_code
-    return EXIT_OK
+    done(trajectory, partial)
+    return interrupt.exit_code if partial else EXIT_OK
+
+
+def _no_person_message(state: RunState) -> str:
+    first, last = (
+        (state.source_frames[0], state.source_frames[-1]) if state.source_frames else (0, 0)
+    )
+    return (
+        f"No person found in frames {first}-{last}; lower --detection-threshold, try another "
+        f"--detector, or give the person's box with --box x,y,w,h"
+    )
+
+
+class _LockedDetector:
+    """A detector that one thread at a time may use."""
+
+    def __init__(self, detector: Any) -> None:
+        self._detector, self._lock = detector, threading.Lock()
+        self.name = getattr(detector, "name", type(detector).__name__)
+
+    def detect(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            return self._detector.detect(frames)
+
+
+class DetectionStage:
+    """Runs the detector on the cadence frames (row % ``detect_every`` == 0) in a background thread
+    while the main thread runs the pose network; iterate for ``(frame, boxes or None)`` in order.
+
+    At most ``max_pending`` frames wait in its queue (memory stays bounded). Errors of the thread
+    are re-raised by the iterator. With no detector, frames pass through without a thread.
+    """
+
+    def __init__(
+        self,
+        frames: Iterator[Any],
+        detector: Any | None,
+        detect_every: int,
+        first_row: int,
+        max_pending: int = 8,
+    ) -> None:
+        import queue
+
+        self._frames, self._detector = frames, detector
+        self._every, self._first_row = detect_every, first_row
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = None
+        if detector is not None:
+            self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
+            self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        from .video import put_unless_stopped
+
+        return put_unless_stopped(self._queue, item, self._stop)
+
+    def _run(self) -> None:
+        try:
+            for row, frame in enumerate(self._frames, start=self._first_row):
+                boxes = None
+                if row % self._every == 0:
+                    boxes = self._detector.detect([frame.image])[0]
+                if not self._put((frame, boxes)):
+                    return
+        except BaseException as error:  # handed to the consuming thread
+            self._error = error
+        finally:
+            self._put(_STAGE_END)
+
+    def __iter__(self) -> Iterator[tuple[Any, np.ndarray | None]]:
+        if self._thread is None:
+            yield from ((frame, None) for frame in self._frames)
+            return
+        while True:
+            item = self._queue.get()
+            if item is _STAGE_END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
+
+    def __enter__(self) -> DetectionStage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        while self._thread is not None and self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._queue.get_nowait()
+            self._thread.join(timeout=0.05)
+
+
+_STAGE_END = object()
 
 
 def _batches(
     analysis: Analysis, frames: Iterator[Any], interrupt: Interrupt
 ) -> Iterator[list[Any]]:
-    """Group frames into batches of :meth:`Analysis.frames_per_batch` frames."""
+    """Group ``(frame, detections)`` items into batches of :meth:`Analysis.frames_per_batch`."""
     batch: list[Any] = []
     target = None
-    for frame in frames:
+    for item in frames:
         if target is None:
-            target = analysis.frames_per_batch(frame.image.nbytes)
-        batch.append(frame)
+            target = analysis.frames_per_batch(item[0].image.nbytes)
+        batch.append(item)
         if len(batch) >= target:
             yield batch
             batch, target = [], None
@@ -901,15 +1064,18 @@ def _process_stream(
     done_at_start: int,
     checkpoint: Callable[[], None],
 ) -> None:
-    """Decode (reader thread) and analyse batch by batch until the end or an interrupt; calls
-    ``checkpoint`` every ``checkpoint_every_s`` seconds."""
+    """Decode (reader thread), detect (detection thread) and analyse batch by batch until the end
+    or an interrupt; calls ``checkpoint`` every ``checkpoint_every_s`` seconds."""
     from .video import FrameReader
 
     every = analysis.settings.checkpoint_every_s
     state = analysis.state
     started = last_checkpoint = time.monotonic()
-    with FrameReader(source) as reader:
-        for batch in _batches(analysis, iter(reader), interrupt):
+    with FrameReader(source) as reader, DetectionStage(
+        iter(reader), analysis.detector, analysis.settings.detect_every, state.num_rows,
+        reader.capacity,
+    ) as detected:  # fmt: skip
+        for batch in _batches(analysis, iter(detected), interrupt):
             analysis.process(batch)
             elapsed = time.monotonic() - started
             speed = (state.num_rows - done_at_start) / elapsed if elapsed > 0 else 0.0

@@ -15,6 +15,7 @@ Every function validates its input before it creates anything, so a bad file lea
 was. Each import makes new objects and new actions; nothing of the user's is modified.
 """
 
+import json
 import logging
 import os
 import tempfile
@@ -435,22 +436,34 @@ def _person_indices(trajectory: contract.Trajectory, track_ids: Sequence[int]) -
     return [known.index(int(t)) for t in track_ids]
 
 
+#: extras indexed by person along their first axis (the cleaning's), besides the (T, P, ...) ones
+_PER_PERSON_EXTRAS = ("contact_clearance",)
+
+
 def select_people(trajectory: contract.Trajectory, track_ids: Sequence[int]) -> contract.Trajectory:
-    """The trajectory of only the people ``track_ids`` (in that order)."""
+    """The trajectory of only the people ``track_ids`` (in that order), extras included: arrays
+    shaped ``(T, P, ...)`` and the per-person ones are sliced, ``contact_intervals`` re-indexed."""
     people = _person_indices(trajectory, track_ids)
-    extras = {
-        key: value[:, people]
-        for key, value in trajectory.extras.items()
-        if np.ndim(value) >= 2 and np.shape(value)[:2] == trajectory.poses3d.shape[:2]
-    }
-    other = {key: value for key, value in trajectory.extras.items() if key not in extras}
+    leading = trajectory.poses3d.shape[:2]
+    extras = {}
+    for key, value in trajectory.extras.items():
+        if np.ndim(value) >= 2 and np.shape(value)[:2] == leading:
+            value = np.asarray(value)[:, people]
+        elif key in _PER_PERSON_EXTRAS and np.shape(value)[:1] == (trajectory.num_people,):
+            value = np.asarray(value)[people]
+        elif key == "contact_intervals" and np.ndim(value) == 2:
+            rows = [row for row in np.asarray(value) if int(row[0]) in people]
+            value = np.array(
+                [(people.index(int(row[0])), *row[1:]) for row in rows], np.int32
+            ).reshape(-1, np.shape(value)[1])
+        extras[key] = value
     return trajectory.replace(
         poses3d=trajectory.poses3d[:, people],
         poses2d=trajectory.poses2d[:, people],
         uncertainty=trajectory.uncertainty[:, people],
         boxes=trajectory.boxes[:, people],
         track_ids=trajectory.track_ids[people],
-        extras={**other, **extras},
+        extras=extras,
     )
 
 
@@ -460,16 +473,30 @@ def import_people(
     *,
     context: "bpy.types.Context | None" = None,
     match_scene: bool = True,
+    target: "bpy.types.Object | None" = None,
+    **options,
 ) -> list[ImportResult]:
     """:func:`import_trajectory` restricted to the people ``track_ids`` (default everyone).
 
-    Their motion is solved in the same world frame as the whole clip, so people imported
-    separately still stand where they stood together, and the camera match fits them all.
+    With a ``target`` armature exactly one person goes onto it (``track_ids`` names one, or None
+    for the person seen longest). ``options`` are :func:`import_trajectory`'s (``rig_map``,
+    ``root_motion``, ``foot_lock``, ``use_nla``, ``joint_limits``). People imported separately
+    are solved in the whole clip's world frame, so they still stand where they stood together and
+    the camera match fits them all.
     """
     path = Path(path)
+    if target is not None:
+        if track_ids is not None and len(track_ids) != 1:
+            raise MocapError(
+                f"Tick one person to put onto {target.name} (ticked: {len(track_ids)})"
+            )
+        person = None if track_ids is None else int(track_ids[0])
+        return import_trajectory(
+            path, target=target, person=person, context=context, match_scene=match_scene, **options
+        )
     trajectory = contract.read_trajectory(path)
     if track_ids is None or sorted(track_ids) == sorted(int(t) for t in trajectory.track_ids):
-        return import_trajectory(path, context=context, match_scene=match_scene)
+        return import_trajectory(path, context=context, match_scene=match_scene, **options)
     subset = select_people(trajectory, track_ids)
     # keep the whole clip's world frame (the floor under everyone), not the subset's own
     subset.extras.setdefault("world_from_camera", camera_tools.world_from_camera(trajectory))
@@ -478,6 +505,7 @@ def import_people(
             contract.write_trajectory(Path(folder) / path.name, subset),
             context=context,
             match_scene=match_scene,
+            **options,
         )
 
 
@@ -519,6 +547,7 @@ class AnalysisImport:
     camera: "bpy.types.Object | None"
     markers: list["bpy.types.TimelineMarker"]
     raw_joints: "bpy.types.Collection | None"
+    trajectory_path: Path  # the file imported (the cleaned one when cleaning ran)
 
 
 def import_analysis(
@@ -533,19 +562,30 @@ def import_analysis(
     review_markers: bool = True,
     uncertainty_mm: float = review.DEFAULT_UNCERTAINTY_MM,
     raw_joints: bool = False,
+    clean_preset: str | None = "default",
+    target: "bpy.types.Object | None" = None,
+    **options,
 ) -> AnalysisImport:
-    """The panel's Import: the people ``track_ids`` (default all) as rigs, then optionally the
-    matching camera (with ``clip`` as background), review markers and raw-joint empties.
+    """The panel's Import: the trajectory cleaned with ``clean_preset`` (see :func:`clean_file`;
+    None imports it as it is, e.g. a file cleaned before), the people ``track_ids`` (default all)
+    as new rigs or one person onto ``target`` (see :func:`import_people`; ``options`` go to
+    :func:`import_trajectory`), then optionally the matching camera (with ``clip`` as
+    background), review markers and raw-joint empties.
 
-    Each rig's object colour is its person's colour in the results list.
+    Each generated rig's object colour is its person's colour in the results list.
     """
     context = context or bpy.context
+    if clean_preset is not None:
+        path = clean_file(path, clean_preset)
     trajectory = contract.read_trajectory(path)
-    people = import_people(path, track_ids, context=context, match_scene=match_scene)
+    people = import_people(
+        path, track_ids, context=context, match_scene=match_scene, target=target, **options
+    )
     colours = {s.track_id: s.colour for s in review.person_summaries(trajectory)}
     for result in people:
-        result.armature.color = (*colours[result.track_id], 1.0)
-    created = AnalysisImport(people, None, [], None)
+        if target is None:  # the user's own character keeps its colour
+            result.armature.color = (*colours[result.track_id], 1.0)
+    created = AnalysisImport(people, None, [], None, Path(path))
     if camera:
         created.camera = setup_camera(
             trajectory, context=context, clip=clip, sensor_width_mm=sensor_width_mm,
@@ -562,3 +602,24 @@ def import_analysis(
             trajectory, context=context, track_ids=[r.track_id for r in people]
         )
     return created
+
+
+def clean_file(
+    path: str | os.PathLike, preset: str = "default", output: str | os.PathLike | None = None
+) -> Path:
+    """Clean a trajectory (``retarget.clean``: outliers, gaps, smoothing, bone lengths, floor fit,
+    foot contacts) with ``preset`` and write it to ``output`` (default ``cleaned/<name>`` beside
+    the input, so rigs keep the clip's name). Cleaning a cleaned file starts again from its raw
+    poses, so presets can be tried one after another. Returns the path written."""
+    from ..retarget import clean
+
+    path = Path(path)
+    cleaned = clean.clean_trajectory(contract.read_trajectory(path), preset=preset)
+    for warning in json.loads(str(cleaned.extras.get("clean_report", "{}"))).get("warnings", []):
+        log.warning("cleaning %s: %s", path.name, warning)
+    output = Path(output) if output is not None else path.parent / "cleaned" / path.name
+    return contract.write_trajectory(output, cleaned)
+
+
+# Batch results (python -m inference batch) as takes; batch_import uses this module lazily.
+from .batch_import import import_folder  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Headless scene building: trajectory (or video) in, saved .blend out. See ``__main__``.
+"""Headless scene building: trajectory or video in, saved .blend out. See ``__main__``.
 
 Without ``--target`` the scene is new and every person gets a generated MeTRAbs rig. With
 ``--target FILE.blend:OBJECT`` the character's file is opened, the motion is retargeted onto that
@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Import a MeTRAbs trajectory into a new Blender scene and save it.",
     )
     parser.add_argument(
-        "input", type=Path, help="trajectory .npz written by 'python -m inference analyze'"
+        "input",
+        type=Path,
+        help="trajectory .npz written by 'python -m inference analyze', or a video to analyse first "
+        "(the trajectory is then written beside --out)",
     )
     parser.add_argument("--out", type=Path, required=True, help="the .blend file to write")
     parser.add_argument(
@@ -55,7 +58,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--joint-limits", action="store_true", help="clamp joint rotations")
     parser.add_argument("--nla", action="store_true", help="also stack each take as an NLA track")
+    parser.add_argument(
+        "--clean", metavar="PRESET", help="clean the trajectory first (default, strong, fast, none)"
+    )
+    video = parser.add_argument_group("video input (runs the analysis worker)")
+    video.add_argument("--python", help="backend Python with torch (default: auto-detected)")
+    video.add_argument("--model", help="pose model name or bundle path (see 'weights list')")
+    video.add_argument("--fov", type=float, help="field of view on the longer side, degrees")
+    video.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return parser
+
+
+def _trajectory_path(args: argparse.Namespace) -> Path:
+    """The trajectory to import: the input itself, or the analysis of the input video."""
+    if args.input.suffix.lower() == ".npz":
+        return args.input
+    output = args.out.with_suffix(".npz")
+    api.analyze_video(
+        args.input,
+        output,
+        python=args.python,
+        model=args.model,
+        fov_deg=args.fov,
+        device=args.device,
+    )
+    log.info("analysed %s -> %s", args.input, output)
+    return output
 
 
 def _split_target(value: str) -> tuple[Path, str]:
@@ -85,13 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 1
     try:
+        path = _trajectory_path(args)
+        if args.clean:
+            path = api.clean_file(path, args.clean)
         target = None
         if args.target:
             target = _open_target(args.target)
         else:
             bpy.ops.wm.read_homefile(use_empty=True)
         results = api.import_trajectory(
-            args.input,
+            path,
             target=target,
             rig_map=args.rig_map,
             root_motion=args.root_motion,

@@ -80,8 +80,12 @@ class _ModalJob:
             return {"CANCELLED"}
         try:
             job = self.start_job(context)
-            while not job.poll():
-                _sleep()
+            try:
+                while not job.poll():
+                    _sleep()
+            finally:  # interrupted (Ctrl-C in a script): the process must not outlive the call
+                if not job.poll():
+                    job.stop()
             return self.job_finished(context, job)
         except _errors() as error:
             self.report({"ERROR"}, str(error))
@@ -157,8 +161,7 @@ class METRABS_OT_import_trajectory(bpy.types.Operator):
 
     def invoke(self, context, event):
         if not self.filepath and context.scene.metrabs.trajectory_path:
-            self.filepath = bpy.path.abspath(context.scene.metrabs.trajectory_path)
-            return self.execute(context)
+            self.filepath = bpy.path.abspath(context.scene.metrabs.trajectory_path)  # preselected
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
@@ -332,13 +335,42 @@ class METRABS_OT_load_results(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def retarget_options(settings) -> dict:
+    """:func:`api.import_trajectory` options from the panel's import settings."""
+    rig_map = settings.rig_map
+    if rig_map == "JSON":
+        if not settings.rig_map_path:
+            raise MocapError("Choose a rig map file, or another Rig Map")
+        rig_map = bpy.path.abspath(settings.rig_map_path)
+    return {
+        "target": settings.target,
+        "rig_map": rig_map,
+        "root_motion": None if settings.root_motion == "AUTO" else settings.root_motion,
+        "foot_lock": settings.use_foot_lock,
+        "use_nla": settings.use_nla,
+        "joint_limits": settings.use_joint_limits,
+    }
+
+
 class METRABS_OT_import_results(bpy.types.Operator):
-    """Import the ticked people of the analysis: rigs with one new action each, and optionally
-    the matching camera, review markers and raw joints (the network is not run again)"""
+    """Clean the analysis and import the ticked people: rigs with one new action each, and
+    optionally the matching camera, review markers and raw joints (the network is not run again)"""
 
     bl_idname = "metrabs.import_results"
     bl_label = "Import"
     bl_options = {"REGISTER", "UNDO"}
+
+    retarget: bpy.props.BoolProperty(
+        name="Re-target",
+        description="Import the trajectory cleaned last time again, without cleaning it again",
+        options={"SKIP_SAVE"},
+    )
+
+    @classmethod
+    def description(cls, context, properties):
+        if properties.retarget:
+            return "Import the motion cleaned last time again (new takes), without re-cleaning"
+        return cls.__doc__
 
     def execute(self, context):
         from . import api
@@ -348,6 +380,13 @@ class METRABS_OT_import_results(bpy.types.Operator):
         if not track_ids:
             self.report({"ERROR"}, "Tick at least one person in the results list")
             return {"CANCELLED"}
+        source = bpy.path.abspath(settings.trajectory_path)
+        preset = None if settings.clean_preset == "OFF" else settings.clean_preset
+        if self.retarget:
+            if not settings.cleaned_path:
+                self.report({"ERROR"}, "Nothing cleaned yet: press Import first")
+                return {"CANCELLED"}
+            source, preset = bpy.path.abspath(settings.cleaned_path), None
         try:
             clip = None
             if settings.use_camera:
@@ -355,8 +394,9 @@ class METRABS_OT_import_results(bpy.types.Operator):
                 if clip is None and settings.footage_path:
                     clip = api.load_footage(bpy.path.abspath(settings.footage_path))
             imported = api.import_analysis(
-                bpy.path.abspath(settings.trajectory_path),
+                source,
                 track_ids,
+                clean_preset=preset,
                 context=context,
                 match_scene=settings.match_scene,
                 camera=settings.use_camera,
@@ -365,10 +405,12 @@ class METRABS_OT_import_results(bpy.types.Operator):
                 review_markers=settings.use_review_markers,
                 uncertainty_mm=settings.uncertainty_threshold,
                 raw_joints=settings.use_raw_joints,
+                **retarget_options(settings),
             )
         except _errors() as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+        settings.cleaned_path = str(imported.trajectory_path)
         names = ", ".join(result.armature.name for result in imported.people)
         extra = f"; {len(imported.markers)} review marker(s)" if imported.markers else ""
         self.report({"INFO"}, f"Imported {names}{extra}")

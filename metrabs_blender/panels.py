@@ -84,14 +84,33 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         if settings.analysis_partial:
             layout.label(text="Partial result (analysis was cancelled)", icon="ERROR")
         layout.template_list("METRABS_UL_people", "", settings, "people", settings, "active_person")
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(settings, "clean_preset")
+        col.prop(settings, "target")
+        if settings.target is not None:
+            col.prop(settings, "rig_map")
+            if settings.rig_map == "JSON":
+                col.prop(settings, "rig_map_path")
+        col.prop(settings, "root_motion")
         col = layout.column(heading="Import")
+        col.use_property_split = True
+        col.prop(settings, "use_foot_lock")
+        col.prop(settings, "use_joint_limits")
+        col.prop(settings, "use_nla")
         col.prop(settings, "match_scene")
         col.prop(settings, "use_camera")
         col.prop(settings, "use_review_markers")
         col.prop(settings, "use_raw_joints")
         row = layout.row(align=True)
         row.operator("metrabs.import_results", icon="IMPORT")
-        row.operator("metrabs.import_trajectory", text="From File...", icon="FILE_FOLDER")
+        retarget = row.row(align=True)
+        retarget.enabled = bool(settings.cleaned_path)
+        retarget.operator(
+            "metrabs.import_results", text="Re-target", icon="FILE_REFRESH"
+        ).retarget = True
+        layout.operator("metrabs.import_trajectory", text="Import File...", icon="FILE_FOLDER")
 
 
 class VIEW3D_PT_metrabs_review(_MocapPanel, bpy.types.Panel):

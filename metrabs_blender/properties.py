@@ -18,6 +18,29 @@ FOOTAGE_SOURCES = (
     ("CLIP", "Movie Clip", "Footage loaded as a movie clip in this file"),
     ("FILE", "File", "A video file or image sequence on disk"),
 )
+CLEAN_PRESETS = (
+    ("default", "Default", "Outlier gates, gap filling, 6 Hz smoothing, bone lengths, foot lock"),
+    ("strong", "Strong", "Smoother (4 Hz): slow motion, noisy footage"),
+    ("fast", "Fast / Dance", "Keeps quick motion (9 Hz): sport, dance"),
+    ("none", "Minimal", "Gap filling and the floor fit only; the estimate otherwise"),
+    ("OFF", "Off", "The analysis as it is: no gap filling, level camera"),
+)
+RIG_MAPS = (
+    ("auto", "Auto", "Find the body's bones by their names and the hierarchy"),
+    ("rigify", "Rigify", "A generated Rigify rig (keys its FK controls)"),
+    ("mixamo", "Mixamo", "Mixamo bone names, any prefix"),
+    ("smpl", "SMPL", "SMPL body model joints"),
+    ("smplx", "SMPL-X", "SMPL-X body model joints"),
+    ("metarig", "Human Metarig", "Blender's human metarig"),
+    ("metrabs", "MeTRAbs Rig", "A rig this add-on generated"),
+    ("JSON", "JSON File", "A rig map file (format metrabs-rigmap)"),
+)
+ROOT_MOTIONS = (
+    ("AUTO", "Auto", "As the camera saw it for new rigs; starting where a target stands"),
+    ("camera", "Camera", "The path as the camera saw it"),
+    ("relative", "Relative", "The path starts where the rig stands"),
+    ("in_place", "In Place", "No travel: the hips stay over the rig's origin"),
+)
 CAMERA_MODELS = (
     ("DEFAULT", "Default", "Field of view of 55° on the longer side (the MeTRAbs default)"),
     ("FOV", "Field of View", "Field of view on the longer image side"),
@@ -108,6 +131,37 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
     people: bpy.props.CollectionProperty(type=METRABS_PG_person)
     active_person: bpy.props.IntProperty(name="Active Person")
     # -- import
+    target: bpy.props.PointerProperty(
+        name="Target",
+        type=bpy.types.Object,
+        poll=lambda self, obj: obj.type == "ARMATURE",
+        description="Put one person's motion on this armature (empty: a new rig per person)",
+    )
+    rig_map: bpy.props.EnumProperty(name="Rig Map", items=RIG_MAPS, default="auto")
+    rig_map_path: bpy.props.StringProperty(
+        name="Rig Map File", subtype="FILE_PATH", options=_RELATIVE_PATH,
+        description="JSON rig map (for Rig Map: JSON File)",
+    )  # fmt: skip
+    root_motion: bpy.props.EnumProperty(name="Root Motion", items=ROOT_MOTIONS, default="AUTO")
+    use_foot_lock: bpy.props.BoolProperty(
+        name="Foot Lock", description="Hold the feet still while they touch the floor", default=True
+    )
+    use_nla: bpy.props.BoolProperty(
+        name="NLA Track", description="Also stack each take as an NLA track", default=False
+    )
+    use_joint_limits: bpy.props.BoolProperty(
+        name="Joint Limits", description="Clamp joint rotations to human limits", default=False
+    )
+    clean_preset: bpy.props.EnumProperty(
+        name="Cleaning", items=CLEAN_PRESETS, default="default",
+        description="How the motion is cleaned before it is put on the rigs",
+    )  # fmt: skip
+    cleaned_path: bpy.props.StringProperty(
+        name="Cleaned Trajectory",
+        description="The cleaned trajectory the last import used (reused by Re-target)",
+        subtype="FILE_PATH",
+        options=_RELATIVE_PATH,
+    )
     match_scene: bpy.props.BoolProperty(
         name="Match Scene Timing",
         description="Set the scene's frame rate and frame range to the clip's",

@@ -207,7 +207,7 @@ def set_pose_properties(obj: "bpy.types.Object", properties: dict[str, dict[str,
 
 
 def unique_action_name(base: str) -> str:
-    """``base`` + `` take N`` with the smallest N not used by an existing action."""
+    """``base take N`` with the smallest N >= 1 not used by an existing action."""
     number = 1
     while f"{base} take {number}" in bpy.data.actions:
         number += 1

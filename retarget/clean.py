@@ -10,10 +10,20 @@
    a constant-velocity Kalman/RTS smoother in ray coordinates ``(x/z, y/z, z)``, so the noisy
    camera depth is smoothed harder than the well-measured image-plane position; frames with a high
    model uncertainty count less. Irregular frame times are handled throughout.
-4. **Bone lengths** (:mod:`retarget.bones`): one median length per bone, joints re-placed.
+4. **Bone lengths** (:mod:`retarget.bones`): one median length per bone, the joints moved onto
+   them with the least change (constraint projection), then made exact.
 5. **World frame** (:mod:`retarget.frames`): robust floor fit over all people, Z up, floor z = 0.
 6. **Contacts** (:mod:`retarget.contacts`): heel/toe contacts with hysteresis, planted targets,
-   and (``lock_feet``) the feet locked on them with two-bone IK of the legs.
+   and (``lock_feet``) the feet locked on them with two-bone IK of the legs, so ``poses3d``
+   already has planted, non-penetrating feet.
+
+For the retarget stage (foot locking at the rotation level): take ``world_from_camera`` to bring
+``poses3d`` into the world; per person and channel, ``contact_intervals`` lists the plants and
+``contact_weights``/``contact_targets`` say where each heel/toe joint must be: the locked position
+is ``p + w * (target - p)`` (world metres). Inside a contact the target is the fixed planted point
+(constant over the interval, z = ``contact_clearance``); in the ease frames around it, it is the
+joint's own motion shifted by its offset at the contact's edge (see :mod:`retarget.contacts`).
+A target rig re-grounds by its own ankle height: ``contact_clearance`` is the source's.
 
 The result is a :class:`~retarget.contract.Trajectory` whose ``poses3d`` are the cleaned poses
 (camera frame, millimetres, like the input; NaN only outside each person's visible span), with
@@ -35,11 +45,14 @@ intervals):
 ``contacts``         bool (T,P,C)     channel planted
 ``contact_weights``  f32 (T,P,C)      lock weight in [0, 1]: 1 in contact, easing to 0 over
                                       ``contact_ease_frames`` either side
-``contact_targets``  f32 (T,P,C,3)    planted position, world metres (z = the clearance), NaN
-                                      where the weight is 0
+``contact_targets``  f32 (T,P,C,3)    where the joint should be at full weight, world metres:
+                                      the planted point inside a contact, the offset-shifted
+                                      own motion in the ease frames, NaN where the weight is 0
 ``contact_intervals`` i32 (N,4)       person, channel, first frame, stop frame (exclusive)
 ``contact_clearance`` f32 (P,C)       height (m) of each channel's joint above the floor when
-                                      planted (ankles ≈0.08, toes = ``toe_clearance_m``)
+                                      planted: toes = ``toe_clearance_m``; ankles blend the
+                                      data (weight ``clearance_data_weight``) with the foot-bone
+                                      prior ``toe_clearance + foot length x sin(23°)``
 ``clean_params``     str ()           JSON: ``{"preset": ..., "params": {...}}``, enough to redo
                                       the cleaning
 ``clean_report``     str ()           JSON: rejections per gate, filled counts, swaps, floor fit,

@@ -176,7 +176,7 @@ def fit_floor(
     toe_clearance_m: float = 0.02,
     ankle_clearance_m: float = 0.08,
     threshold_m: float = 0.025,
-    iterations: int = 256,
+    iterations: int = 128,
     max_tilt_deg: float = 40.0,
     prior_deg: float = 5.0,
     height_noise_m: float = 0.05,
@@ -217,8 +217,8 @@ def fit_floor(
         normals *= np.sign(normals @ up_hint)[:, None]
         normals = normals[normals @ up_hint > np.cos(np.radians(max_tilt_deg))]
         if len(normals):
-            # Score hypotheses on at most 1500 points; refine on all of them.
-            scored = rng.choice(count, min(count, 1500), replace=False)
+            # Score hypotheses on at most 800 points; refine on all of them.
+            scored = rng.choice(count, min(count, 800), replace=False)
             _, masks = _offsets_and_inliers(normals, points[scored], groups[scored], threshold_m)
             best = normals[np.argmax(masks.sum(axis=1))]
             inliers = _offsets_and_inliers(best[None], points, groups, threshold_m)[1][0]

@@ -23,7 +23,7 @@ class FootLockParams:
     """Foot-locking settings."""
 
     ease_frames: int = 5  # frames of blend into and out of each contact (design.md §5)
-    min_contact_frames: int = 3  # shorter contacts are treated as noise and not locked
+    min_contact_frames: int = 2  # shorter contacts (single frames) are noise, not locked
     soft_reach: float = 0.03  # the last 3 % of leg length is approached softly (no knee pop)
     root_smoothing_frames: int = 7  # window of the moving average that eases the root lowering
 
@@ -42,38 +42,41 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 def lock_targets(
-    positions: np.ndarray, contacts: np.ndarray, params: FootLockParams = FootLockParams()
+    positions: np.ndarray,
+    contacts: np.ndarray,
+    params: FootLockParams = FootLockParams(),
+    spots: dict[tuple[int, int], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Goal positions ``(T, 3)`` and lock weights ``(T,)`` for one foot joint.
 
     ``positions`` ``(T, 3)`` is where the joint is without locking, ``contacts`` ``(T,)`` bool.
-    Inside a contact (weight 1) the goal's horizontal position is the interval's mean; its height
-    stays the motion's own, so the foot can still roll heel to toe. Around a contact the
-    correction it needed at its first/last frame fades in/out over ``ease_frames`` (the foot in
-    the air is never pulled towards where it will land). Where two fades overlap, the nearer
-    contact wins.
+    Inside a contact (weight 1) the goal's horizontal position is the interval's planted spot:
+    ``spots[(start, stop)]`` ``(2,)`` if given, else the interval's mean; its height stays the
+    motion's own, so the foot can still roll heel to toe. Around a contact the correction it
+    needed at its first/last frame fades in/out over ``ease_frames`` (the foot in the air is
+    never pulled towards where it will land). Where two fades overlap, the nearer contact wins.
     """
     positions = np.asarray(positions, np.float64)
     num_frames = len(positions)
     correction = np.zeros((num_frames, 3))
     weights = np.zeros(num_frames)
     ease = max(int(params.ease_frames), 0)
-    frames = np.arange(num_frames)
     for start, stop in contact_intervals(contacts, params.min_contact_frames):
-        planted = positions[start:stop, :2].mean(axis=0)
-        inside = np.zeros((num_frames, 2))
-        inside[start:stop] = planted - positions[start:stop, :2]
-        weight = np.zeros(num_frames)
-        weight[start:stop] = 1.0
-        before = (frames < start) & (frames >= start - ease)
-        after = (frames >= stop) & (frames < stop + ease)
+        planted = (spots or {}).get((start, stop))
+        if planted is None:
+            planted = positions[start:stop, :2].mean(axis=0)
+        first, last = max(start - ease, 0), min(stop + ease, num_frames)
+        frames = np.arange(first, last)  # the interval and its fades only
+        weight = np.ones(len(frames))
+        inside = planted - positions[first:last, :2]
+        before, after = frames < start, frames >= stop
         weight[before] = _smoothstep((frames[before] - (start - ease - 1)) / (ease + 1))
         weight[after] = _smoothstep(((stop + ease) - frames[after]) / (ease + 1))
         inside[before] = planted - positions[start, :2]
         inside[after] = planted - positions[stop - 1, :2]
-        take = weight > weights
-        weights = np.where(take, weight, weights)
-        correction[take, :2] = weight[take, None] * inside[take]
+        take = weight > weights[first:last]
+        weights[first:last][take] = weight[take]
+        correction[first:last][take, :2] = weight[take, None] * inside[take]
     return positions + correction, weights
 
 
@@ -196,25 +199,64 @@ def contacts_from_extras(
     return channels
 
 
+@dataclass
+class FootGoals:
+    """Where one foot must go: ``ankle`` ``(T, 3)`` goals; ``toe`` ``(T, 3)`` goals with
+    ``orient`` ``(T,)`` in [0, 1], how much the foot must turn to point at them (heel and toe both
+    planted); ``held`` ``(T,)`` frames where a heel or toe is planted."""
+
+    ankle: np.ndarray
+    toe: np.ndarray | None
+    orient: np.ndarray
+    held: np.ndarray
+
+
 def foot_goals(
     ankle: np.ndarray,
     toe: np.ndarray | None,
     heel_contacts: np.ndarray,
     toe_contacts: np.ndarray | None,
     params: FootLockParams = FootLockParams(),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ankle goals ``(T, 3)`` and held frames ``(T,)`` of one foot from its heel (ankle) and toe
-    contacts ``(T,)``. A planted heel holds the ankle; a planted toe alone (heel lifted, pushing
-    off) holds the toe, which moves the ankle goal by the toe's correction, so the foot turns
-    about its toe instead of sliding. The foot keeps its orientation from the motion."""
+) -> FootGoals:
+    """Goals of one foot from its heel (ankle joint) and toe contacts ``(T,)``.
+
+    A planted heel holds the ankle. A planted toe alone (heel lifted, pushing off) holds the toe:
+    the ankle goal moves by the toe's correction, so the foot turns about its toe instead of
+    sliding. Heel and toe both planted hold both: the ankle, and the foot turned to point at the
+    toe's spot. Around contacts the corrections fade (see :func:`lock_targets`).
+    """
     heel_goal, heel_weight = lock_targets(ankle, heel_contacts, params)
-    correction = heel_goal - ankle
+    heel_fix = heel_goal - ankle
     held = heel_weight >= 1.0
-    if toe is not None and toe_contacts is not None and np.any(toe_contacts):
-        toe_goal, toe_weight = lock_targets(toe, toe_contacts, params)
-        correction = correction + (1.0 - heel_weight)[:, None] * (toe_goal - toe)
-        held |= toe_weight >= 1.0
-    return ankle + correction, held
+    if toe is None or toe_contacts is None or not np.any(toe_contacts):
+        return FootGoals(heel_goal, None, np.zeros(len(ankle)), held)
+    toe_goal, toe_weight = lock_targets(
+        toe, toe_contacts, params, _toe_spots(ankle, toe, heel_goal, held, toe_contacts, params)
+    )
+    toe_fix = toe_goal - toe
+    toe_only = (toe_weight >= 1.0) & ~held
+    # Fades mix; in contact the planted channel rules: the heel, or the toe when only it is down.
+    correction = heel_fix + (1.0 - heel_weight)[:, None] * toe_fix
+    correction[toe_only] = toe_fix[toe_only]
+    orient = np.minimum(heel_weight, toe_weight)
+    return FootGoals(ankle + correction, toe_goal, orient, held | (toe_weight >= 1.0))
+
+
+def _toe_spots(ankle, toe, heel_goal, heel_held, toe_contacts, params) -> dict:
+    """Planted toe spots that agree with the planted heel: a rigid foot cannot put heel and toe on
+    two independently averaged spots, so where a toe contact overlaps a held heel, its spot is
+    the heel's spot plus the foot's horizontal length, in the direction the toe was planted. The
+    toe then stays where the flat foot put it when the heel lifts."""
+    spots = {}
+    for start, stop in contact_intervals(toe_contacts, params.min_contact_frames):
+        both = np.flatnonzero(heel_held[start:stop]) + start
+        if not len(both):
+            continue
+        heel = heel_goal[both, :2].mean(axis=0)
+        length = np.linalg.norm(toe[both, :2] - ankle[both, :2], axis=-1).mean()
+        direction = normalize(toe[start:stop, :2].mean(axis=0) - heel)
+        spots[(start, stop)] = heel + length * direction
+    return spots
 
 
 def foot_slide(positions: np.ndarray, contacts: np.ndarray) -> np.ndarray:

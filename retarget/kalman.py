@@ -59,7 +59,6 @@ def rts_smooth(
     r = _as_channels(measurement_variance, z.shape, "measurement variance")
     q = _as_channels(accel_density, z.shape, "acceleration noise density")
     observed = np.isfinite(z)
-    dts = np.diff(times, prepend=times[0])
 
     position = np.full(z.shape, np.nan)
     velocity = np.full(z.shape, np.nan)

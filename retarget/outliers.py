@@ -5,14 +5,17 @@ Positions are ``(T, J, 3)`` millimetres in the camera frame; ``valid`` is ``(T, 
 gates work on two signals so that the large, common depth jitter of monocular estimates does not
 hide a single bad joint:
 
-* the *centre*: a per-frame median of the torso joints (which have no left/right twin). A centre
-  that jumps away from its own Savitzky–Golay trend, or moves faster than a person can, rejects
-  the whole frame (a frame-level depth error);
+* the *centre*: a robust per-frame centre of the torso joints (which have no left/right twin;
+  see :func:`centre`). A centre that jumps away from its own Savitzky–Golay trend, or moves
+  faster than a person can, rejects the whole frame (a frame-level depth error);
 * the *body*: joints relative to the centre, gated by bone length (more than ±25 % of the clip's
-  median, or 4 robust sigmas, whichever is wider, so short bones are not rejected for noise),
-  by speed (a spike faster than 10 m/s in and out), and by the residual against a robust trend
-  (a running median first, then Savitzky–Golay of order 2 over ≈0.35 s with the rejected samples
-  left out) larger than 4 x 1.4826 x MAD, per joint and axis.
+  median, or 4 robust sigmas, whichever is wider, so short bones are not rejected for noise; the
+  joint whose bones are all bad is blamed, a leaf only when its parent is not), by speed (a spike
+  faster than 10 m/s in and out), and by the residual against a Savitzky–Golay trend (order 2,
+  ≈0.35 s) larger than 4 x 1.4826 x MAD, per joint and axis, in two passes: the second trend is
+  fitted without the samples the first rejected, and every sample is judged again. The MAD is
+  taken over the clip and, clipped, over the surrounding second, because fast moves leave larger
+  residuals than slow ones.
 
 Left/right swaps (an estimator labelling the left leg as the right one for a few frames) are
 corrected before gating: a frame's limb pair is swapped back when the swapped assignment is much
@@ -49,7 +52,7 @@ class GateSettings:
     trend_window_s: float = 0.35  # Savitzky–Golay window of the trend
     trend_k: float = 4.0  # residual threshold in robust sigmas
     trend_floor_mm: float = 40.0  # never reject residuals below this (noise-free clips)
-    trend_passes: int = 2
+    trend_passes: int = 2  # the first against the trend of all samples, then without rejected
     uncertainty_factor: float = 4.0  # reject joints this many times above their median spread
     uncertainty_floor_mm: float = 100.0
     fix_swaps: bool = True
@@ -104,13 +107,14 @@ def fill_linear(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def running_median(values: np.ndarray, window: int) -> np.ndarray:
-    """Median over a centred window along axis 0 (edges padded by repetition); finite input."""
+    """Median over a centred window along axis 0 (edges padded by repetition); finite input,
+    odd ``window`` (a sort of the short windows is faster than ``np.median``)."""
     half = window // 2
     padded = np.concatenate(
         [np.repeat(values[:1], half, 0), values, np.repeat(values[-1:], half, 0)]
     )
-    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
-    return np.median(windows, axis=-1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)
+    return np.sort(windows, axis=-1)[..., half]
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -276,7 +280,7 @@ def _trend_gate(relative, valid, window, settings: GateSettings):
     # The first trend sees the outliers too (their neighbours may be rejected wrongly); later
     # passes re-test every sample against a trend fitted without the rejected ones.
     local_window = 3 * window
-    for _ in range(settings.trend_passes + 1):
+    for _ in range(max(settings.trend_passes, 1)):
         trend = savgol_filter(fill_linear(relative, valid & ~rejected), window, 2)
         residual = np.abs(filled_or(relative, trend, valid) - trend)
         keep = np.broadcast_to((valid & ~rejected)[..., None], residual.shape)

@@ -14,7 +14,6 @@ import numpy as np
 from . import RetargetError
 from .rotations import frame_from_axes, normalize
 from .skeletons import Skeleton
-from .solve import TWIST_HINTS
 
 # Blender-style names (".L"/".R" mirror in Blender's tools) for the smpl_24 body joints.
 BONE_NAMES = {
@@ -42,6 +41,20 @@ _REST_AXES = {
     "toe": ((0, -1, 0), None), "cla": ((1, 0, 0), None), "sho": ((1, 0, 0), None),
     "elb": ((1, 0, 0), None), "wri": ((1, 0, 0), None), "han": ((1, 0, 0), None),
 }  # fmt: skip
+# The rest pose of a joint that is not a primary child keeps its median offset in the parent
+# bone's frame: the bone axis and this twist hint.
+# joint -> (a, b): the twist hint of the joint's bone is position(a) - position(b)
+TWIST_HINTS = {
+    "pelv": ("lhip", "rhip"),
+    "thor": ("lcla", "rcla"),
+    "head": ("lear", "rear"),
+    "lhip": ("ltoe", "lank"),
+    "rhip": ("rtoe", "rank"),
+    "lkne": ("ltoe", "lank"),
+    "rkne": ("rtoe", "rank"),
+    "lank": ("lkne", "lank"),
+    "rank": ("rkne", "rank"),
+}
 _LEAF_LENGTH_FRACTION = 0.5  # leaf bone length relative to its parent bone
 
 

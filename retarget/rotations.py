@@ -67,12 +67,13 @@ def quaternion_to_matrix(quaternions: np.ndarray) -> np.ndarray:
 
 
 def make_continuous(quaternions: np.ndarray) -> np.ndarray:
-    """Flip signs along axis 0 (time) so consecutive quaternions have a non-negative dot product."""
-    q = np.array(quaternions, dtype=np.float64, copy=True)
-    for t in range(1, len(q)):
-        flip = np.sum(q[t] * q[t - 1], axis=-1) < 0
-        q[t][flip] *= -1
-    return q
+    """Quaternions ``(T, ..., 4)`` with signs flipped so consecutive ones (along axis 0, time) have
+    a non-negative dot product: the sign of frame t is the running product of the signs of the
+    consecutive dot products up to t."""
+    q = np.asarray(quaternions, np.float64)
+    steps = np.where(np.sum(q[1:] * q[:-1], axis=-1) < 0, -1.0, 1.0)
+    signs = np.concatenate([np.ones((1,) + steps.shape[1:]), np.cumprod(steps, axis=0)], axis=0)
+    return q * signs[..., None]
 
 
 def rotation_between(source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -630,7 +630,6 @@ def filter_hinge(
     reference only sets the start of a clip that is never bent; its own jumps (when the bone
     points opposite its rest direction) never reach the result.
     """
-    num_frames = len(direction)
     g = normalize(reference - np.sum(reference * direction, -1, keepdims=True) * direction)
     b = np.cross(direction, g)
     confidence = np.clip(np.linalg.norm(observed, axis=-1) / s0, 0.0, 1.0)
@@ -642,19 +641,21 @@ def filter_hinge(
     back = np.einsum("tji,tj->ti", carry, g[1:])  # carried from t+1 back to t
     step_backward = np.arctan2(np.sum(back * b[:-1], -1), np.sum(back * g[:-1], -1))
 
-    def run(order, steps, start):
-        psi = np.empty(num_frames)
-        current = start
-        for k, t in enumerate(order):
+    def run(observed: list, weight: list, steps: list, start: float) -> list:
+        # Plain floats: this recursion is sequential, and numpy scalars would make it 10x slower.
+        out, current, pi, tau = [], start, np.pi, 2 * np.pi
+        for k, (seen, trust) in enumerate(zip(observed, weight, strict=True)):
             if k:
                 current += steps[k - 1]
-            error = (psi_observed[t] - current + np.pi) % (2 * np.pi) - np.pi
-            current += confidence[t] * error
-            psi[t] = current
-        return psi
+            current += trust * ((seen - current + pi) % tau - pi)
+            out.append(current)
+        return out
 
-    backward = run(range(num_frames - 1, -1, -1), step_backward[::-1].tolist(), 0.0)
-    forward = run(range(num_frames), step_forward.tolist(), float(backward[0]))
+    observed_list, confidence_list = psi_observed.tolist(), confidence.tolist()
+    backward = run(observed_list[::-1], confidence_list[::-1], step_backward[::-1].tolist(), 0.0)[
+        ::-1
+    ]
+    forward = np.array(run(observed_list, confidence_list, step_forward.tolist(), backward[0]))
     return np.cos(forward)[:, None] * g + np.sin(forward)[:, None] * b
 
 
@@ -716,19 +717,18 @@ def _lock_feet(plan, solver_deltas, joints, contacts, params, offset) -> np.ndar
             continue
         ankle = joints[p + "ank"]
         if contacts.shape[1] == 2:
-            goal, held[:, s] = ik_tools.foot_goals(ankle, None, contacts[:, s], None, lock)
+            foot = ik_tools.foot_goals(ankle, None, contacts[:, s], None, lock)
         else:
             toe = joints.get(p + "toe")
-            goal, held[:, s] = ik_tools.foot_goals(
-                ankle, toe, contacts[:, s], contacts[:, 2 + s], lock
-            )
+            foot = ik_tools.foot_goals(ankle, toe, contacts[:, s], contacts[:, 2 + s], lock)
+        goal, held[:, s] = foot.ankle, foot.held
         upper = float(np.linalg.norm(plan.joints[p + "kne"] - plan.joints[p + "hip"]))
         lower = float(np.linalg.norm(plan.joints[p + "ank"] - plan.joints[p + "kne"]))
         # The leg may reach as far as it did unlocked, and at least to the soft-reach limit.
         free = np.linalg.norm(ankle - joints[p + "hip"], axis=-1)
         reach = np.maximum(free, (upper + lower) * (1.0 - lock.soft_reach))
         drops.append(ik_tools.required_drop(joints[p + "hip"], goal, reach))
-        goals[side] = (goal, free)
+        goals[side] = (goal, free, foot)
         legs.append((side, p, upper, lower))
     if not legs:
         return held
@@ -738,25 +738,49 @@ def _lock_feet(plan, solver_deltas, joints, contacts, params, offset) -> np.ndar
         joints[name] = joints[name] - drop[:, None] * np.array([0.0, 0.0, 1.0])
     for side, p, upper, lower in legs:
         hip, knee, ankle = joints[p + "hip"], joints[p + "kne"], joints[p + "ank"]
-        goal, free = goals[side]
+        goal, free, foot = goals[side]
         new_knee, new_ankle = ik_tools.two_bone_ik(
             hip, knee, goal, upper, lower, lock.soft_reach, free
         )
-        turn_upper = rotation_between(knee - hip, new_knee - hip)
-        turn_lower = rotation_between(ankle - knee, new_ankle - new_knee)
-        for slot, turn in ((f"thigh.{side}", turn_upper), (f"shin.{side}", turn_lower)):
+        turns = {
+            f"thigh.{side}": rotation_between(knee - hip, new_knee - hip),
+            f"shin.{side}": rotation_between(ankle - knee, new_ankle - new_knee),
+        }
+        if foot.toe is not None and f"foot.{side}" in plan.rig_map.bones and np.any(foot.orient):
+            # Heel and toe planted: turn the foot (about its ankle) so the toe lands on its spot;
+            # the foot is rigid, so its pitch is what puts the toe at the spot's distance.
+            toe = joints[p + "toe"]
+            length = np.linalg.norm(plan.joints[p + "toe"] - plan.joints[p + "ank"])
+            aim = foot.toe - new_ankle
+            across = np.linalg.norm(aim[:, :2], axis=-1)
+            drop = np.sqrt(np.maximum(length**2 - across**2, 0.0))
+            aim[:, 2] = np.where(toe[:, 2] < ankle[:, 2], -drop, drop)
+            turn = rotation_between(toe - ankle, aim)
+            turns[f"foot.{side}"] = _partial(turn, foot.orient)
+        for slot, turn in turns.items():
             for name in plan.rig_map.bones[slot]:
                 b = rig.index(name)
                 solver_deltas[b] = turn @ solver_deltas[b]
     return held
 
 
+def _partial(rotations: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``rotations`` ``(T, 3, 3)`` scaled to ``weights`` ``(T,)`` of their angle."""
+    q = matrix_to_quaternion(rotations)
+    half = np.arccos(np.clip(q[:, 0], -1.0, 1.0)) * weights
+    axis = normalize(q[:, 1:])
+    return quaternion_to_matrix(np.concatenate([np.cos(half)[:, None],
+                                                np.sin(half)[:, None] * axis], 1))  # fmt: skip
+
+
 def _propagate(plan: _Plan, deltas: dict[int, np.ndarray], num_frames: int) -> None:
-    """Recompute the deltas of bones that only follow others (after foot locking)."""
+    """Recompute the deltas of bones that only follow others, keyed toes included (after foot
+    locking turned the legs and feet)."""
     rig = plan.rig
     eye = np.broadcast_to(np.eye(3), (num_frames, 3, 3))
     for b in plan.order:
-        if b in plan.unit_of:
+        unit = plan.unit_of.get(b)
+        if unit is not None and unit.kind != "inherit":
             continue
         followed, p = rig.follow[b], rig.parents[b]
         if followed >= 0:
@@ -774,17 +798,6 @@ def _clamp(quaternions: np.ndarray, max_angle: float) -> np.ndarray:
     axis = normalize(q[:, 1:])
     clamped = np.concatenate([np.cos(limit) * np.ones((len(q), 1)), np.sin(limit) * axis], 1)
     return np.where(over[:, None], clamped, q)
-
-
-def continuous(quaternions: np.ndarray) -> np.ndarray:
-    """Quaternions ``(T, ..., 4)`` with signs flipped so consecutive ones have a non-negative dot
-    product (the same result as ``rotations.make_continuous``, vectorised: the sign of frame t is
-    the running product of the signs of the consecutive dot products up to t)."""
-    q = np.asarray(quaternions, np.float64)
-    dots = np.sum(q[1:] * q[:-1], axis=-1)
-    steps = np.where(dots < 0, -1.0, 1.0)
-    signs = np.concatenate([np.ones((1,) + steps.shape[1:]), np.cumprod(steps, axis=0)], axis=0)
-    return q * signs[..., None]
 
 
 def _local_rotations(plan: _Plan, deltas, params: RetargetParams, num_frames: int):
@@ -812,7 +825,7 @@ def _local_rotations(plan: _Plan, deltas, params: RetargetParams, num_frames: in
             posed[b] = parent @ rest @ quaternion_to_matrix(q) @ rest.T
         else:
             posed[b] = deltas[b]
-        local[b] = continuous(q)
+        local[b] = make_continuous(q)
     return local, posed
 
 
@@ -945,77 +958,3 @@ def direction_errors_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angles (degrees) between direction vectors ``(..., 3)``."""
     cos = np.sum(normalize(a) * normalize(b), axis=-1)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
-# ---------------------------------------------------------------------------------------------
-# The direct solve for the generated rig's own skeleton (kept for the skeleton-shaped rig and its
-# tests; :func:`retarget` is the general path used for every armature).
-
-# joint -> (a, b): the twist hint of the joint's bone is position(a) - position(b)
-TWIST_HINTS = {
-    "pelv": ("lhip", "rhip"),
-    "thor": ("lcla", "rcla"),
-    "head": ("lear", "rear"),
-    "lhip": ("ltoe", "lank"),
-    "rhip": ("rtoe", "rank"),
-    "lkne": ("ltoe", "lank"),
-    "rkne": ("rtoe", "rank"),
-    "lank": ("lkne", "lank"),
-    "rank": ("rkne", "rank"),
-}
-
-
-@dataclass(frozen=True)
-class SolveBone:
-    """One bone to solve: its head joint, primary child joint (None for a leaf), parent bone index
-    in the solve order (-1 for the root) and rest rotation ``(3, 3)`` in armature space."""
-
-    joint: str
-    child: str | None
-    parent: int
-    rest_rotation: np.ndarray
-
-
-def armature_deltas(
-    joints: np.ndarray, rest_joints: np.ndarray, skeleton: Skeleton, bones: list[SolveBone]
-) -> np.ndarray:
-    """Armature-space rotations from rest, ``(T, B, 3, 3)``, for joints ``(T, J, 3)`` on a rig whose
-    bones are the skeleton's own (``rest_joints`` ``(J, 3)``, same space)."""
-    index = skeleton.index
-    deltas = np.empty((joints.shape[0], len(bones), 3, 3))
-    for b, bone in enumerate(bones):
-        parent_delta = deltas[:, bone.parent] if bone.parent >= 0 else np.eye(3)[None]
-        if bone.child is None:
-            deltas[:, b] = parent_delta
-            continue
-        head, child = index(bone.joint), index(bone.child)
-        direction = joints[:, child] - joints[:, head]
-        rest_direction = rest_joints[child] - rest_joints[head]
-        hint = TWIST_HINTS.get(bone.joint)
-        if hint is None:
-            swung = np.einsum("tij,j->ti", parent_delta, rest_direction)
-            deltas[:, b] = rotation_between(swung, direction) @ parent_delta
-        else:
-            a, c = index(hint[0]), index(hint[1])
-            now = frame_from_axes(direction, joints[:, a] - joints[:, c])
-            rest = frame_from_axes(rest_direction, rest_joints[a] - rest_joints[c])
-            deltas[:, b] = now @ rest.T
-    return deltas
-
-
-def local_rotations(deltas: np.ndarray, bones: list[SolveBone]) -> np.ndarray:
-    """Blender pose-bone quaternions ``(T, B, 4)`` (w, x, y, z), continuous in time."""
-    quaternions = np.empty(deltas.shape[:2] + (4,))
-    for b, bone in enumerate(bones):
-        parent_delta = deltas[:, bone.parent] if bone.parent >= 0 else np.eye(3)[None]
-        rest = bone.rest_rotation
-        local = rest.T @ np.swapaxes(parent_delta, -1, -2) @ deltas[:, b] @ rest
-        quaternions[:, b] = matrix_to_quaternion(local)
-    return make_continuous(quaternions)
-
-
-def root_location(
-    pelvis: np.ndarray, rest_head: np.ndarray, rest_rotation: np.ndarray
-) -> np.ndarray:
-    """Pose-bone location ``(T, 3)`` that puts a parentless bone's head at ``pelvis`` ``(T, 3)``."""
-    return (pelvis - rest_head) @ rest_rotation

@@ -154,5 +154,29 @@ def make_analyzer(args: list[str]) -> BlobPeopleAnalyzer:
     return BlobPeopleAnalyzer(parser.parse_args(args))
 
 
+def make_worker_analyzer(args: list[str]):
+    """Factory for the real single-clip worker (``inference.batch.WorkerAnalyzer``) with the test
+    detector of ``tests/tinymodels.py`` and its colour-joint pose model: read from the frame, or
+    with ``--crop-model`` through the project's ``PoseEstimator`` (perspective crops, torch) and
+    the colour-joint crop network of ``tests/tinycrop.py``. ``--load-log`` as above; the other
+    arguments are ``analyze`` options."""
+    from inference.batch import WorkerAnalyzer
+    from tests.tinymodels import ColourJointPoseEstimator, PersonColourDetector
+
+    parser = argparse.ArgumentParser(prog="worker-analyzer")
+    parser.add_argument("--load-log")
+    parser.add_argument("--crop-model", action="store_true")
+    own, analyze_args = parser.parse_known_args(args)
+    _append(own.load_log, str(os.getpid()))
+    estimator = ColourJointPoseEstimator()
+    if own.crop_model:
+        from inference.poses import PoseEstimator
+        from tests.tinycrop import ColourJointCropModel
+
+        estimator = PoseEstimator(ColourJointCropModel(192), SKELETON.joint_names, "cpu")
+        estimator.model_id = "test-colour-joint-crops"
+    return WorkerAnalyzer(analyze_args, estimator=estimator, detector=PersonColourDetector())
+
+
 def read_log(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split() if path.exists() else []

@@ -12,13 +12,14 @@ import pytest  # noqa: E402
 
 @pytest.fixture
 def two_person_trajectory():
-    """Exact (noise-free) trajectory of a walker and a runner seen by a level camera, 3 s @ 30 fps."""
+    """Exact (noise-free) trajectory of a walker and a runner crossing in front of a level camera,
+    3 s @ 30 fps."""
     from inference.synth.clip import default_camera, motions_to_trajectory
     from inference.synth.motion import generate_motion
 
     motions = [
         generate_motion("walk", 3.0, 30.0, seed=0, start_xy=(-1.0, 0.0)),
-        generate_motion("run", 3.0, 30.0, seed=1, start_xy=(1.0, 0.0), heading_deg=180.0),
+        generate_motion("run", 3.0, 30.0, seed=1, start_xy=(4.0, 2.0), heading_deg=90.0),
     ]
     return motions_to_trajectory(motions, default_camera(motions))
 

@@ -50,9 +50,11 @@ def walking_people(
     seed: int = 0,
     alternate: bool = True,
     distance_m: float | None = None,
+    depth_step_m: float = 0.4,
 ) -> Trajectory:
     """Ground truth of ``num_people`` walking side by side across the view (contract form);
-    with ``alternate`` every other person walks the other way (and 0.4 m further back)."""
+    with ``alternate`` every other person walks the other way, ``depth_step_m`` further back (a
+    negative ``spacing_m`` makes them walk towards each other and cross)."""
     offsets = (np.arange(num_people) - (num_people - 1) / 2) * spacing_m
     motions = [
         generate_motion(
@@ -60,7 +62,7 @@ def walking_people(
             duration_s,
             fps,
             seed=seed + i,
-            start_xy=(offset, 0.4 * (i % 2) if alternate else 0.0),
+            start_xy=(offset, depth_step_m * (i % 2) if alternate else 0.0),
             heading_deg=-90 if i % 2 and alternate else 90,
         )
         for i, offset in enumerate(offsets)
@@ -93,8 +95,19 @@ def write_video(
 
 
 def write_clip(path: str | Path, truth: Trajectory, radius: int = 3) -> Path:
-    """Render and write ``truth`` as a video at its nominal frame rate."""
-    return write_video(path, frames_of(truth, radius), fps=truth.fps)
+    """Render and write ``truth`` as a video at its nominal frame rate, one frame at a time (long
+    clips never sit in memory)."""
+    path = Path(path)
+    fourcc = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}[path.suffix.lower()]
+    width, height = (int(v) for v in truth.image_size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), truth.fps, (width, height))
+    assert writer.isOpened(), f"cannot write {path} with {fourcc}"
+    depth = truth.poses3d[:, :, 0, 2]
+    for t in range(truth.num_frames):
+        frame = render_frame(truth.poses2d[t], depth[t], (width, height), radius)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
 
 
 # Body part widths (metres) for filled figures: what a person detector trained on photos can see.

@@ -22,6 +22,7 @@ from inference.batch import (
     find_clips,
     plan_slots,
     run_batch,
+    visible_gpus,
 )
 from retarget.contract import read_trajectory
 from tests.batchclips import read_log, truth_boxes, write_clip
@@ -253,3 +254,12 @@ def test_a_batch_whose_workers_cannot_load_the_analyser_stops_with_the_reason(tm
         run_batch([str(tmp_path / "c.avi")], broken, recorder)
     assert len(recorder.of("warning")) == 1  # one worker: never more workers than clips
     assert manifest(tmp_path / "out")["c"]["status"] == "pending"
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")
+    assert visible_gpus() == ["2", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert visible_gpus() == []

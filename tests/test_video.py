@@ -102,6 +102,8 @@ def test_image_sequences(tmp_path):
     assert [decoded_index(f) for f in open_video(str(folder / "f1*.png"))] == [1, 10]
     with pytest.raises(VideoError, match="no images found"):
         open_video(folder / "g%04d.png")
+    with pytest.raises(VideoError, match="frame 11 is past the end"):
+        open_video(folder, FrameRange(start=11))
 
 
 def test_sequence_problems(tmp_path):

@@ -439,7 +439,10 @@ def test_cli_list(tmp_path):
     assert code == 0, stderr
     by_name = {e["name"]: e for e in events}
     assert set(by_name) == {e.name for e in weights.BUILTIN_MODELS}
-    assert all(e["event"] == "model" and e["installed"] is False for e in events)
+    assert all(e["event"] == "model" for e in events)
+    # nothing is downloaded into the fresh cache; only the model shipped in the repo is there
+    installed = {name for name, e in by_name.items() if e["installed"]}
+    assert installed == {"metrabs_small_synth"}
     assert by_name[OFFICIAL]["hash_source"].startswith("not published")
 
 
@@ -478,9 +481,11 @@ def test_cli_download_path_verify_round_trip(server, tmp_path):
 
     (installed / "joint_info.npz").write_bytes(b"tampered")
     code, events, stderr = run_cli("verify", cache=cache, registry=reg)  # all installed models
-    assert code == 6 and [e.get("name") for e in events] == [OFFICIAL, None]
+    # the bundled project model is checked too, and passes
+    assert code == 6 and [e.get("name") for e in events] == [OFFICIAL, "metrabs_small_synth", None]
     assert "joint_info.npz: size 8" in events[0]["problems"][0] and "joint_info.npz" in stderr
-    assert events[1] == {"event": "verify_summary", "checked": 1, "failed": [OFFICIAL]}
+    assert events[1]["status"] == "ok"
+    assert events[2] == {"event": "verify_summary", "checked": 2, "failed": [OFFICIAL]}
 
 
 def test_cli_offline_message_and_exit_codes(tmp_path):

@@ -130,3 +130,13 @@ def test_output_problems(clip, tmp_path):
         "other settings (video",
     )
     assert cv2.VideoCapture(str(video)).isOpened()  # the input is untouched
+
+
+def test_missing_detector_weights(clip, tmp_path):
+    video, _ = clip
+    env = {"METRABS_MOCAP_CACHE": str(tmp_path / "empty-cache")}
+    output = tmp_path / "out.npz"
+    run = analyze(video, "-o", output, "--detector", "yolox_s", frame_model=True, env=env)
+    assert_error(run, EXIT_MODEL, "python -m inference weights download yolox_s")
+    run = analyze(video, "-o", output, "--detector", tmp_path / "none.pth", frame_model=True)
+    assert_error(run, EXIT_MODEL, "neither 'hog' nor a YOLOX .pth file")

@@ -58,9 +58,10 @@ class Motion:
     """Ground-truth motion of one person.
 
     ``joints`` (T, J, 3) world metres, ``frame_times`` (T,) s, ``contacts`` (T, 2) bool for the
-    (left, right) foot touching the floor with heel or toe, ``channel_contacts`` (T, 4) bool per
-    :data:`FOOT_CHANNELS` (a planted channel's joint does not move), ``clearance`` (4,) metres:
-    height of each channel's joint above the floor while it is planted."""
+    (left, right) ankle being planted (heel on the floor: the ankle joint does not move),
+    ``channel_contacts`` (T, 4) bool per :data:`FOOT_CHANNELS` (heels then toes; a planted
+    channel's joint does not move; a toe also stays planted while the heel rises),
+    ``clearance`` (4,) metres: height of each channel's joint above the floor while planted."""
 
     joints: np.ndarray
     frame_times: np.ndarray
@@ -218,7 +219,7 @@ class _Gait:
 
 _WALK = _Gait(1.3, 1.9, 1.4, 0.61, 1, 12.0, -50.0, 0.15, 0.45, 0.09, 1.0, 0.015, 0.935, 0.09,
               -0.10, 22.0, 18.0, 3.0)  # fmt: skip
-_RUN = _Gait(2.9, 2.85, 2.2, 0.36, -1, -12.0, -35.0, 0.15, 0.5, 0.22, 0.6, -0.03, 0.9, 0.06,
+_RUN = _Gait(2.9, 2.85, 2.2, 0.36, 1, 8.0, -35.0, 0.1, 0.45, 0.22, 0.6, -0.03, 0.9, 0.06,
              -0.05, 35.0, 85.0, 9.0)  # fmt: skip
 _DANCE = _Gait(0.0, 2.0, 2.0, 0.72, 0, 0.0, -15.0, 0.0, 0.25, 0.07, 1.0, 0.0, 0.92, 0.13,
                0.0, 0.0, 0.0, 2.0)  # fmt: skip
@@ -728,5 +729,5 @@ def generate_motion(
     }
     plan = planners[kind]()
     joints, channel_contacts, clearance = _assemble(times, plan, rest_pose(height_m), scale)
-    contacts = channel_contacts[:, :2] | channel_contacts[:, 2:]
+    contacts = channel_contacts[:, :2].copy()  # as before: the ankle is planted (does not move)
     return Motion(joints, times, contacts, kind, channel_contacts, clearance)

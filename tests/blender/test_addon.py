@@ -114,7 +114,9 @@ def test_import_overlays_the_footage_through_the_matched_camera(addon, tmp_path,
     addon.api.load_results(path, scene)
     settings.footage_source = "FILE"
     settings.footage_path = str(footage)
+    settings.clean_preset = "OFF"  # the exact poses as they are
     assert bpy.ops.metrabs.import_results() == {"FINISHED"}
+    assert settings.cleaned_path == str(path)
     trajectory = read_trajectory(path)
     camera = scene.camera
     fx, width = trajectory.intrinsics[0, 0], trajectory.image_size[0]
@@ -288,3 +290,34 @@ def test_analyze_operator_reports_what_to_fix(addon):
     settings.footage_path = "/nonexistent/clip.mp4"
     with pytest.raises(RuntimeError, match="Footage not found: /nonexistent/clip.mp4"):
         bpy.ops.metrabs.analyze_footage()
+
+
+def test_import_onto_a_target_armature(addon, extension, tmp_path):
+    """One ticked person onto the user's armature (here a rig an earlier import made), with the
+    panel's retarget options; more than one ticked person is refused before anything changes."""
+    path = write_trajectory(tmp_path / "walk.npz", tilted_scene())
+    scene = bpy.context.scene
+    settings = scene.metrabs
+    addon.api.load_results(path, scene)
+    settings.clean_preset, settings.use_camera, settings.use_review_markers = "OFF", False, False
+    settings.people[1].use_import = False
+    assert bpy.ops.metrabs.import_results() == {"FINISHED"}
+    character = bpy.data.objects["MeTRAbs walk P0"]
+    first_take = character.animation_data.action
+    settings.target, settings.rig_map, settings.root_motion = character, "metrabs", "camera"
+    settings.use_nla = True
+    settings.people[0].use_import, settings.people[1].use_import = True, True
+    objects = set(bpy.data.objects)
+    with pytest.raises(RuntimeError, match="Tick one person to put onto MeTRAbs walk P0"):
+        bpy.ops.metrabs.import_results()
+    assert set(bpy.data.objects) == objects
+    settings.people[0].use_import = False  # P1, the runner, onto the walker's rig
+    assert bpy.ops.metrabs.import_results() == {"FINISHED"}
+    track = character.animation_data.nla_tracks[-1]  # pushed down as an NLA track
+    take = track.strips[0].action
+    assert take != first_take and "P1" in take.name and set(bpy.data.objects) == objects
+    assert len(extension.retarget.keyframes.action_fcurves(take)) > 0
+    assert character.color[:] == pytest.approx((*settings.people[0].colour, 1.0))  # kept
+    settings.rig_map = "JSON"
+    with pytest.raises(RuntimeError, match="Choose a rig map file"):
+        bpy.ops.metrabs.import_results()

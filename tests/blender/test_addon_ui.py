@@ -104,8 +104,14 @@ def test_partial_result_offers_resume(modules):
 
 
 def test_results_and_review_panels(modules):
-    bpy.context.scene.metrabs.analysis_partial = True
+    settings = bpy.context.scene.metrabs
+    settings.analysis_partial = True
     log = draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
+    assert ("prop", "rig_map") not in log  # only with a target
+    settings.target = bpy.data.objects.new("hero", bpy.data.armatures.new("hero"))
+    settings.rig_map = "JSON"
+    log = draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
+    assert ("prop", "rig_map") in log and ("prop", "rig_map_path") in log
     assert ("operator", "metrabs.import_results") in log and ("prop", "people") in log
     assert ("label", "Partial result (analysis was cancelled)") in log
     log = draw(modules.panels.VIEW3D_PT_metrabs_review, bpy.context)

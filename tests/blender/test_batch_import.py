@@ -1,6 +1,10 @@
 """Importing a folder of batch results as takes, through the installed extension."""
 
 import importlib
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import bpy
 import pytest
@@ -11,6 +15,7 @@ from inference.synth.motion import generate_motion
 from retarget.contract import write_trajectory
 
 MODULE = "bl_ext.user_default.metrabs_mocap.metrabs_blender.batch_import"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _trajectory(people: int, seconds: float, fps: float = 30.0):
@@ -49,7 +54,9 @@ def test_import_folder_makes_one_take_per_clip_and_person(extension, batch_folde
     assert list(result.takes) == ["walk_a", "pair_b"]  # manifest order, complete clips only
     assert list(result.errors) == ["broken_c"] and "broken_c.npz" in result.errors["broken_c"]
     actions = sorted(r.action.name for rs in result.takes.values() for r in rs)
-    assert actions == ["MeTRAbs pair_b P0 take", "MeTRAbs pair_b P1 take", "MeTRAbs walk_a P0 take"]
+    assert actions == [
+        "MeTRAbs pair_b P0 take 1", "MeTRAbs pair_b P1 take 1", "MeTRAbs walk_a P0 take 1"
+    ]  # fmt: skip
     assert len({id(r.action) for rs in result.takes.values() for r in rs}) == 3
     # the cleaned walk_a (45 frames) was preferred over the raw one (30 frames)
     assert len(result.takes["walk_a"][0].frames) == 45
@@ -68,3 +75,56 @@ def test_import_folder_without_results_changes_nothing(extension, tmp_path):
     with pytest.raises(batch_import.MocapError, match="no finished results"):
         batch_import.import_folder(tmp_path)
     assert (len(bpy.data.objects), len(bpy.data.collections)) == before
+
+
+def test_import_folder_onto_one_rig_makes_one_take_per_clip(extension, batch_folder):
+    batch_import = importlib.import_module(MODULE)
+    rig = batch_import.import_folder(batch_folder).takes["walk_a"][0].armature
+    before = set(bpy.data.objects)
+    result = batch_import.import_folder(batch_folder, target=rig, use_nla=True)
+    assert set(bpy.data.objects) == before and result.collection is None  # no new rigs
+    assert {name: [r.armature for r in rs] for name, rs in result.takes.items()} == {
+        "walk_a": [rig], "pair_b": [rig]
+    }  # fmt: skip
+    takes = [rs[0].action.name for rs in result.takes.values()]
+    assert takes == [f"{rig.name} walk_a P0 take 1", f"{rig.name} pair_b P0 take 1"]
+    assert sorted(t.name for t in rig.animation_data.nla_tracks) == sorted(takes)
+
+
+def backend_python() -> str:
+    """A Python with OpenCV for the batch command: this one, or the dev venv's when this is the
+    bpy 4.2 venv (Blender's own Python never has it; the add-on runs a backend Python too)."""
+    if importlib.util.find_spec("cv2") is not None:
+        return sys.executable
+    return str(REPO / ".venv" / "bin" / "python")
+
+
+def test_analyze_folder_runs_the_batch_command_and_imports_the_results(extension, tmp_path):
+    batch_import = importlib.import_module(MODULE)
+    clips = tmp_path / "shoot"
+    clips.mkdir()
+    # two people the test pose model sees whole in some frames; lossless, so colours stay exact
+    write_clips = (
+        "import sys; from tests.synthvideo import walking_people, write_clip; "
+        "truth = walking_people(2, 0.8, seed=2); "
+        "[write_clip(f'{sys.argv[1]}/{name}.mkv', truth) for name in ('take_a', 'take_b')]"
+    )
+    subprocess.run([backend_python(), "-c", write_clips, str(clips)], cwd=REPO, check=True)
+    request = batch_import.BatchRequest(
+        inputs=(str(clips),),
+        output=str(tmp_path / "results"),
+        workers=1,
+        analyze_args=("--device", "cpu", "--min-track-frames", "3"),
+        extra_args=("--analyzer", "tests.batchclips:make_worker_analyzer"),
+    )
+    states = []
+    result = batch_import.analyze_folder(
+        request,
+        python=backend_python(),
+        entry=(str(REPO / "tests" / "batch_entry.py"),),
+        on_event=lambda event, state: states.append((state.fraction, state.text())),
+    )
+    assert sorted(result.takes) == ["take_a", "take_b"] and not result.errors
+    assert [len(result.takes[n]) for n in ("take_a", "take_b")] == [2, 2]
+    assert states[-1][0] == 1.0 and states[0][1].startswith("Clip 1/2")
+    assert [f for f, _ in states] == sorted(f for f, _ in states)  # progress never goes back

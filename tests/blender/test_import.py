@@ -107,3 +107,24 @@ def test_module_is_the_installed_one(extension):
         "extensions" in Path(extension.__file__).parts
         and REPO not in Path(extension.__file__).parents
     )
+
+
+def test_headless_cli_analyses_a_video_through_the_worker(tmp_path):
+    """A video input runs the real worker subprocess; with no pose model installed the job ends
+    with the worker's own instructions and writes no .blend."""
+    backend = REPO / ".venv" / "bin" / "python"  # the test venv with torch (`make test` builds it)
+    assert backend.exists(), "run through `make test`, which creates .venv"
+    video = tmp_path / "clip with spaces.avi"
+    write_video = (  # 10 grey frames, written by the backend (this bpy venv may lack OpenCV)
+        "import sys, cv2, numpy as np\n"
+        "w = cv2.VideoWriter(sys.argv[1], cv2.VideoWriter_fourcc(*'MJPG'), 25, (320, 240))\n"
+        "[w.write(np.full((240, 320, 3), 20 * i, np.uint8)) for i in range(10)]\n"
+        "w.release()\n"
+    )
+    subprocess.run([str(backend), "-c", write_video, str(video)], check=True)
+    out = tmp_path / "scene.blend"
+    command = [sys.executable, "-m", "metrabs_blender", str(video), "--out", str(out)]
+    command += ["--python", str(backend), "--model", str(tmp_path / "no_model_here")]
+    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 1
+    assert "no_model_here" in finished.stderr and not out.exists()

@@ -29,6 +29,7 @@ from tests.test_solve_rigs import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+CHANNELS = np.array(["lank", "rank", "ltoe", "rtoe"])  # heel (ankle) and toe contact channels
 LIMB_PAIRS = [
     (s + a, s + b)
     for s in "lr"
@@ -76,8 +77,9 @@ def write_clip(tmp_path, motion, name="clip", contacts=True) -> tuple[Path, np.n
     """The motion as a trajectory file (+ its contacts as the cleaning stage stores them) and the
     world joints ``(T, J, 3)`` the importer will see."""
     trajectory = motions_to_trajectory([motion], default_camera([motion]))
-    if contacts:
-        trajectory = trajectory.replace(extras={"contacts": motion.contacts[:, None, :]})
+    if contacts:  # as the cleaning stage stores them: named heel/toe channels
+        extras = {"contacts": motion.channel_contacts[:, None, :], "contact_channels": CHANNELS}
+        trajectory = trajectory.replace(extras=extras)
     path = write_trajectory(tmp_path / f"{name}.npz", trajectory)
     pose = frame_tools.level_camera_pose(trajectory.poses3d, trajectory.joint_names)
     world = frame_tools.camera_to_world(trajectory.poses3d.astype(np.float64), pose)[:, 0]
@@ -208,9 +210,10 @@ def test_foot_locking_with_contacts_from_the_file(api, extension, tmp_path):
     slides = {}
     for obj in (free, locked):
         joints, _ = read_back(obj, rig_map_of(extension, obj), len(world), extension)
-        slides[obj.name] = np.concatenate(
-            [ik.foot_slide(joints[s + "ank"], motion.contacts[:, k]) for k, s in enumerate("lr")]
-        )
+        slides[obj.name] = np.concatenate([
+            ik.foot_slide(joints[name], motion.channel_contacts[:, c])
+            for c, name in enumerate(CHANNELS)
+        ])  # fmt: skip
     assert slides["free"].mean() > 0.005
     assert slides["locked"].max() <= 0.005  # 5 mm/frame
 
@@ -373,10 +376,9 @@ def test_uses_the_cleaning_stage_extras(api, extension, tmp_path):
     motion = world_motion("walk", 2.0, seed=12)
     camera = default_camera([motion])
     trajectory = motions_to_trajectory([motion], camera)
-    channels = np.array(["lank", "rank", "ltoe", "rtoe"])
-    contacts = np.concatenate([motion.contacts, motion.contacts], axis=1)[:, None, :]
+    contacts = motion.channel_contacts[:, None, :]
     trajectory = trajectory.replace(
-        extras={"world_from_camera": camera, "contact_channels": channels, "contacts": contacts}
+        extras={"world_from_camera": camera, "contact_channels": CHANNELS, "contacts": contacts}
     )
     path = write_trajectory(tmp_path / "cleaned.npz", trajectory)
     (generated,) = api.import_trajectory(path)
