@@ -272,7 +272,7 @@ def _smooth_root(times, root_mm, factor, params: CleanParams) -> np.ndarray:
     ) * factor[:, None]  # fmt: skip
     q = params.root_accel_density
     density = np.stack([q / z_ref**2, q / z_ref**2, np.full(len(times), q)], axis=1)
-    track = rts_smooth(times, ray, sigma**2, density).position
+    track = rts_smooth(times, ray, sigma**2, density, variance=False).position
     depth = np.maximum(track[:, 2], 0.001 * MIN_DEPTH_MM)
     return 1000.0 * np.stack([track[:, 0] * depth, track[:, 1] * depth, depth], axis=1)
 

@@ -10,7 +10,7 @@ last sample (inside the person's span) the nearest value is held.
 import numpy as np
 
 from .filters import pchip_interpolate
-from .kalman import rts_smooth
+from .kalman import rts_smooth_segments
 
 # Per-sample codes of the ``filled`` flags (uint8).
 MEASURED = 0  # the estimator's value (possibly smoothed)
@@ -81,15 +81,18 @@ def fill_gaps(
             out[short, j] = pchip_interpolate(times[known], values[known, j], times[short])
         for run in _runs(codes[:, j] == BRIDGED):
             bridges.setdefault(run, []).append(j)
-    # One smoother run per gap for all joints that share it (a dropped frame burst hits them all).
+    # One smoother run per gap for all joints that share it (a dropped frame burst hits them
+    # all), and all gaps in one vectorised pass.
+    windows, segments = [], []
     for (start, stop), joints in bridges.items():
         lo = np.searchsorted(times, times[start - 1] - _BRIDGE_CONTEXT_S)
         hi = np.searchsorted(times, times[stop] + _BRIDGE_CONTEXT_S, side="right")
         local = np.where(valid[lo:hi, joints, None], values[lo:hi, joints], np.nan)
-        track = rts_smooth(
-            times[lo:hi], local.reshape(hi - lo, -1), bridge_noise_mm**2, bridge_accel_density
-        )
-        bridge = track.position[start - lo : stop - lo].reshape(stop - start, len(joints), 3)
+        windows.append((start, stop, lo, joints))
+        segments.append((times[lo:hi], local.reshape(hi - lo, -1)))
+    tracks = rts_smooth_segments(segments, bridge_noise_mm**2, bridge_accel_density) if segments else []
+    for (start, stop, lo, joints), track in zip(windows, tracks, strict=True):
+        bridge = track[start - lo : stop - lo].reshape(stop - start, len(joints), 3)
         for k, j in enumerate(joints):
             if not np.all(np.isfinite(bridge[:, k])):  # unseen near the gap: interpolate instead
                 known = np.flatnonzero(valid[:, j])

@@ -6,6 +6,12 @@ driven by white acceleration noise of spectral density ``q`` (units² / s³). Me
 their own variance per frame (units²), so a confident frame pulls harder than a doubtful one, and a
 NaN measurement is simply skipped: the smoother bridges it with the model's prediction (a cubic
 Hermite-like curve between the neighbouring states).
+
+The recursions are sequential in time. Only the forward pass (and the smoothed variance, when
+asked for) runs frame by frame; the smoother gains depend on the stored covariances alone and are
+computed for all frames at once. Few channels run as plain Python floats (numpy calls on a
+handful of numbers would cost more than the arithmetic), many channels as one numpy step per frame
+over all of them; :func:`rts_smooth_segments` runs several independent clips in one such pass.
 """
 
 from dataclasses import dataclass
@@ -24,11 +30,12 @@ class KalmanError(RetargetError):
 
 @dataclass(frozen=True)
 class SmoothedTrack:
-    """RTS output, all ``(T, C)``: positions, velocities (units / s), position variance (units²)."""
+    """RTS output, all ``(T, C)``: positions, velocities (units / s), position variance (units²;
+    None when not asked for)."""
 
     position: np.ndarray
     velocity: np.ndarray
-    variance: np.ndarray
+    variance: np.ndarray | None
 
 
 def _as_channels(value, shape: tuple[int, int], name: str) -> np.ndarray:
@@ -38,70 +45,144 @@ def _as_channels(value, shape: tuple[int, int], name: str) -> np.ndarray:
     return array
 
 
+def _check(times: np.ndarray, z: np.ndarray) -> None:
+    if z.ndim != 2 or z.shape[0] != times.shape[0]:
+        raise KalmanError(f"measurements must be (T, C) with T = {len(times)}, got {z.shape}")
+    if z.shape[0] > 1 and not np.all(np.diff(times) > 0):
+        raise KalmanError("frame times must be strictly increasing")
+
+
 def rts_smooth(
     frame_times: np.ndarray,
     measurements: np.ndarray,
     measurement_variance,
     accel_density,
+    variance: bool = True,
 ) -> SmoothedTrack:
     """Smooth ``measurements`` (T, C) taken at ``frame_times`` (T,) s (strictly increasing).
 
     ``measurement_variance`` and ``accel_density`` broadcast to (T, C); NaN measurements are
-    missing. Channels without a single finite measurement come back as NaN.
-    """
+    missing. Channels without a single finite measurement come back as NaN. ``variance=False``
+    skips the smoothed variance (the track's ``variance`` is then None)."""
     times = np.asarray(frame_times, float)
     z = np.asarray(measurements, float)
-    if z.ndim != 2 or z.shape[0] != times.shape[0]:
-        raise KalmanError(f"measurements must be (T, C) with T = {len(times)}, got {z.shape}")
-    num, channels = z.shape
-    if num > 1 and not np.all(np.diff(times) > 0):
-        raise KalmanError("frame times must be strictly increasing")
+    _check(times, z)
     r = _as_channels(measurement_variance, z.shape, "measurement variance")
     q = _as_channels(accel_density, z.shape, "acceleration noise density")
-    observed = np.isfinite(z)
-
     position = np.full(z.shape, np.nan)
     velocity = np.full(z.shape, np.nan)
-    variance = np.full(z.shape, np.nan)
+    spread = np.full(z.shape, np.nan) if variance else None
     dts = np.diff(times, prepend=times[0])
     duration = times[-1] - times[0]
-    active = np.flatnonzero(observed.any(axis=0))
+    active = np.flatnonzero(np.isfinite(z).any(axis=0))
     if len(active) > _VECTORISE_ABOVE:
-        track = _smooth_vectorised(dts, z[:, active], r[:, active], q[:, active], duration)
-        position[:, active], velocity[:, active], variance[:, active] = track
+        dt = np.broadcast_to(dts[:, None], (len(dts), len(active)))
+        track = _smooth_vectorised(dt, z[:, active], r[:, active], q[:, active], duration, variance)
+        position[:, active], velocity[:, active] = track[0], track[1]
+        if variance:
+            spread[:, active] = track[2]
     else:
         for c in active:
-            position[:, c], velocity[:, c], variance[:, c] = _smooth_channel(
-                dts.tolist(), z[:, c], r[:, c], q[:, c], duration
-            )
-    return SmoothedTrack(position, velocity, np.maximum(variance, 0.0))
+            track = _smooth_channel(dts, z[:, c], r[:, c], q[:, c], duration, variance)
+            position[:, c], velocity[:, c] = track[0], track[1]
+            if variance:
+                spread[:, c] = track[2]
+    return SmoothedTrack(position, velocity, None if spread is None else np.maximum(spread, 0.0))
+
+
+def rts_smooth_segments(
+    segments: list[tuple[np.ndarray, np.ndarray]], measurement_variance: float, accel_density: float
+) -> list[np.ndarray]:
+    """Smoothed positions of several independent clips ``(frame_times (T_i,), measurements
+    (T_i, C_i))`` with scalar noise parameters, in one vectorised pass: each clip is padded at its
+    end with unmeasured frames, which leave its own frames exactly as :func:`rts_smooth` gives
+    them. Returns the (T_i, C_i) positions; channels never measured are NaN."""
+    r = float(measurement_variance)
+    q = float(accel_density)
+    if not (np.isfinite(r) and r > 0 and np.isfinite(q) and q > 0):
+        raise KalmanError("measurement variance and acceleration noise density must be positive")
+    length = max(len(times) for times, _ in segments)
+    columns, dts, durations, z = [], [], [], []
+    for times, values in segments:
+        times, values = np.asarray(times, float), np.asarray(values, float)
+        _check(times, values)
+        num, channels = values.shape
+        step = np.diff(times, prepend=times[0])
+        pad = np.full(length - num, float(np.median(step[1:])) if num > 1 else 1.0)
+        dts.append(np.broadcast_to(np.concatenate([step, pad])[:, None], (length, channels)))
+        z.append(np.concatenate([values, np.full((length - num, channels), np.nan)]))
+        durations.append(np.full(channels, times[-1] - times[0]))
+        columns.append(channels)
+    z = np.concatenate(z, axis=1)
+    active = np.flatnonzero(np.isfinite(z).any(axis=0))
+    position = np.full(z.shape, np.nan)
+    if len(active):
+        dt = np.concatenate(dts, axis=1)[:, active]
+        duration = np.concatenate(durations)[active]
+        full = np.full((length, len(active)), r), np.full((length, len(active)), q)
+        position[:, active] = _smooth_vectorised(dt, z[:, active], *full, duration, False)[0]
+    bounds = np.cumsum([0] + columns)
+    return [
+        position[: len(times), lo:hi]
+        for (times, _), lo, hi in zip(segments, bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def _rts_gains(a00, a01, a11, b00, b01, b11, dt):
+    """Smoother gains ``C = P_f F^T P_pred^-1`` (F = [[1, dt], [0, 1]]) from filtered covariances
+    at t and predicted ones at t + 1, elementwise: (c00, c01, c10, c11)."""
+    m00, m10 = a00 + dt * a01, a01 + dt * a11
+    det = b00 * b11 - b01 * b01
+    return (
+        (m00 * b11 - a01 * b01) / det,
+        (a01 * b00 - m00 * b01) / det,
+        (m10 * b11 - a11 * b01) / det,
+        (a11 * b00 - m10 * b01) / det,
+    )
+
+
+def _smoothed_covariance(c00, c01, c10, c11, a00, a01, a11, b00, b01, b11, s00, s01, s11):
+    """One backward step of the smoothed covariance: ``P_s = P_f + C (P_s' - P_pred') C^T``."""
+    e00, e01, e11 = s00 - b00, s01 - b01, s11 - b11
+    return (
+        a00 + c00 * (c00 * e00 + c01 * e01) + c01 * (c00 * e01 + c01 * e11),
+        a01 + c00 * (c10 * e00 + c11 * e01) + c01 * (c10 * e01 + c11 * e11),
+        a11 + c10 * (c10 * e00 + c11 * e01) + c11 * (c10 * e01 + c11 * e11),
+    )
+
+
+def _prior(z: np.ndarray, seen: np.ndarray, q0, duration):
+    """Diffuse start at the first measurement: position, and the wide position and velocity
+    variances (per channel when given arrays)."""
+    low = np.min(np.where(seen, z, np.inf), axis=0)
+    high = np.max(np.where(seen, z, -np.inf), axis=0)
+    spread = high - low + 1.0
+    duration = np.maximum(duration, 1e-3)
+    first = np.take_along_axis(z, np.argmax(seen, axis=0)[None], axis=0)[0]
+    return first, 1e2 * spread**2, 1e2 * (spread / duration) ** 2 + q0 * duration
 
 
 def _smooth_channel(
-    dts: list[float], z: np.ndarray, r: np.ndarray, q: np.ndarray, duration: float
-) -> tuple[list[float], list[float], list[float]]:
-    """Forward Kalman pass and backward RTS pass of one channel in plain floats (per-frame numpy
-    calls would cost more than the arithmetic)."""
+    dts: np.ndarray, z: np.ndarray, r: np.ndarray, q: np.ndarray, duration: float, variance: bool
+) -> tuple[list[float], list[float], list[float] | None]:
+    """Forward Kalman pass and backward RTS pass of one channel (T,) in plain floats."""
     num = len(dts)
     seen = np.isfinite(z)
-    values = z[seen]
-    spread = float(values.max() - values.min()) + 1.0
-    duration = max(float(duration), 1e-3)
-    zs, rs, qs, obs = z.tolist(), r.tolist(), q.tolist(), seen.tolist()
-    # Diffuse start at the first measurement with a wide position and velocity prior.
-    p, v = float(values[0]), 0.0
-    p00, p01 = 1e2 * spread**2, 0.0
-    p11 = 1e2 * (spread / duration) ** 2 + qs[0] * duration
-    filtered = [None] * num
-    predicted = [None] * num
+    first, p00, p11 = (float(x[0]) for x in _prior(z[:, None], seen[:, None], q[0], duration))
+    # Process noise of each step, Q = q [[dt³/3, dt²/2], [dt²/2, dt]].
+    q3, q2, q1 = (q * dts**3 / 3).tolist(), (q * dts**2 / 2).tolist(), (q * dts).tolist()
+    steps, zs, rs, obs = dts.tolist(), z.tolist(), r.tolist(), seen.tolist()
+    p, v, p01 = first, 0.0, 0.0
+    fp, fv, f00, f01, f11 = ([0.0] * num for _ in range(5))
+    b00, b01, b11 = ([0.0] * num for _ in range(3))
     for t in range(num):
-        if t > 0:
-            dt, qt = dts[t], qs[t]
+        if t:
+            dt = steps[t]
             p += dt * v
-            p00 += dt * (2 * p01 + dt * p11) + qt * dt**3 / 3
-            p01 += dt * p11 + qt * dt**2 / 2
-            p11 += qt * dt
-        predicted[t] = (p, v, p00, p01, p11)
+            p00 += dt * (2 * p01 + dt * p11) + q3[t]
+            p01 += dt * p11 + q2[t]
+            p11 += q1[t]
+            b00[t], b01[t], b11[t] = p00, p01, p11
         if obs[t]:
             s = p00 + rs[t]
             k0, k1 = p00 / s, p01 / s
@@ -110,89 +191,86 @@ def _smooth_channel(
             v += k1 * innovation
             p11 -= k1 * p01
             p00, p01 = (1 - k0) * p00, (1 - k0) * p01
-        filtered[t] = (p, v, p00, p01, p11)
-    sp, sv, s00, s01, s11 = filtered[-1]
-    position, velocity, variance = [0.0] * num, [0.0] * num, [0.0] * num
-    position[-1], velocity[-1], variance[-1] = sp, sv, s00
+        fp[t], fv[t], f00[t], f01[t], f11[t] = p, v, p00, p01, p11
+    filtered = np.array([fp, fv, f00, f01, f11])
+    predicted = np.array([b00, b01, b11])[:, 1:]
+    gains = _rts_gains(*filtered[2:, :-1], *predicted, dts[1:])
+    c00, c01, c10, c11 = (g.tolist() for g in gains)
+    ahead = (filtered[0, :-1] + dts[1:] * filtered[1, :-1]).tolist()  # predicted position at t + 1
+    position, velocity = [0.0] * num, [0.0] * num
+    sp, sv = position[-1], velocity[-1] = fp[-1], fv[-1]
     for t in range(num - 2, -1, -1):
-        dt = dts[t + 1]
-        fp, fv, a00, a01, a11 = filtered[t]
-        b_p, b_v, b00, b01, b11 = predicted[t + 1]
-        # gain C = P_f F^T P_pred^-1 with F = [[1, dt], [0, 1]]
-        m00, m10 = a00 + dt * a01, a01 + dt * a11
-        det = b00 * b11 - b01 * b01
-        c00 = (m00 * b11 - a01 * b01) / det
-        c01 = (a01 * b00 - m00 * b01) / det
-        c10 = (m10 * b11 - a11 * b01) / det
-        c11 = (a11 * b00 - m10 * b01) / det
-        dp, dv = sp - b_p, sv - b_v
-        sp = fp + c00 * dp + c01 * dv
-        sv = fv + c10 * dp + c11 * dv
-        e00, e01, e11 = s00 - b00, s01 - b01, s11 - b11
-        s00, s01, s11 = (
-            a00 + c00 * (c00 * e00 + c01 * e01) + c01 * (c00 * e01 + c01 * e11),
-            a01 + c00 * (c10 * e00 + c11 * e01) + c01 * (c10 * e01 + c11 * e11),
-            a11 + c10 * (c10 * e00 + c11 * e01) + c11 * (c10 * e01 + c11 * e11),
-        )
-        position[t], velocity[t], variance[t] = sp, sv, s00
-    return position, velocity, variance
+        dp, dv = sp - ahead[t], sv - fv[t]
+        sp = position[t] = fp[t] + c00[t] * dp + c01[t] * dv
+        sv = velocity[t] = fv[t] + c10[t] * dp + c11[t] * dv
+    if not variance:
+        return position, velocity, None
+    spread = [0.0] * num
+    s00, s01, s11 = f00[-1], f01[-1], f11[-1]
+    spread[-1] = s00
+    for t in range(num - 2, -1, -1):
+        s00, s01, s11 = _smoothed_covariance(
+            c00[t], c01[t], c10[t], c11[t], f00[t], f01[t], f11[t],
+            b00[t + 1], b01[t + 1], b11[t + 1], s00, s01, s11,
+        )  # fmt: skip
+        spread[t] = s00
+    return position, velocity, spread
 
 
 def _smooth_vectorised(
-    dts: np.ndarray, z: np.ndarray, r: np.ndarray, q: np.ndarray, duration: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The same passes as :func:`_smooth_channel`, each frame vectorised over many channels."""
+    dts: np.ndarray,
+    z: np.ndarray,
+    r: np.ndarray,
+    q: np.ndarray,
+    duration,
+    variance: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The same passes as :func:`_smooth_channel`, each frame vectorised over many channels;
+    ``dts`` (T, C) per channel, ``duration`` scalar or (C,)."""
     num, channels = z.shape
     seen = np.isfinite(z)
-    low = np.nanmin(np.where(seen, z, np.nan), axis=0)
-    high = np.nanmax(np.where(seen, z, np.nan), axis=0)
-    spread = high - low + 1.0
-    duration = max(float(duration), 1e-3)
-    p = z[np.argmax(seen, axis=0), np.arange(channels)]
-    v = np.zeros(channels)
-    p00, p01 = 1e2 * spread**2, np.zeros(channels)
-    p11 = 1e2 * (spread / duration) ** 2 + q[0] * duration
-    filtered = np.empty((num, 5, channels))
-    predicted = np.empty((num, 5, channels))
+    p, p00, p11 = _prior(z, seen, q[0], duration)
+    v, p01 = np.zeros(channels), np.zeros(channels)
+    observed = seen.astype(float)
+    measured = np.where(seen, z, 0.0)
+    q3, q2, q1 = q * dts**3 / 3, q * dts**2 / 2, q * dts
+    filtered = np.empty((5, num, channels))  # p, v, p00, p01, p11
+    predicted = np.empty((3, num, channels))  # p00, p01, p11
     for t in range(num):
-        if t > 0:
-            dt, qt = dts[t], q[t]
+        if t:
+            dt = dts[t]
             p = p + dt * v
-            p00 = p00 + dt * (2 * p01 + dt * p11) + qt * dt**3 / 3
-            p01 = p01 + dt * p11 + qt * dt**2 / 2
-            p11 = p11 + qt * dt
-        predicted[t] = p, v, p00, p01, p11
-        obs = seen[t]
+            p00 = p00 + dt * (2 * p01 + dt * p11) + q3[t]
+            p01 = p01 + dt * p11 + q2[t]
+            p11 = p11 + q1[t]
+            predicted[:, t] = p00, p01, p11
+        # Unmeasured channels get zero gain and zero innovation: the prediction passes unchanged.
         s = p00 + r[t]
-        k0 = np.where(obs, p00 / s, 0.0)
-        k1 = np.where(obs, p01 / s, 0.0)
-        innovation = np.where(obs, z[t] - p, 0.0)
+        k0 = observed[t] * (p00 / s)
+        k1 = observed[t] * (p01 / s)
+        innovation = observed[t] * (measured[t] - p)
         p = p + k0 * innovation
         v = v + k1 * innovation
         p11 = p11 - k1 * p01
         p00, p01 = (1 - k0) * p00, (1 - k0) * p01
-        filtered[t] = p, v, p00, p01, p11
-    position, velocity, variance = (np.empty((num, channels)) for _ in range(3))
-    sp, sv, s00, s01, s11 = filtered[-1]
-    position[-1], velocity[-1], variance[-1] = sp, sv, s00
+        filtered[:, t] = p, v, p00, p01, p11
+    c00, c01, c10, c11 = _rts_gains(*filtered[2:, :-1], *predicted[:, 1:], dts[1:])
+    ahead = filtered[0, :-1] + dts[1:] * filtered[1, :-1]
+    fp, fv = filtered[0], filtered[1]
+    position, velocity = np.empty((num, channels)), np.empty((num, channels))
+    sp, sv = position[-1], velocity[-1] = fp[-1], fv[-1]
     for t in range(num - 2, -1, -1):
-        dt = dts[t + 1]
-        fp, fv, a00, a01, a11 = filtered[t]
-        b_p, b_v, b00, b01, b11 = predicted[t + 1]
-        m00, m10 = a00 + dt * a01, a01 + dt * a11
-        det = b00 * b11 - b01 * b01
-        c00 = (m00 * b11 - a01 * b01) / det
-        c01 = (a01 * b00 - m00 * b01) / det
-        c10 = (m10 * b11 - a11 * b01) / det
-        c11 = (a11 * b00 - m10 * b01) / det
-        dp, dv = sp - b_p, sv - b_v
-        sp = fp + c00 * dp + c01 * dv
-        sv = fv + c10 * dp + c11 * dv
-        e00, e01, e11 = s00 - b00, s01 - b01, s11 - b11
-        s00, s01, s11 = (
-            a00 + c00 * (c00 * e00 + c01 * e01) + c01 * (c00 * e01 + c01 * e11),
-            a01 + c00 * (c10 * e00 + c11 * e01) + c01 * (c10 * e01 + c11 * e11),
-            a11 + c10 * (c10 * e00 + c11 * e01) + c11 * (c10 * e01 + c11 * e11),
+        dp, dv = sp - ahead[t], sv - fv[t]
+        sp = position[t] = fp[t] + c00[t] * dp + c01[t] * dv
+        sv = velocity[t] = fv[t] + c10[t] * dp + c11[t] * dv
+    if not variance:
+        return position, velocity, None
+    spread = np.empty((num, channels))
+    s00, s01, s11 = filtered[2:, -1]
+    spread[-1] = s00
+    for t in range(num - 2, -1, -1):
+        s00, s01, s11 = _smoothed_covariance(
+            c00[t], c01[t], c10[t], c11[t], *filtered[2:, t], *predicted[:, t + 1], s00, s01, s11
         )
-        position[t], velocity[t], variance[t] = sp, sv, s00
-    return position, velocity, variance
+        spread[t] = s00
+    return position, velocity, spread

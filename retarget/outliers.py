@@ -24,6 +24,7 @@ closer to the running median of the surrounding frames.
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -40,6 +41,8 @@ SWAP_GROUPS = {
     "face": ("ear", "eye"),
 }
 MIN_DEPTH_MM = 100.0  # joints closer to the camera than this are impossible
+# Elements per block of the running median: its working set stays in the CPU cache.
+_BLOCK_ELEMENTS = 8192
 
 
 @dataclass(frozen=True)
@@ -91,40 +94,109 @@ def odd_window(seconds: float, fps: float, minimum: int = 5) -> int:
 
 def fill_linear(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Fill missing samples of ``values`` (T, J, ...) per joint by linear interpolation over the
-    frame index, holding the ends; joints with no valid sample become 0."""
+    frame index, holding the ends; joints with no valid sample become 0 (``np.interp``'s
+    arithmetic, for all joints and channels at once)."""
     out = np.array(values, float, copy=True)
-    index = np.arange(len(values))
-    for j in range(values.shape[1]):
-        known = np.flatnonzero(valid[:, j])
-        if known.size == 0:
-            out[:, j] = 0.0
-        elif known.size < len(values):
-            flat = out[:, j].reshape(len(values), -1)
-            for c in range(flat.shape[1]):
-                flat[:, c] = np.interp(index, known, flat[known, c])
-            out[:, j] = flat.reshape(out[:, j].shape)
+    num = len(out)
+    gap = ~np.asarray(valid, bool)
+    if num == 0 or not gap.any():
+        return out
+    index = np.arange(num)[:, None]
+    before = np.maximum.accumulate(np.where(gap, -1, index), axis=0)  # last valid frame (T, J)
+    after = np.minimum.accumulate(np.where(gap, num, index)[::-1], axis=0)[::-1]  # next valid
+    frame, joint = np.nonzero(gap)
+    lo, hi = before[frame, joint], after[frame, joint]
+    flat = out.reshape(num, out.shape[1], -1)  # (T, J, C)
+    y_lo = flat[np.maximum(lo, 0), joint]  # (N, C)
+    y_hi = flat[np.minimum(hi, num - 1), joint]
+    inside = ((lo >= 0) & (hi < num))[:, None]
+    with np.errstate(invalid="ignore"):
+        slope = (y_hi - y_lo) / (hi - lo)[:, None]
+        line = slope * (frame - lo)[:, None] + y_lo
+    held = np.where((lo >= 0)[:, None], y_lo, y_hi)
+    filled = np.where(inside, line, held)
+    filled[(lo < 0) & (hi >= num)] = 0.0
+    flat[frame, joint] = filled
     return out
+
+
+def _batcher_sort(lo: int, hi: int) -> list[tuple[int, int]]:
+    """Comparators (i, j), i < j, of Batcher's odd-even merge sort of lines ``lo..hi`` (inclusive,
+    a power of two of them)."""
+    if hi <= lo:
+        return []
+    mid = (lo + hi) // 2
+    return _batcher_sort(lo, mid) + _batcher_sort(mid + 1, hi) + _batcher_merge(lo, hi, 1)
+
+
+def _batcher_merge(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
+    """Comparators merging the sorted halves of lines ``lo..hi`` taken every ``step`` lines."""
+    if 2 * step > hi - lo:
+        return [(lo, lo + step)]
+    return (
+        _batcher_merge(lo, hi, 2 * step)
+        + _batcher_merge(lo + step, hi, 2 * step)
+        + [(i, i + step) for i in range(lo + step, hi - step, 2 * step)]
+    )
+
+
+@lru_cache(maxsize=32)
+def selection_network(lines: int, rank: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """Compare-exchange steps ``(i, j, keep_min, keep_max)`` that leave the ``rank``-th smallest
+    of ``lines`` values on line ``rank``: Batcher's sorting network (padding lines hold +inf, so
+    their comparators drop out), less every step the result does not depend on; ``keep_min`` /
+    ``keep_max`` say which of the two outputs is still needed."""
+    size = 1 << max(lines - 1, 0).bit_length()
+    pairs = [(i, j) for i, j in _batcher_sort(0, size - 1) if j < lines]
+    needed, steps = {rank}, []
+    for i, j in reversed(pairs):
+        if i in needed or j in needed:
+            steps.append((i, j, i in needed, j in needed))
+            needed |= {i, j}
+    return tuple(reversed(steps))
 
 
 def running_median(values: np.ndarray, window: int) -> np.ndarray:
     """Median over a centred window along axis 0 (edges padded by repetition); finite input,
-    odd ``window`` (a sort of the short windows is faster than ``np.median``)."""
+    odd ``window``. Exactly the middle of each sorted window, found by a selection network of
+    elementwise min/max over the shifted signals, in blocks that stay in the CPU cache."""
     half = window // 2
-    padded = np.concatenate(
-        [np.repeat(values[:1], half, 0), values, np.repeat(values[-1:], half, 0)]
-    )
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)
-    return np.sort(windows, axis=-1)[..., half]
+    num = len(values)
+    flat = np.asarray(values, float).reshape(num, -1)
+    padded = np.concatenate([np.repeat(flat[:1], half, 0), flat, np.repeat(flat[-1:], half, 0)])
+    network = selection_network(window, half)
+    out = np.empty_like(flat)
+    rows = max(1, _BLOCK_ELEMENTS // max(flat.shape[1], 1))
+    for start in range(0, num, rows):
+        stop = min(start + rows, num)
+        lines = [padded[start + k : stop + k] for k in range(window)]
+        for i, j, keep_min, keep_max in network:
+            low = np.minimum(lines[i], lines[j]) if keep_min else None
+            if keep_max:
+                lines[j] = np.maximum(lines[i], lines[j])
+            if keep_min:
+                lines[i] = low
+        out[start:stop] = lines[half]
+    return out.reshape(np.shape(values))
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average along axis 0 (window shrinks at the edges)."""
+    """Centred moving average along axis 0 (window shrinks at the edges), from a running sum."""
     half = window // 2
-    total = np.concatenate([np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)])
-    index = np.arange(len(values))
-    hi = np.minimum(index + half + 1, len(values))
-    lo = np.maximum(index - half, 0)
-    return (total[hi] - total[lo]) / (hi - lo).reshape((-1,) + (1,) * (values.ndim - 1))
+    num = len(values)
+    total = np.empty((num + 1,) + values.shape[1:])
+    total[0] = 0.0
+    np.cumsum(values, axis=0, out=total[1:])
+    index = np.arange(num)
+    count = np.minimum(index + half + 1, num) - np.maximum(index - half, 0)
+    out = np.empty(values.shape)
+    whole = max(num - half, 0)  # rows whose window end is inside the signal
+    out[:whole] = total[half + 1 : half + 1 + whole]
+    out[whole:] = total[num]
+    clipped = min(half, num)  # rows whose window starts at frame 0 (where the sum is 0)
+    out[clipped:] -= total[: num - clipped]
+    out /= count.reshape((-1,) + (1,) * (values.ndim - 1))
+    return out
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -258,17 +330,17 @@ def _bone_gate(relative, valid, parents, tolerance):
 
 
 def _speed_gate(relative, valid, times, max_speed_mm_s, slack_mm):
-    """Joints whose step into and out of a sample both exceed the speed limit (spikes)."""
+    """Joints whose step into and out of a sample both exceed the speed limit (spikes); a step
+    joins a joint's consecutive valid samples."""
     rejected = np.zeros(valid.shape, bool)
-    for j in range(relative.shape[1]):
-        known = np.flatnonzero(valid[:, j])
-        if known.size < 3:
-            continue
-        steps = np.linalg.norm(np.diff(relative[known, j], axis=0), axis=-1)
-        limits = max_speed_mm_s * np.diff(times[known]) + slack_mm
-        fast = steps > limits
-        spikes = fast[:-1] & fast[1:]
-        rejected[known[1:-1][spikes], j] = True
+    joint, frame = np.nonzero(valid.T)  # valid samples, joint by joint, in time order
+    if frame.size < 3:
+        return rejected
+    steps = np.linalg.norm(relative[frame[1:], joint[1:]] - relative[frame[:-1], joint[:-1]], axis=-1)
+    limits = max_speed_mm_s * (times[frame[1:]] - times[frame[:-1]]) + slack_mm
+    fast = (steps > limits) & (joint[1:] == joint[:-1])
+    spikes = np.flatnonzero(fast[:-1] & fast[1:]) + 1
+    rejected[frame[spikes], joint[spikes]] = True
     return rejected
 
 
@@ -288,11 +360,8 @@ def _trend_gate(relative, valid, window, settings: GateSettings):
         # Fast moves leave larger residuals than slow ones: also scale by the local residual
         # level (clipped so that an outlier barely raises its own limit).
         clipped = np.where(keep, np.minimum(residual, settings.trend_k * sigma[None]), 0.0)
-        local = (
-            1.2533
-            * moving_average(clipped, local_window)
-            / np.maximum(moving_average(keep.astype(float), local_window), 1e-9)
-        )
+        kept = moving_average(keep[..., :1].astype(float), local_window)  # same on every axis
+        local = 1.2533 * moving_average(clipped, local_window) / np.maximum(kept, 1e-9)
         scale = np.maximum(sigma[None], local)
         limit = np.maximum(settings.trend_k * scale, settings.trend_floor_mm)
         rejected = valid & np.any(residual > limit, axis=-1)
