@@ -97,23 +97,18 @@ def _impulse_response(b: np.ndarray, a: np.ndarray, limit: int) -> np.ndarray | 
 
 
 def _lfilter_fft(b, a, x: np.ndarray, zi: np.ndarray, response: np.ndarray) -> np.ndarray:
-    """:func:`lfilter` with initial state ``zi`` (n - 1, ...) by FFT convolution with the
+    """:func:`lfilter` along the last axis of ``x`` (C, N) (channel-major, so that every FFT runs
+    over contiguous memory) with initial state ``zi`` (n - 1, C), by FFT convolution with the
     (truncated) impulse response, plus the decaying response to the initial state."""
-    num = x.shape[0]
+    num = x.shape[-1]
     size = 1 << int(np.ceil(np.log2(num + len(response))))
-    spectrum = (
-        np.fft.rfft(x, size, axis=0)
-        * np.fft.rfft(response, size)[(slice(None),) + (None,) * (x.ndim - 1)]
-    )
-    y = np.fft.irfft(spectrum, size, axis=0)[:num]
-    # Zero input from the initial state: linear in zi, one state vector per column.
+    spectrum = np.fft.rfft(x, size, axis=-1) * np.fft.rfft(response, size)
+    y = np.fft.irfft(spectrum, size, axis=-1)[:, :num]
+    # Zero input from the initial state: linear in zi; one run gives every unit state's response.
     steps = min(num, len(response) + len(a))
-    flat = zi.reshape(zi.shape[0], -1)
-    for k in range(flat.shape[0]):
-        unit = np.zeros(flat.shape[0])
-        unit[k] = 1.0
-        free, _ = lfilter(b, a, np.zeros(steps), unit)
-        y[:steps] += (free[:, None] * flat[k][None]).reshape((steps,) + x.shape[1:])
+    free, _ = lfilter(b, a, np.zeros((steps, len(zi))), np.eye(len(zi)))
+    for k in range(len(zi)):
+        y[:, :steps] += zi[k][:, None] * free[:, k][None]
     return y
 
 
@@ -155,12 +150,15 @@ def filtfilt(b: np.ndarray, a: np.ndarray, x: np.ndarray, padlen: int | None = N
     # within the signal, FFT convolution gives the same result (to ~1e-12) much faster.
     response = _impulse_response(b, a, len(extended)) if x[0].size > 4 else None
     if response is not None:
-        forward = _lfilter_fft(b, a, extended, zi * extended[0], response)
-        backward = _lfilter_fft(b, a, forward[::-1], zi * forward[-1], response)
+        columns = extended.reshape(len(extended), -1).T.copy()  # (C, N)
+        zi = zi.reshape(len(zi), 1)
+        forward = _lfilter_fft(b, a, columns, zi * columns[:, 0], response)
+        backward = _lfilter_fft(b, a, forward[:, ::-1], zi * forward[:, -1], response)
+        y = backward[:, ::-1].T.reshape(extended.shape)
     else:
         forward, _ = lfilter(b, a, extended, zi * extended[0])
         backward, _ = lfilter(b, a, forward[::-1], zi * forward[-1])
-    y = backward[::-1]
+        y = backward[::-1]
     return y[padlen : len(y) - padlen] if padlen else y
 
 

@@ -141,14 +141,14 @@ def _batcher_merge(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=32)
-def selection_network(lines: int, rank: int) -> tuple[tuple[int, int, bool, bool], ...]:
-    """Compare-exchange steps ``(i, j, keep_min, keep_max)`` that leave the ``rank``-th smallest
-    of ``lines`` values on line ``rank``: Batcher's sorting network (padding lines hold +inf, so
-    their comparators drop out), less every step the result does not depend on; ``keep_min`` /
-    ``keep_max`` say which of the two outputs is still needed."""
+def selection_network(lines: int, ranks: tuple[int, ...]) -> tuple[tuple[int, int, bool, bool], ...]:
+    """Compare-exchange steps ``(i, j, keep_min, keep_max)`` that leave the ``r``-th smallest of
+    ``lines`` values on line ``r`` for every ``r`` in ``ranks``: Batcher's sorting network
+    (padding lines would hold +inf, so their comparators drop out), less every step the results
+    do not depend on; ``keep_min`` / ``keep_max`` say which of the two outputs is still needed."""
     size = 1 << max(lines - 1, 0).bit_length()
     pairs = [(i, j) for i, j in _batcher_sort(0, size - 1) if j < lines]
-    needed, steps = {rank}, []
+    needed, steps = set(ranks), []
     for i, j in reversed(pairs):
         if i in needed or j in needed:
             steps.append((i, j, i in needed, j in needed))
@@ -156,28 +156,50 @@ def selection_network(lines: int, rank: int) -> tuple[tuple[int, int, bool, bool
     return tuple(reversed(steps))
 
 
+def _select(lines: list[np.ndarray], network) -> list[np.ndarray]:
+    """Run a :func:`selection_network` over arrays of equal shape (elementwise min/max)."""
+    lines = list(lines)
+    for i, j, keep_min, keep_max in network:
+        low = np.minimum(lines[i], lines[j]) if keep_min else None
+        if keep_max:
+            lines[j] = np.maximum(lines[i], lines[j])
+        if keep_min:
+            lines[i] = low
+    return lines
+
+
 def running_median(values: np.ndarray, window: int) -> np.ndarray:
     """Median over a centred window along axis 0 (edges padded by repetition); finite input,
-    odd ``window``. Exactly the middle of each sorted window, found by a selection network of
-    elementwise min/max over the shifted signals, in blocks that stay in the CPU cache."""
+    odd ``window``: exactly the middle of each sorted window, by elementwise min/max.
+
+    Two neighbouring windows share all but one sample each: a selection network finds the two
+    middle values of the shared ``window - 1`` samples, and each window's median is its own
+    extra sample clamped between them. Blocks of rows keep the working set in the CPU cache."""
     half = window // 2
     num = len(values)
     flat = np.asarray(values, float).reshape(num, -1)
-    padded = np.concatenate([np.repeat(flat[:1], half, 0), flat, np.repeat(flat[-1:], half, 0)])
-    network = selection_network(window, half)
-    out = np.empty_like(flat)
+    if half == 0 or num == 0:
+        return flat.copy().reshape(np.shape(values))
+    pairs = (num + 1) // 2  # output frames 2p and 2p + 1; an odd count gets one spare
+    padded = np.concatenate(
+        [np.repeat(flat[:1], half, 0), flat, np.repeat(flat[-1:], half + num % 2, 0)]
+    )  # output frame t's window is padded[t : t + window]
+    network = selection_network(2 * half, (half - 1, half))
+    parity = padded[0::2].copy(), padded[1::2].copy()  # padded[k + 2p] = parity[k % 2][k // 2 + p]
+    out = np.empty((2, pairs, flat.shape[1]))  # even and odd output frames
     rows = max(1, _BLOCK_ELEMENTS // max(flat.shape[1], 1))
-    for start in range(0, num, rows):
-        stop = min(start + rows, num)
-        lines = [padded[start + k : stop + k] for k in range(window)]
-        for i, j, keep_min, keep_max in network:
-            low = np.minimum(lines[i], lines[j]) if keep_min else None
-            if keep_max:
-                lines[j] = np.maximum(lines[i], lines[j])
-            if keep_min:
-                lines[i] = low
-        out[start:stop] = lines[half]
-    return out.reshape(np.shape(values))
+    for start in range(0, pairs, rows):
+        stop = min(start + rows, pairs)
+
+        def line(k: int, start: int = start, stop: int = stop) -> np.ndarray:
+            """padded[2p + k] for the pairs p of this block."""
+            return parity[k % 2][start + k // 2 : stop + k // 2]
+
+        shared = _select([line(1 + k) for k in range(2 * half)], network)
+        low, high = shared[half - 1], shared[half]
+        out[0, start:stop] = np.maximum(low, np.minimum(line(0), high))
+        out[1, start:stop] = np.maximum(low, np.minimum(line(window), high))
+    return out.transpose(1, 0, 2).reshape(2 * pairs, -1)[:num].reshape(np.shape(values))
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
