@@ -212,28 +212,47 @@ def savgol_filter(x: np.ndarray, window: int, polyorder: int) -> np.ndarray:
 # --------------------------------------------------------------------------- PCHIP
 
 
+def _pchip_interior(h0, h1, m0, m1):
+    """PCHIP slopes at interior knots from the steps before/after (``h0``, ``h1``) and the secant
+    slopes before/after (``m0``, ``m1``): weighted harmonic mean, 0 at a local extremum."""
+    w1 = 2 * h1 + h0
+    w2 = h1 + 2 * h0
+    flat = (np.sign(m1) != np.sign(m0)) | (m1 == 0) | (m0 == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        harmonic = (w1 / m0 + w2 / m1) / (w1 + w2)
+        return np.where(flat, 0.0, 1.0 / harmonic)
+
+
+def _pchip_edge(h0, h1, m0, m1):
+    """PCHIP slope at an end knot from the first two steps and secants seen from that end."""
+    edge = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
+    wrong_sign = np.sign(edge) != np.sign(m0)
+    overshoot = (np.sign(m0) != np.sign(m1)) & (np.abs(edge) > 3 * np.abs(m0))
+    return np.where(wrong_sign, 0.0, np.where(overshoot, 3 * m0, edge))
+
+
 def _pchip_slopes(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     h = np.diff(t).reshape((-1,) + (1,) * (y.ndim - 1))
     m = np.diff(y, axis=0) / h
     if len(t) == 2:
         return np.concatenate([m, m], axis=0)
     d = np.zeros_like(y)
-    w1 = 2 * h[1:] + h[:-1]
-    w2 = h[1:] + 2 * h[:-1]
-    flat = (np.sign(m[1:]) != np.sign(m[:-1])) | (m[1:] == 0) | (m[:-1] == 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        harmonic = (w1 / m[:-1] + w2 / m[1:]) / (w1 + w2)
-        d[1:-1] = np.where(flat, 0.0, 1.0 / harmonic)
-    for index, (h0, h1, m0, m1) in (
-        (0, (h[0], h[1], m[0], m[1])),
-        (-1, (h[-1], h[-2], m[-1], m[-2])),
-    ):
-        edge = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
-        wrong_sign = np.sign(edge) != np.sign(m0)
-        overshoot = (np.sign(m0) != np.sign(m1)) & (np.abs(edge) > 3 * np.abs(m0))
-        edge = np.where(wrong_sign, 0.0, np.where(overshoot, 3 * m0, edge))
-        d[index] = edge
+    d[1:-1] = _pchip_interior(h[:-1], h[1:], m[:-1], m[1:])
+    d[0] = _pchip_edge(h[0], h[1], m[0], m[1])
+    d[-1] = _pchip_edge(h[-1], h[-2], m[-1], m[-2])
     return d
+
+
+def _hermite(t0, t1, y0, y1, d0, d1, t_query):
+    """Cubic Hermite values at ``t_query`` (N,) on intervals ``[t0, t1]`` (N,) with end values
+    ``y0``, ``y1`` and slopes ``d0``, ``d1`` (N, ...)."""
+    h = (t1 - t0).reshape((-1,) + (1,) * (y0.ndim - 1))
+    s = ((t_query - t0).reshape(h.shape)) / h
+    h00 = (1 + 2 * s) * (1 - s) ** 2
+    h10 = s * (1 - s) ** 2
+    h01 = s**2 * (3 - 2 * s)
+    h11 = s**2 * (s - 1)
+    return h00 * y0 + h10 * h * d0 + h01 * y1 + h11 * h * d1
 
 
 def pchip_interpolate(t: np.ndarray, y: np.ndarray, t_query: np.ndarray) -> np.ndarray:
@@ -248,13 +267,50 @@ def pchip_interpolate(t: np.ndarray, y: np.ndarray, t_query: np.ndarray) -> np.n
         return np.broadcast_to(y[0], t_query.shape + y.shape[1:]).copy()
     d = _pchip_slopes(t, y)
     k = np.clip(np.searchsorted(t, t_query, side="right") - 1, 0, len(t) - 2)
-    h = (t[k + 1] - t[k]).reshape((-1,) + (1,) * (y.ndim - 1))
-    s = ((t_query - t[k]).reshape(h.shape)) / h
-    h00 = (1 + 2 * s) * (1 - s) ** 2
-    h10 = s * (1 - s) ** 2
-    h01 = s**2 * (3 - 2 * s)
-    h11 = s**2 * (s - 1)
-    return h00 * y[k] + h10 * h * d[k] + h01 * y[k + 1] + h11 * h * d[k + 1]
+    return _hermite(t[k], t[k + 1], y[k], y[k + 1], d[k], d[k + 1], t_query)
+
+
+def pchip_fill(
+    frame_times: np.ndarray, values: np.ndarray, valid: np.ndarray, fill: np.ndarray
+) -> np.ndarray:
+    """``values`` (T, J, ...) with the samples where ``fill`` (T, J) replaced by each column's
+    own :func:`pchip_interpolate` through its ``valid`` (T, J) samples, all columns at once (the
+    same arithmetic). Every column with a sample to fill needs a valid one."""
+    out = np.array(values, float, copy=True)
+    fill_frame, fill_column = np.nonzero(fill)
+    if fill_frame.size == 0:
+        return out
+    # Knots of all columns in one sequence, column by column, each in time order.
+    column, frame = np.nonzero(np.asarray(valid, bool).T)
+    t, y = frame_times[frame], out[frame, column]
+    shape = (-1,) + (1,) * (y.ndim - 1)
+    h = np.diff(t)
+    with np.errstate(divide="ignore", invalid="ignore"):  # steps across columns are not used
+        m = np.diff(y, axis=0) / h.reshape(shape)
+    same = column[1:] == column[:-1]
+    first, last = np.flatnonzero(np.r_[True, ~same]), np.flatnonzero(np.r_[~same, True])
+    d = np.zeros_like(y)
+    inner = np.flatnonzero(np.r_[False, same] & np.r_[same, False])
+    d[inner] = _pchip_interior(h[inner - 1].reshape(shape), h[inner].reshape(shape),
+                               m[inner - 1], m[inner])  # fmt: skip
+    two = first[last - first == 1]
+    d[two], d[two + 1] = m[two], m[two]
+    lo, hi = first[last - first >= 2], last[last - first >= 2]
+    d[lo] = _pchip_edge(h[lo].reshape(shape), h[lo + 1].reshape(shape), m[lo], m[lo + 1])
+    d[hi] = _pchip_edge(h[hi - 1].reshape(shape), h[hi - 2].reshape(shape), m[hi - 1], m[hi - 2])
+    # Interval of each query: its column's last knot at or before it (ends: the end cubics).
+    counts = np.asarray(valid, bool).sum(axis=0)
+    offset = np.concatenate([[0], np.cumsum(counts)[:-1]])[fill_column]
+    seen = np.cumsum(valid, axis=0)[fill_frame, fill_column]
+    top = offset + np.maximum(counts[fill_column] - 2, 0)
+    k = np.clip(offset + seen - 1, offset, top)
+    single = counts[fill_column] == 1
+    nxt = np.where(single, k, k + 1)
+    query = frame_times[fill_frame]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        curve = _hermite(t[k], t[nxt], y[k], y[nxt], d[k], d[nxt], query)
+    out[fill_frame, fill_column] = np.where(single.reshape(shape), y[k], curve)
+    return out
 
 
 # --------------------------------------------------------------------------- resampling

@@ -9,7 +9,7 @@ last sample (inside the person's span) the nearest value is held.
 
 import numpy as np
 
-from .filters import pchip_interpolate
+from .filters import pchip_fill, pchip_interpolate
 from .kalman import rts_smooth_segments
 
 # Per-sample codes of the ``filled`` flags (uint8).
@@ -29,26 +29,30 @@ FILL_CODES = {
 _BRIDGE_CONTEXT_S = 1.0  # data either side of a long gap that the bridge sees
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) index runs where ``mask`` is True."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+def _neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame of the last valid sample at or before each frame (-1 if none) and of the first at
+    or after it (T if none), per column: both (T, J)."""
+    num = len(valid)
+    index = np.arange(num)[:, None]
+    before = np.maximum.accumulate(np.where(valid, index, -1), axis=0)
+    after = np.minimum.accumulate(np.where(valid, index, num)[::-1], axis=0)[::-1]
+    return before, after
 
 
 def gap_codes(valid: np.ndarray, times: np.ndarray, max_interpolate_s: float = 0.5) -> np.ndarray:
     """The :data:`FILL_CODES` (T, J) uint8 that :func:`fill_gaps` gives each sample of ``valid``."""
+    valid = np.asarray(valid, bool)
+    num = len(valid)
     codes = np.full(valid.shape, MEASURED, np.uint8)
-    for j in range(valid.shape[1]):
-        known = np.flatnonzero(valid[:, j])
-        if known.size == 0:
-            codes[:, j] = ABSENT
-            continue
-        codes[: known[0], j] = HELD
-        codes[known[-1] + 1 :, j] = HELD
-        for start, stop in _runs(~valid[known[0] : known[-1] + 1, j]):
-            start, stop = start + known[0], stop + known[0]
-            short = times[stop] - times[start - 1] <= max_interpolate_s
-            codes[start:stop, j] = INTERPOLATED if short else BRIDGED
+    if num == 0:
+        return codes
+    before, after = _neighbours(valid)
+    held = ~valid & ((before < 0) | (after >= num))
+    inside = ~valid & ~held
+    span = times[np.minimum(after[inside], num - 1)] - times[np.maximum(before[inside], 0)]
+    codes[inside] = np.where(span <= max_interpolate_s, INTERPOLATED, BRIDGED)
+    codes[held] = HELD
+    codes[:, ~valid.any(axis=0)] = ABSENT
     return codes
 
 
@@ -65,24 +69,24 @@ def fill_gaps(
     ``times`` (T,) s. The bridge uses white acceleration noise of ``bridge_accel_density``
     (mm²/s³) and measurement noise ``bridge_noise_mm``. Returns the filled values (joints never
     seen stay NaN) and uint8 codes (T, J) (:data:`FILL_CODES`)."""
-    out = np.array(values, float, copy=True)
+    valid = np.asarray(valid, bool)
     codes = gap_codes(valid, times, max_interpolate_s)
-    bridges: dict[tuple[int, int], list[int]] = {}
-    for j in range(values.shape[1]):
-        known = np.flatnonzero(valid[:, j])
-        if known.size == 0:
-            out[:, j] = np.nan
-            continue
-        first, last = known[0], known[-1]
-        out[:first, j] = values[first, j]
-        out[last + 1 :, j] = values[last, j]
-        short = codes[:, j] == INTERPOLATED
-        if short.any():
-            out[short, j] = pchip_interpolate(times[known], values[known, j], times[short])
-        for run in _runs(codes[:, j] == BRIDGED):
-            bridges.setdefault(run, []).append(j)
+    out = pchip_fill(times, values, valid, codes == INTERPOLATED)
+    num = len(valid)
+    before, after = _neighbours(valid)
+    column = np.broadcast_to(np.arange(valid.shape[1]), valid.shape)
+    held = codes == HELD  # nearest sample: the first one before the span, the last one after
+    nearest = np.where(before[held] >= 0, before[held], np.minimum(after[held], num - 1))
+    out[held] = out[nearest, column[held]]
+    out[:, codes[0] == ABSENT] = np.nan
     # One smoother run per gap for all joints that share it (a dropped frame burst hits them
     # all), and all gaps in one vectorised pass.
+    joint, frame = np.nonzero((codes == BRIDGED).T)
+    starts = frame == before[frame, joint] + 1  # first sample of each bridged run
+    bridges: dict[tuple[int, int], list[int]] = {}
+    for j, start, stop in zip(joint[starts].tolist(), frame[starts].tolist(),
+                              after[frame[starts], joint[starts]].tolist(), strict=True):  # fmt: skip
+        bridges.setdefault((start, stop), []).append(j)
     windows, segments = [], []
     for (start, stop), joints in bridges.items():
         lo = np.searchsorted(times, times[start - 1] - _BRIDGE_CONTEXT_S)

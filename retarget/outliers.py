@@ -43,6 +43,8 @@ SWAP_GROUPS = {
 MIN_DEPTH_MM = 100.0  # joints closer to the camera than this are impossible
 # Elements per block of the running median: its working set stays in the CPU cache.
 _BLOCK_ELEMENTS = 8192
+# Medians over at most this many samples (the joints of a frame) may use a selection network.
+_NETWORK_MAX_SAMPLES = 32
 
 
 @dataclass(frozen=True)
@@ -221,21 +223,87 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Median along axis 0 over the samples where ``mask`` (NaN where none); one sort instead of
-    ``np.nanmedian``'s slow per-column path."""
-    data = np.sort(np.where(mask, values, np.nan), axis=0)  # NaN sort last
-    count = mask.sum(axis=0)
-    low = np.take_along_axis(data, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
-    high = np.take_along_axis(data, np.maximum(count // 2, 0)[None], axis=0)[0]
+def _sorted_samples(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of ``values`` (N, ...) where ``mask`` sorted along axis 0, NaN after them, as
+    (N, C), and their count per column (C,)."""
+    data = np.where(mask, values, np.nan).reshape(len(values), -1)
+    data.sort(axis=0)
+    return data, np.broadcast_to(mask, values.shape).reshape(len(values), -1).sum(axis=0)
+
+
+def _middle(data: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median (C,) of each column of sorted ``data`` (N, C) from its ``count`` first rows."""
+    column = np.arange(data.shape[1])
+    low = data[np.maximum((count - 1) // 2, 0), column]
+    high = data[np.maximum(count // 2, 0), column]
     return np.where(count > 0, 0.5 * (low + high), np.nan)
+
+
+def _middle_deviation(data: np.ndarray, count: np.ndarray, median: np.ndarray) -> np.ndarray:
+    """Median (C,) of ``|x - median|`` over each column of sorted ``data`` (N, C), without a
+    second sort: the deviations below the median, read downwards, and those above it, read
+    upwards, are two sorted runs, and a binary search finds the middle ranks of their union."""
+    num = len(data)
+    column = np.arange(data.shape[1])
+    below = (data < median).sum(axis=0)  # run A: median - x, x < median; run B: x - median
+
+    def run_a(i):  # A[i] = median - data[below - 1 - i]
+        return median - data[np.clip(below - 1 - i, 0, num - 1), column]
+
+    def run_b(j):  # B[j] = data[below + j] - median
+        return data[np.clip(below + j, 0, num - 1), column] - median
+
+    middle = []
+    for rank in ((count - 1) // 2, count // 2):
+        # i samples of A among the rank + 1 smallest: the first i with A[i] >= B[rank - i].
+        lo = np.maximum(rank + 1 - (count - below), 0)
+        hi = np.minimum(rank + 1, below)
+        for _ in range(num.bit_length() + 1):
+            i = (lo + hi) // 2
+            open_ = lo < hi
+            more = open_ & (run_a(i) < run_b(rank - i))
+            lo, hi = np.where(more, i + 1, lo), np.where(open_ & ~more, i, hi)
+        left = np.where(lo > 0, run_a(lo - 1), -np.inf)
+        right = np.where(rank + 1 - lo > 0, run_b(rank - lo), -np.inf)
+        middle.append(np.maximum(left, right))
+    return np.where(count > 0, 0.5 * (middle[0] + middle[1]), np.nan)
+
+
+def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median along axis 0 over the samples where ``mask`` (NaN where none).
+
+    Over a short axis (joints of a frame), columns with every sample get their median from a
+    selection network (no sort); the others, and long axes, from one sort (NaN last) instead of
+    ``np.nanmedian``'s slow per-column path."""
+    values = np.asarray(values, float)
+    shape = np.broadcast_shapes(values.shape, np.shape(mask))
+    values, mask = np.broadcast_to(values, shape), np.broadcast_to(mask, shape)
+    num = shape[0]
+    if 0 < num <= _NETWORK_MAX_SAMPLES:
+        full = mask.all(axis=0)
+        if full.any():
+            ranks = ((num - 1) // 2, num // 2)
+            lines = _select(list(values), selection_network(num, ranks))
+            out = 0.5 * (lines[ranks[0]] + lines[ranks[1]])
+            if not full.all():
+                out[~full] = _middle(*_sorted_samples(values[:, ~full], mask[:, ~full]))
+            return out
+    return _middle(*_sorted_samples(values, mask)).reshape(shape[1:])
+
+
+def median_and_sigma(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and 1.4826 x MAD of ``values`` (T, ...) along axis 0 over the samples where
+    ``mask``, from one sort."""
+    shape = np.broadcast_shapes(np.shape(values), np.shape(mask))
+    data, count = _sorted_samples(np.broadcast_to(values, shape), np.broadcast_to(mask, shape))
+    median = _middle(data, count)
+    sigma = MAD_TO_SIGMA * _middle_deviation(data, count, median)
+    return median.reshape(shape[1:]), sigma.reshape(shape[1:])
 
 
 def robust_sigma(residuals: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """1.4826 x MAD of ``residuals`` (T, ...) along axis 0 over the samples where ``mask``."""
-    mask = np.broadcast_to(mask, residuals.shape)
-    median = masked_median(residuals, mask)
-    return MAD_TO_SIGMA * masked_median(np.abs(residuals - median), mask)
+    return median_and_sigma(residuals, mask)[1]
 
 
 def _median_over_joints(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -332,8 +400,7 @@ def _bone_gate(relative, valid, parents, tolerance):
     par = parents[children]
     lengths = np.linalg.norm(relative[:, children] - relative[:, par], axis=-1)  # (T, B)
     both = valid[:, children] & valid[:, par]
-    median = masked_median(lengths, both)
-    sigma = robust_sigma(lengths, both)
+    median, sigma = median_and_sigma(lengths, both)
     allowed = np.maximum(tolerance * median, 4.0 * sigma)
     bad = both & (np.abs(lengths - median) > allowed)
     bad_count = np.zeros(valid.shape, int)
