@@ -12,6 +12,7 @@ Joint arrays are ``(T, J, 3)`` in any length unit; ``parents`` is ``(J,)`` with 
 import numpy as np
 
 from . import RetargetError
+from .frames import norm3
 
 
 def parents_from_edges(edges: np.ndarray, num_joints: int) -> np.ndarray:
@@ -49,7 +50,7 @@ def median_bone_lengths(joints: np.ndarray, parents: np.ndarray, mask: np.ndarra
     for j, p in enumerate(parents):
         if p < 0:
             continue
-        bone = np.linalg.norm(joints[:, j] - joints[:, p], axis=-1)
+        bone = norm3(joints[:, j] - joints[:, p])
         both = mask[:, j] & mask[:, p] & np.isfinite(bone)
         usable = bone[both] if both.any() else bone[np.isfinite(bone)]
         lengths[j] = float(np.median(usable)) if usable.size else 0.0
@@ -67,7 +68,7 @@ def enforce_bone_lengths(
         if p < 0:
             continue
         direction = joints[:, j] - joints[:, p]
-        norm = np.linalg.norm(direction, axis=-1, keepdims=True)
+        norm = norm3(direction)[:, None]
         unit = np.divide(direction, norm, out=np.zeros_like(direction), where=norm > 1e-9)
         out[:, j] = out[:, p] + lengths[j] * unit
     return out
@@ -83,7 +84,7 @@ def fit_bone_lengths(
         for j in order:
             p = parents[j]
             bone = out[:, j] - out[:, p]
-            norm = np.linalg.norm(bone, axis=-1, keepdims=True)
+            norm = norm3(bone)[:, None]
             unit = np.divide(bone, norm, out=np.zeros_like(bone), where=norm > 1e-9)
             correction = 0.5 * (norm - lengths[j]) * unit
             out[:, j] -= correction

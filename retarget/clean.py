@@ -90,7 +90,14 @@ from .contacts import (
 )
 from .contract import Trajectory, read_trajectory, write_trajectory
 from .filters import linear_resample, lowpass
-from .frames import FloorFit, camera_to_world, estimate_floor, world_to_camera
+from .frames import (
+    FloorFit,
+    camera_to_world,
+    estimate_floor,
+    finite3,
+    norm3,
+    world_to_camera,
+)
 from .gaps import ABSENT, HELD, fill_gaps, gap_codes
 from .kalman import rts_smooth
 from .outliers import MIN_DEPTH_MM, GateReport, GateSettings, gate_person, masked_median
@@ -261,7 +268,7 @@ def _root_weights(uncertainty: np.ndarray | None, valid: np.ndarray) -> np.ndarr
 
 def _smooth_root(times, root_mm, factor, params: CleanParams) -> np.ndarray:
     """Kalman/RTS smoothing of the root (T, 3) mm camera frame in ray coordinates (x/z, y/z, z)."""
-    seen = np.all(np.isfinite(root_mm), axis=-1)
+    seen = finite3(root_mm)
     z_m = 0.001 * root_mm[:, 2]
     z_ref = np.interp(times, times[seen], z_m[seen])
     ray = np.stack([root_mm[:, 0] / root_mm[:, 2], root_mm[:, 1] / root_mm[:, 2], z_m], axis=1)
@@ -278,7 +285,7 @@ def _smooth_root(times, root_mm, factor, params: CleanParams) -> np.ndarray:
 
 
 def _fill_root(times, root_mm) -> np.ndarray:
-    seen = np.all(np.isfinite(root_mm), axis=-1)
+    seen = finite3(root_mm)
     return linear_resample(times[seen], root_mm[seen], times)
 
 
@@ -292,7 +299,7 @@ def _clean_person(
 ) -> _PersonResult:
     """Steps 1–4 for one person: ``poses`` (T, J, 3) mm camera frame with NaN -> cleaned poses."""
     num, num_joints, _ = poses.shape
-    present = np.all(np.isfinite(poses), axis=-1)
+    present = finite3(poses)
     out = _PersonResult(
         np.full(poses.shape, np.nan),
         np.full((num, num_joints), ABSENT, np.uint8),
@@ -328,7 +335,7 @@ def _clean_person(
     bridge_noise = 10.0 if params.smooth else 1.0
     relative, _ = fill_gaps(relative, rel_ok, t, params.max_interpolate_s,
                                 bridge_noise_mm=bridge_noise)  # fmt: skip
-    never = ~np.isfinite(relative).all(axis=-1).any(axis=0)
+    never = ~finite3(relative).any(axis=0)
     if never.any():
         # Joints never seen relative to the root: keep them on their parent (flagged "held").
         for j in topological_order(parents):
@@ -378,7 +385,7 @@ def _contacts_for_person(world, times, names, floor: FloorFit, params: CleanPara
     if feet:
         # The ankle's height over a flat foot, from the foot bone: a per-joint bias of the
         # estimate shifts the data's value by about a centimetre, the anatomy does not.
-        lengths = [np.linalg.norm(world[:, names.index(t)] - world[:, names.index(a)], axis=-1)
+        lengths = [norm3(world[:, names.index(t)] - world[:, names.index(a)])
                    for a, t in feet]  # fmt: skip
         lengths = np.concatenate(lengths)
         lengths = lengths[np.isfinite(lengths)]
@@ -426,7 +433,7 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
         )
     if raw.shape[0] != times.shape[0]:
         raise CleanError(f"{raw.shape[0]} pose frames but {times.shape[0]} frame times")
-    if not np.isfinite(raw).all(axis=-1).any():
+    if not finite3(raw).any():
         raise CleanError("the clip has no 3D joint at all; nothing to clean (was anyone detected?)")
     raw = np.where(np.isinf(raw), np.nan, raw)
     names = tuple(trajectory.joint_names)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .frames import norm3
+
 CONTACT_CHANNELS = ("lank", "rank", "ltoe", "rtoe")
 _LEGS = (("lhip", "lkne", "lank", "ltoe"), ("rhip", "rkne", "rank", "rtoe"))
 
@@ -65,7 +67,7 @@ def speeds(positions: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
     ]
     velocity[0] = (positions[1] - positions[0]) / (frame_times[1] - frame_times[0])
     velocity[-1] = (positions[-1] - positions[-2]) / (frame_times[-1] - frame_times[-2])
-    return np.linalg.norm(velocity, axis=-1)
+    return norm3(velocity)
 
 
 def detect_contacts(
@@ -149,12 +151,12 @@ def _two_bone_knee(hip, ankle, thigh, shin, pole):
     """Knees (T, 3) for bones of length ``thigh``/``shin`` from ``hip`` to ``ankle`` (reachable),
     bending towards ``pole`` (T, 3) (a direction from the hip)."""
     axis = ankle - hip
-    distance = np.linalg.norm(axis, axis=-1, keepdims=True)
+    distance = norm3(axis)[..., None]
     unit = axis / np.maximum(distance, 1e-9)
     reach = np.clip(distance, abs(thigh - shin) + 1e-9, thigh + shin)
     cos_hip = np.clip((thigh**2 + reach**2 - shin**2) / (2 * thigh * reach), -1.0, 1.0)
     bend = pole - np.sum(pole * unit, axis=-1, keepdims=True) * unit
-    norm = np.linalg.norm(bend, axis=-1, keepdims=True)
+    norm = norm3(bend)[..., None]
     fallback = np.cross(unit, np.array([1.0, 0.0, 0.0]))  # any perpendicular when straight
     bend = np.where(norm > 1e-9, bend / np.maximum(norm, 1e-12), fallback)
     return hip + thigh * (cos_hip * unit + np.sqrt(1 - cos_hip**2) * bend)
@@ -186,7 +188,7 @@ def lock_feet(
             toe_i = joint_names.index(leg[3])
             toe = joints[:, toe_i]
             wanted_toe = _pull(toe, targets, weights, toe_c)
-            foot = np.linalg.norm(toe - ankle, axis=-1, keepdims=True)
+            foot = norm3(toe - ankle)[..., None]
             heel_weight = weights[:, heel_c] if heel_c is not None else np.zeros(len(toe))
             toe_leads = (weights[:, toe_c] > heel_weight)[:, None]
             master = np.where(toe_leads, wanted_toe, wanted_ankle)
@@ -203,11 +205,11 @@ def lock_feet(
             wanted_toe = np.where(toe_leads, master, other)
         elif heel_c is not None:
             wanted_ankle[:, 2] = np.maximum(wanted_ankle[:, 2], clearance[heel_c])
-        thigh = np.linalg.norm(knee - hip, axis=-1)
-        shin = np.linalg.norm(ankle - knee, axis=-1)
+        thigh = norm3(knee - hip)
+        shin = norm3(ankle - knee)
         reach = (thigh + shin)[:, None]
         offset = wanted_ankle - hip
-        distance = np.linalg.norm(offset, axis=-1, keepdims=True)
+        distance = norm3(offset)[..., None]
         too_far = distance > reach
         unreachable |= too_far[:, 0]
         shortfall = np.where(too_far, offset * (reach / np.maximum(distance, 1e-12) - 1.0), 0.0)
@@ -222,7 +224,7 @@ def lock_feet(
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    return vectors / np.maximum(norm3(vectors)[..., None], 1e-12)
 
 
 def _clearance(clearance: np.ndarray, channel: int | None) -> float:

@@ -105,8 +105,20 @@ class FloorFit:
         return float(self.plane_offsets[kind] - self.floor_offset)
 
 
+def norm3(vectors: np.ndarray) -> np.ndarray:
+    """Length (...,) of 3-vectors (..., 3): the numbers ``np.linalg.norm(v, axis=-1)`` gives,
+    several times faster (numpy reduces over a 3-long axis slowly)."""
+    x, y, z = vectors[..., 0], vectors[..., 1], vectors[..., 2]
+    return np.sqrt(x * x + y * y + z * z)
+
+
+def finite3(values: np.ndarray) -> np.ndarray:
+    """True (...,) where all three coordinates of ``values`` (..., 3) are finite."""
+    return np.isfinite(values[..., 0]) & np.isfinite(values[..., 1]) & np.isfinite(values[..., 2])
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    return vectors / np.maximum(norm3(vectors)[..., None], 1e-12)
 
 
 def body_up(poses_m: np.ndarray, joint_names: tuple[str, ...]) -> np.ndarray | None:
@@ -129,11 +141,11 @@ def body_up(poses_m: np.ndarray, joint_names: tuple[str, ...]) -> np.ndarray | N
         if not all(name in joint_names for name in leg):
             continue
         hip, knee, ankle = (poses_m[..., index(name), :].reshape(-1, 3) for name in leg)
-        span = np.linalg.norm(ankle - hip, axis=-1)
-        full = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
+        span = norm3(ankle - hip)
+        full = norm3(knee - hip) + norm3(ankle - knee)
         with np.errstate(invalid="ignore"):
             upright &= span > 0.97 * full
-    finite = np.all(np.isfinite(axis), axis=-1)
+    finite = finite3(axis)
     chosen = axis[finite & upright] if (finite & upright).sum() >= 5 else axis[finite]
     if len(chosen) == 0:
         return None
@@ -196,7 +208,7 @@ def fit_floor(
     points = np.asarray(points_m, float)
     kinds = np.asarray(kinds, int)
     groups = kinds if groups is None else np.asarray(groups, int)
-    keep = np.all(np.isfinite(points), axis=-1)
+    keep = finite3(points)
     points, kinds, groups = points[keep], kinds[keep], groups[keep]
     count = len(points)
     rng = np.random.default_rng(seed)
@@ -211,7 +223,7 @@ def fit_floor(
         samples = np.stack([rng.choice(pools[p], 3, replace=False) for p in pick])
         a, b, c = points[samples[:, 0]], points[samples[:, 1]], points[samples[:, 2]]
         normals = np.cross(b - a, c - a)
-        length = np.linalg.norm(normals, axis=-1)
+        length = norm3(normals)
         usable = length > 1e-4  # m²: the three points span a real triangle
         normals = _unit(normals[usable])
         normals *= np.sign(normals @ up_hint)[:, None]
@@ -279,7 +291,7 @@ def foot_candidates(
         track = 0.001 * poses_mm[:, :, joint_names.index(name)]  # (T, P, 3)
         if len(frame_times) >= 3:
             span = (frame_times[2:] - frame_times[:-2])[:, None]
-            speed = np.linalg.norm(track[2:] - track[:-2], axis=-1) / span
+            speed = norm3(track[2:] - track[:-2]) / span
             speed = np.concatenate([speed[:1], speed, speed[-1:]])
         else:
             speed = np.zeros(track.shape[:2])
@@ -291,7 +303,7 @@ def foot_candidates(
         return np.zeros((0, 3)), np.zeros(0, int), np.zeros(0, int)
     points, kinds = np.concatenate(points), np.concatenate(kinds)
     groups, speeds = np.concatenate(groups), np.concatenate(speeds)
-    ok = np.all(np.isfinite(points), axis=-1) & np.isfinite(speeds)
+    ok = finite3(points) & np.isfinite(speeds)
     points, kinds, groups, speeds = points[ok], kinds[ok], groups[ok], speeds[ok]
     slow = speeds < max_speed_m_s
     if slow.sum() < 10 and len(speeds):

@@ -29,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from .filters import savgol_filter
+from .frames import finite3, norm3
 
 logger = logging.getLogger(__name__)
 
@@ -326,7 +327,7 @@ def centre(
     rough = _median_over_joints(poses[:, torso], valid[:, torso])
     if few.any():
         rough[few] = _median_over_joints(poses[few], valid[few])
-    seen = np.isfinite(rough).all(axis=-1)
+    seen = finite3(rough)
     if seen.sum() < 3:
         return rough
     offsets = poses[:, torso] - rough[:, None]
@@ -375,7 +376,11 @@ def fix_swaps(
             a, b = filled[:, left], filled[:, right]
 
             def cost(x, y, mask=both):
-                return np.sum(np.where(mask, np.linalg.norm(x - y, axis=-1), 0.0), axis=1)
+                distance = np.where(mask, norm3(x - y), 0.0)  # (T, k)
+                total = distance[:, 0].copy()
+                for k in range(1, distance.shape[1]):  # a short axis: faster than np.sum
+                    total += distance[:, k]
+                return total
 
             keep = cost(a, ref_left) + cost(b, ref_right)
             flip = cost(b, ref_left) + cost(a, ref_right)
@@ -398,7 +403,7 @@ def _bone_gate(relative, valid, parents, tolerance):
     if children.size == 0:
         return np.zeros(valid.shape, bool)
     par = parents[children]
-    lengths = np.linalg.norm(relative[:, children] - relative[:, par], axis=-1)  # (T, B)
+    lengths = norm3(relative[:, children] - relative[:, par])  # (T, B)
     both = valid[:, children] & valid[:, par]
     median, sigma = median_and_sigma(lengths, both)
     allowed = np.maximum(tolerance * median, 4.0 * sigma)
@@ -425,7 +430,7 @@ def _speed_gate(relative, valid, times, max_speed_mm_s, slack_mm):
     joint, frame = np.nonzero(valid.T)  # valid samples, joint by joint, in time order
     if frame.size < 3:
         return rejected
-    steps = np.linalg.norm(relative[frame[1:], joint[1:]] - relative[frame[:-1], joint[:-1]], axis=-1)
+    steps = norm3(relative[frame[1:], joint[1:]] - relative[frame[:-1], joint[:-1]])
     limits = max_speed_mm_s * (times[frame[1:]] - times[frame[:-1]]) + slack_mm
     fast = (steps > limits) & (joint[1:] == joint[:-1])
     spikes = np.flatnonzero(fast[:-1] & fast[1:]) + 1
@@ -453,7 +458,8 @@ def _trend_gate(relative, valid, window, settings: GateSettings):
         local = 1.2533 * moving_average(clipped, local_window) / np.maximum(kept, 1e-9)
         scale = np.maximum(sigma[None], local)
         limit = np.maximum(settings.trend_k * scale, settings.trend_floor_mm)
-        rejected = valid & np.any(residual > limit, axis=-1)
+        far = residual > limit
+        rejected = valid & (far[..., 0] | far[..., 1] | far[..., 2])
     return rejected
 
 
@@ -478,7 +484,7 @@ def gate_person(
     report = GateReport()
     poses = np.array(poses, float, copy=True)
     sane = (
-        valid & np.all(np.isfinite(poses), axis=-1) & (np.nan_to_num(poses[..., 2]) > MIN_DEPTH_MM)
+        valid & finite3(poses) & (np.nan_to_num(poses[..., 2]) > MIN_DEPTH_MM)
     )
     report.invalid = int((valid & ~sane).sum())
     valid = sane
@@ -498,7 +504,7 @@ def gate_person(
 
     # Frame level: the centre against its own trend and the speed limit.
     middle = centre(poses, valid, names, window)
-    seen = np.all(np.isfinite(middle), axis=-1)
+    seen = finite3(middle)
     bad_frames = np.zeros(len(poses), bool)
     if seen.sum() >= 3:
         bad_frames |= _speed_gate(middle[:, None], seen[:, None], times, max_speed, 100.0)[:, 0]
@@ -507,7 +513,7 @@ def gate_person(
     report.frame = int(bad_frames.sum())
     valid = valid & ~bad_frames[:, None]
     middle = centre(poses, valid, names, window)
-    seen = np.all(np.isfinite(middle), axis=-1)
+    seen = finite3(middle)
     relative = poses - np.where(seen[:, None], middle, 0.0)[:, None]
     valid = valid & seen[:, None]
 
