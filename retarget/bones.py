@@ -47,14 +47,41 @@ def median_bone_lengths(joints: np.ndarray, parents: np.ndarray, mask: np.ndarra
     """Median length (J,) of each joint's bone to its parent over the frames where both ends are
     in ``mask`` (T, J) (all frames when none are); 0 for roots."""
     lengths = np.zeros(len(parents))
-    for j, p in enumerate(parents):
-        if p < 0:
-            continue
-        bone = norm3(joints[:, j] - joints[:, p])
-        both = mask[:, j] & mask[:, p] & np.isfinite(bone)
-        usable = bone[both] if both.any() else bone[np.isfinite(bone)]
+    children = np.flatnonzero(parents >= 0)
+    bones = norm3(joints[:, children] - joints[:, parents[children]])  # (T, B)
+    finite = np.isfinite(bones)
+    both = mask[:, children] & mask[:, parents[children]] & finite
+    for b, j in enumerate(children):
+        usable = bones[both[:, b], b] if both[:, b].any() else bones[finite[:, b], b]
         lengths[j] = float(np.median(usable)) if usable.size else 0.0
     return lengths
+
+
+def _unit_or_zero(vectors: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """``vectors`` (..., 3, T) over their ``norm`` (..., T); zero where the norm is below 1e-9."""
+    return vectors / np.where(norm > 1e-9, norm, np.inf)[..., None, :]
+
+
+def _coordinate_major(joints: np.ndarray) -> np.ndarray:
+    """(T, J, 3) -> a (J, 3, T) copy: each joint coordinate's frames contiguous, so that the
+    per-bone steps run over contiguous memory."""
+    return np.array(np.asarray(joints, float).transpose(1, 2, 0), order="C")
+
+
+def _length(vectors: np.ndarray) -> np.ndarray:
+    """Norm (..., T) of (..., 3, T) vectors (the same numbers as ``np.linalg.norm``)."""
+    x, y, z = vectors[..., 0, :], vectors[..., 1, :], vectors[..., 2, :]
+    return np.sqrt(x * x + y * y + z * z)
+
+
+def _enforce(out: np.ndarray, directions: np.ndarray, parents, lengths) -> np.ndarray:
+    """Re-place the joints of ``out`` (J, 3, T) root to leaves along ``directions`` (J, 3, T)."""
+    for j in topological_order(parents):
+        p = parents[j]
+        if p >= 0:
+            direction = directions[j] - directions[p]
+            out[j] = out[p] + lengths[j] * _unit_or_zero(direction, _length(direction))
+    return out
 
 
 def enforce_bone_lengths(
@@ -62,31 +89,22 @@ def enforce_bone_lengths(
 ) -> np.ndarray:
     """Re-place joints root to leaves: child = parent + length x unit(child - parent), using the
     directions of ``joints``. A zero-length direction keeps the child on its parent."""
-    out = np.array(joints, float, copy=True)
-    for j in topological_order(parents):
-        p = parents[j]
-        if p < 0:
-            continue
-        direction = joints[:, j] - joints[:, p]
-        norm = norm3(direction)[:, None]
-        unit = np.divide(direction, norm, out=np.zeros_like(direction), where=norm > 1e-9)
-        out[:, j] = out[:, p] + lengths[j] * unit
-    return out
+    joints = _coordinate_major(joints)
+    return _enforce(joints.copy(), joints, parents, lengths).transpose(2, 0, 1).copy()
 
 
 def fit_bone_lengths(
     joints: np.ndarray, parents: np.ndarray, lengths: np.ndarray, sweeps: int = 4
 ) -> np.ndarray:
     """Joints (T, J, 3) with each bone at ``lengths`` (J,), staying close to ``joints``."""
-    out = np.array(joints, float, copy=True)
+    out = _coordinate_major(joints)
     order = [j for j in topological_order(parents) if parents[j] >= 0]
     for _ in range(sweeps):
-        for j in order:
+        for j in order:  # Gauss-Seidel: each bone sees the corrections before it
             p = parents[j]
-            bone = out[:, j] - out[:, p]
-            norm = norm3(bone)[:, None]
-            unit = np.divide(bone, norm, out=np.zeros_like(bone), where=norm > 1e-9)
-            correction = 0.5 * (norm - lengths[j]) * unit
-            out[:, j] -= correction
-            out[:, p] += correction
-    return enforce_bone_lengths(out, parents, lengths)
+            bone = out[j] - out[p]  # (3, T)
+            norm = _length(bone)
+            correction = 0.5 * (norm - lengths[j]) * _unit_or_zero(bone, norm)
+            out[j] -= correction
+            out[p] += correction
+    return _enforce(out.copy(), out, parents, lengths).transpose(2, 0, 1).copy()

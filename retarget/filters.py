@@ -154,12 +154,12 @@ def filtfilt(b: np.ndarray, a: np.ndarray, x: np.ndarray, padlen: int | None = N
         zi = zi.reshape(len(zi), 1)
         forward = _lfilter_fft(b, a, columns, zi * columns[:, 0], response)
         backward = _lfilter_fft(b, a, forward[:, ::-1], zi * forward[:, -1], response)
-        y = backward[:, ::-1].T.reshape(extended.shape)
+        y = np.ascontiguousarray(backward[:, ::-1].T).reshape(extended.shape)
     else:
         forward, _ = lfilter(b, a, extended, zi * extended[0])
         backward, _ = lfilter(b, a, forward[::-1], zi * forward[-1])
         y = backward[::-1]
-    return y[padlen : len(y) - padlen] if padlen else y
+    return np.ascontiguousarray(y[padlen : len(y) - padlen] if padlen else y)
 
 
 # --------------------------------------------------------------------------- Savitzky–Golay
@@ -274,42 +274,50 @@ def pchip_fill(
     frame_times: np.ndarray, values: np.ndarray, valid: np.ndarray, fill: np.ndarray
 ) -> np.ndarray:
     """``values`` (T, J, ...) with the samples where ``fill`` (T, J) replaced by each column's
-    own :func:`pchip_interpolate` through its ``valid`` (T, J) samples, all columns at once (the
-    same arithmetic). Every column with a sample to fill needs a valid one."""
+    own :func:`pchip_interpolate` through its ``valid`` (T, J) samples, all columns at once and
+    with the same arithmetic. Every column with a sample to fill needs a valid one."""
+    valid = np.asarray(valid, bool)
     out = np.array(values, float, copy=True)
     fill_frame, fill_column = np.nonzero(fill)
     if fill_frame.size == 0:
         return out
     # Knots of all columns in one sequence, column by column, each in time order.
-    column, frame = np.nonzero(np.asarray(valid, bool).T)
-    t, y = frame_times[frame], out[frame, column]
-    shape = (-1,) + (1,) * (y.ndim - 1)
-    h = np.diff(t)
-    with np.errstate(divide="ignore", invalid="ignore"):  # steps across columns are not used
-        m = np.diff(y, axis=0) / h.reshape(shape)
-    same = column[1:] == column[:-1]
-    first, last = np.flatnonzero(np.r_[True, ~same]), np.flatnonzero(np.r_[~same, True])
-    d = np.zeros_like(y)
-    inner = np.flatnonzero(np.r_[False, same] & np.r_[same, False])
-    d[inner] = _pchip_interior(h[inner - 1].reshape(shape), h[inner].reshape(shape),
-                               m[inner - 1], m[inner])  # fmt: skip
-    two = first[last - first == 1]
-    d[two], d[two + 1] = m[two], m[two]
-    lo, hi = first[last - first >= 2], last[last - first >= 2]
-    d[lo] = _pchip_edge(h[lo].reshape(shape), h[lo + 1].reshape(shape), m[lo], m[lo + 1])
-    d[hi] = _pchip_edge(h[hi - 1].reshape(shape), h[hi - 2].reshape(shape), m[hi - 1], m[hi - 2])
+    column, frame = np.nonzero(valid.T)
+    counts = valid.sum(axis=0)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])  # knot index of each column's first
+    last = first + counts - 1
     # Interval of each query: its column's last knot at or before it (ends: the end cubics).
-    counts = np.asarray(valid, bool).sum(axis=0)
-    offset = np.concatenate([[0], np.cumsum(counts)[:-1]])[fill_column]
-    seen = np.cumsum(valid, axis=0)[fill_frame, fill_column]
-    top = offset + np.maximum(counts[fill_column] - 2, 0)
-    k = np.clip(offset + seen - 1, offset, top)
-    single = counts[fill_column] == 1
-    nxt = np.where(single, k, k + 1)
-    query = frame_times[fill_frame]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        curve = _hermite(t[k], t[nxt], y[k], y[nxt], d[k], d[nxt], query)
-    out[fill_frame, fill_column] = np.where(single.reshape(shape), y[k], curve)
+    lo, hi = first[fill_column], last[fill_column]
+    k = np.clip(lo + np.cumsum(valid, axis=0)[fill_frame, fill_column] - 1, lo, np.maximum(hi - 1, lo))
+    nxt = np.minimum(k + 1, hi)
+    # Slopes at the knots the queries use; steps and secants around them (knot i to i + 1).
+    knots, where = np.unique(np.concatenate([k, nxt]), return_inverse=True)
+    owner = column[knots]
+    start, stop = first[owner], last[owner]
+    shape = (-1,) + (1,) * (out.ndim - 2)
+
+    def step(i):
+        return (frame_times[frame[i + 1]] - frame_times[frame[i]]).reshape(shape)
+
+    def secant(i):
+        return (out[frame[i + 1], column[i + 1]] - out[frame[i], column[i]]) / step(i)
+
+    d = np.zeros((len(knots),) + out.shape[2:])
+    size = stop - start + 1
+    inner = (knots > start) & (knots < stop)
+    i = knots[inner]
+    d[inner] = _pchip_interior(step(i - 1), step(i), secant(i - 1), secant(i))
+    pair = size == 2
+    d[pair] = secant(start[pair])
+    head, tail = (knots == start) & (size > 2), (knots == stop) & (size > 2)
+    i, j = knots[head], knots[tail]
+    d[head] = _pchip_edge(step(i), step(i + 1), secant(i), secant(i + 1))
+    d[tail] = _pchip_edge(step(j - 1), step(j - 2), secant(j - 1), secant(j - 2))
+    t0, t1 = frame_times[frame[k]], frame_times[frame[nxt]]
+    y0, y1 = out[frame[k], column[k]], out[frame[nxt], column[nxt]]
+    with np.errstate(divide="ignore", invalid="ignore"):  # single-knot columns: h = 0, unused
+        curve = _hermite(t0, t1, y0, y1, d[where[: len(k)]], d[where[len(k) :]], frame_times[fill_frame])
+    out[fill_frame, fill_column] = np.where((hi == lo).reshape(shape), y0, curve)
     return out
 
 
