@@ -165,55 +165,65 @@ def _prior(z: np.ndarray, seen: np.ndarray, q0, duration):
 def _smooth_channel(
     dts: np.ndarray, z: np.ndarray, r: np.ndarray, q: np.ndarray, duration: float, variance: bool
 ) -> tuple[list[float], list[float], list[float] | None]:
-    """Forward Kalman pass and backward RTS pass of one channel (T,) in plain floats."""
-    num = len(dts)
+    """Forward Kalman pass and backward RTS pass of one channel (T,) in plain floats; only the
+    recursions run frame by frame (``dts[0]`` is 0: the first step predicts nothing)."""
     seen = np.isfinite(z)
     first, p00, p11 = (float(x[0]) for x in _prior(z[:, None], seen[:, None], q[0], duration))
     # Process noise of each step, Q = q [[dt³/3, dt²/2], [dt²/2, dt]].
-    q3, q2, q1 = (q * dts**3 / 3).tolist(), (q * dts**2 / 2).tolist(), (q * dts).tolist()
-    steps, zs, rs, obs = dts.tolist(), z.tolist(), r.tolist(), seen.tolist()
+    q3, q2, q1 = q * dts**3 / 3, q * dts**2 / 2, q * dts
     p, v, p01 = first, 0.0, 0.0
-    fp, fv, f00, f01, f11 = ([0.0] * num for _ in range(5))
-    b00, b01, b11 = ([0.0] * num for _ in range(3))
-    for t in range(num):
-        if t:
-            dt = steps[t]
-            p += dt * v
-            p00 += dt * (2 * p01 + dt * p11) + q3[t]
-            p01 += dt * p11 + q2[t]
-            p11 += q1[t]
-            b00[t], b01[t], b11[t] = p00, p01, p11
-        if obs[t]:
-            s = p00 + rs[t]
+    fp, fv, f00, f01, f11 = [], [], [], [], []
+    steps = zip(dts.tolist(), q3.tolist(), q2.tolist(), q1.tolist(), seen.tolist(), z.tolist(),
+                r.tolist(), strict=True)  # fmt: skip
+    for dt, n3, n2, n1, measured, value, noise in steps:
+        p += dt * v
+        p00 += dt * (2 * p01 + dt * p11) + n3
+        p01 += dt * p11 + n2
+        p11 += n1
+        if measured:
+            s = p00 + noise
             k0, k1 = p00 / s, p01 / s
-            innovation = zs[t] - p
+            innovation = value - p
             p += k0 * innovation
             v += k1 * innovation
             p11 -= k1 * p01
             p00, p01 = (1 - k0) * p00, (1 - k0) * p01
-        fp[t], fv[t], f00[t], f01[t], f11[t] = p, v, p00, p01, p11
+        fp.append(p)
+        fv.append(v)
+        f00.append(p00)
+        f01.append(p01)
+        f11.append(p11)
     filtered = np.array([fp, fv, f00, f01, f11])
-    predicted = np.array([b00, b01, b11])[:, 1:]
-    gains = _rts_gains(*filtered[2:, :-1], *predicted, dts[1:])
-    c00, c01, c10, c11 = (g.tolist() for g in gains)
-    ahead = (filtered[0, :-1] + dts[1:] * filtered[1, :-1]).tolist()  # predicted position at t + 1
-    position, velocity = [0.0] * num, [0.0] * num
-    sp, sv = position[-1], velocity[-1] = fp[-1], fv[-1]
-    for t in range(num - 2, -1, -1):
-        dp, dv = sp - ahead[t], sv - fv[t]
-        sp = position[t] = fp[t] + c00[t] * dp + c01[t] * dv
-        sv = velocity[t] = fv[t] + c10[t] * dp + c11[t] * dv
+    # The covariance predicted for t + 1 from the filtered one at t (the same sums as above).
+    dt, (a00, a01, a11) = dts[1:], filtered[2:, :-1]
+    predicted = (
+        a00 + (dt * (2 * a01 + dt * a11) + q3[1:]),
+        a01 + (dt * a11 + q2[1:]),
+        a11 + q1[1:],
+    )
+    gains = _rts_gains(a00, a01, a11, *predicted, dt)
+    ahead = filtered[0, :-1] + dt * filtered[1, :-1]  # predicted position at t + 1
+    sp, sv = fp[-1], fv[-1]
+    position, velocity = [sp], [sv]
+    backward = zip(*(x[::-1].tolist() for x in (ahead, filtered[0, :-1], filtered[1, :-1], *gains)),
+                   strict=True)  # fmt: skip
+    for guess, fpt, fvt, c00, c01, c10, c11 in backward:
+        dp, dv = sp - guess, sv - fvt
+        sp = fpt + c00 * dp + c01 * dv
+        sv = fvt + c10 * dp + c11 * dv
+        position.append(sp)
+        velocity.append(sv)
+    position.reverse()
+    velocity.reverse()
     if not variance:
         return position, velocity, None
-    spread = [0.0] * num
     s00, s01, s11 = f00[-1], f01[-1], f11[-1]
-    spread[-1] = s00
-    for t in range(num - 2, -1, -1):
-        s00, s01, s11 = _smoothed_covariance(
-            c00[t], c01[t], c10[t], c11[t], f00[t], f01[t], f11[t],
-            b00[t + 1], b01[t + 1], b11[t + 1], s00, s01, s11,
-        )  # fmt: skip
-        spread[t] = s00
+    spread = [s00]
+    steps = zip(*(x[::-1].tolist() for x in (*gains, a00, a01, a11, *predicted)), strict=True)
+    for gain_and_covariances in steps:  # C, filtered at t, predicted for t + 1
+        s00, s01, s11 = _smoothed_covariance(*gain_and_covariances, s00, s01, s11)
+        spread.append(s00)
+    spread.reverse()
     return position, velocity, spread
 
 
