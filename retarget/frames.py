@@ -152,9 +152,16 @@ def body_up(poses_m: np.ndarray, joint_names: tuple[str, ...]) -> np.ndarray | N
     return _unit(np.median(chosen, axis=0))
 
 
+def _heights(normals: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``normals`` (H, 3) . ``points`` (N, 3) -> (H, N), written out: a BLAS product of this size
+    would wake BLAS worker threads that then spin on the other core."""
+    x, y, z = (normals[:, k, None] * points[None, :, k] for k in range(3))
+    return x + y + z
+
+
 def _offsets_and_inliers(normals, points, labels, threshold):
     """Per hypothesis (H, 3): median plane offset of each label (H, L) and inlier masks (H, N)."""
-    heights = normals @ points.T  # (H, N)
+    heights = _heights(normals, points)  # (H, N)
     offsets = np.zeros((len(normals), labels.max() + 1 if labels.size else 1))
     for label in np.unique(labels):
         offsets[:, label] = np.median(heights[:, labels == label], axis=1)
@@ -246,7 +253,7 @@ def fit_floor(
             prior_weight = inliers.sum() * (height_noise_m / np.sin(np.radians(prior_deg))) ** 2
             normal = _refine(points, groups, inliers, up_hint, prior_weight)
             method = "ransac"
-    heights = points @ normal
+    heights = _heights(normal[None], points)[0]
     offsets = []
     for kind in (0, 1):
         chosen = inliers & (kinds == kind)
