@@ -178,7 +178,7 @@ def running_median(values: np.ndarray, window: int) -> np.ndarray:
     Two neighbouring windows share all but one sample each: a selection network finds the two
     middle values of the shared ``window - 1`` samples, and each window's median is its own
     extra sample clamped between them. Blocks of rows keep the working set in the CPU cache."""
-    half = window // 2
+    half = int(window) // 2
     num = len(values)
     flat = np.asarray(values, float).reshape(num, -1)
     if half == 0 or num == 0:
@@ -201,7 +201,7 @@ def running_median(values: np.ndarray, window: int) -> np.ndarray:
         shared = _select([line(1 + k) for k in range(2 * half)], network)
         low, high = shared[half - 1], shared[half]
         out[0, start:stop] = np.maximum(low, np.minimum(line(0), high))
-        out[1, start:stop] = np.maximum(low, np.minimum(line(window), high))
+        out[1, start:stop] = np.maximum(low, np.minimum(line(2 * half + 1), high))
     return out.transpose(1, 0, 2).reshape(2 * pairs, -1)[:num].reshape(np.shape(values))
 
 
