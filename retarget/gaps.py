@@ -11,6 +11,7 @@ import numpy as np
 
 from .filters import pchip_fill, pchip_interpolate
 from .kalman import rts_smooth_segments
+from .outliers import valid_neighbours
 
 # Per-sample codes of the ``filled`` flags (uint8).
 MEASURED = 0  # the estimator's value (possibly smoothed)
@@ -29,16 +30,6 @@ FILL_CODES = {
 _BRIDGE_CONTEXT_S = 1.0  # data either side of a long gap that the bridge sees
 
 
-def _neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frame of the last valid sample at or before each frame (-1 if none) and of the first at
-    or after it (T if none), per column: both (T, J)."""
-    num = len(valid)
-    index = np.arange(num)[:, None]
-    before = np.maximum.accumulate(np.where(valid, index, -1), axis=0)
-    after = np.minimum.accumulate(np.where(valid, index, num)[::-1], axis=0)[::-1]
-    return before, after
-
-
 def gap_codes(valid: np.ndarray, times: np.ndarray, max_interpolate_s: float = 0.5) -> np.ndarray:
     """The :data:`FILL_CODES` (T, J) uint8 that :func:`fill_gaps` gives each sample of ``valid``."""
     valid = np.asarray(valid, bool)
@@ -46,7 +37,7 @@ def gap_codes(valid: np.ndarray, times: np.ndarray, max_interpolate_s: float = 0
     codes = np.full(valid.shape, MEASURED, np.uint8)
     if num == 0:
         return codes
-    before, after = _neighbours(valid)
+    before, after = valid_neighbours(valid)
     held = ~valid & ((before < 0) | (after >= num))
     inside = ~valid & ~held
     span = times[np.minimum(after[inside], num - 1)] - times[np.maximum(before[inside], 0)]
@@ -73,7 +64,7 @@ def fill_gaps(
     codes = gap_codes(valid, times, max_interpolate_s)
     out = pchip_fill(times, values, valid, codes == INTERPOLATED)
     num = len(valid)
-    before, after = _neighbours(valid)
+    before, after = valid_neighbours(valid)
     column = np.broadcast_to(np.arange(valid.shape[1]), valid.shape)
     held = codes == HELD  # nearest sample: the first one before the span, the last one after
     nearest = np.where(before[held] >= 0, before[held], np.minimum(after[held], num - 1))

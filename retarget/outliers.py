@@ -104,9 +104,7 @@ def fill_linear(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     gap = ~np.asarray(valid, bool)
     if num == 0 or not gap.any():
         return out
-    index = np.arange(num)[:, None]
-    before = np.maximum.accumulate(np.where(gap, -1, index), axis=0)  # last valid frame (T, J)
-    after = np.minimum.accumulate(np.where(gap, num, index)[::-1], axis=0)[::-1]  # next valid
+    before, after = valid_neighbours(~gap)
     frame, joint = np.nonzero(gap)
     lo, hi = before[frame, joint], after[frame, joint]
     flat = out.reshape(num, out.shape[1], -1)  # (T, J, C)
@@ -121,6 +119,16 @@ def fill_linear(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     filled[(lo < 0) & (hi >= num)] = 0.0
     flat[frame, joint] = filled
     return out
+
+
+def valid_neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame of the last valid sample at or before each frame (-1 if none) and of the first at
+    or after it (T if none), per column of ``valid`` (T, J): both (T, J) int32."""
+    num = len(valid)
+    index = np.arange(num, dtype=np.int32)[:, None]
+    before = np.maximum.accumulate(np.where(valid, index, np.int32(-1)), axis=0)
+    after = np.minimum.accumulate(np.where(valid, index, np.int32(num))[::-1], axis=0)[::-1]
+    return before, after
 
 
 def _batcher_sort(lo: int, hi: int) -> list[tuple[int, int]]:
@@ -281,7 +289,9 @@ def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     values, mask = np.broadcast_to(values, shape), np.broadcast_to(mask, shape)
     num = shape[0]
     if 0 < num <= _NETWORK_MAX_SAMPLES:
-        full = mask.all(axis=0)
+        full = mask[0].copy()
+        for line in mask[1:]:  # not mask.all(axis=0): numpy reduces a short axis slowly
+            full &= line
         if full.any():
             ranks = ((num - 1) // 2, num // 2)
             lines = _select(list(values), selection_network(num, ranks))
@@ -426,15 +436,28 @@ def _bone_gate(relative, valid, parents, tolerance):
 def _speed_gate(relative, valid, times, max_speed_mm_s, slack_mm):
     """Joints whose step into and out of a sample both exceed the speed limit (spikes); a step
     joins a joint's consecutive valid samples."""
+    num = len(valid)
     rejected = np.zeros(valid.shape, bool)
-    joint, frame = np.nonzero(valid.T)  # valid samples, joint by joint, in time order
-    if frame.size < 3:
+    if num < 3:
         return rejected
-    steps = norm3(relative[frame[1:], joint[1:]] - relative[frame[:-1], joint[:-1]])
-    limits = max_speed_mm_s * (times[frame[1:]] - times[frame[:-1]]) + slack_mm
-    fast = (steps > limits) & (joint[1:] == joint[:-1])
-    spikes = np.flatnonzero(fast[:-1] & fast[1:]) + 1
-    rejected[frame[spikes], joint[spikes]] = True
+    before, after = valid_neighbours(valid)
+    # Each sample's last valid position: a step into frame t starts there at frame t - 1.
+    held = relative.copy()
+    gap = np.nonzero(~valid & (before >= 0))
+    held[gap] = relative[before[gap], gap[1]]
+    steps = norm3(relative[1:] - held[:-1])  # (T - 1, J) into frames 1..T-1
+    start = np.maximum(before[:-1], 0)
+    limits = max_speed_mm_s * (times[1:, None] - times[start]) + slack_mm
+    fast = np.zeros(valid.shape, bool)  # the step into a valid sample from the previous one
+    fast[1:] = valid[1:] & (before[:-1] >= 0) & (steps > limits)
+    # The next valid sample after t (strictly): its step out of t.
+    ahead = np.full(valid.shape, num, np.int32)
+    ahead[:-1] = after[1:]
+    column = np.broadcast_to(np.arange(valid.shape[1]), valid.shape)
+    rejected[valid] = fast[valid] & (ahead[valid] < num)
+    spikes = np.flatnonzero(rejected)
+    frame, joint = np.unravel_index(spikes, valid.shape)
+    rejected[frame, joint] = fast[ahead[frame, joint], column[frame, joint]]
     return rejected
 
 
