@@ -252,29 +252,32 @@ def _middle_deviation(data: np.ndarray, count: np.ndarray, median: np.ndarray) -
     """Median (C,) of ``|x - median|`` over each column of sorted ``data`` (N, C), without a
     second sort: the deviations below the median, read downwards, and those above it, read
     upwards, are two sorted runs, and a binary search finds the middle ranks of their union."""
-    num = len(data)
-    column = np.arange(data.shape[1])
+    num, columns = data.shape
+    flat = data.ravel()
+    column = np.arange(columns)
     below = (data < median).sum(axis=0)  # run A: median - x, x < median; run B: x - median
 
     def run_a(i):  # A[i] = median - data[below - 1 - i]
-        return median - data[np.clip(below - 1 - i, 0, num - 1), column]
+        return median - flat[np.clip(below - 1 - i, 0, num - 1) * columns + column]
 
     def run_b(j):  # B[j] = data[below + j] - median
-        return data[np.clip(below + j, 0, num - 1), column] - median
+        return flat[np.clip(below + j, 0, num - 1) * columns + column] - median
 
-    middle = []
-    for rank in ((count - 1) // 2, count // 2):
-        # i samples of A among the rank + 1 smallest: the first i with A[i] >= B[rank - i].
-        lo = np.maximum(rank + 1 - (count - below), 0)
-        hi = np.minimum(rank + 1, below)
-        for _ in range(num.bit_length() + 1):
-            i = (lo + hi) // 2
-            open_ = lo < hi
-            more = open_ & (run_a(i) < run_b(rank - i))
-            lo, hi = np.where(more, i + 1, lo), np.where(open_ & ~more, i, hi)
-        left = np.where(lo > 0, run_a(lo - 1), -np.inf)
-        right = np.where(rank + 1 - lo > 0, run_b(rank - lo), -np.inf)
-        middle.append(np.maximum(left, right))
+    # Both middle ranks at once (2, C): i samples of A among the rank + 1 smallest, the first i
+    # with A[i] >= B[rank - i].
+    rank = np.stack([(count - 1) // 2, count // 2])
+    lo = np.maximum(rank + 1 - (count - below), 0)
+    hi = np.minimum(rank + 1, below)
+    for _ in range(num.bit_length() + 1):
+        open_ = lo < hi
+        if not open_.any():
+            break
+        i = (lo + hi) // 2
+        more = open_ & (run_a(i) < run_b(rank - i))
+        lo, hi = np.where(more, i + 1, lo), np.where(open_ & ~more, i, hi)
+    left = np.where(lo > 0, run_a(lo - 1), -np.inf)
+    right = np.where(rank - lo >= 0, run_b(rank - lo), -np.inf)
+    middle = np.maximum(left, right)
     return np.where(count > 0, 0.5 * (middle[0] + middle[1]), np.nan)
 
 
