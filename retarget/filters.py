@@ -197,7 +197,7 @@ def savgol_filter(x: np.ndarray, window: int, polyorder: int) -> np.ndarray:
     half = window // 2
     windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (T-w+1, ..., w)
     y = np.empty_like(x)
-    y[half : num - half] = np.einsum("...k,k->...", windows, coeffs)  # no copy, no BLAS threads
+    np.einsum("...k,k->...", windows, coeffs, out=y[half : num - half])  # no copy, no BLAS
     # Edges: evaluate the least-squares polynomial of the first/last window at the edge samples.
     offsets = np.arange(window, dtype=float)
     vandermonde = offsets[:, None] ** np.arange(polyorder + 1)[None, :]

@@ -472,25 +472,28 @@ def _trend_gate(relative, valid, window, settings: GateSettings):
     # The first trend sees the outliers too (their neighbours may be rejected wrongly); later
     # passes re-test every sample against a trend fitted without the rejected ones.
     local_window = 3 * window
+    # Large temporaries are reused in place (fresh megabyte arrays cost page faults).
     for _ in range(max(settings.trend_passes, 1)):
-        trend = savgol_filter(fill_linear(relative, valid & ~rejected), window, 2)
-        residual = np.abs(filled_or(relative, trend, valid) - trend)
-        keep = np.broadcast_to((valid & ~rejected)[..., None], residual.shape)
-        sigma = np.nan_to_num(robust_sigma(residual, keep))
+        keep = valid & ~rejected
+        trend = savgol_filter(fill_linear(relative, keep), window, 2)
+        residual = np.subtract(relative, trend)
+        np.abs(residual, out=residual)
+        residual[~valid] = 0.0  # the trend's own residual there
+        sigma = np.nan_to_num(robust_sigma(residual, np.broadcast_to(keep[..., None], trend.shape)))
         # Fast moves leave larger residuals than slow ones: also scale by the local residual
         # level (clipped so that an outlier barely raises its own limit).
-        clipped = np.where(keep, np.minimum(residual, settings.trend_k * sigma[None]), 0.0)
-        kept = moving_average(keep[..., :1].astype(float), local_window)  # same on every axis
-        local = 1.2533 * moving_average(clipped, local_window) / np.maximum(kept, 1e-9)
-        scale = np.maximum(sigma[None], local)
-        limit = np.maximum(settings.trend_k * scale, settings.trend_floor_mm)
+        clipped = np.minimum(residual, settings.trend_k * sigma[None], out=trend)
+        clipped[~keep] = 0.0
+        kept = moving_average(keep[..., None].astype(float), local_window)  # same on every axis
+        local = moving_average(clipped, local_window)
+        local *= 1.2533
+        local /= np.maximum(kept, 1e-9)
+        limit = np.maximum(local, sigma[None], out=local)  # the scale
+        limit *= settings.trend_k
+        np.maximum(limit, settings.trend_floor_mm, out=limit)
         far = residual > limit
         rejected = valid & (far[..., 0] | far[..., 1] | far[..., 2])
     return rejected
-
-
-def filled_or(values: np.ndarray, fallback: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    return np.where(valid[..., None], values, fallback)
 
 
 def gate_person(
