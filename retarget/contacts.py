@@ -70,6 +70,14 @@ def speeds(positions: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
     return norm3(velocity)
 
 
+def _next_true(mask: np.ndarray) -> np.ndarray:
+    """First frame at or after each frame where ``mask`` (T, C) holds, T where none: (T + 1, C)
+    (the last row, T, for a stretch that ends with the clip)."""
+    num = len(mask)
+    index = np.where(mask, np.arange(num)[:, None], num)
+    return np.minimum.accumulate(np.vstack([index, np.full((1, mask.shape[1]), num)])[::-1])[::-1]
+
+
 def detect_contacts(
     heights: np.ndarray, speed: np.ndarray, settings: ContactSettings, fps: float = 30.0
 ) -> np.ndarray:
@@ -77,23 +85,24 @@ def detect_contacts(
 
     Inside each stretch where the exit conditions are not met, contact starts at the first frame
     that meets the enter conditions and lasts to the end of the stretch."""
-    enter = (heights < settings.enter_height_m) & (speed < settings.enter_speed_m_s)
+    low = heights < settings.enter_height_m
+    enter = low & (speed < settings.enter_speed_m_s)
     stay = (heights <= settings.exit_height_m) & (speed <= settings.exit_speed_m_s)
-    contacts = np.zeros(heights.shape, bool)
+    num, channels = heights.shape
     shortest = max(2, int(np.ceil(settings.min_s * fps - 1e-9)))
-    for c in range(heights.shape[1]):
-        for start, stop in _runs(stay[:, c]):
-            entries = np.flatnonzero(enter[start:stop, c])
-            if entries.size == 0:
-                continue
-            # Smoothing blurs touch-down: back-date the start to the first low frame of the run.
-            low = np.flatnonzero(
-                heights[start : start + entries[0] + 1, c] < settings.enter_height_m
-            )
-            first = start + low[0]
-            if stop - first >= shortest:
-                contacts[first:stop, c] = True
-    return contacts
+    # Every stretch of "stay" of every channel: channel, first frame, stop frame.
+    pad = np.zeros((1, channels), np.int8)
+    edges = np.diff(np.concatenate([pad, stay.astype(np.int8), pad]), axis=0).T  # (C, T + 1)
+    channel, start = np.nonzero(edges == 1)
+    stop = np.nonzero(edges == -1)[1]
+    # Contact runs from the first low frame of a stretch with an entering frame (smoothing blurs
+    # the touch-down, so it is back-dated; an entering frame is low itself) to its end.
+    first = _next_true(low)[start, channel]
+    kept = (_next_true(enter)[start, channel] < stop) & (stop - first >= shortest)
+    marks = np.zeros((num + 1, channels), int)
+    np.add.at(marks, (first[kept], channel[kept]), 1)
+    np.add.at(marks, (stop[kept], channel[kept]), -1)
+    return np.cumsum(marks, axis=0)[:num] > 0
 
 
 def intervals(contacts: np.ndarray) -> np.ndarray:
