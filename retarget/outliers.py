@@ -179,9 +179,10 @@ def _select(lines: list[np.ndarray], network) -> list[np.ndarray]:
     return lines
 
 
-def running_median(values: np.ndarray, window: int) -> np.ndarray:
+def running_median(values: np.ndarray, window: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Median over a centred window along axis 0 (edges padded by repetition); finite input,
-    odd ``window``: exactly the middle of each sorted window, by elementwise min/max.
+    odd ``window``: exactly the middle of each sorted window, by elementwise min/max. With
+    ``rows`` (T,) bool, only those frames' medians (N, ...) (in frame order).
 
     Two neighbouring windows share all but one sample each: a selection network finds the two
     middle values of the shared ``window - 1`` samples, and each window's median is its own
@@ -189,16 +190,28 @@ def running_median(values: np.ndarray, window: int) -> np.ndarray:
     half = int(window) // 2
     num = len(values)
     flat = np.asarray(values, float).reshape(num, -1)
+    if rows is None:
+        rows = np.ones(num, bool)
+    shape = (int(np.count_nonzero(rows)),) + np.shape(values)[1:]
     if half == 0 or num == 0:
-        return flat.copy().reshape(np.shape(values))
-    pairs = (num + 1) // 2  # output frames 2p and 2p + 1; an odd count gets one spare
-    padded = np.concatenate(
-        [np.repeat(flat[:1], half, 0), flat, np.repeat(flat[-1:], half + num % 2, 0)]
-    )  # output frame t's window is padded[t : t + window]
+        return flat[rows].reshape(shape)
+    padded = np.concatenate([np.repeat(flat[:1], half, 0), flat, np.repeat(flat[-1:], half, 0)])
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], rows.astype(np.int8), [0]])))
+    # Frame t's window is padded[t : t + window]: a run of frames [a, b) needs padded[a, b + 2h).
+    runs = [_window_medians(padded[a : b + 2 * half], half) for a, b in zip(edges[::2], edges[1::2])]
+    return np.concatenate(runs).reshape(shape) if runs else np.zeros(shape)
+
+
+def _window_medians(padded: np.ndarray, half: int) -> np.ndarray:
+    """Medians (N, C) of the windows ``padded[t : t + 2 half + 1]`` of ``padded`` (N + 2 half, C)."""
+    num = len(padded) - 2 * half
+    if num % 2:  # output frames come in pairs: a spare one at the end
+        padded = np.concatenate([padded, padded[-1:]])
+    pairs = (num + 1) // 2
     network = selection_network(2 * half, (half - 1, half))
     parity = padded[0::2].copy(), padded[1::2].copy()  # padded[k + 2p] = parity[k % 2][k // 2 + p]
-    out = np.empty((2, pairs, flat.shape[1]))  # even and odd output frames
-    rows = max(1, _BLOCK_ELEMENTS // max(flat.shape[1], 1))
+    out = np.empty((2, pairs, padded.shape[1]))  # even and odd output frames
+    rows = max(1, _BLOCK_ELEMENTS // max(padded.shape[1], 1))
     for start in range(0, pairs, rows):
         stop = min(start + rows, pairs)
 
@@ -210,7 +223,7 @@ def running_median(values: np.ndarray, window: int) -> np.ndarray:
         low, high = shared[half - 1], shared[half]
         out[0, start:stop] = np.maximum(low, np.minimum(line(0), high))
         out[1, start:stop] = np.maximum(low, np.minimum(line(2 * half + 1), high))
-    return out.transpose(1, 0, 2).reshape(2 * pairs, -1)[:num].reshape(np.shape(values))
+    return out.transpose(1, 0, 2).reshape(2 * pairs, -1)[:num]
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -365,6 +378,15 @@ def swap_groups(names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarra
     return groups
 
 
+def _swap_cost(x, y, both):
+    """Summed distance (T,) between limb joints ``x`` and ``y`` (T, k, 3) where ``both`` (T, k)."""
+    distance = np.where(both, norm3(x - y), 0.0)  # (T, k)
+    total = distance[:, 0].copy()
+    for k in range(1, distance.shape[1]):  # a short axis: faster than np.sum
+        total += distance[:, k]
+    return total
+
+
 def fix_swaps(
     relative: np.ndarray, valid: np.ndarray, names: tuple[str, ...], window: int, ratio: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -378,33 +400,40 @@ def fix_swaps(
     swapped = np.zeros(len(relative), bool)
     if len(relative) < 3:
         return relative, valid, swapped
+    half = int(window) // 2
+    last: dict[str, tuple] = {}  # per group: its inputs, medians and decisions of the last pass
     for attempt in range(2):  # a second pass sees the medians without the first pass's swaps
         if attempt and not swapped.any():
             break
         filled = fill_linear(relative, valid)
-        for left, right in swap_groups(names).values():
-            both = valid[:, left] & valid[:, right]
-            reference = running_median(filled[:, np.concatenate([left, right])], window)
-            ref_left, ref_right = reference[:, : len(left)], reference[:, len(left) :]
-            a, b = filled[:, left], filled[:, right]
-
-            def cost(x, y, mask=both):
-                distance = np.where(mask, norm3(x - y), 0.0)  # (T, k)
-                total = distance[:, 0].copy()
-                for k in range(1, distance.shape[1]):  # a short axis: faster than np.sum
-                    total += distance[:, k]
-                return total
-
-            keep = cost(a, ref_left) + cost(b, ref_right)
-            flip = cost(b, ref_left) + cost(a, ref_right)
+        for group, (left, right) in swap_groups(names).items():
+            columns = np.concatenate([left, right])
+            values, flags = filled[:, columns], valid[:, columns]
+            if group in last:
+                # Only frames whose window saw a change get new medians and a new decision: the
+                # decision of a frame depends on that frame's inputs and medians alone.
+                old_values, old_flags, reference, frames = last[group]
+                changed = (values != old_values).any(axis=(1, 2)) | (flags != old_flags).any(axis=1)
+                rows = np.convolve(changed, np.ones(2 * half + 1), "same") > 0
+                reference, frames = reference.copy(), frames.copy()
+                reference[rows] = running_median(values, window, rows)
+            else:
+                rows = np.ones(len(values), bool)
+                reference, frames = running_median(values, window), np.zeros(len(values), bool)
+            k = len(left)
+            a, b, ref, both = values[rows, :k], values[rows, k:], reference[rows], flags[rows]
+            both = both[:, :k] & both[:, k:]
+            keep = _swap_cost(a, ref[:, :k], both) + _swap_cost(b, ref[:, k:], both)
+            flip = _swap_cost(b, ref[:, :k], both) + _swap_cost(a, ref[:, k:], both)
             noise_floor = 30.0 * both.sum(axis=1)  # mm; ignore near-symmetric poses
-            frames = (flip < ratio * keep) & (keep - flip > noise_floor) & both.any(axis=1)
+            frames[rows] = (flip < ratio * keep) & (keep - flip > noise_floor) & both.any(axis=1)
+            last[group] = values, flags, reference, frames
             if frames.any():
-                rows = np.flatnonzero(frames)
+                hit = np.flatnonzero(frames)
                 for array in (relative, valid):  # positions and their flags move together
-                    la, rb = array[rows][:, left].copy(), array[rows][:, right].copy()
-                    array[rows[:, None], left[None]] = rb
-                    array[rows[:, None], right[None]] = la
+                    la, rb = array[hit][:, left].copy(), array[hit][:, right].copy()
+                    array[hit[:, None], left[None]] = rb
+                    array[hit[:, None], right[None]] = la
                 swapped |= frames
     return relative, valid, swapped
 
