@@ -10,6 +10,7 @@ them against scipy, which is never imported here (Blender's Python has no scipy)
 """
 
 import logging
+from functools import lru_cache
 from math import factorial
 
 import numpy as np
@@ -82,18 +83,37 @@ def lfilter(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | None =
 def _impulse_response(b: np.ndarray, a: np.ndarray, limit: int) -> np.ndarray | None:
     """The filter's impulse response, cut where it has decayed below 1e-14 of its peak, or None
     when it has not decayed within ``limit`` samples."""
+    response = _decayed_response(tuple(np.asarray(b, float)), tuple(np.asarray(a, float)))
+    return response if response is not None and len(response) < limit - 8 else None
+
+
+@lru_cache(maxsize=32)
+def _decayed_response(b: tuple, a: tuple) -> np.ndarray | None:
+    """The impulse response up to where it decays below 1e-14 of its peak (read-only), or None
+    when it does not within 2^22 samples; the filter's design is shared between calls."""
     size = 128
-    while True:
-        impulse = np.zeros(min(size, limit))
+    while size <= 1 << 22:
+        impulse = np.zeros(size)
         impulse[0] = 1.0
-        response = lfilter(b, a, impulse)
+        response = lfilter(np.array(b), np.array(a), impulse)
         tail = np.abs(response) > 1e-14 * np.abs(response).max()
         length = int(np.flatnonzero(tail)[-1]) + 1
-        if length < len(impulse) - 8:
-            return response[:length]
-        if size >= limit:
-            return None
+        if length < size - 8:
+            response = response[:length].copy()
+            response.flags.writeable = False
+            return response
         size *= 4
+    return None
+
+
+@lru_cache(maxsize=32)
+def _free_responses(b: tuple, a: tuple, steps: int) -> np.ndarray:
+    """Responses (steps, n - 1) of :func:`lfilter` to zero input from each unit initial state
+    (read-only)."""
+    n = max(len(a), len(b))
+    free, _ = lfilter(np.array(b), np.array(a), np.zeros((steps, n - 1)), np.eye(n - 1))
+    free.flags.writeable = False
+    return free
 
 
 def _lfilter_fft(b, a, x: np.ndarray, zi: np.ndarray, response: np.ndarray) -> np.ndarray:
@@ -104,9 +124,9 @@ def _lfilter_fft(b, a, x: np.ndarray, zi: np.ndarray, response: np.ndarray) -> n
     size = 1 << int(np.ceil(np.log2(num + len(response))))
     spectrum = np.fft.rfft(x, size, axis=-1) * np.fft.rfft(response, size)
     y = np.fft.irfft(spectrum, size, axis=-1)[:, :num]
-    # Zero input from the initial state: linear in zi; one run gives every unit state's response.
+    # Zero input from the initial state: linear in zi, one response per unit state.
     steps = min(num, len(response) + len(a))
-    free, _ = lfilter(b, a, np.zeros((steps, len(zi))), np.eye(len(zi)))
+    free = _free_responses(tuple(np.asarray(b, float)), tuple(np.asarray(a, float)), steps)
     for k in range(len(zi)):
         y[:, :steps] += zi[k][:, None] * free[:, k][None]
     return y
@@ -182,6 +202,19 @@ def savgol_coeffs(window: int, polyorder: int, deriv: int = 0, delta: float = 1.
     return coeffs
 
 
+@lru_cache(maxsize=16)
+def _savgol_design(window: int, polyorder: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre weights (window,), the Vandermonde matrix of the window (window, order + 1) and
+    its pseudo-inverse (order + 1, window), read-only (shared between calls)."""
+    coeffs = savgol_coeffs(window, polyorder)
+    offsets = np.arange(window, dtype=float)
+    vandermonde = offsets[:, None] ** np.arange(polyorder + 1)[None, :]
+    projector = np.linalg.pinv(vandermonde)
+    for array in (coeffs, vandermonde, projector):
+        array.flags.writeable = False
+    return coeffs, vandermonde, projector
+
+
 def savgol_filter(x: np.ndarray, window: int, polyorder: int) -> np.ndarray:
     """Savitzky–Golay smoothing along axis 0 with polynomial edge fits
     (``scipy.signal.savgol_filter(x, window, polyorder, axis=0, mode="interp")``).
@@ -193,15 +226,12 @@ def savgol_filter(x: np.ndarray, window: int, polyorder: int) -> np.ndarray:
     window = min(window, num if num % 2 else num - 1)
     if window <= polyorder:
         return x.copy()
-    coeffs = savgol_coeffs(window, polyorder)
+    coeffs, vandermonde, projector = _savgol_design(window, polyorder)
     half = window // 2
     windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (T-w+1, ..., w)
     y = np.empty_like(x)
     np.einsum("...k,k->...", windows, coeffs, out=y[half : num - half])  # no copy, no BLAS
     # Edges: evaluate the least-squares polynomial of the first/last window at the edge samples.
-    offsets = np.arange(window, dtype=float)
-    vandermonde = offsets[:, None] ** np.arange(polyorder + 1)[None, :]
-    projector = np.linalg.pinv(vandermonde)  # (order + 1, window)
     head = np.tensordot(projector, x[:window], axes=(1, 0))
     tail = np.tensordot(projector, x[num - window :], axes=(1, 0))
     y[:half] = np.tensordot(vandermonde[:half], head, axes=(1, 0))

@@ -329,7 +329,12 @@ def median_and_sigma(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, 
     shape = np.broadcast_shapes(np.shape(values), np.shape(mask))
     data, count = _sorted_samples(np.broadcast_to(values, shape), np.broadcast_to(mask, shape))
     median = _middle(data, count)
-    sigma = MAD_TO_SIGMA * _middle_deviation(data, count, median)
+    if len(data) < 16:  # few columns: sorting the deviations costs less than the search
+        deviation = np.abs(data - median[:, None])  # the +inf fill stays last
+        deviation.sort(axis=1)
+        sigma = MAD_TO_SIGMA * _middle(deviation, count)
+    else:
+        sigma = MAD_TO_SIGMA * _middle_deviation(data, count, median)
     return median.reshape(shape[1:]), sigma.reshape(shape[1:])
 
 
