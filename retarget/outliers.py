@@ -349,6 +349,11 @@ def _median_over_joints(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return masked_median(np.moveaxis(values, 1, 0), np.moveaxis(full, 1, 0))
 
 
+def _near(changed: np.ndarray, half: int) -> np.ndarray:
+    """Frames (T,) within ``half`` frames of a changed one."""
+    return np.convolve(changed, np.ones(2 * half + 1), "same") > 0
+
+
 def centre(
     poses: np.ndarray, valid: np.ndarray, names: tuple[str, ...], window: int = 11
 ) -> np.ndarray:
@@ -358,19 +363,44 @@ def centre(
     A plain median over joints spread along the trunk jumps by the spacing of the joints when one
     of them is wrong, so each joint is first moved by its own typical offset from the centre
     (running median over ``window`` frames): the median of those nearly equal values is robust."""
+    return _centre(poses, valid, names, window)[0]
+
+
+def _centre(poses, valid, names, window, before: dict | None = None) -> tuple[np.ndarray, dict]:
+    """:func:`centre` and its intermediate results. Given those of a call on the same poses with
+    another ``valid`` (``before``), only the frames the change can reach are computed again."""
     torso = np.array([names.index(n) for n in TORSO_JOINTS if n in names] or range(len(names)))
     few = valid[:, torso].sum(axis=1) < 2
-    rough = _median_over_joints(poses[:, torso], valid[:, torso])
-    if few.any():
-        rough[few] = _median_over_joints(poses[few], valid[few])
+    if before is None:
+        redo = np.ones(len(valid), bool)
+        rough = _median_over_joints(poses[:, torso], valid[:, torso])
+    else:
+        redo = (valid != before["valid"]).any(axis=1)
+        rough = before["rough"].copy()
+        rough[redo] = _median_over_joints(poses[redo][:, torso], valid[redo][:, torso])
+    if (few & redo).any():
+        rough[few & redo] = _median_over_joints(poses[few & redo], valid[few & redo])
+    state = {"valid": valid, "rough": rough}
     seen = finite3(rough)
     if seen.sum() < 3:
-        return rough
+        return rough, state
+    width = min(window, 2 * (seen.sum() // 2) - 1)
     offsets = poses[:, torso] - rough[:, None]
     ok = valid[:, torso] & seen[:, None]
-    typical = running_median(fill_linear(offsets, ok), min(window, 2 * (seen.sum() // 2) - 1))
-    refined = _median_over_joints(poses[:, torso] - typical, ok)
-    return np.where((~few & seen)[:, None], refined, rough)
+    filled = fill_linear(offsets, ok)
+    if before is None or before.get("width") != width:
+        typical = running_median(filled, width)
+        refined = _median_over_joints(poses[:, torso] - typical, ok)
+    else:
+        # A frame's typical offsets change only near changed inputs, its median only there or
+        # where its own validity changed.
+        near = _near((filled != before["filled"]).any(axis=(1, 2)), int(width) // 2)
+        typical, refined = before["typical"].copy(), before["refined"].copy()
+        typical[near] = running_median(filled, width, near)
+        redo = near | (ok != before["ok"]).any(axis=1)
+        refined[redo] = _median_over_joints(poses[redo][:, torso] - typical[redo], ok[redo])
+    state.update(width=width, ok=ok, filled=filled, typical=typical, refined=refined)
+    return np.where((~few & seen)[:, None], refined, rough), state
 
 
 def swap_groups(names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -424,7 +454,7 @@ def fix_swaps(
                 # decision of a frame depends on that frame's inputs and medians alone.
                 old_values, old_flags, reference, frames = last[group]
                 changed = (values != old_values).any(axis=(1, 2)) | (flags != old_flags).any(axis=1)
-                rows = np.convolve(changed, np.ones(2 * half + 1), "same") > 0
+                rows = _near(changed, half)
                 reference, frames = reference.copy(), frames.copy()
                 reference[rows] = running_median(values, window, rows)
             else:
@@ -571,7 +601,7 @@ def gate_person(
     max_speed = 1000.0 * settings.max_speed_m_s
 
     # Frame level: the centre against its own trend and the speed limit.
-    middle = centre(poses, valid, names, window)
+    middle, state = _centre(poses, valid, names, window)
     seen = finite3(middle)
     bad_frames = np.zeros(len(poses), bool)
     if seen.sum() >= 3:
@@ -580,7 +610,7 @@ def gate_person(
                                   settings)[:, 0]  # fmt: skip
     report.frame = int(bad_frames.sum())
     valid = valid & ~bad_frames[:, None]
-    middle = centre(poses, valid, names, window)
+    middle = _centre(poses, valid, names, window, state)[0]  # again, without the bad frames
     seen = finite3(middle)
     relative = poses - np.where(seen[:, None], middle, 0.0)[:, None]
     valid = valid & seen[:, None]
