@@ -399,7 +399,7 @@ def _contacts_for_person(world, times, names, floor: FloorFit, params: CleanPara
     contacts = np.zeros((num, len(channels)), bool)
     targets = np.full((num, len(channels), 3), np.nan)
     weights = np.zeros((num, len(channels)))
-    span = np.flatnonzero(np.all(np.isfinite(world), axis=(1, 2)))
+    span = np.flatnonzero(finite3(world).all(axis=1))
     if not channels or span.size == 0:
         return contacts, weights, targets, clearance
     sl = slice(span[0], span[-1] + 1)
@@ -482,8 +482,9 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
         contacts[:, p], weights[:, p], targets[:, p], clearance[p] = c, w, tg, cl
         rows += [(p, ch, a, b) for ch, a, b in intervals(c)]
         unreachable = 0
-        if params.lock_feet and channels and np.isfinite(world).any():
-            span = np.all(np.isfinite(world), axis=(1, 2))
+        finite = finite3(world)
+        if params.lock_feet and channels and finite.any():
+            span = finite.all(axis=1)
             locked, unreachable = lock_feet(world[span], names, tg[span], w[span], cl)
             cleaned[span, p] = world_to_camera(locked, pose)
         report["people"][p]["contacts"] = int(sum(1 for row in rows if row[0] == p))

@@ -189,13 +189,14 @@ def lock_feet(
         if not all(name in joint_names for name in leg[:3]):
             continue
         hip_i, knee_i, ankle_i = (joint_names.index(name) for name in leg[:3])
-        hip, knee, ankle = joints[:, hip_i], joints[:, knee_i], joints[:, ankle_i]
+        # Contiguous copies: every step below then runs over contiguous memory.
+        hip, knee, ankle = (np.ascontiguousarray(joints[:, i]) for i in (hip_i, knee_i, ankle_i))
         heel_c = channels.index(leg[2]) if leg[2] in channels else None
         toe_c = channels.index(leg[3]) if leg[3] in channels else None
         wanted_ankle = _pull(ankle, targets, weights, heel_c)
         if toe_c is not None:
             toe_i = joint_names.index(leg[3])
-            toe = joints[:, toe_i]
+            toe = np.ascontiguousarray(joints[:, toe_i])
             wanted_toe = _pull(toe, targets, weights, toe_c)
             foot = norm3(toe - ankle)[..., None]
             heel_weight = weights[:, heel_c] if heel_c is not None else np.zeros(len(toe))
