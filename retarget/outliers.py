@@ -315,7 +315,7 @@ def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
             full &= line
         if full.any():
             ranks = ((num - 1) // 2, num // 2)
-            lines = _select(list(values), selection_network(num, ranks))
+            lines = _select(list(np.ascontiguousarray(values)), selection_network(num, ranks))
             out = 0.5 * (lines[ranks[0]] + lines[ranks[1]])
             if not full.all():
                 out[~full] = _middle(*_sorted_samples(values[:, ~full], mask[:, ~full]))
