@@ -13,7 +13,6 @@ import numpy as np
 
 from . import RetargetError
 from .frames import norm3
-from .outliers import masked_median
 
 
 def parents_from_edges(edges: np.ndarray, num_joints: int) -> np.ndarray:
@@ -52,9 +51,9 @@ def median_bone_lengths(joints: np.ndarray, parents: np.ndarray, mask: np.ndarra
     bones = norm3(joints[:, children] - joints[:, parents[children]])  # (T, B)
     finite = np.isfinite(bones)
     both = mask[:, children] & mask[:, parents[children]] & finite
-    unseen = ~both.any(axis=0)
-    both[:, unseen] = finite[:, unseen]
-    lengths[children] = np.nan_to_num(masked_median(bones, both), nan=0.0)
+    for b, j in enumerate(children):  # np.median selects (partition): no full sort
+        usable = bones[both[:, b], b] if both[:, b].any() else bones[finite[:, b], b]
+        lengths[j] = float(np.median(usable)) if usable.size else 0.0
     return lengths
 
 

@@ -22,6 +22,8 @@ from . import RetargetError
 
 # Above this many channels the per-frame numpy version beats the per-channel float loop.
 _VECTORISE_ABOVE = 8
+# Channels smoothed together by rts_smooth_segments (more would leave the CPU cache).
+_BATCH_CHANNELS = 512
 
 
 class KalmanError(RetargetError):
@@ -94,18 +96,36 @@ def rts_smooth_segments(
     segments: list[tuple[np.ndarray, np.ndarray]], measurement_variance: float, accel_density: float
 ) -> list[np.ndarray]:
     """Smoothed positions of several independent clips ``(frame_times (T_i,), measurements
-    (T_i, C_i))`` with scalar noise parameters, in one vectorised pass: each clip is padded at its
-    end with unmeasured frames, which leave its own frames exactly as :func:`rts_smooth` gives
-    them. Returns the (T_i, C_i) positions; channels never measured are NaN."""
+    (T_i, C_i))`` with scalar noise parameters, vectorised over clips: clips of similar length
+    run together, each padded at its end with unmeasured frames, which leave its own frames
+    exactly as :func:`rts_smooth` gives them. Returns the (T_i, C_i) positions; channels never
+    measured are NaN."""
     r = float(measurement_variance)
     q = float(accel_density)
     if not (np.isfinite(r) and r > 0 and np.isfinite(q) and q > 0):
         raise KalmanError("measurement variance and acceleration noise density must be positive")
+    segments = [(np.asarray(t, float), np.asarray(z, float)) for t, z in segments]
+    for times, values in segments:
+        _check(times, values)
+    out: list[np.ndarray] = [np.empty(0)] * len(segments)
+    batch: list[int] = []
+    # Longest first; a batch holds up to _BATCH_CHANNELS channels (its arrays stay in cache).
+    for i in sorted(range(len(segments)), key=lambda i: -len(segments[i][0])):
+        batch.append(i)
+        if sum(segments[k][1].shape[1] for k in batch) >= _BATCH_CHANNELS:
+            for k, position in zip(batch, _smooth_batch([segments[k] for k in batch], r, q)):
+                out[k] = position
+            batch = []
+    for k, position in zip(batch, _smooth_batch([segments[k] for k in batch], r, q)):
+        out[k] = position
+    return out
+
+
+def _smooth_batch(segments, r: float, q: float) -> list[np.ndarray]:
+    """:func:`rts_smooth_segments` of one batch of segments (not empty)."""
     length = max(len(times) for times, _ in segments)
     columns, dts, durations, z = [], [], [], []
     for times, values in segments:
-        times, values = np.asarray(times, float), np.asarray(values, float)
-        _check(times, values)
         num, channels = values.shape
         step = np.diff(times, prepend=times[0])
         pad = np.full(length - num, float(np.median(step[1:])) if num > 1 else 1.0)
