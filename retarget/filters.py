@@ -318,7 +318,9 @@ def pchip_fill(
     last = first + counts - 1
     # Interval of each query: its column's last knot at or before it (ends: the end cubics).
     lo, hi = first[fill_column], last[fill_column]
-    k = np.clip(lo + np.cumsum(valid, axis=0)[fill_frame, fill_column] - 1, lo, np.maximum(hi - 1, lo))
+    k = np.clip(
+        lo + np.cumsum(valid, axis=0)[fill_frame, fill_column] - 1, lo, np.maximum(hi - 1, lo)
+    )
     nxt = np.minimum(k + 1, hi)
     # Slopes at the knots the queries use; steps and secants around them (knot i to i + 1).
     knots, where = np.unique(np.concatenate([k, nxt]), return_inverse=True)
@@ -346,7 +348,9 @@ def pchip_fill(
     t0, t1 = frame_times[frame[k]], frame_times[frame[nxt]]
     y0, y1 = out[frame[k], column[k]], out[frame[nxt], column[nxt]]
     with np.errstate(divide="ignore", invalid="ignore"):  # single-knot columns: h = 0, unused
-        curve = _hermite(t0, t1, y0, y1, d[where[: len(k)]], d[where[len(k) :]], frame_times[fill_frame])
+        curve = _hermite(
+            t0, t1, y0, y1, d[where[: len(k)]], d[where[len(k) :]], frame_times[fill_frame]
+        )
     out[fill_frame, fill_column] = np.where((hi == lo).reshape(shape), y0, curve)
     return out
 

@@ -85,7 +85,9 @@ def fill_gaps(
         local = np.where(valid[lo:hi, joints, None], values[lo:hi, joints], np.nan)
         windows.append((start, stop, lo, joints))
         segments.append((times[lo:hi], local.reshape(hi - lo, -1)))
-    tracks = rts_smooth_segments(segments, bridge_noise_mm**2, bridge_accel_density) if segments else []
+    tracks = (
+        rts_smooth_segments(segments, bridge_noise_mm**2, bridge_accel_density) if segments else []
+    )
     for (start, stop, lo, joints), track in zip(windows, tracks, strict=True):
         bridge = track[start - lo : stop - lo].reshape(stop - start, len(joints), 3)
         for k, j in enumerate(joints):

@@ -113,10 +113,12 @@ def rts_smooth_segments(
     for i in sorted(range(len(segments)), key=lambda i: -len(segments[i][0])):
         batch.append(i)
         if sum(segments[k][1].shape[1] for k in batch) >= _BATCH_CHANNELS:
-            for k, position in zip(batch, _smooth_batch([segments[k] for k in batch], r, q)):
+            for k, position in zip(
+                batch, _smooth_batch([segments[k] for k in batch], r, q), strict=True
+            ):
                 out[k] = position
             batch = []
-    for k, position in zip(batch, _smooth_batch([segments[k] for k in batch], r, q)):
+    for k, position in zip(batch, _smooth_batch([segments[k] for k in batch], r, q), strict=True):
         out[k] = position
     return out
 

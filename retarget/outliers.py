@@ -152,7 +152,9 @@ def _batcher_merge(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=32)
-def selection_network(lines: int, ranks: tuple[int, ...]) -> tuple[tuple[int, int, bool, bool], ...]:
+def selection_network(
+    lines: int, ranks: tuple[int, ...]
+) -> tuple[tuple[int, int, bool, bool], ...]:
     """Compare-exchange steps ``(i, j, keep_min, keep_max)`` that leave the ``r``-th smallest of
     ``lines`` values on line ``r`` for every ``r`` in ``ranks``: Batcher's sorting network
     (padding lines would hold +inf, so their comparators drop out), less every step the results
@@ -198,7 +200,10 @@ def running_median(values: np.ndarray, window: int, rows: np.ndarray | None = No
     padded = np.concatenate([np.repeat(flat[:1], half, 0), flat, np.repeat(flat[-1:], half, 0)])
     edges = np.flatnonzero(np.diff(np.concatenate([[0], rows.astype(np.int8), [0]])))
     # Frame t's window is padded[t : t + window]: a run of frames [a, b) needs padded[a, b + 2h).
-    runs = [_window_medians(padded[a : b + 2 * half], half) for a, b in zip(edges[::2], edges[1::2])]
+    runs = [
+        _window_medians(padded[a : b + 2 * half], half)
+        for a, b in zip(edges[::2], edges[1::2], strict=True)
+    ]
     return np.concatenate(runs).reshape(shape) if runs else np.zeros(shape)
 
 
@@ -581,9 +586,7 @@ def gate_person(
     validity, a (T,) bool of frames with undone swaps, and a :class:`GateReport`."""
     report = GateReport()
     poses = np.array(poses, float, copy=True)
-    sane = (
-        valid & finite3(poses) & (np.nan_to_num(poses[..., 2]) > MIN_DEPTH_MM)
-    )
+    sane = valid & finite3(poses) & (np.nan_to_num(poses[..., 2]) > MIN_DEPTH_MM)
     report.invalid = int((valid & ~sane).sum())
     valid = sane
     if uncertainty is not None and np.any(np.isfinite(uncertainty) & (uncertainty > 0)):

@@ -6,7 +6,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.signal import butter, filtfilt, lfilter, lfilter_zi, savgol_coeffs, savgol_filter
 
 from retarget import filters
-from retarget.kalman import KalmanError, rts_smooth
+from retarget.kalman import KalmanError, rts_smooth, rts_smooth_segments
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
@@ -234,3 +234,55 @@ def test_rts_bridges_gaps_and_flags_bad_input():
         rts_smooth(np.array([0.0, 1.0, 1.0]), np.zeros((3, 1)), 1.0, 1.0)
     with pytest.raises(KalmanError, match="positive"):
         rts_smooth(times, z, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 40])
+def test_pchip_fill_equals_pchip_per_column(rng, count):
+    """All columns at once (interior gaps and ends alike) give exactly each column's own PCHIP."""
+    times = np.cumsum(rng.uniform(0.02, 0.05, 60))
+    values = rng.normal(size=(60, 5, 3))
+    valid = np.zeros((60, 5), bool)
+    for column in range(5):
+        valid[rng.choice(60, size=min(count + column, 60), replace=False), column] = True
+    fill = ~valid
+    out = filters.pchip_fill(times, values, valid, fill)
+    for column in range(5):
+        known = np.flatnonzero(valid[:, column])
+        expected = filters.pchip_interpolate(
+            times[known], values[known, column], times[fill[:, column]]
+        )
+        np.testing.assert_array_equal(out[fill[:, column], column], expected)
+        np.testing.assert_array_equal(
+            out[valid[:, column], column], values[valid[:, column], column]
+        )
+        if len(known) > 1:
+            oracle = PchipInterpolator(times[known], values[known, column], axis=0)
+            np.testing.assert_allclose(out[:, column], oracle(times), atol=1e-9)
+
+
+def test_rts_segments_equal_separate_smoothing(rng):
+    """Clips of different lengths smoothed together (padded with unmeasured frames) come out as
+    when smoothed one by one."""
+    segments = []
+    for k in range(6):
+        count = int(rng.integers(2, 90))
+        times = 5.0 * k + np.cumsum(rng.uniform(0.02, 0.05, count))
+        z = np.cumsum(rng.normal(size=(count, int(rng.integers(1, 12)))), axis=0) * 10.0
+        z[rng.random(z.shape) < 0.3] = np.nan
+        z[:, 0] = np.nan  # a channel never measured stays NaN
+        segments.append((times, z))
+    for (times, z), position in zip(
+        segments, rts_smooth_segments(segments, 100.0, 4e6), strict=True
+    ):
+        expected = rts_smooth(times, z, 100.0, 4e6).position
+        np.testing.assert_allclose(position, expected, rtol=1e-12, atol=1e-9)
+        assert np.isnan(position[:, 0]).all()
+
+
+def test_rts_variance_can_be_skipped(rng):
+    times = np.cumsum(rng.uniform(0.02, 0.05, 50))
+    z = rng.normal(size=(50, 3))
+    full = rts_smooth(times, z, 0.01, 2.0)
+    fast = rts_smooth(times, z, 0.01, 2.0, variance=False)
+    assert fast.variance is None
+    np.testing.assert_array_equal(fast.position, full.position)
