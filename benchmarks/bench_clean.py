@@ -12,6 +12,8 @@ error >= 85 % below raw with MPJPE not worse, both better than the baseline; sli
 skate < 5 %; penetration < 1 cm on >= 99 % of frames; 1 min @ 30 fps, 24 joints in < 0.3 s.
 """
 
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -136,15 +138,23 @@ def floor_table() -> None:
     print(f"{'mean':16s}{'':20s}{angles.mean():9.2f}{heights.mean():8.1f}")
 
 
-def timed(trajectory, repeats: int) -> tuple[float, float]:
-    """Median wall time and median process (CPU) time of ``repeats`` cleanings, seconds."""
-    walls, cpus = [], []
+def timed(trajectory, repeats: int) -> tuple[float, float, dict[str, float]]:
+    """Median wall time and median process (CPU) time of ``repeats`` cleanings, seconds, and the
+    median wall time of each stage (the cleaning's own ``stage_runtime_s`` report)."""
+    walls, cpus, stages = [], [], []
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
-        clean_trajectory(trajectory)
+        out = clean_trajectory(trajectory)
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
-    return float(np.median(walls)), float(np.median(cpus))
+        stages.append(json.loads(str(out.extras["clean_report"]))["stage_runtime_s"])
+    per_stage = {name: float(np.median([s.get(name, 0.0) for s in stages])) for name in stages[0]}
+    return float(np.median(walls)), float(np.median(cpus)), per_stage
+
+
+def print_stages(per_stage: dict[str, float]) -> None:
+    print("   stages (median ms): "
+          + ", ".join(f"{name} {1000 * s:.1f}" for name, s in per_stage.items()))  # fmt: skip
 
 
 def runtime_table() -> None:
@@ -156,15 +166,19 @@ def runtime_table() -> None:
         joint_edges=SMPL_24.edges, skeleton=SMPL_24.name,
     )  # fmt: skip
     clean_trajectory(smpl24)  # warm-up (imports, caches)
-    print("\n-- runtime (2 shared CPU cores; CPU = this process's CPU time)")
-    wall, cpu = timed(smpl24, 5)
+    print("\n-- runtime (2 shared CPU cores; CPU = this process's CPU time; medians; "
+          f"load average {os.getloadavg()[0]:.2f} at the start)")  # fmt: skip
+    wall, cpu, stages = timed(smpl24, 7)
     print(f"1 min @ 30 fps, 1 person, 24 joints: wall {wall:.3f} s, CPU {cpu:.3f} s "
           f"(target < 0.3 s: {'ok' if wall < 0.3 else 'MISSED'})")  # fmt: skip
-    wall, cpu = timed(minute, 3)
+    print_stages(stages)
+    wall, cpu, stages = timed(minute, 3)
     print(f"1 min @ 30 fps, 1 person, 30 joints: wall {wall:.3f} s, CPU {cpu:.3f} s")
+    print_stages(stages)
     long = make_scenario("walk", 30.0, seed=1, duration_s=1000.0, turn_deg_per_s=8.0).raw
-    wall, cpu = timed(long, 1)
+    wall, cpu, stages = timed(long, 1)
     print(f"1000 s @ 30 fps, 1 person, 30 joints: wall {wall:.2f} s, CPU {cpu:.2f} s")
+    print_stages(stages)
 
 
 def main() -> None:

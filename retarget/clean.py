@@ -56,7 +56,8 @@ intervals):
 ``clean_params``     str ()           JSON: ``{"preset": ..., "params": {...}}``, enough to redo
                                       the cleaning
 ``clean_report``     str ()           JSON: rejections per gate, filled counts, swaps, floor fit,
-                                      contacts, unreachable lock frames, warnings, runtime
+                                      contacts, unreachable lock frames, warnings, runtime (s),
+                                      and per stage (``stage_runtime_s``)
 ==================== ================ =========================================================
 
 ``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...]`` does the same
@@ -240,6 +241,19 @@ class _PersonResult:
     report: dict
 
 
+class _Stopwatch:
+    """Seconds spent per stage: :meth:`lap` books the time since the previous lap."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
 def _check_times(times: np.ndarray) -> None:
     if times.ndim != 1 or not np.all(np.isfinite(times)):
         raise CleanError("frame_times must be a 1-D array of finite seconds; re-run the analysis")
@@ -296,6 +310,7 @@ def _clean_person(
     parents: np.ndarray,
     uncertainty: np.ndarray | None,
     params: CleanParams,
+    watch: _Stopwatch,
 ) -> _PersonResult:
     """Steps 1–4 for one person: ``poses`` (T, J, 3) mm camera frame with NaN -> cleaned poses."""
     num, num_joints, _ = poses.shape
@@ -316,6 +331,7 @@ def _clean_person(
             poses, valid, times, names, parents, unc, settings
         )
         out.swapped = swapped
+    watch.lap("gates")
     out.rejected = present & ~valid
     out.report["rejected"] = gates.as_dict()
     if not valid.any():
@@ -344,6 +360,7 @@ def _clean_person(
         out.report["never_seen_joints"] = [names[j] for j in np.flatnonzero(never)]
     codes = gap_codes(ok, t, params.max_interpolate_s)
     codes[:, never] = HELD
+    watch.lap("gaps")
 
     body = (
         lowpass(relative, t, params.body_cutoff_hz, params.body_order)
@@ -354,14 +371,17 @@ def _clean_person(
     mask = np.broadcast_to(ok[..., None], x.shape)
     from_body = masked_median(np.moveaxis(x - body, 1, 0), np.moveaxis(mask, 1, 0))
     root_measured = np.where(root_ok[:, None], x[:, root], from_body)
+    watch.lap("body_smoothing")
     if params.smooth:
         factor = _root_weights(None if uncertainty is None else uncertainty[span], ok)
         root_track = _smooth_root(t, root_measured, factor, params)
     else:
         root_track = _fill_root(t, root_measured)
+    watch.lap("root_smoothing")
     if params.enforce_bones:
         lengths = median_bone_lengths(body, parents, ok)
         body = fit_bone_lengths(body, parents, lengths)
+        watch.lap("bones")
     out.poses[span] = body + root_track[:, None]
     out.filled[span] = codes
     out.report["filled"] = {
@@ -422,6 +442,7 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
     A trajectory that was cleaned before is cleaned again from its ``raw_poses3d``. Raises
     :class:`CleanError` for unusable frame times or a clip without any 3D joint."""
     started = time.perf_counter()
+    watch = _Stopwatch()
     params = resolve_params(preset, **overrides)
     times = np.asarray(trajectory.frame_times, float)
     _check_times(times)
@@ -446,7 +467,8 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
     swapped = np.zeros((num, people), bool)
     report: dict = {"people": [], "warnings": []}
     for p in range(people):
-        result = _clean_person(raw[:, p], times, names, parents, uncertainty[:, p], params)
+        watch.lap("other")
+        result = _clean_person(raw[:, p], times, names, parents, uncertainty[:, p], params, watch)
         cleaned[:, p], filled[:, p], rejected[:, p], swapped[:, p] = (
             result.poses, result.filled, result.rejected, result.swapped,
         )  # fmt: skip
@@ -456,8 +478,10 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
             )
         report["people"].append({"track_id": int(trajectory.track_ids[p]), **result.report})
 
+    watch.lap("other")
     floor = estimate_floor(cleaned, times, names, params.toe_clearance_m)
     pose = floor.world_from_camera()
+    watch.lap("floor")
     report["floor"] = {
         "method": floor.method,
         "inliers": floor.inliers,
@@ -481,15 +505,19 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
         c, w, tg, cl = _contacts_for_person(world, times, names, floor, params)
         contacts[:, p], weights[:, p], targets[:, p], clearance[p] = c, w, tg, cl
         rows += [(p, ch, a, b) for ch, a, b in intervals(c)]
+        watch.lap("contacts")
         unreachable = 0
         finite = finite3(world)
         if params.lock_feet and channels and finite.any():
             span = finite.all(axis=1)
             locked, unreachable = lock_feet(world[span], names, tg[span], w[span], cl)
             cleaned[span, p] = world_to_camera(locked, pose)
+            watch.lap("foot_lock")
         report["people"][p]["contacts"] = int(sum(1 for row in rows if row[0] == p))
         report["people"][p]["lock_unreachable_frames"] = unreachable
+    watch.lap("other")
     report["runtime_s"] = round(time.perf_counter() - started, 4)
+    report["stage_runtime_s"] = {stage: round(s, 4) for stage, s in watch.seconds.items()}
     for warning in report["warnings"]:
         logger.warning(warning)
     extras = {k: v for k, v in trajectory.extras.items() if k not in CLEAN_KEYS}
