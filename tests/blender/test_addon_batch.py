@@ -71,6 +71,7 @@ def prefs(extension):
     preferences.python_path, preferences.device = TORCH_PYTHON, "cpu"
     preferences.model = "metrabs_small_synth"
     yield preferences
+    preferences = bpy.context.preferences.addons[MODULE].preferences  # new after re-register
     for name, value in saved.items():
         setattr(preferences, name, value)
 
