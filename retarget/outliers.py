@@ -446,14 +446,19 @@ def fix_swaps(
     if len(relative) < 3:
         return relative, valid, swapped
     half = int(window) // 2
+    groups = swap_groups(names)
+    if not groups:
+        return relative, valid, swapped
     last: dict[str, tuple] = {}  # per group: its inputs, medians and decisions of the last pass
     for attempt in range(2):  # a second pass sees the medians without the first pass's swaps
         if attempt and not swapped.any():
             break
-        filled = fill_linear(relative, valid)
-        for group, (left, right) in swap_groups(names).items():
-            columns = np.concatenate([left, right])
-            values, flags = filled[:, columns], valid[:, columns]
+        limbs = [np.concatenate(pair) for pair in groups.values()]  # each group's left, right
+        filled = fill_linear(relative[:, np.concatenate(limbs)], valid[:, np.concatenate(limbs)])
+        start = 0
+        for (group, (left, right)), columns in zip(groups.items(), limbs, strict=True):
+            values, flags = filled[:, start : start + len(columns)], valid[:, columns]
+            start += len(columns)
             if group in last:
                 # Only frames whose window saw a change get new medians and a new decision: the
                 # decision of a frame depends on that frame's inputs and medians alone.
