@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from inference.detect.yolox import STRIDES, YoloxDetector
+from inference.detect import DetectorWeightsError
+from inference.detect.yolox import STRIDES, Yolox, YoloxDetector
 from inference.train_detector import (
     DETECTIONS_FILE,
     DetectionCrops,
     DetectionDataset,
     DetectorTrainConfig,
     _flatten,
+    _load_initial_weights,
     average_precision,
     export_detector,
     fit_detector,
@@ -105,6 +107,25 @@ def test_tiny_detector_run_learns_and_loads_in_the_worker_detector(tmp_path):
     boxes = detector.detect([data.load_image(0)])[0]
     assert boxes.shape[1] == 5 and len(boxes) >= 1
     assert Path(path).stat().st_size < 5_000_000
+
+
+def test_init_from_starts_from_the_given_weights_and_rejects_another_network(tmp_path):
+    train = DetectorTrainConfig(data="", out="", input_size=160, init_from=str(tmp_path / "a.pth"))
+    torch.manual_seed(1)
+    source = Yolox(train.network())
+    export_detector(source, tmp_path / "a.pth")
+    torch.manual_seed(2)
+    target = Yolox(train.network())
+    stem = "backbone.backbone.stem.conv.conv.weight"
+    assert not torch.equal(target.state_dict()[stem], source.state_dict()[stem])
+    _load_initial_weights(target, train)
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+    wider = DetectorTrainConfig(
+        data="", out="", input_size=160, width=0.25, init_from=str(tmp_path / "a.pth")
+    )
+    with pytest.raises(DetectorWeightsError, match="--width"):
+        _load_initial_weights(Yolox(wider.network()), wider)
 
 
 BUNDLED = Path(__file__).resolve().parents[1] / "models" / "yolox_synth" / "yolox_synth.pth"
