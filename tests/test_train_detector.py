@@ -134,7 +134,9 @@ BUNDLED = Path(__file__).resolve().parents[1] / "models" / "yolox_synth" / "yolo
 def test_bundled_detector_finds_people_in_held_apart_synthetic_data(tmp_path):
     """The bundled detector (models/yolox_synth/TRAINING.md) on data of unseen seeds. Measured:
     AP50 0.97 and 1.00, recall 0.97 and 1.00 on clips 31 and 32 (whole people 4-8 m away);
-    AP50 0.38 on these 60 hard random frames (small, cut and occluded people)."""
+    AP50 0.61, recall 0.67 on these 60 hard random frames (small, cut and occluded people; the
+    first, shorter training run scored 0.31 / 0.50 here). Bounds: clip 31 may lose 3 of its 30
+    boxes; the hard frames keep about 10 % of margin."""
     from inference.synth.render import ClipConfig, render_clip
     from retarget.contract import read_trajectory
 
@@ -148,8 +150,8 @@ def test_bundled_detector_finds_people_in_held_apart_synthetic_data(tmp_path):
         frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
     found = detector.detect(frames)
     clip = average_precision(found, list(truth.extras["visible_boxes"]))
-    assert clip["ap50"] > 0.85 and clip["recall"] > 0.85
+    assert clip["ap50"] > 0.9 and clip["recall"] > 0.9
     data = render_detection_dataset(tmp_path / "frames", 60, seed=13)
     hard = average_precision([detector.detect([data.load_image(i)])[0] for i in range(len(data))],
                              [data.boxes_of(i) for i in range(len(data))])  # fmt: skip
-    assert hard["ap50"] > 0.3
+    assert hard["ap50"] > 0.55 and hard["recall"] > 0.6
