@@ -4,7 +4,7 @@ held apart from its training data (different seeds), through the same crop path 
 The bounds are the values measured for the bundled model (models/metrabs_small_synth/TRAINING.md)
 with margins of about 8 % on pose errors and 15 % on absolute errors, for numeric differences
 between machines: they fail when the bundle, the crop geometry, the reconstruction or the renderer
-regress. The model is small and trained on 2 CPU cores (first run plus a continuation, 160 000
+regress. The model is small and trained on 2 CPU cores (first run plus a continuation, 192 000
 crops in all); the first test also checks its margin over a mean pose placed at the right root.
 """
 
