@@ -38,8 +38,18 @@ import torch
 import torch.nn.functional as F
 
 from .datasets import DatasetError, frame_seed
+from .detect import DetectorWeightsError
 from .detect.nms import box_iou, xywh_to_xyxy
-from .detect.yolox import PAD_VALUE, STRIDES, Yolox, YoloxConfig, YoloxDetector, letterbox
+from .detect.yolox import (
+    PAD_VALUE,
+    STRIDES,
+    Yolox,
+    YoloxConfig,
+    YoloxDetector,
+    config_from_state_dict,
+    letterbox,
+    load_state_dict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +83,7 @@ class DetectorTrainConfig:
     workers: int = 1
     device: str = "auto"
     amp: bool = True
+    init_from: str | None = None  # start from these weights (.pth or run checkpoint), not afresh
 
     def network(self) -> YoloxConfig:
         return YoloxConfig(self.width, self.depth, self.depth, self.depthwise, 1, self.input_size)
@@ -404,6 +415,20 @@ def _learning_rate(step: int, total: int, train: DetectorTrainConfig) -> float:
     )
 
 
+def _load_initial_weights(model: Yolox, train: DetectorTrainConfig) -> None:
+    """Start from ``train.init_from`` (a ``.pth`` or a run's checkpoint) for fine-tuning; the
+    network options must describe the same network."""
+    state = load_state_dict(train.init_from)
+    found = config_from_state_dict(state, train.input_size)
+    if found != train.network():
+        raise DetectorWeightsError(
+            f"{train.init_from} holds a {found} network, not the {train.network()} that the "
+            "options describe; set --width/--depth/--depthwise to match it"
+        )
+    model.load_state_dict({k: v.to(next(model.parameters()).device) for k, v in state.items()})
+    logger.info("starting from the weights in %s", train.init_from)
+
+
 def fit_detector(train: DetectorTrainConfig) -> tuple[Yolox, list[dict[str, float]]]:
     """Train a single-class YOLOX detector; returns the model and per-epoch records (a
     checkpoint and ``detector_metrics.jsonl`` are written to ``train.out``)."""
@@ -425,6 +450,8 @@ def fit_detector(train: DetectorTrainConfig) -> tuple[Yolox, list[dict[str, floa
             module.momentum = 0.03
     for conv in (*model.head.obj_preds, *model.head.cls_preds):
         torch.nn.init.constant_(conv.bias, -math.log((1 - 0.01) / 0.01))
+    if train.init_from:
+        _load_initial_weights(model, train)
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW(

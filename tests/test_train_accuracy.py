@@ -4,8 +4,8 @@ held apart from its training data (different seeds), through the same crop path 
 The bounds are the values measured for the bundled model (models/metrabs_small_synth/TRAINING.md)
 with margins of about 8 % on pose errors and 15 % on absolute errors, for numeric differences
 between machines: they fail when the bundle, the crop geometry, the reconstruction or the renderer
-regress. The model is small and trained briefly on 2 CPU cores; it is only modestly better than a
-mean pose placed at the right root, and the first test checks exactly that margin.
+regress. The model is small and trained on 2 CPU cores (first run plus a continuation, 192 000
+crops in all); the first test also checks its margin over a mean pose placed at the right root.
 """
 
 from pathlib import Path
@@ -47,7 +47,7 @@ def test_accuracy_on_held_apart_synthetic_crops(bundle, tmp_path):
     render_synthetic_dataset(tmp_path, 80, seed=HELD_APART_SEED, scene=scene)
     metrics = evaluate_dataset(bundle.model, tmp_path)
     # Baseline: the mean root-relative pose of these very crops (crop camera axes) at the true
-    # root: measured 266 mm root-relative MPJPE against the model's 245 mm.
+    # root: measured 266 mm root-relative MPJPE against the model's 187 mm (0.70 of it).
     from inference.datasets import AugmentConfig, CropDataset, load_pose_dataset
 
     data = load_pose_dataset(tmp_path, SMPL_HEAD_30.joint_names)
@@ -57,7 +57,7 @@ def test_accuracy_on_held_apart_synthetic_crops(bundle, tmp_path):
     flat2d = np.zeros(truth.shape[:2] + (2,))
     valid = np.ones(truth.shape[:2], bool)
     baseline = pose_errors(mean_pose, truth, flat2d, flat2d, valid, 160)["rootrel_mpjpe_mm"]
-    assert metrics["rootrel_mpjpe_mm"] < 0.97 * baseline
+    assert metrics["rootrel_mpjpe_mm"] < 0.8 * baseline
     assert metrics["rootrel_mpjpe_mm"] < BOUNDS["crops_rootrel_mpjpe_mm"]
     assert metrics["mpjpe_mm"] < BOUNDS["crops_mpjpe_mm"]
     assert metrics["abs_mpjpe_mm"] < BOUNDS["crops_abs_mpjpe_mm"]
@@ -118,20 +118,20 @@ def test_accuracy_on_held_apart_clips(bundle, clips, num_aug):
     assert mean["limb_direction_deg"] < BOUNDS[f"clip{num_aug}_limb_direction_deg"]
 
 
-# Measured on these seeds (TRAINING.md): crops 245 / 227 / 808 mm, PCK 39 %, 2D PCK 29 %;
-# clips, 1 crop: 182 mm, root 390 mm, PCK 54 %, limbs 42.5°; 5 crops: 178 mm, 407 mm, 54 %, 39.4°.
+# Measured on these seeds (TRAINING.md): crops 187 / 172 / 610 mm, PCK 53 %, 2D PCK 50 %;
+# clips, 1 crop: 109 mm, root 424 mm, PCK 77 %, limbs 17.6°; 5 crops: 100 mm, 408 mm, 79 %, 15.5°.
 BOUNDS: dict[str, float] = {
-    "crops_rootrel_mpjpe_mm": 265.0,
-    "crops_mpjpe_mm": 245.0,
-    "crops_abs_mpjpe_mm": 930.0,
-    "crops_pck150_pct": 35.0,
-    "crops_pck2d_pct": 25.0,
-    "clip1_rootrel_mpjpe_mm": 200.0,
-    "clip1_root_error_mm": 450.0,
-    "clip1_pck150_pct": 49.0,
-    "clip1_limb_direction_deg": 46.0,
-    "clip5_rootrel_mpjpe_mm": 195.0,
+    "crops_rootrel_mpjpe_mm": 202.0,
+    "crops_mpjpe_mm": 185.0,
+    "crops_abs_mpjpe_mm": 700.0,
+    "crops_pck150_pct": 49.0,
+    "crops_pck2d_pct": 45.0,
+    "clip1_rootrel_mpjpe_mm": 118.0,
+    "clip1_root_error_mm": 490.0,
+    "clip1_pck150_pct": 72.0,
+    "clip1_limb_direction_deg": 19.5,
+    "clip5_rootrel_mpjpe_mm": 109.0,
     "clip5_root_error_mm": 470.0,
-    "clip5_pck150_pct": 49.0,
-    "clip5_limb_direction_deg": 43.0,
+    "clip5_pck150_pct": 73.0,
+    "clip5_limb_direction_deg": 17.0,
 }

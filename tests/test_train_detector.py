@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from inference.detect.yolox import STRIDES, YoloxDetector
+from inference.detect import DetectorWeightsError
+from inference.detect.yolox import STRIDES, Yolox, YoloxDetector
 from inference.train_detector import (
     DETECTIONS_FILE,
     DetectionCrops,
     DetectionDataset,
     DetectorTrainConfig,
     _flatten,
+    _load_initial_weights,
     average_precision,
     export_detector,
     fit_detector,
@@ -107,13 +109,34 @@ def test_tiny_detector_run_learns_and_loads_in_the_worker_detector(tmp_path):
     assert Path(path).stat().st_size < 5_000_000
 
 
+def test_init_from_starts_from_the_given_weights_and_rejects_another_network(tmp_path):
+    train = DetectorTrainConfig(data="", out="", input_size=160, init_from=str(tmp_path / "a.pth"))
+    torch.manual_seed(1)
+    source = Yolox(train.network())
+    export_detector(source, tmp_path / "a.pth")
+    torch.manual_seed(2)
+    target = Yolox(train.network())
+    stem = "backbone.backbone.stem.conv.conv.weight"
+    assert not torch.equal(target.state_dict()[stem], source.state_dict()[stem])
+    _load_initial_weights(target, train)
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+    wider = DetectorTrainConfig(
+        data="", out="", input_size=160, width=0.25, init_from=str(tmp_path / "a.pth")
+    )
+    with pytest.raises(DetectorWeightsError, match="--width"):
+        _load_initial_weights(Yolox(wider.network()), wider)
+
+
 BUNDLED = Path(__file__).resolve().parents[1] / "models" / "yolox_synth" / "yolox_synth.pth"
 
 
 def test_bundled_detector_finds_people_in_held_apart_synthetic_data(tmp_path):
     """The bundled detector (models/yolox_synth/TRAINING.md) on data of unseen seeds. Measured:
     AP50 0.97 and 1.00, recall 0.97 and 1.00 on clips 31 and 32 (whole people 4-8 m away);
-    AP50 0.38 on these 60 hard random frames (small, cut and occluded people)."""
+    AP50 0.61, recall 0.67 on these 60 hard random frames (small, cut and occluded people; the
+    first, shorter training run scored 0.31 / 0.50 here). Bounds: clip 31 may lose 3 of its 30
+    boxes; the hard frames keep about 10 % of margin."""
     from inference.synth.render import ClipConfig, render_clip
     from retarget.contract import read_trajectory
 
@@ -127,8 +150,8 @@ def test_bundled_detector_finds_people_in_held_apart_synthetic_data(tmp_path):
         frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
     found = detector.detect(frames)
     clip = average_precision(found, list(truth.extras["visible_boxes"]))
-    assert clip["ap50"] > 0.85 and clip["recall"] > 0.85
+    assert clip["ap50"] > 0.9 and clip["recall"] > 0.9
     data = render_detection_dataset(tmp_path / "frames", 60, seed=13)
     hard = average_precision([detector.detect([data.load_image(i)])[0] for i in range(len(data))],
                              [data.boxes_of(i) for i in range(len(data))])  # fmt: skip
-    assert hard["ap50"] > 0.3
+    assert hard["ap50"] > 0.55 and hard["recall"] > 0.6
