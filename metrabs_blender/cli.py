@@ -2,7 +2,8 @@
 
 Without ``--target`` the scene is new and every person gets a generated MeTRAbs rig. With
 ``--target FILE.blend:OBJECT`` the character's file is opened, the motion is retargeted onto that
-armature and the result is saved to ``--out`` (the character's file itself is not touched).
+armature and the result is saved to ``--out`` (the character's file itself is not touched). A
+camera matching the footage is added unless ``--no-camera``.
 """
 
 import argparse
@@ -61,10 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--clean", metavar="PRESET", help="clean the trajectory first (default, strong, fast, none)"
     )
+    parser.add_argument(
+        "--no-camera",
+        action="store_true",
+        help="do not add the matched camera (the analysis intrinsics, the floor-fit pose and, for "
+        "video input, the footage as its background)",
+    )
     video = parser.add_argument_group("video input (runs the analysis worker)")
     video.add_argument("--python", help="backend Python with torch (default: auto-detected)")
     video.add_argument("--model", help="pose model name or bundle path (see 'weights list')")
     video.add_argument("--fov", type=float, help="field of view on the longer side, degrees")
+    video.add_argument("--max-people", type=int, help="keep at most this many people")
     video.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return parser
 
@@ -74,14 +82,17 @@ def _trajectory_path(args: argparse.Namespace) -> Path:
     if args.input.suffix.lower() == ".npz":
         return args.input
     output = args.out.with_suffix(".npz")
-    api.analyze_video(
+    result = api.analyze_video(
         args.input,
         output,
         python=args.python,
         model=args.model,
         fov_deg=args.fov,
+        max_people=args.max_people,
         device=args.device,
     )
+    for warning in result.warnings:
+        log.warning("%s", warning)
     log.info("analysed %s -> %s", args.input, output)
     return output
 
@@ -131,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             joint_limits=args.joint_limits,
             person=args.person,
         )
+        if not args.no_camera:
+            footage = None if args.input.suffix.lower() == ".npz" else args.input
+            api.setup_camera(path, footage=footage)
     except (MocapError, retarget.RetargetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

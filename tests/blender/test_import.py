@@ -9,6 +9,7 @@ import bpy
 import numpy as np
 import pytest
 
+from inference.weights import BUNDLE_FILES
 from retarget import frames
 from retarget.contract import write_trajectory
 from retarget.rig import BONE_NAMES
@@ -25,8 +26,16 @@ def test_zip_holds_only_what_runs_in_blender(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "metrabs_blender/api.py" in names
     assert "inference/__main__.py" in names and "retarget/contract.py" in names
-    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "models/", "inference/synth/", ".ci/")
-    assert not [n for n in names if n.startswith(forbidden) or n.endswith((".npz", ".pt", ".pth"))]
+    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "inference/synth/", ".ci/")
+    assert not [n for n in names if n.startswith(forbidden)]
+    # The offline default models ship (the Analyze button works without a download), nothing else
+    # of weights or data does.
+    bundled = {f"models/metrabs_small_synth/{name}" for name in BUNDLE_FILES} | {
+        "models/yolox_synth/yolox_synth.pth"
+    }
+    assert bundled <= set(names)
+    weights = {n for n in names if n.endswith((".npz", ".npy", ".pt", ".pth", ".pkl"))}
+    assert weights == bundled
 
 
 def test_register_unregister_round_trip(extension):
