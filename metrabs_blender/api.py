@@ -11,6 +11,11 @@ match, review markers, raw joints), or the single steps :func:`import_people`,
 :func:`setup_camera`, :func:`add_review_markers`, :func:`add_raw_joints`. The modal Analyze button
 runs the same worker through :func:`start_analysis` / :func:`finish_analysis`.
 
+Many clips: :func:`analyze_folder` (the batch command, blocking, then every clip imported as
+takes) with ``BatchRequest(..., analyze_args=analysis_options(...))``, or :func:`import_folder`
+for a results folder; the panel's Analyze Folder / Import Folder run the same code
+(``batch_import``).
+
 Every function validates its input before it creates anything, so a bad file leaves the scene as it
 was. Each import makes new objects and new actions; nothing of the user's is modified.
 """
@@ -621,5 +626,14 @@ def clean_file(
     return contract.write_trajectory(output, cleaned)
 
 
-# Batch results (python -m inference batch) as takes; batch_import uses this module lazily.
-from .batch_import import import_folder  # noqa: E402,F401
+# Many clips (the panel's Folder of Clips; python -m inference batch): analyze_folder runs the
+# batch command and imports its results as takes, import_folder imports a results folder,
+# analysis_options spells the single-clip settings for every clip. batch_import uses this module
+# lazily, so it is imported last.
+from .batch_import import (  # noqa: E402,F401
+    BatchRequest,
+    analysis_options,
+    analyze_folder,
+    default_batch_output,
+    import_folder,
+)

@@ -10,14 +10,18 @@ clips are complete and in which order; without it every ``.npz`` in the folder i
 Cleaned results (``cleaned/<clip>.npz``) are preferred when present.
 
 "Analyze folder" runs the batch command in the backend Python like the single-clip analysis:
-:func:`start_batch` starts it and returns at once (a modal operator follows it with
-``backend.WorkerJob(process, BatchState())``), :func:`analyze_folder` blocks until it has finished
-and imports the results.
+:func:`start_batch` checks the request (:func:`check_request`: videos found, output writable) and
+starts it, returning at once (the panel's modal operator follows it with
+``backend.WorkerJob(process, BatchState())`` and :func:`finish_batch`); :func:`analyze_folder`
+blocks until it has finished and imports the results. :func:`analysis_options` turns the
+single-clip settings (device, model, camera, max people) into every clip's analysis options.
 """
 
+import glob
 import json
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +39,12 @@ MANIFEST_JSON = "batch_manifest.json"
 MANIFEST_FORMAT = "metrabs-batch-manifest"
 CLEANED_DIR = "cleaned"
 COMPLETE_STATUSES = ("done", "skipped")
+#: The file suffixes a folder's videos have, as ``inference.batch.VIDEO_SUFFIXES`` (a test keeps
+#: them equal); the batch command itself decides, this only lets the panel refuse an empty folder.
+VIDEO_SUFFIXES = (
+    ".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".mts",
+    ".m2ts", ".ts", ".3gp", ".ogv", ".mxf",
+)  # fmt: skip
 #: How the batch command is started after the interpreter: ``python -m inference batch ...``.
 BATCH_ENTRY: tuple[str, ...] = ("-m", "inference", "batch")
 
@@ -195,15 +205,104 @@ def _quote(word: str) -> str:
     return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
+def analysis_options(
+    *,
+    device: str = "auto",
+    model: str | None = None,
+    fov_deg: float | None = None,
+    focal_mm: float | None = None,
+    sensor_mm: float | None = None,
+    max_people: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> tuple[str, ...]:
+    """Every clip's ``analyze`` options (:attr:`BatchRequest.analyze_args`) for the settings of a
+    single-clip analysis (see :func:`api.analyze_video`), e.g. ``("--fov", "60", "--device",
+    "cpu")``. Raises :class:`backend.BackendError` for an unknown device or both a field of view
+    and a focal length."""
+    request = backend.AnalyzeRequest(
+        video="", output="", fov_deg=fov_deg, focal_mm=focal_mm, sensor_mm=sensor_mm,
+        max_people=max_people, device=device, model=model, extra_args=tuple(extra_args),
+    )  # fmt: skip
+    # the single-clip command line without its interpreter, video and output: one way to spell it
+    return tuple(backend.analyze_command("", request, entry=())[4:])
+
+
+def default_batch_output(videos: str | os.PathLike, results_dir: str | os.PathLike) -> Path:
+    """Where the panel writes a folder's results when no Output Folder is chosen:
+    ``<results_dir>/<videos folder name>``, ``results_dir`` resolved as
+    :func:`api.default_output_path` resolves it (next to the saved .blend for ``//``, else in the
+    extension's user folder)."""
+    from .api import default_output_path
+
+    name = Path(str(videos).rstrip("/\\")).name or "videos"
+    return default_output_path(name, results_dir).parent / name
+
+
+def _is_video(path: Path) -> bool:
+    return (
+        path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".")
+    )
+
+
+def _videos_of(item: str, recursive: bool) -> list[Path]:
+    path = Path(item)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return [p for p in (path.rglob("*") if recursive else path.iterdir()) if _is_video(p)]
+    if any(char in item for char in "*?["):
+        return [p for p in map(Path, glob.glob(item, recursive=True)) if _is_video(p)]
+    raise MocapError(f"{item} does not exist; choose a folder of videos")
+
+
+def check_request(request: BatchRequest) -> int:
+    """Refuse, before anything is started or written, a request whose inputs hold no video or
+    whose output folder cannot be written; returns how many videos the inputs hold."""
+    if not request.inputs:
+        raise MocapError("Choose a folder of videos to analyse")
+    count = sum(len(_videos_of(item, request.recursive)) for item in request.inputs)
+    if not count:
+        where = ", ".join(request.inputs)
+        deeper = "" if request.recursive else " (tick Include Subfolders to look deeper)"
+        raise MocapError(
+            f"No video found in {where}{deeper}; it needs video files such as "
+            f"{', '.join(VIDEO_SUFFIXES[:5])}"
+        )
+    _check_writable(Path(request.output))
+    return count
+
+
+def _check_writable(folder: Path) -> None:
+    """The nearest existing folder on the way to ``folder`` accepts a new file (the probe file
+    is removed at once, so nothing is left behind)."""
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise MocapError(
+            f"Cannot write results to {folder}: {existing} is a file, not a folder; "
+            "choose another Output Folder"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise MocapError(
+            f"Cannot write results to {folder} ({error.strerror or error}); "
+            "choose an Output Folder you may write to"
+        ) from error
+
+
 @dataclass
 class BatchState:
     """What the batch command's events said so far; folds events like ``backend.WorkerState``
     (:meth:`update`, :attr:`fraction`, :meth:`text`), so ``backend.WorkerJob`` can follow it."""
 
     clips_total: int | None = None
-    clips_done: int = 0
+    clips_done: int = 0  # finished: done, skipped or failed
     clips_failed: int = 0
-    clip: str = ""  # the clip of the latest progress event
+    clip: str = ""  # the clip being analysed (latest progress event of an unfinished clip)
+    clip_frames: tuple[int | None, int | None] = (None, None)  # its frames done, total
     eta_s: float | None = None
     warnings: list[str] = field(default_factory=list)
     start: dict | None = None
@@ -217,7 +316,14 @@ class BatchState:
         elif kind == "progress":
             self.clips_done = int(event.get("clips_done") or 0)
             self.clips_failed = int(event.get("clips_failed") or 0)
-            self.clip, self.eta_s = str(event.get("clip") or ""), event.get("eta_s")
+            self.eta_s = event.get("eta_s")
+            clip = str(event.get("clip") or "")
+            if event.get("clip_status"):  # this clip has finished
+                if clip == self.clip:
+                    self.clip, self.clip_frames = "", (None, None)
+            else:
+                self.clip = clip
+                self.clip_frames = (event.get("clip_frames_done"), event.get("clip_frames_total"))
         elif kind == "warning":
             self.warnings.append(str(event.get("message", "")))
         elif kind == "done":
@@ -233,12 +339,15 @@ class BatchState:
         return min(1.0, self.clips_done / self.clips_total) if self.clips_total else 0.0
 
     def text(self) -> str:
-        """A status line: ``Clip 3/12 (take_04), 1 failed, 95 s left``."""
+        """A status line: ``2/12 clips done, analysing take_04 (frame 30/250), 1 failed, 95 s
+        left``."""
         if self.start is None:
-            return "Starting (finding the clips)..."
-        parts = [f"Clip {min(self.clips_done + 1, self.clips_total or 0)}/{self.clips_total}"]
+            return "Starting (finding the clips, loading the model)..."
+        parts = [f"{self.clips_done}/{self.clips_total} clips done"]
         if self.clip:
-            parts[0] += f" ({self.clip})"
+            done, total = self.clip_frames
+            frames = f" (frame {done}/{total})" if done is not None and total else ""
+            parts.append(f"analysing {self.clip}{frames}")
         if self.clips_failed:
             parts.append(f"{self.clips_failed} failed")
         if self.eta_s is not None:
@@ -252,7 +361,9 @@ def start_batch(
     cache_dir: str | os.PathLike | None = None,
     entry: Sequence[str] = BATCH_ENTRY,
 ) -> "backend.BackendProcess":
-    """Start the batch command in the backend Python and return at once."""
+    """Check ``request`` (:func:`check_request`), then start the batch command in the backend
+    Python (default: auto-detected) and return at once."""
+    check_request(request)
     if python is None:
         from .api import backend_venv_dir
 
@@ -260,6 +371,50 @@ def start_batch(
     Path(request.output).mkdir(parents=True, exist_ok=True)
     command = batch_command(python, request, entry)
     return backend.BackendProcess(command, env=backend.worker_environment(cache_dir))
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """How a batch run ended (from its ``done`` event)."""
+
+    output: Path  # the results folder
+    clips_total: int  # clips of this run
+    finished: int  # analysed now or reused from an earlier run
+    failed: int
+    cancelled: bool  # stopped early; the finished clips are kept, a re-run resumes
+    warnings: tuple[str, ...]  # the batch's warnings (failed clips, inputs without videos)
+
+    def summary(self) -> str:
+        """``3/3 clips done`` or ``Cancelled: 1/3 clips done, 1 failed``."""
+        text = f"{self.finished}/{self.clips_total} clips done"
+        if self.failed:
+            text += f", {self.failed} failed"
+        return f"Cancelled: {text}" if self.cancelled else text
+
+
+def finish_batch(job: "backend.WorkerJob") -> BatchOutcome:
+    """The outcome of a finished batch job; raises :class:`backend.BackendError` with the batch's
+    own message when it could not run (no video, no model, bad options) or every clip failed."""
+    state: BatchState = job.state
+    if state.done is None and job.outcome.cancelled and state.error is None:
+        raise MocapError("Cancelled before the batch started; nothing was analysed")
+    if state.done is None:
+        message = (state.error or {}).get("message") or "the batch command failed"
+        tail = f": {job.outcome.stderr_tail[-1]}" if job.outcome.stderr_tail else ""
+        raise backend.BackendError(f"{message} (exit code {job.outcome.returncode}){tail}")
+    done = state.done
+    outcome = BatchOutcome(
+        output=Path(done.get("output") or ""),
+        clips_total=int(done.get("clips_total") or 0),
+        finished=int(done.get("done") or 0) + int(done.get("skipped") or 0),
+        failed=int(done.get("failed") or 0),
+        cancelled=job.outcome.cancelled or job.outcome.returncode == 130,
+        warnings=tuple(state.warnings),
+    )
+    if outcome.failed and not outcome.finished and not outcome.cancelled:
+        reasons = "; ".join(outcome.warnings) or "see the manifest"
+        raise backend.BackendError(f"No clip could be analysed ({reasons})")
+    return outcome
 
 
 def analyze_folder(
@@ -274,16 +429,20 @@ def analyze_folder(
     **import_options,
 ) -> FolderImport:
     """Run the batch command to its end (``should_cancel`` stops it: finished clips are kept),
-    then :func:`import_folder` the results with ``import_options``. Blocks the caller."""
+    then :func:`import_folder` the results with ``import_options``. Blocks the caller.
+
+    This is the panel's Analyze Folder followed by Import Folder in one call; per-clip settings
+    go in ``request.analyze_args`` (see :func:`analysis_options`).
+    """
     job = backend.WorkerJob(start_batch(request, python, cache_dir, entry), BatchState())
     job.on_event = on_event
-    while not job.poll():
-        if should_cancel is not None and not job.process.cancel_requested and should_cancel():
-            job.cancel()
-        time.sleep(poll_s)
-    state: BatchState = job.state
-    if state.done is None:
-        message = (state.error or {}).get("message") or "the batch command failed"
-        tail = f": {job.outcome.stderr_tail[-1]}" if job.outcome.stderr_tail else ""
-        raise backend.BackendError(f"{message} (exit code {job.outcome.returncode}){tail}")
+    try:
+        while not job.poll():
+            if should_cancel is not None and not job.process.cancel_requested and should_cancel():
+                job.cancel()
+            time.sleep(poll_s)
+    finally:  # interrupted (Ctrl-C in a script): the batch must not outlive the call
+        if not job.poll():
+            job.stop()
+    finish_batch(job)
     return import_folder(request.output, **import_options)

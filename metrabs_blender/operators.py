@@ -1,6 +1,6 @@
 """Operators: read properties, call one function of ``api``, report.
 
-Long jobs (analysis, backend set-up, model download) run as subprocesses. Invoked from the UI they
+Long jobs (analysis, folder analysis, backend set-up, model download) run as subprocesses. Invoked from the UI they
 are modal: a timer polls the job (whose reader thread fills a queue and never touches ``bpy``) and
 redraws the panel's progress bar; Esc or the Cancel button stops the job, keeping what it finished.
 Run headless or from a script (``bpy.ops.metrabs.analyze_footage()``, i.e. ``execute``), the same
@@ -20,6 +20,7 @@ from .errors import MocapError
 _JOBS: dict[str, object] = {}
 JOB_KINDS = (
     ("analyze", "Analysis", ""),
+    ("batch", "Folder Analysis", ""),
     ("setup", "Backend Set-up", ""),
     ("download", "Model Download", ""),
 )
@@ -209,19 +210,7 @@ def analysis_request(context, resume: bool = False):
     settings = context.scene.metrabs
     prefs = _prefs(context)
     video = footage_path(settings)
-    camera = {}
-    if settings.camera_model == "FOV":
-        camera = {"fov_deg": settings.fov}
-    elif settings.camera_model == "FOCAL":
-        camera = {"focal_mm": settings.focal_length, "sensor_mm": settings.sensor_width}
-    elif settings.camera_model == "CLIP":
-        if settings.footage_source != "CLIP" or settings.clip is None:
-            raise MocapError("Clip Camera needs a movie clip as footage")
-        tracking_camera = settings.clip.tracking.camera
-        camera = {
-            "focal_mm": tracking_camera.focal_length,
-            "sensor_mm": tracking_camera.sensor_width,
-        }
+    camera = camera_options(settings)
     frames = {}
     if settings.use_frame_range:
         if settings.frame_last < settings.frame_first:
@@ -237,6 +226,25 @@ def analysis_request(context, resume: bool = False):
         **camera,
         **frames,
     )
+
+
+def camera_options(settings) -> dict:
+    """The camera of the panel's settings as analysis options (``fov_deg`` or ``focal_mm`` +
+    ``sensor_mm``; none for the default 55°)."""
+    camera = {}
+    if settings.camera_model == "FOV":
+        camera = {"fov_deg": settings.fov}
+    elif settings.camera_model == "FOCAL":
+        camera = {"focal_mm": settings.focal_length, "sensor_mm": settings.sensor_width}
+    elif settings.camera_model == "CLIP":
+        if settings.footage_source != "CLIP" or settings.clip is None:
+            raise MocapError("Clip Camera needs a movie clip as footage")
+        tracking_camera = settings.clip.tracking.camera
+        camera = {
+            "focal_mm": tracking_camera.focal_length,
+            "sensor_mm": tracking_camera.sensor_width,
+        }
+    return camera
 
 
 def backend_python(context) -> str:
@@ -494,6 +502,123 @@ class METRABS_OT_raw_joints(bpy.types.Operator):
 
 
 # ------------------------------------------------------------------------------------------------
+# A folder of clips: the batch command
+
+
+def folder_request(context):
+    """The batch request for the panel's folder settings: every clip analysed with the single
+    clip's camera, max people, device and model (the frame range applies to one clip only)."""
+    from . import batch_import
+
+    settings = context.scene.metrabs
+    prefs = _prefs(context)
+    if not settings.batch_input_dir:
+        raise MocapError("Choose a Videos Folder to analyse")
+    videos = bpy.path.abspath(settings.batch_input_dir)
+    if not Path(videos).is_dir():
+        raise MocapError(f"Videos Folder not found: {videos}; choose a folder of video files")
+    if settings.batch_output_dir:
+        output = Path(bpy.path.abspath(settings.batch_output_dir))
+    else:
+        output = batch_import.default_batch_output(videos, settings.output_dir)
+    try:
+        extra = tuple(shlex.split(settings.batch_options))
+    except ValueError as error:
+        raise MocapError(f"Extra Options: {error}; check the quotes") from None
+    clip_options = batch_import.analysis_options(
+        device=prefs.device if prefs else "auto",
+        model=prefs.model_spec() if prefs else None,
+        max_people=settings.max_people,
+        **camera_options(settings),
+    )
+    clean = settings.batch_clean_preset
+    return batch_import.BatchRequest(
+        inputs=(videos,),
+        output=str(output),
+        workers=settings.batch_workers or None,
+        clean_preset=None if clean == "OFF" else clean,
+        recursive=settings.use_batch_recursive,
+        analyze_args=clip_options,
+        extra_args=extra,
+    )
+
+
+class METRABS_OT_analyze_folder(_ModalJob, bpy.types.Operator):
+    """Analyse every video of a folder with the batch command (one result per clip; Esc cancels
+    and keeps the finished clips, and analysing again resumes)"""
+
+    bl_idname = "metrabs.analyze_folder"
+    bl_label = "Analyze Folder"
+    job_kind = "batch"
+
+    def start_job(self, context):
+        from . import backend, batch_import
+
+        request = folder_request(context)
+        batch_import.check_request(request)  # no video or no writable output: before the backend
+        process = batch_import.start_batch(
+            request,
+            python=backend_python(context),
+            cache_dir=cache_dir(context),
+            entry=batch_import.BATCH_ENTRY,
+        )
+        return backend.WorkerJob(process, batch_import.BatchState())
+
+    def job_finished(self, context, job):
+        from . import batch_import
+
+        outcome = batch_import.finish_batch(job)
+        settings = context.scene.metrabs
+        settings.batch_result_dir = str(outcome.output)
+        settings.batch_status = outcome.summary()
+        for warning in outcome.warnings:
+            self.report({"WARNING"}, warning)
+        if outcome.cancelled:
+            self.report(
+                {"WARNING"},
+                f"{outcome.summary()}, kept in {outcome.output}; "
+                "press Analyze Folder again to resume",
+            )
+        elif outcome.failed:
+            self.report({"WARNING"}, f"{outcome.summary()}; the manifest lists why")
+        else:
+            self.report({"INFO"}, f"{outcome.summary()} in {outcome.output}; press Import Folder")
+        return {"FINISHED"}
+
+
+class METRABS_OT_import_folder(bpy.types.Operator):
+    """Import every finished clip of the batch results folder: one new take per clip and person
+    (new rigs, or takes on the Target), with the Results panel's import settings"""
+
+    bl_idname = "metrabs.import_folder"
+    bl_label = "Import Folder"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from . import api
+
+        settings = context.scene.metrabs
+        if not settings.batch_result_dir:
+            self.report({"ERROR"}, "Press Analyze Folder first, or choose a batch Results folder")
+            return {"CANCELLED"}
+        try:
+            imported = api.import_folder(
+                bpy.path.abspath(settings.batch_result_dir),
+                context=context,
+                match_scene=settings.match_scene,
+                **retarget_options(settings),
+            )
+        except _errors() as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        for clip, problem in imported.errors.items():
+            self.report({"WARNING"}, f"{clip} not imported: {problem}")
+        takes = sum(len(results) for results in imported.takes.values())
+        self.report({"INFO"}, f"Imported {takes} take(s) from {len(imported.takes)} clip(s)")
+        return {"FINISHED"}
+
+
+# ------------------------------------------------------------------------------------------------
 # Backend (preferences)
 
 
@@ -650,6 +775,8 @@ class METRABS_OT_download_model(_ModalJob, bpy.types.Operator):
 CLASSES = (
     METRABS_OT_import_trajectory,
     METRABS_OT_analyze_footage,
+    METRABS_OT_analyze_folder,
+    METRABS_OT_import_folder,
     METRABS_OT_cancel_job,
     METRABS_OT_load_results,
     METRABS_OT_import_results,

@@ -1,4 +1,5 @@
-"""The sidebar panels (3D View > Sidebar > Mocap): footage -> Analyze -> results -> Import -> review.
+"""The sidebar panels (3D View > Sidebar > Mocap): footage -> Analyze -> results -> Import -> review,
+and a folder of clips -> Analyze Folder -> Import Folder.
 
 Panels only draw; every button is an operator. Progress comes from the running job (runtime
 state in ``operators``), redrawn by the modal operator's timer.
@@ -130,9 +131,50 @@ class VIEW3D_PT_metrabs_review(_MocapPanel, bpy.types.Panel):
         layout.operator("metrabs.setup_camera", icon="CAMERA_DATA")
 
 
+class VIEW3D_PT_metrabs_folder(_MocapPanel, bpy.types.Panel):
+    """Many clips: the batch command over a folder, then one take per clip and person."""
+
+    bl_label = "Folder of Clips"
+    bl_parent_id = "VIEW3D_PT_metrabs_import"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.metrabs
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(settings, "batch_input_dir")
+        col.prop(settings, "use_batch_recursive")
+        col.prop(settings, "batch_output_dir")
+        col.prop(settings, "batch_workers")
+        col.prop(settings, "batch_clean_preset")
+        col.prop(settings, "batch_options")
+        layout.label(text="Camera, Max People, model and device as above", icon="INFO")
+        job = operators.running_job("batch")
+        if job is None:
+            layout.operator("metrabs.analyze_folder", icon="PLAY")
+        else:
+            draw_progress(layout, job.fraction, job.text())
+            cancel = layout.operator(
+                "metrabs.cancel_job", text="Cancel (keep finished clips)", icon="X"
+            )
+            cancel.kind = "batch"
+        if settings.batch_result_dir or settings.batch_status:
+            box = layout.box()
+            box.prop(settings, "batch_result_dir")
+            if settings.batch_status:
+                cancelled = settings.batch_status.startswith("Cancelled")
+                box.label(text=settings.batch_status, icon="ERROR" if cancelled else "CHECKMARK")
+            row = box.row()
+            row.enabled = job is None and bool(settings.batch_result_dir)
+            row.operator("metrabs.import_folder", icon="IMPORT")
+
+
 CLASSES = (
     METRABS_UL_people,
     VIEW3D_PT_metrabs_import,
     VIEW3D_PT_metrabs_results,
     VIEW3D_PT_metrabs_review,
+    VIEW3D_PT_metrabs_folder,
 )

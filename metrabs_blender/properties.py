@@ -187,6 +187,47 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         description="Mean joint uncertainty (mm) above which a frame is marked for review",
         min=0.0, default=100.0,
     )  # fmt: skip
+    # -- a folder of clips (the batch command)
+    batch_input_dir: bpy.props.StringProperty(
+        name="Videos Folder",
+        description="Folder of video files to analyse, one result per video",
+        subtype="DIR_PATH",
+        options=_RELATIVE_PATH,
+    )
+    use_batch_recursive: bpy.props.BoolProperty(
+        name="Include Subfolders", description="Also analyse the videos in subfolders"
+    )
+    batch_output_dir: bpy.props.StringProperty(
+        name="Output Folder",
+        description="Where the folder's results go (empty: the Results Folder, in a subfolder "
+        "named after the videos folder). Analysing again into it skips finished clips",
+        subtype="DIR_PATH",
+        options=_RELATIVE_PATH,
+    )
+    batch_workers: bpy.props.IntProperty(
+        name="Workers",
+        description="Clips analysed at the same time, each worker loading the model once "
+        "(0: one per GPU, or one per CPU core up to 8)",
+        min=0, soft_max=8, default=1,
+    )  # fmt: skip
+    batch_clean_preset: bpy.props.EnumProperty(
+        name="Cleaning", items=CLEAN_PRESETS, default="default",
+        description="Also write each clip cleaned with this preset (Import Folder prefers it)",
+    )  # fmt: skip
+    batch_options: bpy.props.StringProperty(
+        name="Extra Options",
+        description="More options of the batch command, e.g. --ray ray://head:10001 or "
+        "--gpus 0,1 (python -m inference batch --help)",
+    )
+    batch_result_dir: bpy.props.StringProperty(
+        name="Results",
+        description="Batch results folder that Import Folder imports (set by Analyze Folder)",
+        subtype="DIR_PATH",
+        options=_RELATIVE_PATH,
+    )
+    batch_status: bpy.props.StringProperty(
+        name="Batch Status", description="How the last folder analysis ended"
+    )
 
 
 CLASSES = (METRABS_PG_person, METRABS_PG_settings)

@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 import pytest
 
-from inference.batch import ClipJob, ClipRecord, Manifest
+from inference.batch import VIDEO_SUFFIXES, ClipJob, ClipRecord, Manifest
 from inference.synth.clip import default_camera, motions_to_trajectory
 from inference.synth.motion import generate_motion
 from retarget.contract import write_trajectory
@@ -126,5 +126,58 @@ def test_analyze_folder_runs_the_batch_command_and_imports_the_results(extension
     )
     assert sorted(result.takes) == ["take_a", "take_b"] and not result.errors
     assert [len(result.takes[n]) for n in ("take_a", "take_b")] == [2, 2]
-    assert states[-1][0] == 1.0 and states[0][1].startswith("Clip 1/2")
+    assert states[-1][0] == 1.0 and states[0][1].startswith("0/2 clips done")
     assert [f for f, _ in states] == sorted(f for f, _ in states)  # progress never goes back
+
+
+def test_progress_text_counts_clips_and_names_the_current_one(extension):
+    batch_import = importlib.import_module(MODULE)
+    state = batch_import.BatchState()
+    assert state.text().startswith("Starting") and state.fraction == 0.0
+    events = [
+        {"event": "start", "clips_total": 3, "workers": 1},
+        {"event": "progress", "clip": "take_a", "clip_frames_done": 20, "clip_frames_total": 20,
+         "clips_done": 1, "clips_total": 3, "clips_failed": 0, "eta_s": 8.2,
+         "clip_status": "done"},
+        {"event": "progress", "clip": "take_b", "clip_frames_done": 9, "clip_frames_total": 75,
+         "clips_done": 1, "clips_total": 3, "clips_failed": 0, "eta_s": 7.6},
+    ]  # fmt: skip
+    texts = []
+    for event in events:
+        state.update(event)
+        texts.append(state.text())
+    assert texts[1:] == [
+        "1/3 clips done, 8 s left",
+        "1/3 clips done, analysing take_b (frame 9/75), 8 s left",
+    ]
+    state.update({**events[2], "clip_status": "failed", "clips_done": 2, "clips_failed": 1})
+    state.update({"event": "warning", "message": "clip take_b failed: unreadable"})
+    assert state.text() == "2/3 clips done, 1 failed, 8 s left" and state.fraction == 2 / 3
+    assert state.warnings == ["clip take_b failed: unreadable"]
+
+
+def test_the_panel_knows_the_video_suffixes_of_the_batch_command(extension):
+    """The add-on refuses a folder without videos itself (it never imports ``inference``), so
+    its list must be the batch command's."""
+    assert importlib.import_module(MODULE).VIDEO_SUFFIXES == VIDEO_SUFFIXES
+
+
+def test_analysis_options_are_the_single_clip_options(extension):
+    batch_import = importlib.import_module(MODULE)
+    options = batch_import.analysis_options(
+        device="cpu", model="metrabs_small_synth", fov_deg=60.0, max_people=2
+    )
+    assert options == (
+        "--fov", "60", "--max-people", "2", "--device", "cpu", "--model", "metrabs_small_synth"
+    )  # fmt: skip
+    assert batch_import.analysis_options() == ()
+    assert batch_import.analysis_options(focal_mm=24, sensor_mm=36) == (
+        "--focal-mm", "24", "--sensor-width", "36"
+    )  # fmt: skip
+    with pytest.raises(batch_import.MocapError, match="either a field of view or a focal"):
+        batch_import.analysis_options(fov_deg=60, focal_mm=24)
+    request = batch_import.BatchRequest(("/v",), "/out", analyze_args=options)
+    command = batch_import.batch_command("py", request)
+    assert command[-1] == (
+        "--analyze-options=--fov 60 --max-people 2 --device cpu --model metrabs_small_synth"
+    )
