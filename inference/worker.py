@@ -104,7 +104,7 @@ class Settings:
     model: str | None = None  # name or path; None: the default model
     skeleton: str | None = None  # output joint set of the model; None: smpl+head_30 if it has it
     detector: str = "auto"
-    detect_every: int = 4  # run the detector on every n-th frame (tracks fill the others)
+    detect_every: int = 1  # run the detector on every n-th frame (tracks fill the others)
     detection_threshold: float | None = None  # None: the detector's own default
     box: tuple[float, float, float, float] | None = None  # x, y, w, h in the first frame
     max_people: int | None = None
@@ -186,8 +186,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     model.add_argument("--detector", default="auto", help=f"person detector: {DETECTOR_CHOICES}")
     model.add_argument(
-        "--detect-every", type=_positive_int, default=4, metavar="N",
-        help="run the detector every N frames; poses propose the boxes in between (default 4)",
+        "--detect-every", type=_positive_int, default=1, metavar="N",
+        help="run the detector every N frames; poses propose the boxes in between (default 1: "
+        "more for speed, with a model whose poses are good enough to follow people)",
     )  # fmt: skip
     model.add_argument("--detection-threshold", type=_positive_float, metavar="SCORE")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
