@@ -18,8 +18,8 @@ from inference.synth.sample import render_sample  # noqa: E402
 from retarget.contract import read_trajectory  # noqa: E402
 
 VARIANTS = {
-    "detect every 4th frame, 1 crop (default)": [],
-    "detect every frame": ["--detect-every", "1"],
+    "detect every frame, 1 crop (default)": [],
+    "detect every 4th frame": ["--detect-every", "4"],
     "5-crop test-time augmentation": ["--tta", "5"],
 }
 MODELS = ["--model", "metrabs_small_synth", "--max-people", "2", "--device", "cpu"]
