@@ -1,104 +1,74 @@
-"""The offline demo: a synthetic two-person clip (a walker, a dancer) -> trajectory -> Blender scene + a plot.
+"""The offline demo: the bundled synthetic sample clip (a walker and a dancer) -> the analysis worker
+with the bundled models -> cleaning -> retarget onto generated MeTRAbs rigs in a Blender scene with
+the matched camera -> an overlay strip and the errors against the clip's ground truth.
 
-Writes ``demo/out/sample.npz`` (the trajectory, as the worker would), ``demo/out/demo.blend`` (built
-by the headless main job ``python -m metrabs_blender``) and ``demo/out/demo.png``, drawn from the
-bone positions read back out of the saved .blend, so the picture shows what was really keyed.
+Writes into ``demo/out/``: ``sample.mp4`` + ``sample_truth.npz`` (rendered by
+``inference.synth.sample``, kept for later runs), ``demo.npz`` (the worker's trajectory),
+``demo_clean.npz`` (cleaned), ``demo.blend`` (built by the headless main job ``python -m
+metrabs_blender``) and ``overlay.png`` (frames with the true skeleton in white and the armatures
+read back out of the saved .blend, projected through the camera, in colour).
 """
 
 import subprocess
 import sys
+import time
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "demo" / "out"
 sys.path.insert(0, str(REPO))
 
-from inference.synth.clip import default_camera, motions_to_trajectory  # noqa: E402
-from inference.synth.motion import generate_motion  # noqa: E402
-from retarget.contract import write_trajectory  # noqa: E402
+from demo import evaluate  # noqa: E402
+from inference.synth.sample import SAMPLE_SEED, render_sample  # noqa: E402
+from retarget.contract import read_trajectory  # noqa: E402
+
+OVERLAY_FRAMES = [0, 20, 40, 60, 80, 99]
 
 
-def make_sample(path: Path) -> Path:
-    motions = [
-        generate_motion("walk", 4.0, 30.0, seed=0, start_xy=(-1.2, 0.0), turn_deg_per_s=-20.0),
-        generate_motion("dance", 4.0, 30.0, seed=1, start_xy=(1.2, 1.0), heading_deg=180.0),
-    ]
-    trajectory = motions_to_trajectory(motions, default_camera(motions), source="demo synthetic")
-    return write_trajectory(path, trajectory)
+def main_job(video: Path, blend: Path, model: str | None = "metrabs_small_synth") -> list[str]:
+    """The product's headless main job for the sample's 2 people, on the bundled offline model
+    (``model=None``: the worker's default, which is that model when no official one is installed)."""
+    command = [
+        sys.executable, "-m", "metrabs_blender", str(video), "--out", str(blend), "--overwrite",
+        "--python", sys.executable, "--device", "cpu", "--max-people", "2", "--clean", "default",
+    ]  # fmt: skip
+    return command + (["--model", model] if model else [])
 
 
-def read_back_bones(blend: Path) -> dict[str, np.ndarray]:
-    """Armature name -> bone heads ``(T, B, 3)`` world metres at every scene frame."""
-    import bpy
-
-    bpy.ops.wm.open_mainfile(filepath=str(blend))
-    scene = bpy.context.scene
-    armatures = [obj for obj in scene.objects if obj.type == "ARMATURE"]
-    heads = {obj.name: [] for obj in armatures}
-    for frame in range(scene.frame_start, scene.frame_end + 1):
-        scene.frame_set(frame)
-        for obj in armatures:
-            heads[obj.name].append([tuple(obj.matrix_world @ b.head) for b in obj.pose.bones])
-    bones = {
-        obj.name: [(b.name, b.parent.name if b.parent else None) for b in obj.pose.bones]
-        for obj in armatures
-    }
-    return {name: (np.array(h), bones[name]) for name, h in heads.items()}
-
-
-def plot(motion: dict, path: Path) -> None:
-    figure, (top, side) = plt.subplots(1, 2, figsize=(13, 5.5))
-    colours = plt.cm.tab10.colors
-    for colour, (name, (heads, bones)) in zip(colours, motion.items(), strict=False):
-        names = [b for b, _ in bones]
-        top.plot(heads[:, 0, 0], heads[:, 0, 1], color=colour, label=f"{name}: pelvis path")
-        for t in range(0, len(heads), 15):
-            for bone, parent in bones:
-                if parent is None:
-                    continue
-                a, b = heads[t, names.index(parent)], heads[t, names.index(bone)]
-                side.plot(
-                    [a[0], b[0]],
-                    [a[2], b[2]],
-                    color=colour,
-                    alpha=0.35 + 0.65 * t / len(heads),
-                    lw=1,
-                )
-    top.set(title="Top view (pelvis paths, metres)", xlabel="x", ylabel="y", aspect="equal")
-    top.legend(fontsize=8)
-    side.set(
-        title="Front view every 0.5 s (bone heads, metres)",
-        xlabel="x",
-        ylabel="z (up)",
-        aspect="equal",
-    )
-    side.axhline(0, color="k", lw=0.5)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
+def _is_current(truth_path: Path) -> bool:
+    """Whether a sample rendered by an earlier run has today's seed (else it is rendered again)."""
+    return read_trajectory(truth_path).source == f"synthetic clip seed {SAMPLE_SEED}"
 
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    sample = make_sample(OUT / "sample.npz")
+    started = time.perf_counter()
+    video, truth_path = OUT / "sample.mp4", OUT / "sample_truth.npz"
+    if not (video.is_file() and truth_path.is_file() and _is_current(truth_path)):
+        render_sample(OUT)
+    rendered = time.perf_counter()
     blend = OUT / "demo.blend"
-    main_job = [
-        sys.executable,
-        "-m",
-        "metrabs_blender",
-        str(sample),
-        "--out",
-        str(blend),
-        "--overwrite",
-    ]
-    subprocess.run(main_job, cwd=REPO, check=True)
-    plot(read_back_bones(blend), OUT / "demo.png")
-    print(f"wrote {sample}\nwrote {blend}\nwrote {OUT / 'demo.png'}")
+    subprocess.run(main_job(video, blend), cwd=REPO, check=True)
+    analysed = time.perf_counter()
+
+    truth, output = read_trajectory(truth_path), read_trajectory(blend.with_suffix(".npz"))
+    tracking = evaluate.evaluate_tracking(output, truth)
+    joints, _ = evaluate.read_armatures(blend)
+    by_track = {evaluate.track_ids_of([name])[name]: j for name, j in joints.items()}
+    errors = evaluate.evaluate_armatures(by_track, output, truth, tracking)
+    overlay = evaluate.overlay_strip(video, truth, by_track, OVERLAY_FRAMES, OUT / "overlay.png")
+
+    print(f"\nsample rendered in {rendered - started:.1f} s; video -> .blend in "
+          f"{analysed - rendered:.1f} s (worker, cleaning, retarget, camera)")  # fmt: skip
+    print(f"tracks: {tracking.num_tracks}; per true person: detection rate "
+          f"{', '.join(f'{r:.0%}' for r in tracking.detection_rate)}, id switches "
+          f"{', '.join(str(s) for s in tracking.id_switches)}")  # fmt: skip
+    print("armature motion vs ground truth (camera frame, mm / degrees):")
+    for person, e in enumerate(errors):
+        print(f"  person {person}: {e.frames} frames, root-relative MPJPE "
+              f"{e.rootrel_mpjpe_mm:.0f}, root error {e.root_error_mm:.0f}, limb direction "
+              f"{e.limb_direction_deg:.1f}")  # fmt: skip
+    print(f"wrote {blend}\nwrote {overlay}")
     return 0
 
 

@@ -279,10 +279,11 @@ class WorkerAnalyzer:
         self._worker = worker
         settings = worker.settings_from_args(self._args)
         device = _resolve_device(settings.device)
+        reporter = ProgressReporter(stream=_EventStream(self._log_event))
         if estimator is _LOAD:
+            worker.warn_if_offline_default(settings, reporter)
             estimator = worker.load_pose_estimator(settings, device)
         if detector is _LOAD:
-            reporter = ProgressReporter(stream=_EventStream(self._log_event))
             detector = worker.load_detector(settings, device, reporter)
         self.estimator, self.detector = estimator, detector
         # as the worker names the model in its output's `model` key

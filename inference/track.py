@@ -9,6 +9,12 @@ proposals`); MeTRAbs is robust to truncation, so people at frame edges or missed
 keep being tracked, and detection need not run on every frame. A track unmatched for longer than
 ``max_gap_s`` ends; a person reappearing later gets a new id.
 
+Proposals feed on the network's own output, so a weak or biased model can make them drift: a crop
+slightly too large gives a pose spread over it, whose extent gives a larger crop, and so on. Two
+guards keep that bounded: a proposal may change the box size at most ``proposal_max_scale`` times
+from the last box a detection confirmed, and a track not confirmed by any detection for
+``max_unconfirmed_s`` ends (ghosts between people, runaway crops), so the detector's view wins.
+
 All boxes are ``x, y, w, h`` pixels; poses are ``(J, 3)`` millimetres and ``(J, 2)`` pixels.
 """
 
@@ -44,6 +50,11 @@ class TrackerParams:
     duplicate_distance_mm: float = 400.0  # ... with a 3D pose this close is the same person again
     new_tracks: bool = True  # start tracks from unmatched detections (off: only the seeded ones)
     new_track_max_iou: float = 0.3  # ... that overlap no unmatched live track's box more than this
+    proposal_max_scale: float = (
+        1.5  # proposals keep the box within this factor of the confirmed size
+    )
+    max_unconfirmed_s: float | None = 1.5  # tracks no detection matched this long end (None: never,
+    # for runs without a detector)
 
 
 @dataclass
@@ -106,6 +117,8 @@ class Track:
     box: np.ndarray  # (4,) x, y, w, h of the last pose's 2D extent (or its box)
     pose3d: np.ndarray  # (J, 3) mm, last estimate
     centre: np.ndarray  # (2,) px, body centre (median 2D joint) of the last estimate
+    confirmed_time: float = -np.inf  # when a detection (or a seed box) last matched the track
+    confirmed_size: np.ndarray | None = None  # (2,) w, h of the box at that time
     centre_velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, px/s
     root_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))  # mm/s
     rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
@@ -121,6 +134,20 @@ class Track:
 
     def predicted_pose(self, time: float) -> np.ndarray:
         return self.pose3d + self.root_velocity * (time - self.last_time)
+
+    def confirm(self, time: float) -> None:
+        """A detection (or seed box) matched the track at ``time``: its box size is trusted."""
+        self.confirmed_time, self.confirmed_size = time, self.box[2:4].copy()
+
+    def limit_scale(self, max_scale: float) -> None:
+        """Keep the box size within ``max_scale`` times the confirmed size (centre unchanged)."""
+        if self.confirmed_size is None:
+            return
+        size = np.clip(
+            self.box[2:4], self.confirmed_size / max_scale, self.confirmed_size * max_scale
+        )
+        centre = self.box[:2] + self.box[2:4] / 2
+        self.box = np.concatenate([centre - size / 2, size])
 
     def observe(
         self,
@@ -171,8 +198,16 @@ class Tracker:
         self.last_update_time: float | None = None
 
     def live_tracks(self, time: float) -> list[Track]:
-        """Tracks seen within ``max_gap_s`` before ``time``."""
-        return [t for t in self.tracks if time - t.last_time <= self.params.max_gap_s + 1e-9]
+        """Tracks seen within ``max_gap_s`` and confirmed within ``max_unconfirmed_s`` before
+        ``time``."""
+        p = self.params
+        unconfirmed = np.inf if p.max_unconfirmed_s is None else p.max_unconfirmed_s
+        return [
+            t
+            for t in self.tracks
+            if time - t.last_time <= p.max_gap_s + 1e-9
+            and time - t.confirmed_time <= unconfirmed + 1e-9
+        ]
 
     def proposals(
         self,
@@ -210,6 +245,7 @@ class Tracker:
 
     def _new_track(self, row: int, time: float, c: Candidates, i: int) -> int:
         track = Track(self.next_id, row, time, *_observation(c, i))
+        track.confirm(time)
         self.next_id += 1
         self.tracks.append(track)
         self._record(track, row, c, i)
@@ -275,10 +311,15 @@ class Tracker:
                 assigned[int(index)] = track_id
                 matched.add(track_id)
         for index, track_id in assigned.items():
-            self._record(by_id[track_id], row, candidates, index)
-            by_id[track_id].observe(
+            track = by_id[track_id]
+            self._record(track, row, candidates, index)
+            track.observe(
                 row, time, *_observation(candidates, index), max_speed_mm_s=p.max_speed_mm_s
             )
+            if candidates.proposed_for[index] < 0:
+                track.confirm(time)
+            else:
+                track.limit_scale(p.proposal_max_scale)
         if p.new_tracks:
             for index in detected:
                 if index in assigned or not np.isfinite(candidates.poses3d[index]).any():
@@ -391,6 +432,7 @@ def tracker_from_arrays(
                 tracker.tracks.append(track)
             else:
                 track.observe(int(row), float(frame_times[row]), *_observation(c, 0))
+            track.confirm(float(frame_times[row]))  # which rows a detection matched is not stored
             Tracker._record(track, int(row), c, 0)
     tracker.next_id = int(max(arrays["track_ids"], default=-1)) + 1
     if len(frame_times):

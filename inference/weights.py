@@ -7,6 +7,11 @@ Library entry point for other modules (the video worker's ``--model``)::
     folder = resolve_model("metrabs_eff2l_384px_800k_28ds_pytorch")  # installed copy in the cache
     folder = resolve_model("/downloads/metrabs_eff2l_384px_800k_28ds_pytorch.tar.gz")  # manual file
     folder = resolve_model("metrabs_small_synth")  # bundled with the project (repository folder)
+    folder = resolve_model(default_pose_model())  # the official model if installed, else the bundled
+
+The offline default. Without downloads the worker runs the bundled pose model
+``metrabs_small_synth`` with the bundled detector ``yolox_synth`` (both trained by the project on
+its own synthetic renders, good for the demo and the tests, not for real footage).
 
 Cache (``METRABS_MOCAP_CACHE``, else the platform's user cache folder, see ``cache_dir``)::
 
@@ -83,6 +88,7 @@ KINDS = (POSE_BUNDLE, DETECTOR)
 
 DEFAULT_POSE_MODEL = "metrabs_eff2l_384px_800k_28ds_pytorch"
 OFFLINE_POSE_MODEL = "metrabs_small_synth"
+OFFLINE_DETECTOR = "yolox_synth"  # the detector trained with OFFLINE_POSE_MODEL's data
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -146,7 +152,7 @@ class ModelEntry:
     sha256: str | None = None  # published SHA-256 of the download; None if not published
     size: int | None = None  # published size of the download in bytes; None if not published
     approx_size: str = ""  # human hint for the manual steps when ``size`` is unknown
-    project_path: str | None = None  # folder relative to the repository root
+    project_path: str | None = None  # folder or file relative to the repository root
     input_size: int | None = None  # detectors: square input side in pixels, from the publisher
     source_note: str = ""  # where the URL / hash facts come from
 
@@ -218,6 +224,15 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         description="Small MeTRAbs trained by this project on its own synthetic data (tests, demo)",
         license="GPL-3.0-or-later (project's own weights)",
         project_path="models/metrabs_small_synth",
+        source_note="Bundled with the project; integrity is tracked by the repository itself.",
+    ),
+    ModelEntry(
+        name=OFFLINE_DETECTOR,
+        kind=DETECTOR,
+        description="Small person detector trained by this project on its synthetic frames (demo)",
+        license="GPL-3.0-or-later (project's own weights)",
+        project_path="models/yolox_synth/yolox_synth.pth",
+        input_size=416,
         source_note="Bundled with the project; integrity is tracked by the repository itself.",
     ),
     _yolox("nano", 416, "YOLOX-Nano person detector (COCO AP 25.8, 0.91 M params)"),
@@ -402,12 +417,13 @@ def expected_hash(entry: ModelEntry, cache: Path) -> tuple[str | None, str]:
 def installed_path(entry: ModelEntry, cache: Path | None = None) -> Path | None:
     """The path to load for ``entry`` if it is present, else None.
 
-    Pose bundles: the bundle folder. Detectors: the weight file. Project models: the repository
-    folder (present or not is checked); remote models: present once their manifest is written.
+    Pose bundles: the bundle folder. Detectors: the weight file. Project models: their path in
+    the repository (present or not is checked); remote models: present once their manifest is
+    written.
     """
     if entry.project_path:
-        folder = REPO_ROOT / entry.project_path
-        return folder if folder.is_dir() else None
+        path = REPO_ROOT / entry.project_path
+        return path if path.exists() else None
     paths = _paths(entry, cache_dir(cache))
     if not (paths.manifest.is_file() and paths.model_dir.is_dir()):
         return None
@@ -497,7 +513,7 @@ def _project_model_path(entry: ModelEntry) -> Path:
     if path is None:
         raise ModelNotFoundError(
             f"{entry.name} should be in the repository at {REPO_ROOT / str(entry.project_path)}, "
-            "but that folder is missing. Check out the full repository, or train it with the "
+            "but it is missing. Check out the full repository, or train it with the "
             "project's training script."
         )
     return path
@@ -786,6 +802,13 @@ def _verify_download_only(
 
 # ------------------------------------------------------------------------------------------------
 # Resolve a --model argument
+
+
+def default_pose_model(cache: Path | None = None) -> str:
+    """The pose model used when none is named: the official one when it is installed, else the
+    bundled offline model (synthetic training data only: for the demo and tests, not real footage)."""
+    official = get_entry(DEFAULT_POSE_MODEL)
+    return DEFAULT_POSE_MODEL if installed_path(official, cache) else OFFLINE_POSE_MODEL
 
 
 def resolve_model(

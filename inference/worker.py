@@ -44,7 +44,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -104,7 +104,7 @@ class Settings:
     model: str | None = None  # name or path; None: the default model
     skeleton: str | None = None  # output joint set of the model; None: smpl+head_30 if it has it
     detector: str = "auto"
-    detect_every: int = 4  # run the detector on every n-th frame (tracks fill the others)
+    detect_every: int = 1  # run the detector on every n-th frame (tracks fill the others)
     detection_threshold: float | None = None  # None: the detector's own default
     box: tuple[float, float, float, float] | None = None  # x, y, w, h in the first frame
     max_people: int | None = None
@@ -186,8 +186,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     model.add_argument("--detector", default="auto", help=f"person detector: {DETECTOR_CHOICES}")
     model.add_argument(
-        "--detect-every", type=_positive_int, default=4, metavar="N",
-        help="run the detector every N frames; poses propose the boxes in between (default 4)",
+        "--detect-every", type=_positive_int, default=1, metavar="N",
+        help="run the detector every N frames; poses propose the boxes in between (default 1: "
+        "more for speed, with a model whose poses are good enough to follow people)",
     )  # fmt: skip
     model.add_argument("--detection-threshold", type=_positive_float, metavar="SCORE")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -273,23 +274,31 @@ def _device(spec: str) -> str:
     return spec
 
 
-def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
-    """The pose estimator for ``settings.model`` (default: the official model), via the weights
-    manager and the bundle loader; :class:`ModelUnavailableError` says how to install one."""
+def warn_if_offline_default(settings: Settings, reporter: ProgressReporter) -> None:
+    """Say so when no pose model was named and none is installed, so the bundled synthetic one
+    runs: its results on real footage are not usable."""
     from . import weights
 
-    name = settings.model or weights.DEFAULT_POSE_MODEL
+    if settings.model is None and weights.default_pose_model() == weights.OFFLINE_POSE_MODEL:
+        reporter.warning(
+            f"No official MeTRAbs model is installed: using the bundled demo model "
+            f"{weights.OFFLINE_POSE_MODEL}, trained on synthetic people only (fine for the demo, "
+            f"not for real footage). Install the official one with `python -m inference weights "
+            f"download {weights.DEFAULT_POSE_MODEL}`."
+        )
+
+
+def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
+    """The pose estimator for ``settings.model`` (default: the official model when installed, else
+    the bundled offline model), via the weights manager and the bundle loader;
+    :class:`ModelUnavailableError` says how to install one."""
+    from . import weights
+
+    name = settings.model or weights.default_pose_model()
     try:
         folder = weights.resolve_model(name)
     except weights.WeightsError as error:
-        hint = ""
-        if settings.model is None and isinstance(error, weights.ModelNotFoundError):
-            hint = (
-                f"\nNo pose model is installed. Download the official one with "
-                f"`python -m inference weights download {weights.DEFAULT_POSE_MODEL}`, or run the "
-                f"offline demo model with `--model {weights.OFFLINE_POSE_MODEL}`."
-            )
-        raise ModelUnavailableError(f"{error}{hint}") from None
+        raise ModelUnavailableError(str(error)) from None
     from .model import load_bundle
     from .poses import EstimatorConfig, PoseEstimator
 
@@ -332,7 +341,8 @@ def _choose_skeleton(
 
 def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -> Any | None:
     """The person detector for ``settings.detector``; None for ``none``. ``auto`` takes the first
-    installed YOLOX detector, else OpenCV's HOG with a warning."""
+    installed YOLOX detector, else the bundled synthetic detector when the pose model is the
+    bundled synthetic one (the offline default pair), else OpenCV's HOG with a warning."""
     from .detect import make_detector
 
     spec = settings.detector
@@ -347,6 +357,10 @@ def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -
             if path is not None:
                 logger.info("detector: %s (%s)", name, path)
                 return make_detector(str(path), device, threshold)
+        if (settings.model or weights.default_pose_model()) == weights.OFFLINE_POSE_MODEL:
+            path = weights.resolve_model(weights.OFFLINE_DETECTOR)
+            logger.info("detector: %s (%s)", weights.OFFLINE_DETECTOR, path)
+            return make_detector(str(path), device, threshold)
         reporter.warning(
             "No YOLOX person detector is installed; using OpenCV's HOG detector (slower, misses "
             "people who are not upright). Install one with `python -m inference weights download "
@@ -882,12 +896,17 @@ def _run(
         return EXIT_OK
 
     device = _device(settings.device)
+    if make_estimator is load_pose_estimator:  # (tests and benchmarks bring their own models)
+        warn_if_offline_default(settings, reporter)
     estimator = make_estimator(settings, device)
     detector = make_detector(settings, device, reporter)
     joints = _joint_info(estimator)
     model_id = str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
     detector_name = "none" if detector is None else str(getattr(detector, "name", "detector"))
     params = TrackerParams(new_tracks=settings.box is None)
+    if detector is None or settings.box is not None:
+        # the user's box is followed by its poses alone: nothing is there to confirm the track
+        params = replace(params, max_unconfirmed_s=None)
     state, frame_range = _initial_state(settings, None if resumed is None else resumed[0], params)
     total = FrameRange(settings.start, settings.stop, settings.stride).count(info.frame_count)
     batch_size = _batch_size(settings, device)

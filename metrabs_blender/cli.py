@@ -2,7 +2,9 @@
 
 Without ``--target`` the scene is new and every person gets a generated MeTRAbs rig. With
 ``--target FILE.blend:OBJECT`` the character's file is opened, the motion is retargeted onto that
-armature and the result is saved to ``--out`` (the character's file itself is not touched).
+armature and the result is saved to ``--out`` (the character's file itself is not touched). A
+camera matching the footage is added unless ``--no-camera``. A folder of batch results is
+imported as takes (``api.import_folder``).
 """
 
 import argparse
@@ -28,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "input",
         type=Path,
-        help="trajectory .npz written by 'python -m inference analyze', or a video to analyse first "
-        "(the trajectory is then written beside --out)",
+        help="trajectory .npz written by 'python -m inference analyze', a video to analyse first "
+        "(the trajectory is then written beside --out), or a folder of results of 'python -m "
+        "inference batch' (one take per clip and person)",
     )
     parser.add_argument("--out", type=Path, required=True, help="the .blend file to write")
     parser.add_argument(
@@ -61,10 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--clean", metavar="PRESET", help="clean the trajectory first (default, strong, fast, none)"
     )
+    parser.add_argument(
+        "--no-camera",
+        action="store_true",
+        help="do not add the matched camera (the analysis intrinsics, the floor-fit pose and, for "
+        "video input, the footage as its background)",
+    )
     video = parser.add_argument_group("video input (runs the analysis worker)")
     video.add_argument("--python", help="backend Python with torch (default: auto-detected)")
     video.add_argument("--model", help="pose model name or bundle path (see 'weights list')")
     video.add_argument("--fov", type=float, help="field of view on the longer side, degrees")
+    video.add_argument("--max-people", type=int, help="keep at most this many people")
     video.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return parser
 
@@ -74,14 +84,17 @@ def _trajectory_path(args: argparse.Namespace) -> Path:
     if args.input.suffix.lower() == ".npz":
         return args.input
     output = args.out.with_suffix(".npz")
-    api.analyze_video(
+    result = api.analyze_video(
         args.input,
         output,
         python=args.python,
         model=args.model,
         fov_deg=args.fov,
+        max_people=args.max_people,
         device=args.device,
     )
+    for warning in result.warnings:
+        log.warning("%s", warning)
     log.info("analysed %s -> %s", args.input, output)
     return output
 
@@ -105,6 +118,38 @@ def _open_target(value: str) -> "bpy.types.Object":
     return obj
 
 
+def _import(args: argparse.Namespace) -> list:
+    """Analyse/clean as asked, import into a new scene or the target's file; the import results."""
+    options = {
+        "rig_map": args.rig_map, "root_motion": args.root_motion,
+        "foot_lock": not args.no_foot_lock, "use_nla": args.nla,
+        "joint_limits": args.joint_limits, "person": args.person,
+    }  # fmt: skip
+    if args.input.is_dir():
+        if args.clean:
+            raise MocapError(
+                "--clean takes one trajectory; for a folder, run the batch with --clean"
+            )
+        target = _open_target(args.target) if args.target else _new_scene()
+        imported = api.import_folder(args.input, target=target, **options)
+        for name, error in imported.errors.items():
+            log.warning("%s not imported: %s", name, error)
+        return [result for takes in imported.takes.values() for result in takes]
+    path = _trajectory_path(args)
+    if args.clean:
+        path = api.clean_file(path, args.clean)
+    target = _open_target(args.target) if args.target else _new_scene()
+    results = api.import_trajectory(path, target=target, **options)
+    if not args.no_camera:
+        footage = None if args.input.suffix.lower() == ".npz" else args.input
+        api.setup_camera(path, footage=footage)
+    return results
+
+
+def _new_scene() -> None:
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 1 bad input (message on stderr), 2 bad command line."""
     args = build_parser().parse_args(argv)
@@ -113,24 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 1
     try:
-        path = _trajectory_path(args)
-        if args.clean:
-            path = api.clean_file(path, args.clean)
-        target = None
-        if args.target:
-            target = _open_target(args.target)
-        else:
-            bpy.ops.wm.read_homefile(use_empty=True)
-        results = api.import_trajectory(
-            path,
-            target=target,
-            rig_map=args.rig_map,
-            root_motion=args.root_motion,
-            foot_lock=not args.no_foot_lock,
-            use_nla=args.nla,
-            joint_limits=args.joint_limits,
-            person=args.person,
-        )
+        results = _import(args)
     except (MocapError, retarget.RetargetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -666,7 +666,11 @@ class METRABS_OT_check_backend(bpy.types.Operator):
             self.report({"WARNING"}, str(error))
         prefs = _prefs(context)
         model = next(
-            (m for m in preferences.STATUS["models"] or () if prefs and m["name"] == prefs.model),
+            (
+                m
+                for m in preferences.STATUS["models"] or ()
+                if prefs and m["name"] == prefs.registry_name()
+            ),
             None,
         )
         state = ""
@@ -737,17 +741,18 @@ class METRABS_OT_download_model(_ModalJob, bpy.types.Operator):
         from . import backend
 
         prefs = _prefs(context)
-        if prefs is None or prefs.model == "CUSTOM":
+        name = prefs.registry_name() if prefs else None
+        if name is None:
             raise MocapError("Choose a model to download in the add-on preferences")
         if not bpy.app.online_access:
             shown = bpy.path.abspath(prefs.python_path) if prefs.python_path else "python"
-            command = backend.weights_command(shown, "download", prefs.model, cache_dir(context))
+            command = backend.weights_command(shown, "download", name, cache_dir(context))
             raise MocapError(
                 "Online access is off (Preferences > System > Network); allow it, or run in a "
                 f"terminal: {backend.command_text([command])}"
             )
         python = backend_python(context)
-        command = backend.weights_command(python, "download", prefs.model, cache_dir(context))
+        command = backend.weights_command(python, "download", name, cache_dir(context))
         process = backend.BackendProcess(
             command, env=backend.worker_environment(cache_dir(context))
         )

@@ -10,9 +10,16 @@ import bpy
 #: the add-on's module name (the extension root package)
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
+OFFICIAL_MODEL = "metrabs_eff2l_384px_800k_28ds_pytorch"
 MODELS = (
     (
-        "metrabs_eff2l_384px_800k_28ds_pytorch",
+        "AUTO",
+        "Automatic",
+        "The official model once downloaded; until then the small demo model that ships with the "
+        "add-on (trained on synthetic people: not for real footage)",
+    ),
+    (
+        OFFICIAL_MODEL,
         "MeTRAbs L 384 px (official)",
         "Official MeTRAbs, EfficientNetV2-L, 28 datasets; non-commercial use only",
     ),
@@ -83,10 +90,16 @@ class METRABS_AddonPreferences(bpy.types.AddonPreferences):
     )
 
     def model_spec(self) -> str | None:
-        """What the worker's ``--model`` gets: a model name or a path."""
+        """What the worker's ``--model`` gets: a model name, a path, or None (its own default)."""
         if self.model == "CUSTOM":
             return bpy.path.abspath(self.model_path) or None
-        return self.model
+        return None if self.model == "AUTO" else self.model
+
+    def registry_name(self) -> str | None:
+        """The weights manager's name of the model to check or download (None: a user file)."""
+        if self.model == "CUSTOM":
+            return None
+        return OFFICIAL_MODEL if self.model == "AUTO" else self.model
 
     def draw(self, context):
         from . import operators
@@ -132,7 +145,8 @@ class METRABS_AddonPreferences(bpy.types.AddonPreferences):
         from . import operators
 
         models = STATUS["models"]
-        entry = next((m for m in models or () if m.get("name") == self.model), None)
+        name = self.registry_name()
+        entry = next((m for m in models or () if m.get("name") == name), None)
         if entry is None:
             layout.label(text="Status unknown: press Check Backend", icon="QUESTION")
         elif entry.get("installed"):
@@ -140,6 +154,8 @@ class METRABS_AddonPreferences(bpy.types.AddonPreferences):
         else:
             size = f" ({entry['size'] / 1e6:.0f} MB)" if entry.get("size") else ""
             layout.label(text=f"Not downloaded{size}; licence: {entry.get('license')}", icon="X")
+            if self.model == "AUTO":
+                layout.label(text="Until then the small demo model runs (not for real footage)")
         job = operators.running_job("download")
         if job is not None:
             draw_progress(layout, job.fraction, job.text())

@@ -27,3 +27,20 @@ def two_person_trajectory():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def bundled_sample(tmp_path_factory):
+    """The bundled sample clip (``inference.synth.sample``) and its ground truth, rendered once per
+    session by the project's main environment (the Blender 4.2 test venv has no OpenCV)."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    folder = tmp_path_factory.mktemp("bundled sample")
+    render = (
+        "import sys; from inference.synth.sample import render_sample; render_sample(sys.argv[1])"
+    )
+    python = repo / ".venv" / "bin" / "python"
+    subprocess.run([str(python), "-c", render, str(folder)], cwd=repo, check=True)
+    return folder / "sample.mp4", folder / "sample_truth.npz"

@@ -406,6 +406,13 @@ def test_project_model_resolves_to_the_repository_folder(tmp_path, monkeypatch):
     for name in BUNDLE_FILES:
         (folder / name).write_bytes(b"x")
     assert verify_model(get_entry("metrabs_small_synth")).status == "ok"
+    # a bundled detector is one weight file
+    assert verify_model(get_entry("yolox_synth")).status == "not_installed"
+    weight = tmp_path / "models" / "yolox_synth" / "yolox_synth.pth"
+    weight.parent.mkdir()
+    weight.write_bytes(b"x")
+    assert resolve_model("yolox_synth") == weight
+    assert verify_model(get_entry("yolox_synth")).status == "ok"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -440,9 +447,9 @@ def test_cli_list(tmp_path):
     by_name = {e["name"]: e for e in events}
     assert set(by_name) == {e.name for e in weights.BUILTIN_MODELS}
     assert all(e["event"] == "model" for e in events)
-    # nothing is downloaded into the fresh cache; only the model shipped in the repo is there
+    # nothing is downloaded into the fresh cache; only the models shipped in the repo are there
     installed = {name for name, e in by_name.items() if e["installed"]}
-    assert installed == {"metrabs_small_synth"}
+    assert installed == {"metrabs_small_synth", "yolox_synth"}
     assert by_name[OFFICIAL]["hash_source"].startswith("not published")
 
 
@@ -481,11 +488,12 @@ def test_cli_download_path_verify_round_trip(server, tmp_path):
 
     (installed / "joint_info.npz").write_bytes(b"tampered")
     code, events, stderr = run_cli("verify", cache=cache, registry=reg)  # all installed models
-    # the bundled project model is checked too, and passes
-    assert code == 6 and [e.get("name") for e in events] == [OFFICIAL, "metrabs_small_synth", None]
+    # the bundled project models are checked too, and pass
+    names = [e.get("name") for e in events]
+    assert code == 6 and names == [OFFICIAL, "metrabs_small_synth", "yolox_synth", None]
     assert "joint_info.npz: size 8" in events[0]["problems"][0] and "joint_info.npz" in stderr
-    assert events[1]["status"] == "ok"
-    assert events[2] == {"event": "verify_summary", "checked": 2, "failed": [OFFICIAL]}
+    assert events[1]["status"] == events[2]["status"] == "ok"
+    assert events[3] == {"event": "verify_summary", "checked": 3, "failed": [OFFICIAL]}
 
 
 def test_cli_offline_message_and_exit_codes(tmp_path):

@@ -69,7 +69,7 @@ def test_two_people_results_events_and_metadata(two_people, tmp_path):
     assert result.model == "test-colour-joints" and "sha256:" in result.source
     assert not bool(result.extras["partial"])
     np.testing.assert_array_equal(result.extras["source_frames"], np.arange(50))
-    assert json.loads(str(result.extras["worker_settings"]))["detect_every"] == 4
+    assert json.loads(str(result.extras["worker_settings"]))["detect_every"] == 1
 
 
 def test_sigterm_writes_partial_result_and_resume_completes_it(two_people, tmp_path):

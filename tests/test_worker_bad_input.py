@@ -68,11 +68,15 @@ def test_truncated_videos(clip, tmp_path):
     assert 5 <= result.num_frames < 30 and result.num_people == 1
 
 
-def test_no_model_installed_names_the_weights_command(clip, tmp_path):
+def test_a_named_model_not_installed_names_the_weights_command(clip, tmp_path):
+    """(Without ``--model``, the bundled offline model runs instead: tests/test_end_to_end.py.)"""
     video, _ = clip
     env = {"METRABS_MOCAP_CACHE": str(tmp_path / "empty-cache")}
-    run = analyze(video, "-o", tmp_path / "out.npz", real=True, env=env)
-    assert_error(run, EXIT_MODEL, "not installed", "python -m inference weights download")
+    official = "metrabs_eff2l_384px_800k_28ds_pytorch"
+    run = analyze(video, "-o", tmp_path / "out.npz", "--model", official, real=True, env=env)
+    assert_error(
+        run, EXIT_MODEL, "not installed", f"python -m inference weights download {official}"
+    )
 
 
 def test_bad_arguments(clip, tmp_path):

@@ -51,7 +51,11 @@ def online_access(extension):
 
 def test_preferences_belong_to_the_installed_add_on(prefs):
     assert type(prefs).bl_idname == MODULE
-    assert prefs.device == "auto" and prefs.model == "metrabs_eff2l_384px_800k_28ds_pytorch"
+    assert prefs.device == "auto" and prefs.model == "AUTO"
+    # Automatic: the worker picks (official when installed, else the bundled demo model); the
+    # model to check and download is the official one.
+    assert prefs.model_spec() is None
+    assert prefs.registry_name() == "metrabs_eff2l_384px_800k_28ds_pytorch"
     prefs.model = "CUSTOM"
     prefs.model_path = "/models/my_bundle.tar.gz"
     assert prefs.model_spec() == "/models/my_bundle.tar.gz"
@@ -266,7 +270,7 @@ def test_download_model_installs_from_a_mirror(
     online_access(True)
     prefs.python_path, prefs.model, prefs.cache_dir = (
         str(TORCH_PYTHON),
-        name,
+        "AUTO",  # downloads the official model
         str(tmp_path / "cache"),
     )
     try:

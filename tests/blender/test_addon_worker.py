@@ -1,9 +1,8 @@
 """The add-on driving the real analysis worker (``inference.worker``) as a subprocess: a full run
 on a rendered synthetic clip, cancel mid-run and resume, the overlay of the imported rigs on the
-worker's 2D output, and the installed extension's own worker reporting a missing model.
-
-The worker runs with the project's test models (``tests/worker_harness.py``: the real worker with
-a colour-joint pose network and detector), since no trained MeTRAbs weights ship with the tests."""
+worker's 2D output (project's test models, ``tests/worker_harness.py``: the real worker with a
+colour-joint pose network and detector), and the Analyze and Import buttons with the extension's
+own worker and the bundled offline models on the bundled sample."""
 
 import importlib
 import os
@@ -83,11 +82,45 @@ def test_a_full_analysis_through_the_worker(analysis, sample):
     assert output.num_frames == 50 and list(output.image_size) == [640, 360]
 
 
+def overlay_errors(scene, output, cleaned, track_ids) -> tuple[list, list]:
+    """Pixel distances, through the scene camera, of (1) every raw-joint empty to the worker's own
+    2D joint (which the footage shows) in every frame and (2) the rigs' root and spine bone heads
+    to the cleaned joints at sample frames (every 6th, where the cleaned trajectory has the
+    person). Limbs hang from hips and collarbones at the rig's fixed offsets, so they follow only
+    as far as the cleaned proportions allow (the rig's fidelity), and are not checked here."""
+    camera = scene.camera
+    width, height = output.image_size
+
+    def pixel(point) -> np.ndarray:
+        ndc = world_to_camera_view(scene, camera, point)
+        return np.array([ndc.x * width - 0.5, (1 - ndc.y) * height - 0.5])
+
+    cleaned2d = project(cleaned.poses3d.astype(float), cleaned.intrinsics)
+    raw_errors, rig_errors = [], []
+    for track_id in track_ids:
+        person = list(output.track_ids).index(track_id)
+        rig = next(
+            o for o in bpy.data.objects if o.type == "ARMATURE" and o.name.endswith(f" P{track_id}")
+        )
+        for index in range(output.num_frames):
+            scene.frame_set(scene.frame_start + index)
+            for column, joint in enumerate(output.joint_names):
+                target = output.poses2d[index, person, column]
+                if np.isfinite(target).all():
+                    empty = bpy.data.objects[f"MeTRAbs raw joints P{track_id} {joint}"]
+                    position = empty.matrix_world.translation
+                    raw_errors.append(np.linalg.norm(pixel(position) - target))
+            if index % 6 == 0 and np.isfinite(cleaned.poses3d[index, person]).all():
+                for joint in SPINE:
+                    head = rig.matrix_world @ rig.pose.bones[BONE_NAMES[joint]].head
+                    target = cleaned2d[index, person, cleaned.joint_names.index(joint)]
+                    rig_errors.append(np.linalg.norm(pixel(head) - target))
+    return raw_errors, rig_errors
+
+
 def test_import_overlays_the_workers_2d_output(analysis, sample, addon):
-    """Cleaned and imported, seen through the matched camera: the raw joints land on the worker's
-    own 2D joints (which the footage shows) in every frame, and the rigs' root and spine on the
-    cleaned joints at sample frames (every 6th, where the cleaned trajectory has the person) (limbs hang from hips and collarbones at the rig's fixed
-    offsets, so they follow as far as the cleaned proportions allow: the rig's fidelity)."""
+    """Cleaned and imported, seen through the matched camera, the joints land on the worker's 2D
+    output (see :func:`overlay_errors`)."""
     clip = addon.api.load_footage(sample.video)
     created = addon.api.import_analysis(analysis.result.path, clip=clip, raw_joints=True)
     output = read_trajectory(analysis.result.path)
@@ -96,29 +129,8 @@ def test_import_overlays_the_workers_2d_output(analysis, sample, addon):
     assert scene.camera == camera and camera.data.background_images[0].clip == clip
     assert camera.data.lens == pytest.approx(output.intrinsics[0, 0] / 640 * 36.0, rel=1e-6)
     assert clip.frame_start == scene.frame_start  # the analysis starts at footage frame 0
-
-    def pixel(point) -> np.ndarray:
-        ndc = world_to_camera_view(scene, camera, point)
-        return np.array([ndc.x * 640 - 0.5, (1 - ndc.y) * 360 - 0.5])
-
-    cleaned2d = project(cleaned.poses3d.astype(float), cleaned.intrinsics)
-    raw_errors, rig_errors = [], []
-    for imported in created.people:
-        person = list(output.track_ids).index(imported.track_id)
-        rig = imported.armature
-        for index in range(output.num_frames):
-            scene.frame_set(scene.frame_start + index)
-            for column, joint in enumerate(output.joint_names):
-                target = output.poses2d[index, person, column]
-                if np.isfinite(target).all():
-                    name = f"MeTRAbs raw joints P{imported.track_id} {joint}"
-                    position = created.raw_joints.objects[name].matrix_world.translation
-                    raw_errors.append(np.linalg.norm(pixel(position) - target))
-            if index % 6 == 0 and np.isfinite(cleaned.poses3d[index, person]).all():
-                for joint in SPINE:
-                    head = rig.matrix_world @ rig.pose.bones[BONE_NAMES[joint]].head
-                    target = cleaned2d[index, person, cleaned.joint_names.index(joint)]
-                    rig_errors.append(np.linalg.norm(pixel(head) - target))
+    track_ids = [imported.track_id for imported in created.people]
+    raw_errors, rig_errors = overlay_errors(scene, output, cleaned, track_ids)
     assert len(raw_errors) > 2000 and max(raw_errors) < 0.01
     assert len(rig_errors) >= 2 * 8 * len(SPINE) and max(rig_errors) < 2.0
 
@@ -149,23 +161,35 @@ def test_cancel_mid_run_keeps_frames_and_resume_finishes(sample, addon, tmp_path
     assert not resumed.partial and read_trajectory(output).num_frames == 50
 
 
-def test_the_installed_worker_reports_a_missing_model(sample, addon, tmp_path):
-    """The worker shipped in the extension zip, started exactly as the Analyze button starts it,
-    without any model installed: its own message reaches the user."""
+def test_analyze_and_import_buttons_on_the_bundled_sample(bundled_sample, addon, tmp_path):
+    """The Analyze and Import buttons as an animator presses them, with only the extension
+    installed and an empty model cache: the worker shipped in the zip runs the bundled offline
+    models on frames 1-30 of the bundled sample, lists the people, and Import builds rigs and the
+    matched camera whose view puts the joints on the worker's 2D output."""
+    video, _ = bundled_sample
     settings = bpy.context.scene.metrabs
-    settings.footage_source, settings.footage_path = "FILE", str(sample.video)
+    settings.footage_source, settings.footage_path = "FILE", str(video)
     settings.output_dir = str(tmp_path)
+    settings.use_frame_range, settings.frame_first, settings.frame_last = True, 1, 30
+    settings.use_raw_joints = True
     prefs = bpy.context.preferences.addons[MODULE].preferences
-    prefs.python_path, prefs.model, prefs.device = TORCH_PYTHON, "metrabs_small_synth", "cpu"
+    prefs.python_path, prefs.model, prefs.device = TORCH_PYTHON, "AUTO", "cpu"
     os.environ["METRABS_MOCAP_CACHE"] = str(tmp_path / "empty cache")
     try:
-        with pytest.raises(RuntimeError, match="metrabs_small_synth"):
-            bpy.ops.metrabs.analyze_footage()
+        assert bpy.ops.metrabs.analyze_footage() == {"FINISHED"}
     finally:
         del os.environ["METRABS_MOCAP_CACHE"]
-        prefs.python_path, prefs.model, prefs.device = (
-            "",
-            "metrabs_eff2l_384px_800k_28ds_pytorch",
-            "auto",
-        )
-    assert not (tmp_path / "two people.npz").exists()
+        prefs.python_path, prefs.device = "", "auto"
+    output = read_trajectory(settings.trajectory_path)
+    assert output.model.startswith("metrabs_small_synth") and output.num_frames == 30
+    assert [person.track_id for person in settings.people] == list(output.track_ids)
+    assert len(settings.people) >= 2
+    assert bpy.ops.metrabs.import_results() == {"FINISHED"}
+    cleaned = read_trajectory(settings.cleaned_path)
+    camera = bpy.context.scene.camera
+    assert camera.data.lens == pytest.approx(output.intrinsics[0, 0] / 640 * 36.0, rel=1e-6)
+    raw_errors, rig_errors = overlay_errors(
+        bpy.context.scene, output, cleaned, list(output.track_ids)
+    )
+    assert len(raw_errors) > 30 * 2 * 20 and max(raw_errors) < 0.01
+    assert len(rig_errors) >= 2 * 5 * len(SPINE) and max(rig_errors) < 2.0

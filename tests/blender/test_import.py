@@ -9,6 +9,7 @@ import bpy
 import numpy as np
 import pytest
 
+from inference.weights import BUNDLE_FILES
 from retarget import frames
 from retarget.contract import write_trajectory
 from retarget.rig import BONE_NAMES
@@ -25,8 +26,20 @@ def test_zip_holds_only_what_runs_in_blender(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "metrabs_blender/api.py" in names
     assert "inference/__main__.py" in names and "retarget/contract.py" in names
-    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "models/", "inference/synth/", ".ci/")
-    assert not [n for n in names if n.startswith(forbidden) or n.endswith((".npz", ".pt", ".pth"))]
+    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "inference/synth/", ".ci/")
+    assert not [n for n in names if n.startswith(forbidden)]
+    # The offline default models ship (the Analyze button works without a download), nothing else
+    # of weights or data does.
+    bundled = {f"models/metrabs_small_synth/{name}" for name in BUNDLE_FILES} | {
+        "models/yolox_synth/yolox_synth.pth"
+    }
+    assert bundled <= set(names)
+    assert {n for n in names if n.startswith("models/")} == bundled | {
+        "models/metrabs_small_synth/TRAINING.md",
+        "models/yolox_synth/TRAINING.md",
+    }
+    assert not [n for n in names if n.endswith((".npz", ".npy", ".pt", ".pth", ".pkl"))
+                and not n.startswith("models/")]  # fmt: skip
 
 
 def test_register_unregister_round_trip(extension):
@@ -99,6 +112,26 @@ def test_headless_cli_writes_a_blend(tmp_path, two_person_trajectory):
     assert refused.returncode == 1 and "exists" in refused.stderr
     bpy.ops.wm.open_mainfile(filepath=str(out))
     assert {"MeTRAbs clip P0", "MeTRAbs clip P1"} <= set(bpy.data.objects.keys())
+    camera = bpy.context.scene.camera  # the matched camera, as in the panel's Import
+    assert camera.name.startswith("MeTRAbs camera") and camera.data.lens > 0
+
+
+def test_headless_cli_imports_a_folder_of_results(tmp_path, two_person_trajectory):
+    """A batch output folder (here without a manifest: every .npz) becomes one take per clip and
+    person, as the panel's Import Folder does."""
+    folder = tmp_path / "results"
+    for clip in ("take one", "take two"):
+        write_trajectory(folder / f"{clip}.npz", two_person_trajectory)
+    out = tmp_path / "takes.blend"
+    command = [sys.executable, "-m", "metrabs_blender", str(folder), "--out", str(out)]
+    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    expected = {f"MeTRAbs {clip} P{i}" for clip in ("take one", "take two") for i in (0, 1)}
+    assert expected <= {o.name for o in bpy.data.objects if o.type == "ARMATURE"}
+    refused = subprocess.run(command + ["--overwrite", "--clean", "default"], cwd=REPO,
+                             capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 1 and "batch with --clean" in refused.stderr
 
 
 def test_module_is_the_installed_one(extension):
