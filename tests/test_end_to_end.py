@@ -73,11 +73,14 @@ def test_armature_motion_against_the_truth(chain):
     assert max(e.limb_direction_deg for e in errors) < BOUNDS["limb_direction_deg"], errors
 
 
-# Measured on the bundled sample (README): see the module docstring.
+# Measured on the bundled sample (benchmarks/bench_sample.py, default settings; walker / dancer):
+# detection rate 97 % / 98 %, 0 / 0 id switches, root-relative MPJPE 108 / 105 mm, root error
+# 600 / 535 mm, limb direction 17 / 23 degrees. Margins: ~20 % on errors, 7 points on detection;
+# the 2-person sample's target of 0 id switches is asserted as is.
 BOUNDS: dict[str, float] = {
-    "detection_rate": 0.25,
-    "id_switches": 10,
-    "rootrel_mpjpe_mm": 260.0,
-    "root_error_mm": 1500.0,
-    "limb_direction_deg": 55.0,
+    "detection_rate": 0.9,
+    "id_switches": 0,
+    "rootrel_mpjpe_mm": 130.0,
+    "root_error_mm": 720.0,
+    "limb_direction_deg": 28.0,
 }
