@@ -35,10 +35,12 @@ from .crops import (
     DEFAULT_PYRAMID_LEVELS,
     DEFAULT_UP,
     CropGeometry,
+    LevelBuffers,
     LinearImage,
     TorchLinearImage,
     crop_geometry,
     mirror_permutation,
+    source_region,
     tta_augmentations,
     unflip_joints,
     warp_crop,
@@ -227,6 +229,7 @@ class PoseEstimator:
         self.crop_side = int(side)
         self.mirror = mirror_permutation(self.joint_names)
         self.augmentations = tta_augmentations(self.config.num_aug, self.config.max_rotation_deg)
+        self._level_buffers = LevelBuffers()  # decoded frames for the OpenCV warp, reused
         # crops per network call; None until tuned (automatic batch size)
         self._crops_per_batch: int | None = None
         if self.config.batch_size is not None:
@@ -519,6 +522,7 @@ class _OpenCVRenderer:
         self.device, self.side = estimator.device, estimator.crop_side
         self.levels = estimator.config.pyramid_levels
         self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
+        self.level_buffers = estimator._level_buffers
         self.is_cuda = self.device.type == "cuda"
         n = min(batch_size, len(geometry))
         # (n, S, S, 3): OpenCV writes each crop in place; permuted, it is a channels-last batch
@@ -541,7 +545,7 @@ class _OpenCVRenderer:
         for i in range(start, stop):
             if self.frame_of_crop[i] != self.image_index:
                 self.image = None  # one decoded frame at a time
-                self.image = LinearImage(self.frames[int(self.frame_of_crop[i])], self.levels)
+                self.image = self._decode(int(self.frame_of_crop[i]))
                 self.image_index = int(self.frame_of_crop[i])
             warp_crop(
                 self.image,
@@ -555,6 +559,17 @@ class _OpenCVRenderer:
             self.copied[slot] = torch.cuda.Event()
             self.copied[slot].record()
         return crops.permute(0, 3, 1, 2)  # (B, 3, S, S) in channels-last memory layout
+
+    def _decode(self, frame_index: int) -> LinearImage:
+        """The frame in linear light where its crops (all of them, in this and later batches)
+        read it."""
+        frame = self.frames[frame_index]
+        mine = self.frame_of_crop == frame_index
+        region = source_region(
+            self.geometry.homography[mine], self.geometry.scale[mine], self.side,
+            (frame.shape[1], frame.shape[0]), self.levels,
+        )  # fmt: skip
+        return LinearImage(frame, self.levels, region, self.level_buffers)
 
 
 class _TorchRenderer:
