@@ -21,7 +21,9 @@ not used: the poses come from the colour-joint reader of ``tests/tinycrop.py`` r
 (the synthetic figures are colour-coded), so tracking behaves as with a trained model while the
 network's cost is real. Both sides of every ratio run exactly this composite model.
 
-    .venv/bin/python benchmarks/bench_worker.py
+    .venv/bin/python benchmarks/bench_worker.py [--throughput-only] [--repeats N]
+
+``--throughput-only`` runs section 1-2 alone (``--repeats`` pipeline runs per setting, default 2).
 """
 
 import io
@@ -261,6 +263,12 @@ def main() -> None:
     if sys.argv[1:2] == ["--length"]:
         print(json.dumps(one_length(sys.argv[2])))
         return
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--throughput-only", action="store_true", help="sections 1-2 only")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="pipeline runs per setting")
+    options = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     import inference.track  # noqa: F401  (scipy: imported once per process, not per clip)
 
@@ -279,7 +287,7 @@ def main() -> None:
             # The machine is shared: measure the model alone right before and after each
             # pipeline run and compare with the mean of those.
             rates, runs = [], []
-            for _ in range(REPEATS):
+            for _ in range(options.repeats):
                 rates.append(model_crops_per_s(model, batch))
                 runs.append(run_pipeline(clip, model, people))
             rates.append(model_crops_per_s(model, batch))
@@ -292,6 +300,8 @@ def main() -> None:
         for people, fps, crops_per_s, ratio, busy in rows:
             print(f"{f'pipeline, {people} people':<34} {fps:>9.2f} {crops_per_s:>9.2f} "
                   f"{ratio:>7.2f} {busy:>7.2f}")  # fmt: skip
+    if options.throughput_only:
+        return
     print(f"\n{'clip length (frame-level model)':<34} {'frames/s':>9} {'peak MB':>9}")
     with tempfile.TemporaryDirectory() as folder:
         for frames in (100, 400, 1600):
