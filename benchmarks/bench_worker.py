@@ -21,9 +21,10 @@ not used: the poses come from the colour-joint reader of ``tests/tinycrop.py`` r
 (the synthetic figures are colour-coded), so tracking behaves as with a trained model while the
 network's cost is real. Both sides of every ratio run exactly this composite model.
 
-    .venv/bin/python benchmarks/bench_worker.py [--throughput-only] [--repeats N]
+    .venv/bin/python benchmarks/bench_worker.py [--throughput-only] [--repeats N] [--people 1 ..]
 
-``--throughput-only`` runs section 1-2 alone (``--repeats`` pipeline runs per setting, default 2).
+``--throughput-only`` runs sections 1-2 alone (``--repeats`` pipeline runs per setting, default 2;
+``--people`` the settings, default 1 3 6).
 """
 
 import io
@@ -268,6 +269,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--throughput-only", action="store_true", help="sections 1-2 only")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="pipeline runs per setting")
+    parser.add_argument(
+        "--people", type=int, nargs="+", default=[1, 3, 6], help="people per frame settings"
+    )
     options = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     import inference.track  # noqa: F401  (scipy: imported once per process, not per clip)
@@ -279,11 +283,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         clips = {p: write_clip(Path(folder) / f"p{p}.mp4", walking_people(p, FRAMES / 25, image_size=SIZE, spacing_m=1.4, alternate=False, distance_m=10.0))
-                 for p in (1, 3, 6)}  # fmt: skip
-        batch = model_batches(model, clips[1])
+                 for p in sorted({1, *options.people})}  # fmt: skip
+        batch = model_batches(model, clips[1])  # the crops the model alone runs on
         model(*batch)  # warm-up
         reference_rates = []
-        for people, clip in clips.items():
+        for people in options.people:
+            clip = clips[people]
             # The machine is shared: measure the model alone right before and after each
             # pipeline run and compare with the mean of those.
             rates, runs = [], []

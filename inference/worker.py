@@ -7,7 +7,7 @@ network batches: people x frames; ``auto`` sizes them to the GPU's free memory, 
 ``inference.poses``), adds a box proposed from each tracked person's last pose where
 the detector did not run or did not find them, runs the pose network on all crops of the batch at
 once, then assigns the poses to tracks frame by frame (``inference.track``). While nobody is
-tracked, every frame is searched, one frame at a time. With ``--box`` only that person is followed
+tracked, every frame of the batch is searched. With ``--box`` only that person is followed
 (and kept however short their track).
 
 Output: the trajectory contract (``retarget.contract``), written atomically. ``extras`` holds
@@ -519,10 +519,9 @@ class Analysis:
         tracker = self.state.tracker
         last_time = self.state.frame_times[-1] if self.state.frame_times else 0.0
         live = len(tracker.live_tracks(last_time))
-        if live == 0 and self.detector is not None:
-            # Nobody to follow: every frame needs the detector until someone is found, and the
-            # next batch can then use the poses of whoever was.
-            return 1
+        # Nobody to follow: ``_detect`` searches every frame of the batch, sized as if one person
+        # were found in each (a batch of single frames would run the network on one crop at a
+        # time, at several times the cost per crop).
         people = max(1, live)
         # people x frames = lcm(people, boxes per call): whole network batches, none half empty.
         boxes_per_call = max(1, self.batch_size // self.settings.tta)
