@@ -53,10 +53,12 @@ CropModel = Callable[[torch.Tensor, torch.Tensor], object]
 T = TypeVar("T")
 
 # Automatic batch size on the CPU, in crops per network call. Measured with
-# benchmarks/bench_model.py --batch-sweep on the 2 shared cores here: crops/s rise steeply up to
-# 8 crops and stay within noise beyond (bundled EfficientNetV2-B0-size model at 160 px and
-# EfficientNetV2-S at 256 px alike), while a larger batch holds more frames and delays results.
-CPU_BATCH_SIZE = 8
+# `benchmarks/bench_model.py --batch-sweep` (2 threads, fp32, idle machine), crops/s at batch
+# 1 / 4 / 8 / 16 / 32: bundled B0-size model at 160 px 99 / 234 / 343 / 457 / 519, EfficientNetV2-S
+# at 256 px 10.1 / 14.5 / 16.9 / 15.6 / 13.7 (a second run: 14.9 at both 8 and 16). 16 is within
+# noise of the best for S-256 and 1.3x batch 8 for the small model, whose per-call overhead
+# dominates; 32 loses 20 % on S-256 and holds twice the frames per batch.
+CPU_BATCH_SIZE = 16
 # Upper bound of the automatic CUDA batch: the official wrapper batches 64 crops; beyond ~128 a GPU
 # gains little speed, while the worker holds more frames per batch and waits longer for the poses
 # that propose the next boxes.

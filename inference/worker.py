@@ -201,7 +201,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--batch-size", type=_batch_size_arg, metavar="N|auto",
         help="person crops per network call; auto (default): fitted to the GPU's free memory "
-        "(backing off if it runs out), 8 on the CPU",
+        "(backing off if it runs out), 16 on the CPU",
     )  # fmt: skip
     model.add_argument(
         "--tta", type=_positive_int, default=1, metavar="N",

@@ -163,12 +163,12 @@ def test_estimator_backs_off_without_losing_or_repeating_crops(warp):
     assert model.failed == failed_before and estimator.crops_per_batch == 5
 
 
-@pytest.mark.parametrize("num_aug, expected", [(1, CPU_BATCH_SIZE), (5, 5), (3, 6)])
+@pytest.mark.parametrize("num_aug, expected", [(1, 16), (5, 15), (3, 15)])
 def test_automatic_batch_size_on_the_cpu_is_the_cpu_default_in_whole_people(num_aug, expected):
     frames, boxes = fixture_inputs()
     model = IntrinsicsStubModel(48)
     estimator = PoseEstimator(model, STUB_JOINT_NAMES, config=EstimatorConfig(num_aug=num_aug))
-    assert estimator.config.batch_size is None
+    assert estimator.config.batch_size is None and CPU_BATCH_SIZE == 16
     estimator.estimate(frames, boxes, case("aug5", "intrinsics"))
     assert estimator.crops_per_batch == expected == estimator.tune_batch_size((640, 480))
     n_crops = 7 * num_aug  # 7 boxes in the fixture
