@@ -6,6 +6,11 @@ at 256 px and -L at 384 px. The official model runs in the throwaway reference e
 METRABS_REFENV_PYTHON / METRABS_OFFICIAL_SRC); when it is absent only our numbers are printed.
 Each measurement runs in its own process with 2 threads. Because the reference environment has a
 different torch version, our model is also timed there so the ratio compares like with like.
+
+``--batch-sweep``: crops/s of our model by batch size (1 .. 32) on the CPU, for the bundled model
+(``models/metrabs_small_synth``) and EfficientNetV2-S at 256 px, batch sizes interleaved round by
+round so that the load of other processes spreads evenly; the basis of ``inference.poses``'s
+``CPU_BATCH_SIZE``.
 """
 
 from __future__ import annotations
@@ -88,6 +93,51 @@ def worker(impl: str, backbone: str, side: int, reps: int) -> dict:
     return {"crops_per_s": speed, "torch": torch.__version__}
 
 
+SWEEP_BATCHES = (1, 2, 4, 8, 16, 32)
+
+
+def batch_sweep(rounds: int = 3, crops_per_timing: int = 32) -> None:
+    """Print crops/s by batch size (best and median over ``rounds`` interleaved rounds)."""
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    from inference.model import MetrabsModel, ModelConfig, load_bundle
+    from inference.model.testing import (
+        deterministic_state_dict,
+        make_test_crops,
+        make_test_intrinsics,
+    )
+
+    torch.set_num_threads(THREADS)
+    bundled = load_bundle(REPO / "models" / "metrabs_small_synth").model
+    s256 = MetrabsModel(
+        ModelConfig("efficientnetv2-s", proc_side=256), [f"j{i}" for i in range(24)]
+    )
+    s256.load_state_dict(deterministic_state_dict(s256), strict=True)
+    print(f"crops/s by batch size, CPU fp32, {THREADS} threads; best / median of {rounds} rounds")
+    print(f"{'model':<26}" + "".join(f"{b:>13}" for b in SWEEP_BATCHES))
+    for name, model in (("bundled (B0-size) 160 px", bundled), ("EfficientNetV2-S 256 px", s256)):
+        model.prepare_for_inference("cpu")
+        side = model.config.proc_side
+        crops = torch.from_numpy(make_test_crops(max(SWEEP_BATCHES), side))
+        crops = crops.contiguous(memory_format=torch.channels_last)
+        intrinsics = torch.from_numpy(make_test_intrinsics(max(SWEEP_BATCHES), side))
+        rates: dict[int, list[float]] = {b: [] for b in SWEEP_BATCHES}
+        with torch.inference_mode():
+            for batch in SWEEP_BATCHES:  # warm-up: one call per shape
+                model(crops[:batch], intrinsics[:batch])
+            for _ in range(rounds):
+                for batch in SWEEP_BATCHES:
+                    calls = max(1, crops_per_timing // batch)
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        model(crops[:batch], intrinsics[:batch])
+                    rates[batch].append(calls * batch / (time.perf_counter() - start))
+        cells = [f"{max(r):6.1f} /{np.median(r):5.1f}" for r in rates.values()]
+        print(f"{name:<26}" + "".join(f"{c:>13}" for c in cells), flush=True)
+
+
 def measure(python: Path, impl: str, backbone: str, side: int, reps: int) -> dict:
     command = [
         str(python),
@@ -108,7 +158,12 @@ def measure(python: Path, impl: str, backbone: str, side: int, reps: int) -> dic
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=4, metavar=("IMPL", "BACKBONE", "SIDE", "REPS"))
+    parser.add_argument("--batch-sweep", action="store_true", help="crops/s by batch size only")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the batch sweep")
     args = parser.parse_args()
+    if args.batch_sweep:
+        batch_sweep(args.rounds)
+        return 0
     if args.worker:
         impl, backbone, side, reps = args.worker
         print(json.dumps(worker(impl, backbone, int(side), int(reps))))

@@ -21,7 +21,10 @@ not used: the poses come from the colour-joint reader of ``tests/tinycrop.py`` r
 (the synthetic figures are colour-coded), so tracking behaves as with a trained model while the
 network's cost is real. Both sides of every ratio run exactly this composite model.
 
-    .venv/bin/python benchmarks/bench_worker.py
+    .venv/bin/python benchmarks/bench_worker.py [--throughput-only] [--repeats N] [--people 1 ..]
+
+``--throughput-only`` runs sections 1-2 alone (``--repeats`` pipeline runs per setting, default 2;
+``--people`` the settings, default 1 3 6).
 """
 
 import io
@@ -261,6 +264,15 @@ def main() -> None:
     if sys.argv[1:2] == ["--length"]:
         print(json.dumps(one_length(sys.argv[2])))
         return
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--throughput-only", action="store_true", help="sections 1-2 only")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="pipeline runs per setting")
+    parser.add_argument(
+        "--people", type=int, nargs="+", default=[1, 3, 6], help="people per frame settings"
+    )
+    options = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     import inference.track  # noqa: F401  (scipy: imported once per process, not per clip)
 
@@ -271,15 +283,16 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         clips = {p: write_clip(Path(folder) / f"p{p}.mp4", walking_people(p, FRAMES / 25, image_size=SIZE, spacing_m=1.4, alternate=False, distance_m=10.0))
-                 for p in (1, 3, 6)}  # fmt: skip
-        batch = model_batches(model, clips[1])
+                 for p in sorted({1, *options.people})}  # fmt: skip
+        batch = model_batches(model, clips[1])  # the crops the model alone runs on
         model(*batch)  # warm-up
         reference_rates = []
-        for people, clip in clips.items():
+        for people in options.people:
+            clip = clips[people]
             # The machine is shared: measure the model alone right before and after each
             # pipeline run and compare with the mean of those.
             rates, runs = [], []
-            for _ in range(REPEATS):
+            for _ in range(options.repeats):
                 rates.append(model_crops_per_s(model, batch))
                 runs.append(run_pipeline(clip, model, people))
             rates.append(model_crops_per_s(model, batch))
@@ -292,6 +305,8 @@ def main() -> None:
         for people, fps, crops_per_s, ratio, busy in rows:
             print(f"{f'pipeline, {people} people':<34} {fps:>9.2f} {crops_per_s:>9.2f} "
                   f"{ratio:>7.2f} {busy:>7.2f}")  # fmt: skip
+    if options.throughput_only:
+        return
     print(f"\n{'clip length (frame-level model)':<34} {'frames/s':>9} {'peak MB':>9}")
     with tempfile.TemporaryDirectory() as folder:
         for frames in (100, 400, 1600):

@@ -24,6 +24,12 @@ Conventions (those of the official MeTRAbs multi-person wrapper, which the parit
   crop zooms out by 2x or more, warped bilinearly with zero padding, and re-encoded as
   ``linear ** (gamma / 2.2)`` so that ``gamma = 1`` returns the original encoding.
 
+Only the part of a frame that its crops read is decoded to linear light (``source_region``): the
+levels of a ``LinearImage`` with a region are full-frame buffers filled inside the region only, so
+OpenCV samples them at exactly the coordinates it would use for the whole decoded frame and the
+crops come out bit for bit the same, at a fraction of the decoding cost for people smaller than
+the frame.
+
 Two warps render the same crops: ``warp_crop`` with OpenCV on the CPU (it rounds sample positions
 to 1/32 pixel) and ``warp_crops_torch`` with ``grid_sample`` on any torch device, which is what the
 official wrapper does and keeps the whole crop pipeline on the GPU.
@@ -381,11 +387,93 @@ def pyramid_level_for_scale(scale: float, n_levels: int = DEFAULT_PYRAMID_LEVELS
     return int(min(max(math.floor(-math.log2(scale)), 0), n_levels - 1))
 
 
+def usable_levels(image_size: tuple[int, int], n_levels: int) -> int:
+    """Pyramid levels of a ``(width, height)`` frame: at most ``n_levels``, each level at least
+    one pixel each way."""
+    return min(n_levels, 1 + int(math.log2(min(image_size))))
+
+
+def source_region(
+    homographies: np.ndarray,
+    scales: np.ndarray,
+    side: int,
+    image_size: tuple[int, int],
+    n_levels: int = DEFAULT_PYRAMID_LEVELS,
+) -> tuple[int, int, int, int]:
+    """The frame pixels that crops read: ``(x0, y0, x1, y1)``, ends exclusive, full resolution.
+
+    ``homographies`` (N, 3, 3) original pixels -> crop pixels and ``scales`` (N,) of the crops of
+    one ``(width, height)`` frame, ``side`` their size. Each crop reads the pyramid level of its
+    zoom inside the image of its pixel square (a convex quadrilateral: a homography maps lines to
+    lines), plus the bilinear neighbours and one spare level pixel each way. Starts and ends are
+    rounded out to multiples of ``2 ** (levels - 1)`` (so each pyramid level of the region is
+    exactly the matching block of the whole frame's level) and clipped to the frame. The whole
+    frame when a crop's square reaches the horizon (its corners do not map to finite pixels).
+    """
+    width, height = image_size
+    whole = (0, 0, int(width), int(height))
+    if len(homographies) == 0:
+        return (0, 0, 0, 0)
+    levels_available = usable_levels(image_size, n_levels)
+    corners = np.array(
+        [[-1.0, -1.0, 1.0], [side, -1.0, 1.0], [side, side, 1.0], [-1.0, side, 1.0]]
+    )  # beyond the outermost sample positions (pixel centres 0 .. side - 1)
+    mapped = np.einsum("nij,kj->nki", np.linalg.inv(homographies), corners)  # (N, 4, 3)
+    depth = mapped[..., 2] * np.sign(mapped[:, :1, 2])  # an inverse is defined up to sign
+    if not np.all(np.isfinite(mapped)) or np.any(depth <= 1e-9 * np.abs(mapped).max()):
+        return whole  # the square spans the horizon: its image is not a bounded quadrilateral
+    points = mapped[..., :2] / mapped[..., 2:]  # (N, 4, 2) full-resolution pixels
+    lows, highs = [], []
+    for crop_points, scale in zip(points, scales, strict=True):
+        level = pyramid_level_for_scale(float(scale), levels_available)
+        factor = 2**level
+        # level pixel coordinates p = x / factor + (1 / factor - 1) / 2 (pyramid_level_matrix)
+        p = crop_points / factor + (1 / factor - 1) / 2
+        # bilinear samples read floor(p) and floor(p) + 1; one spare level pixel each way; level
+        # pixel u averages full-resolution pixels factor * u .. factor * (u + 1) - 1
+        lows.append((np.floor(p.min(axis=0)) - 1) * factor)
+        highs.append((np.floor(p.max(axis=0)) + 3) * factor)
+    align = 2 ** (levels_available - 1)
+    low = np.floor(np.min(lows, axis=0) / align) * align
+    high = np.ceil(np.max(highs, axis=0) / align) * align
+    x0, y0 = (int(np.clip(v, 0, limit)) for v, limit in zip(low, image_size, strict=True))
+    x1, y1 = (int(np.clip(v, 0, limit)) for v, limit in zip(high, image_size, strict=True))
+    return (x0, y0, max(x0, x1), max(y0, y1))
+
+
+class LevelBuffers:
+    """Reusable full-frame float32 level buffers for ``LinearImage`` s with a region: one image
+    at a time (a new image overwrites the region of the previous one; outside its own region an
+    image holds stale pixels that its crops never read)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[int, np.ndarray] = {}
+
+    def get(self, level: int, shape: tuple[int, int, int]) -> np.ndarray:
+        array = self._arrays.get(level)
+        if array is None or array.shape != shape:
+            array = np.zeros(shape, np.float32)
+            self._arrays[level] = array
+        return array
+
+
 class LinearImage:
     """An 8-bit RGB frame in linear light with a lazily built 2x2 box-filter pyramid."""
 
-    def __init__(self, frame: np.ndarray, n_levels: int = DEFAULT_PYRAMID_LEVELS):
-        """``frame`` (H, W, 3) uint8 RGB; ``n_levels`` pyramid levels including full size."""
+    def __init__(
+        self,
+        frame: np.ndarray,
+        n_levels: int = DEFAULT_PYRAMID_LEVELS,
+        region: tuple[int, int, int, int] | None = None,
+        buffers: LevelBuffers | None = None,
+    ):
+        """``frame`` (H, W, 3) uint8 RGB; ``n_levels`` pyramid levels including full size.
+
+        With ``region`` (``source_region``: x0, y0, x1, y1, starts aligned to
+        ``2 ** (levels - 1)``) only that part is decoded and averaged down, into full-frame
+        buffers (reused from ``buffers``): the levels hold the whole frame's values there and
+        must not be read elsewhere.
+        """
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise CropError(
@@ -394,8 +482,24 @@ class LinearImage:
         if n_levels < 1:
             raise CropError(f"the pyramid needs at least one level, got {n_levels}")
         # a level needs at least one pixel each way
-        self.n_levels = min(n_levels, 1 + int(math.log2(min(frame.shape[:2]))))
-        self._levels: list[np.ndarray] = [decode_srgb8(frame)]
+        self.n_levels = usable_levels((frame.shape[1], frame.shape[0]), n_levels)
+        self.region = region
+        if region is None:
+            self._levels: list[np.ndarray] = [decode_srgb8(frame)]
+            return
+        x0, y0, x1, y1 = region
+        align = 2 ** (self.n_levels - 1)
+        if x0 % align or y0 % align or not (0 <= x0 <= x1 <= frame.shape[1]):
+            raise CropError(f"region {region} does not start on multiples of {align} pixels")
+        if not 0 <= y0 <= y1 <= frame.shape[0]:
+            raise CropError(
+                f"region {region} lies outside the {frame.shape[1]}x{frame.shape[0]} frame"
+            )
+        self._buffers = buffers or LevelBuffers()
+        full = self._buffers.get(0, frame.shape)
+        if x1 > x0 and y1 > y0:
+            cv2.LUT(frame[y0:y1, x0:x1], _DECODE_LUT, dst=full[y0:y1, x0:x1])
+        self._levels = [full]
 
     def level(self, i: int) -> np.ndarray:
         """Level ``i < n_levels`` (H >> i, W >> i, 3) float32; halving drops an odd last row or
@@ -403,10 +507,22 @@ class LinearImage:
         while len(self._levels) <= i:
             prev = self._levels[-1]
             h, w = prev.shape[0] // 2, prev.shape[1] // 2
-            # area interpolation at exactly half size is the 2x2 box average
-            self._levels.append(
-                cv2.resize(prev[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
-            )
+            if self.region is None:
+                # area interpolation at exactly half size is the 2x2 box average
+                self._levels.append(
+                    cv2.resize(prev[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
+                )
+                continue
+            shift = len(self._levels) - 1  # prev is level ``shift``
+            x0, y0, x1, y1 = (v >> shift for v in self.region)
+            nw, nh = (x1 - x0) // 2, (y1 - y0) // 2
+            level = self._buffers.get(shift + 1, (h, w, 3))
+            if nw > 0 and nh > 0:  # the same 2x2 averages as for the whole frame (aligned start)
+                level[y0 // 2 : y0 // 2 + nh, x0 // 2 : x0 // 2 + nw] = cv2.resize(
+                    prev[y0 : y0 + 2 * nh, x0 : x0 + 2 * nw], (nw, nh),
+                    interpolation=cv2.INTER_AREA,
+                )  # fmt: skip
+            self._levels.append(level)
         return self._levels[i]
 
 
@@ -488,7 +604,7 @@ class TorchLinearImage:
                 f"frames must be (H, W, 3) uint8 RGB arrays, got {frame.dtype} {frame.shape}"
             )
         self.device = torch.device(device)
-        self.n_levels = min(n_levels, 1 + int(math.log2(min(frame.shape[:2]))))
+        self.n_levels = usable_levels((frame.shape[1], frame.shape[0]), n_levels)
         lut = torch.from_numpy(_DECODE_LUT).to(self.device)
         pixels = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
         self._levels = [lut[pixels.long()].permute(2, 0, 1).contiguous()]

@@ -10,6 +10,12 @@ averaged over the augmentations (in 3D camera space), as the official MeTRAbs wr
 Crops are rendered by OpenCV on the CPU (into pinned buffers copied without blocking, double
 buffered on CUDA) or, by default on CUDA, by ``grid_sample`` on the GPU from the uploaded 8-bit
 frame. Either way the gamma of each augmentation is applied on the device.
+
+Batch size: crops per network call, ``EstimatorConfig.batch_size`` or, when that is None,
+automatic: ``CPU_BATCH_SIZE`` on the CPU; on CUDA the largest batch whose measured memory fits the
+free device memory (``batch_size_for_memory``, from two probe batches through the real crop path,
+``PoseEstimator.tune_batch_size``). Should a batch still run out of GPU memory, it is retried in
+halves and later batches stay at the smaller size (``run_in_batches``); no crop is lost or repeated.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -28,10 +35,12 @@ from .crops import (
     DEFAULT_PYRAMID_LEVELS,
     DEFAULT_UP,
     CropGeometry,
+    LevelBuffers,
     LinearImage,
     TorchLinearImage,
     crop_geometry,
     mirror_permutation,
+    source_region,
     tta_augmentations,
     unflip_joints,
     warp_crop,
@@ -41,10 +50,31 @@ from .crops import (
 logger = logging.getLogger(__name__)
 
 CropModel = Callable[[torch.Tensor, torch.Tensor], object]
+T = TypeVar("T")
+
+# Automatic batch size on the CPU, in crops per network call. Measured with
+# `benchmarks/bench_model.py --batch-sweep` (2 threads, fp32, idle machine), crops/s at batch
+# 1 / 4 / 8 / 16 / 32: bundled B0-size model at 160 px 99 / 234 / 343 / 457 / 519, EfficientNetV2-S
+# at 256 px 10.1 / 14.5 / 16.9 / 15.6 / 13.7 (a second run: 14.9 at both 8 and 16). 16 is within
+# noise of the best for S-256 and 1.3x batch 8 for the small model, whose per-call overhead
+# dominates; 32 loses 20 % on S-256 and holds twice the frames per batch.
+CPU_BATCH_SIZE = 16
+# Upper bound of the automatic CUDA batch: the official wrapper batches 64 crops; beyond ~128 a GPU
+# gains little speed, while the worker holds more frames per batch and waits longer for the poses
+# that propose the next boxes.
+MAX_AUTO_BATCH_SIZE = 128
+# Share of the free device memory an automatic batch may fill: the rest absorbs fragmentation and
+# cuDNN workspaces that differ between batch sizes.
+AUTO_MEMORY_FRACTION = 0.8
+PROBE_CROPS = (4, 8)  # batch sizes of the two probe calls that measure per-crop and fixed memory
 
 
 class PoseInputError(InferenceError):
     """Frames, boxes, intrinsics or model outputs of the wrong shape or type."""
+
+
+class DeviceMemoryError(InferenceError):
+    """Not even a single crop fits in the device's memory."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +87,8 @@ class EstimatorConfig:
     # a person go through the network together, as the official wrapper batches (64 there). The
     # official network normalises its root least squares over the whole batch, so its outputs
     # depend slightly on which crops share a call; this batching gives the same crops per call.
-    batch_size: int = 64
+    # None: automatic (see the module docstring).
+    batch_size: int | None = None
     box_padding: float = 1.0  # box size multiplier; 1 = the box fills the crop (official)
     pyramid_levels: int = DEFAULT_PYRAMID_LEVELS  # 2x2 box-filter levels for zoomed-out crops
     up: tuple[float, float, float] = DEFAULT_UP  # camera-space up that keeps crops upright
@@ -69,7 +100,7 @@ class EstimatorConfig:
     def __post_init__(self) -> None:
         if self.num_aug < 1:
             raise PoseInputError(f"num_aug must be at least 1, got {self.num_aug}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise PoseInputError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.warp not in ("auto", "opencv", "torch"):
             raise PoseInputError(f"warp must be 'auto', 'opencv' or 'torch', got {self.warp!r}")
@@ -77,6 +108,72 @@ class EstimatorConfig:
             raise PoseInputError(
                 f"amp_dtype must be None, 'float16' or 'bfloat16', got {self.amp_dtype!r}"
             )
+
+
+def batch_size_for_memory(
+    free_bytes: float,
+    per_crop_bytes: float,
+    fixed_bytes: float,
+    granule: int = 1,
+    fraction: float = AUTO_MEMORY_FRACTION,
+    maximum: int = MAX_AUTO_BATCH_SIZE,
+) -> int:
+    """Crops per network call whose memory fits: ``(fraction * free - fixed) / per_crop``.
+
+    ``free_bytes`` device memory available to the batch; ``per_crop_bytes`` the memory one more
+    crop in the batch costs; ``fixed_bytes`` the cost of a call that does not grow with the batch
+    (workspaces, the frame being cropped). The result is at most ``maximum``, rounded down to
+    whole ``granule`` s (the augmentations of one person) when at least one fits, else whatever
+    fits, and never below 1 (a single crop that does not fit is found out by running it).
+    """
+    if per_crop_bytes <= 0:
+        raise ValueError(f"per_crop_bytes must be positive, got {per_crop_bytes}")
+    budget = fraction * free_bytes - fixed_bytes
+    fit = min(int(budget // per_crop_bytes) if budget > 0 else 0, maximum)
+    if fit >= granule:
+        return fit // granule * granule
+    return max(1, fit)
+
+
+def smaller_batch(size: int, granule: int = 1) -> int:
+    """Half of ``size`` rounded down to whole ``granule`` s while one fits, else half (at least 1)."""
+    half = size // 2
+    return half // granule * granule if half >= granule else max(1, half)
+
+
+def run_in_batches(
+    forward: Callable[[int, int], T], n: int, batch_size: int, granule: int = 1
+) -> tuple[list[T], int]:
+    """``forward(start, stop)`` over ``[0, n)`` in consecutive chunks of ``batch_size`` items.
+
+    A chunk that raises ``torch.cuda.OutOfMemoryError`` is retried from its start with
+    ``smaller_batch(batch_size, granule)``, and the following chunks keep the smaller size, so
+    every item is run exactly once by a call that returns. Returns the outputs in order and the
+    final batch size. A single item that does not fit raises :class:`DeviceMemoryError`.
+    """
+    outputs: list[T] = []
+    start = 0
+    while start < n:
+        stop = min(start + batch_size, n)
+        failed = False
+        try:
+            outputs.append(forward(start, stop))
+        except torch.cuda.OutOfMemoryError as error:
+            if stop - start <= 1:
+                raise DeviceMemoryError(
+                    "a single crop does not fit in the GPU's memory: close other programs using "
+                    "the GPU, use a smaller model, or run on the CPU (--device cpu)"
+                ) from error
+            failed = True
+        if not failed:
+            start = stop
+            continue
+        # outside the except block: the failed call's tensors are released with its traceback
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        batch_size = smaller_batch(min(batch_size, stop - start), granule)
+        logger.warning("out of GPU memory: batch size lowered to %d crops", batch_size)
+    return outputs, batch_size
 
 
 @dataclass(frozen=True)
@@ -134,6 +231,11 @@ class PoseEstimator:
         self.crop_side = int(side)
         self.mirror = mirror_permutation(self.joint_names)
         self.augmentations = tta_augmentations(self.config.num_aug, self.config.max_rotation_deg)
+        self._level_buffers = LevelBuffers()  # decoded frames for the OpenCV warp, reused
+        # crops per network call; None until tuned (automatic batch size)
+        self._crops_per_batch: int | None = None
+        if self.config.batch_size is not None:
+            self._crops_per_batch = self._whole_people(self.config.batch_size)
         n_joints = len(self.joint_names)
         self.joint_transform_matrix = None
         if joint_transform_matrix is not None:
@@ -169,9 +271,71 @@ class PoseEstimator:
 
     @property
     def crops_per_batch(self) -> int:
-        """Crops per network call: ``batch_size`` rounded down to whole people, at least one."""
+        """Crops per network call: ``batch_size`` rounded down to whole people (at least one), or
+        the automatic size (tuned on first use); lowered for good after running out of memory."""
+        if self._crops_per_batch is None:
+            return self.tune_batch_size()
+        return self._crops_per_batch
+
+    def _whole_people(self, crops: int) -> int:
         n_aug = len(self.augmentations)
-        return max(1, self.config.batch_size // n_aug) * n_aug
+        return max(1, crops // n_aug) * n_aug
+
+    def tune_batch_size(self, image_size: tuple[int, int] = (1920, 1080)) -> int:
+        """Settle the crops per network call and return it (see the module docstring).
+
+        A fixed ``batch_size`` or an already tuned size is kept. Otherwise, on CUDA, two probe
+        batches of crops from a blank ``image_size`` (width, height) frame measure the memory of
+        a call; on other devices it is ``CPU_BATCH_SIZE`` in whole people.
+        """
+        if self._crops_per_batch is not None:
+            return self._crops_per_batch
+        if self.device.type != "cuda":
+            self._crops_per_batch = self._whole_people(CPU_BATCH_SIZE)
+            logger.info("batch size %d crops per network call (CPU)", self._crops_per_batch)
+            return self._crops_per_batch
+        per_crop, fixed = self._measure_memory(image_size)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        # memory the caching allocator holds but no tensor uses is free for the batch, too
+        cached = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+        self._crops_per_batch = batch_size_for_memory(
+            free + cached, per_crop, fixed, granule=len(self.augmentations)
+        )
+        mib = 1 << 20
+        logger.info(
+            "batch size %d crops per network call (automatic: %.0f MiB free, %.1f MiB per crop, "
+            "%.0f MiB per call, %s frames)",
+            self._crops_per_batch, (free + cached) / mib, per_crop / mib, fixed / mib,
+            "x".join(map(str, image_size)),
+        )  # fmt: skip
+        return self._crops_per_batch
+
+    def _measure_memory(self, image_size: tuple[int, int]) -> tuple[float, float]:
+        """(bytes per crop, fixed bytes per call) of the device memory a network call needs,
+        measured by running two probe batches (``PROBE_CROPS``) of crops of a blank frame."""
+        width, height = image_size
+        frame = np.zeros((height, width, 3), np.uint8)
+        focal = float(max(width, height))
+        intrinsics = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
+        box = np.array([[width / 2 - height / 4, height / 4, height / 2, height / 2]])
+        peaks = []
+        for n in PROBE_CROPS:
+            augmentations = [self.augmentations[i % len(self.augmentations)] for i in range(n)]
+            geometry = crop_geometry(
+                np.repeat(box, n, axis=0), intrinsics, self.crop_side, augmentations,
+                up=self.config.up, box_padding=self.config.box_padding,
+            )  # fmt: skip
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            self._predict([frame], np.zeros(n, np.int64), geometry, batch_size=n)
+            torch.cuda.synchronize(self.device)
+            peaks.append(torch.cuda.max_memory_allocated(self.device) - base)
+        (n0, n1), (p0, p1) = PROBE_CROPS, peaks
+        per_crop = (p1 - p0) / (n1 - n0)
+        if per_crop <= 0:  # allocator rounding hid the growth: charge the whole call per crop
+            per_crop = p1 / n1
+        return float(per_crop), float(max(0.0, p0 - n0 * per_crop))
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -194,6 +358,9 @@ class PoseEstimator:
         if n_boxes == 0:
             return [self._empty(n_out) for _ in frames]
 
+        if self._crops_per_batch is None:  # automatic: tune for the largest frame of the call
+            largest = max(frames, key=lambda frame: frame.shape[0] * frame.shape[1])
+            self.tune_batch_size((largest.shape[1], largest.shape[0]))
         frame_of_box = np.repeat(np.arange(len(frames)), counts)
         box_intrinsics = intrinsics[frame_of_box]  # (n, 3, 3)
         # crops are ordered box-major: the n_aug crops of a box are adjacent
@@ -290,29 +457,36 @@ class PoseEstimator:
         return torch.autocast("cuda", dtype=getattr(torch, self.config.amp_dtype))
 
     def _predict(
-        self, frames: list[np.ndarray], frame_of_crop: np.ndarray, geometry: CropGeometry
+        self,
+        frames: list[np.ndarray],
+        frame_of_crop: np.ndarray,
+        geometry: CropGeometry,
+        batch_size: int | None = None,
     ) -> np.ndarray:
-        """Run the network on all crops: (N, J, 3) float64 mm in each crop camera."""
-        n_crops, batch = len(geometry), self.crops_per_batch
+        """Run the network on all crops, ``batch_size`` (default ``crops_per_batch``) per call:
+        (N, J, 3) float64 mm in each crop camera."""
+        n_crops = len(geometry)
+        batch = batch_size or self.crops_per_batch
         render = (
             _TorchRenderer(self, frames, frame_of_crop, geometry)
             if self.uses_torch_warp
-            else _OpenCVRenderer(self, frames, frame_of_crop, geometry)
+            else _OpenCVRenderer(self, frames, frame_of_crop, geometry, batch)
         )
         exponents = torch.as_tensor(geometry.gamma / DECODING_GAMMA, dtype=torch.float32)
         intrinsics = torch.as_tensor(geometry.intrinsics, dtype=torch.float32)
-        outputs = []
+
+        def forward(start: int, stop: int) -> torch.Tensor:
+            crops = render(start, stop)  # (B, 3, S, S) linear light on the device
+            exponent = exponents[start:stop].to(self.device, non_blocking=True)
+            crops = crops.pow_(exponent[:, None, None, None])  # -> gamma-encoded
+            with self._autocast():
+                out = self.model(crops, intrinsics[start:stop].to(self.device, non_blocking=True))
+            return self._poses3d_of(out, stop - start).float()
+
         with torch.inference_mode():
-            for start in range(0, n_crops, batch):
-                stop = min(start + batch, n_crops)
-                crops = render(start, stop)  # (B, 3, S, S) linear light on the device
-                exponent = exponents[start:stop].to(self.device, non_blocking=True)
-                crops = crops.pow_(exponent[:, None, None, None])  # -> gamma-encoded
-                with self._autocast():
-                    out = self.model(
-                        crops, intrinsics[start:stop].to(self.device, non_blocking=True)
-                    )
-                outputs.append(self._poses3d_of(out, stop - start).float())
+            outputs, final = run_in_batches(forward, n_crops, batch, len(self.augmentations))
+        if batch_size is None and final < batch:
+            self._crops_per_batch = final  # later calls start at the size that fitted
         result = torch.cat(outputs).cpu().numpy().astype(np.float64)
         logger.debug("ran %d crops in %d batches", n_crops, len(outputs))
         return result
@@ -345,12 +519,14 @@ class _OpenCVRenderer:
         frames: list[np.ndarray],
         frame_of_crop: np.ndarray,
         geometry: CropGeometry,
+        batch_size: int,
     ):
         self.device, self.side = estimator.device, estimator.crop_side
         self.levels = estimator.config.pyramid_levels
         self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
+        self.level_buffers = estimator._level_buffers
         self.is_cuda = self.device.type == "cuda"
-        n = min(estimator.crops_per_batch, len(geometry))
+        n = min(batch_size, len(geometry))
         # (n, S, S, 3): OpenCV writes each crop in place; permuted, it is a channels-last batch
         self.buffers = [
             torch.empty((n, self.side, self.side, 3), dtype=torch.float32, pin_memory=self.is_cuda)
@@ -370,8 +546,9 @@ class _OpenCVRenderer:
         host_np = host.numpy()
         for i in range(start, stop):
             if self.frame_of_crop[i] != self.image_index:
+                self.image = None  # one decoded frame at a time
+                self.image = self._decode(int(self.frame_of_crop[i]))
                 self.image_index = int(self.frame_of_crop[i])
-                self.image = LinearImage(self.frames[self.image_index], self.levels)
             warp_crop(
                 self.image,
                 self.geometry.homography[i],
@@ -384,6 +561,17 @@ class _OpenCVRenderer:
             self.copied[slot] = torch.cuda.Event()
             self.copied[slot].record()
         return crops.permute(0, 3, 1, 2)  # (B, 3, S, S) in channels-last memory layout
+
+    def _decode(self, frame_index: int) -> LinearImage:
+        """The frame in linear light where its crops (all of them, in this and later batches)
+        read it."""
+        frame = self.frames[frame_index]
+        mine = self.frame_of_crop == frame_index
+        region = source_region(
+            self.geometry.homography[mine], self.geometry.scale[mine], self.side,
+            (frame.shape[1], frame.shape[0]), self.levels,
+        )  # fmt: skip
+        return LinearImage(frame, self.levels, region, self.level_buffers)
 
 
 class _TorchRenderer:
@@ -412,8 +600,11 @@ class _TorchRenderer:
         for run_start, run_stop in zip(run_starts, [*run_starts[1:], stop], strict=True):
             frame_index = int(self.frame_of_crop[run_start])
             if frame_index != self.image_index:
-                self.image_index = frame_index
+                # one frame on the device at a time; the index changes only once it is there (a
+                # retry after running out of memory must not find a stale image)
+                self.image = None
                 self.image = TorchLinearImage(self.frames[frame_index], self.device, self.levels)
+                self.image_index = frame_index
             crops[run_start - start : run_stop - start] = warp_crops_torch(
                 self.image,
                 self.geometry.homography[run_start:run_stop],

@@ -3,15 +3,17 @@
 Pipeline: a reader thread decodes frames into a bounded queue (memory flat in the clip length); a
 detection thread runs the person detector on every ``--detect-every``-th frame ahead of the
 network; the main thread gathers frames into batches of ``--batch-size`` person crops (whole
-network batches: people x frames), adds a box proposed from each tracked person's last pose where
+network batches: people x frames; ``auto`` sizes them to the GPU's free memory, see
+``inference.poses``), adds a box proposed from each tracked person's last pose where
 the detector did not run or did not find them, runs the pose network on all crops of the batch at
 once, then assigns the poses to tracks frame by frame (``inference.track``). While nobody is
-tracked, every frame is searched, one frame at a time. With ``--box`` only that person is followed
+tracked, every frame of the batch is searched. With ``--box`` only that person is followed
 (and kept however short their track).
 
 Output: the trajectory contract (``retarget.contract``), written atomically. ``extras`` holds
 ``partial`` (bool: the run was interrupted; resume it with ``--resume``), ``source_frames`` (i32 [T]:
-source frame index of each row), ``detector`` (str) and ``worker_settings`` (JSON). A box whose
+source frame index of each row), ``detector`` (str) and ``worker_settings`` (JSON; its
+``batch_size`` is the crops per network call the run started with, automatic or not). A box whose
 score is 0 was proposed from the previous pose, not detected. A partial result keeps every track;
 the final one drops tracks shorter than ``--min-track-frames`` and keeps the ``--max-people``
 present longest. ``source`` is the video path and a SHA-256 of its size and first and last MiB.
@@ -117,7 +119,7 @@ class Settings:
     focal_mm: float | None = None
     sensor_width: float | None = None
     intrinsics: str | None = None
-    batch_size: int | None = None  # crops per network call; None: 8 on CPU, 64 on CUDA
+    batch_size: int | None = None  # crops per network call; None: automatic (inference.poses)
     tta: int = 1
     device: str = "auto"
     resume: bool = False
@@ -158,6 +160,11 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 _positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
+def _batch_size_arg(text: str) -> int | None:
+    """``--batch-size``: ``auto`` (None) or a whole number >= 1."""
+    return None if text.strip().lower() == "auto" else _positive_int(text)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -193,8 +200,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--detection-threshold", type=_positive_float, metavar="SCORE")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     model.add_argument(
-        "--batch-size", type=_positive_int, metavar="N",
-        help="person crops per network call (default 8 on CPU, 64 on CUDA)",
+        "--batch-size", type=_batch_size_arg, metavar="N|auto",
+        help="person crops per network call; auto (default): fitted to the GPU's free memory "
+        "(backing off if it runs out), 16 on the CPU",
     )  # fmt: skip
     model.add_argument(
         "--tta", type=_positive_int, default=1, metavar="N",
@@ -320,8 +328,7 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
     checkpoint = Path(folder) / "ckpt.pt"
     digest = source_fingerprint(str(checkpoint)).rsplit(" ", 1)[-1] if checkpoint.is_file() else ""
     estimator.model_id = f"{name if settings.model is None else Path(name).name} {digest}".strip()
-    logger.info("pose model %s, skeleton %s, %d crops per call", estimator.model_id, skeleton,
-                config.batch_size)  # fmt: skip
+    logger.info("pose model %s, skeleton %s", estimator.model_id, skeleton)
     return estimator
 
 
@@ -377,10 +384,24 @@ def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -
     return make_detector(spec, device, threshold)
 
 
-def _batch_size(settings: Settings, device: str) -> int:
-    if settings.batch_size is not None:
-        return settings.batch_size
-    return 64 if device.startswith("cuda") else 8
+def _batch_size(settings: Settings, device: str) -> int | None:
+    """The ``EstimatorConfig.batch_size`` for ``settings``: None lets the estimator tune it."""
+    return settings.batch_size
+
+
+def _tuned_batch_size(estimator: Any, settings: Settings, image_size: tuple[int, int]) -> int:
+    """Crops per network call: the estimator's (tuned for ``image_size`` if automatic), else
+    ``--batch-size`` or the CPU default; logged."""
+    tune = getattr(estimator, "tune_batch_size", None)
+    if tune is not None:
+        size = int(tune(image_size))
+    else:
+        from .poses import CPU_BATCH_SIZE
+
+        size = settings.batch_size or CPU_BATCH_SIZE
+    how = "automatic" if settings.batch_size is None else "--batch-size"
+    logger.info("batch size: %d crops per network call (%s)", size, how)
+    return size
 
 
 def _joint_info(estimator: PoseEstimatorLike) -> tuple[tuple[str, ...], np.ndarray, str]:
@@ -502,7 +523,7 @@ class Analysis:
         self.image_size = image_size
         self.num_joints = num_joints
         self.state = state
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # crops per network call (all augmentations of a box count)
         self.crops = 0  # person crops estimated so far
 
     def frames_per_batch(self, frame_bytes: int) -> int:
@@ -512,13 +533,13 @@ class Analysis:
         tracker = self.state.tracker
         last_time = self.state.frame_times[-1] if self.state.frame_times else 0.0
         live = len(tracker.live_tracks(last_time))
-        if live == 0 and self.detector is not None:
-            # Nobody to follow: every frame needs the detector until someone is found, and the
-            # next batch can then use the poses of whoever was.
-            return 1
+        # Nobody to follow: ``_detect`` searches every frame of the batch, sized as if one person
+        # were found in each (a batch of single frames would run the network on one crop at a
+        # time, at several times the cost per crop).
         people = max(1, live)
-        # people x frames = lcm(people, batch size): whole network batches, none half empty.
-        frames = self.batch_size // math.gcd(people, self.batch_size)
+        # people x frames = lcm(people, boxes per call): whole network batches, none half empty.
+        boxes_per_call = max(1, self.batch_size // self.settings.tta)
+        frames = boxes_per_call // math.gcd(people, boxes_per_call)
         frames = min(frames, MAX_BATCH_BYTES // max(1, frame_bytes))
         if self.detector is None:
             # Without detections inside the batch, every box is extrapolated from the pose at the
@@ -576,25 +597,16 @@ class Analysis:
         return out
 
     def _estimate(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> list[tuple]:
-        """Poses for the boxes of every frame, in one call (split in two on CUDA out-of-memory)."""
+        """Poses for the boxes of every frame, in one call (the estimator backs off on running
+        out of GPU memory; later batches follow its smaller size)."""
         if not any(len(b) for b in boxes):
             empty = (np.zeros((0, self.num_joints, 3)), np.zeros((0, self.num_joints, 2)),
                      np.zeros((0, self.num_joints)))  # fmt: skip
             return [empty for _ in images]
-        try:
-            results = self.estimator.estimate(images, [b[:, :4] for b in boxes], self.intrinsics)
-        except RuntimeError as error:
-            if "out of memory" not in str(error) or len(images) < 2:
-                raise
-            import torch
-
-            torch.cuda.empty_cache()
-            half = len(images) // 2
-            self.batch_size = max(1, self.batch_size // 2)
-            logger.warning("out of GPU memory: batch size lowered to %d", self.batch_size)
-            return self._estimate(images[:half], boxes[:half]) + self._estimate(
-                images[half:], boxes[half:]
-            )
+        results = self.estimator.estimate(images, [b[:, :4] for b in boxes], self.intrinsics)
+        self.batch_size = min(
+            self.batch_size, getattr(self.estimator, "crops_per_batch", self.batch_size)
+        )
         self.crops += sum(len(b) for b in boxes)
         return [_unpack(result) for result in results]
 
@@ -909,12 +921,13 @@ def _run(
         params = replace(params, max_unconfirmed_s=None)
     state, frame_range = _initial_state(settings, None if resumed is None else resumed[0], params)
     total = FrameRange(settings.start, settings.stop, settings.stride).count(info.frame_count)
-    batch_size = _batch_size(settings, device)
+    batch_size = _tuned_batch_size(estimator, settings, (info.width, info.height))
+    recorded = replace(settings, batch_size=batch_size)  # worker_settings hold the size used
     analysis = Analysis(settings, estimator, detector, intrinsics, (info.width, info.height),
                         len(joints[0]), state, batch_size)  # fmt: skip
 
     def result(partial: bool) -> Any:
-        return _trajectory(state, settings, info, intrinsics, joints, source, model_id,
+        return _trajectory(state, recorded, info, intrinsics, joints, source, model_id,
                            detector_name, partial)  # fmt: skip
 
     def done(trajectory: Any, partial: bool) -> None:

@@ -13,6 +13,7 @@ import pytest
 from inference.crops import (
     Augmentation,
     CropError,
+    LevelBuffers,
     LinearImage,
     TorchLinearImage,
     box_rotation_and_scale,
@@ -23,6 +24,7 @@ from inference.crops import (
     mirror_permutation,
     pyramid_level_for_scale,
     pyramid_level_matrix,
+    source_region,
     tta_augmentations,
     unflip_joints,
     warp_crop,
@@ -339,6 +341,61 @@ def test_zoomed_out_crops_from_the_pyramid_agree_with_full_resolution_sampling()
     pyramid = warp_crop(LinearImage(frame), geometry.homography[0], geometry.scale[0], 120)
     full = warp_crop(LinearImage(frame, n_levels=1), geometry.homography[0], geometry.scale[0], 120)
     assert np.abs(pyramid - full).max() < 0.02
+
+
+def poisoned_buffers() -> LevelBuffers:
+    """Level buffers full of NaN, so that a crop reading outside its decoded region shows."""
+    buffers = LevelBuffers()
+    for level in range(4):
+        shape = (720 >> level, 1280 >> level, 3)
+        buffers.get(level, shape)[...] = np.nan
+    return buffers
+
+
+def test_decoding_only_the_region_crops_read_gives_identical_crops():
+    """Random frames, boxes anywhere (partly outside, tiny to frame-filling: every pyramid level),
+    rotated/zoomed/flipped crops: the region-decoded crops equal the whole-frame ones bit for bit,
+    with buffers that start as NaN and are reused from frame to frame."""
+    rng = np.random.default_rng(6)
+    buffers = poisoned_buffers()
+    levels_seen = set()
+    for _ in range(16):
+        frame = rng.integers(0, 256, size=(720, 1280, 3), dtype=np.uint8)
+        n = int(rng.integers(1, 5))
+        boxes, k = random_setup(rng, n)
+        boxes[:, 2:] *= rng.choice([0.2, 1.0, 2.0], size=(n, 1))  # 4 px .. 1200 px boxes
+        side = int(rng.choice([64, 128, 256]))
+        geometry = crop_geometry(boxes, k[0], side, random_augmentations(rng, n))
+        region = source_region(geometry.homography, geometry.scale, side, (1280, 720))
+        x0, y0, x1, y1 = region
+        assert x0 % 4 == 0 and y0 % 4 == 0 and 0 <= x0 <= x1 <= 1280 and 0 <= y0 <= y1 <= 720
+        whole, part = LinearImage(frame), LinearImage(frame, region=region, buffers=buffers)
+        for h, scale in zip(geometry.homography, geometry.scale, strict=True):
+            levels_seen.add(pyramid_level_for_scale(scale))
+            expected = warp_crop(whole, h, float(scale), side)
+            np.testing.assert_array_equal(warp_crop(part, h, float(scale), side), expected)
+    assert levels_seen == {0, 1, 2}
+
+
+def test_source_region_is_small_for_small_people_and_whole_when_needed():
+    k = np.array([[900.0, 0, 640], [0, 900, 360], [0, 0, 1]])
+    geometry = crop_geometry([[600.0, 300, 60, 150]] * 5, k, 256, tta_augmentations(5))
+    x0, y0, x1, y1 = source_region(geometry.homography, geometry.scale, 256, (1280, 720))
+    # the 5 crops read around the box only: the widest is 150 / 0.8 = 187.5 px square turned by
+    # 25 degrees, 187.5 * (cos 25 + sin 25) = 249 px across, plus margins and alignment
+    assert x0 <= 630 - 124 and x1 >= 630 + 124 and y0 <= 375 - 124 and y1 >= 375 + 124
+    assert x1 - x0 <= 249 + 16 and y1 - y0 <= 249 + 16
+    assert source_region(geometry.homography[:0], geometry.scale[:0], 256, (1280, 720)) == (
+        0, 0, 0, 0,
+    )  # fmt: skip
+    # a crop wider than 180 degrees reaches the horizon: the whole frame
+    wide = crop_geometry([[-5000.0, -5000, 11280, 10720]], k, 256)
+    assert source_region(wide.homography, wide.scale, 256, (1280, 720)) == (0, 0, 1280, 720)
+    # a box beyond the frame edge: the region stops at the frame
+    edge = crop_geometry([[1200.0, 600, 200, 300]], k, 256)
+    assert source_region(edge.homography, edge.scale, 256, (1280, 720))[2:] == (1280, 720)
+    with pytest.raises(CropError, match="multiples of 4"):
+        LinearImage(np.zeros((720, 1280, 3), np.uint8), region=(2, 0, 100, 100))
 
 
 def test_gamma_encoding_round_trips_with_gamma_one():

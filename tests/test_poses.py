@@ -210,3 +210,36 @@ def test_empty_batches_and_bad_inputs():
         PoseEstimator(IntrinsicsStubModel(32), STUB_JOINT_NAMES, joint_transform_matrix=np.eye(4))
     with pytest.raises(PoseInputError, match="amp_dtype"):
         EstimatorConfig(amp_dtype="float64")
+
+
+def test_estimator_crops_equal_crops_of_the_whole_decoded_frame():
+    """The estimator decodes only the part of each frame its crops read (``source_region``): the
+    crops it feeds the network are bit for bit those of the whole decoded frame, also when a
+    frame's crops span several network calls."""
+    from inference.crops import DECODING_GAMMA, crop_geometry, make_crops
+
+    frames, boxes = fixture_inputs()
+    intrinsics = case("aug5", "intrinsics")
+    seen = []
+
+    def recording_model(crops, k):
+        seen.append(crops.clone())
+        return torch.zeros(len(crops), len(STUB_JOINT_NAMES), 3) + torch.tensor([0.0, 0, 3000])
+
+    config = EstimatorConfig(num_aug=5, batch_size=10)
+    estimator = PoseEstimator(recording_model, STUB_JOINT_NAMES, config=config, crop_side=48)
+    estimator.estimate(frames, boxes, intrinsics)
+    assert len(seen) > 1 and len(boxes[0]) * 5 > 10  # the first frame's crops span calls
+    expected = []
+    k = np.broadcast_to(intrinsics, (len(frames), 3, 3))
+    for frame, frame_boxes, frame_k in zip(frames, boxes, k, strict=True):
+        if not len(frame_boxes):
+            continue
+        augmentations = list(estimator.augmentations) * len(frame_boxes)
+        geometry = crop_geometry(
+            np.repeat(frame_boxes[:, :4], 5, axis=0), frame_k, 48, augmentations
+        )
+        linear = torch.from_numpy(make_crops(frame, geometry, encode=False))
+        exponent = torch.as_tensor(geometry.gamma / DECODING_GAMMA, dtype=torch.float32)
+        expected.append(linear.pow_(exponent[:, None, None, None]))
+    assert torch.equal(torch.cat(seen), torch.cat(expected))

@@ -2,11 +2,14 @@
 filled from the key names, since trained weights cannot be downloaded in tests): loading through
 the weights manager, skeleton selection, model id, and the loader's errors as exit code 4."""
 
+import json
+
 import numpy as np
 import pytest
 
 from inference.model import MetrabsModel, ModelConfig, save_bundle
 from inference.model.testing import deterministic_state_dict
+from inference.poses import CPU_BATCH_SIZE
 from inference.synth.motion import SKELETON
 from inference.worker import EXIT_MODEL, EXIT_OK
 from retarget.contract import read_trajectory
@@ -51,6 +54,10 @@ def test_bundle_runs_end_to_end(bundle, clip, tmp_path):
     assert result.model.startswith("tiny_bundle sha256:") and result.num_people == 1
     assert np.isfinite(result.poses3d[0, 0]).all() and result.num_frames == 6
     assert run.events[0]["model"] == result.model
+    # --batch-size auto (the default) on the CPU: CPU_BATCH_SIZE crops per call, on record
+    assert run.events[0]["batch_size"] == CPU_BATCH_SIZE
+    assert json.loads(str(result.extras["worker_settings"]))["batch_size"] == CPU_BATCH_SIZE
+    assert f"batch size: {CPU_BATCH_SIZE} crops per network call (automatic)" in run.stderr
 
     run = analyze(video, "-o", output, *common, "--skeleton", "upper_5", real=True)
     assert run.returncode == EXIT_OK, run.stderr[-3000:]
