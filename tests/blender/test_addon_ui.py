@@ -141,6 +141,7 @@ def test_preferences_draw_offline_with_the_commands(modules):
         values = {p.identifier: getattr(prefs, p.identifier) for p in prefs.bl_rna.properties}
         proxy = SimpleNamespace(layout=RecordingLayout(log), bl_rna=prefs.bl_rna, **values)
         proxy._draw_model_status = MethodType(cls._draw_model_status, proxy)
+        proxy.registry_name = MethodType(cls.registry_name, proxy)
         cls.draw(proxy, bpy.context)
     finally:
         system.use_online_access = before

@@ -363,7 +363,9 @@ def test_headless_cli_retargets_onto_a_rig_in_another_file(tmp_path):
     bpy.ops.wm.open_mainfile(filepath=str(out))
     hero = bpy.data.objects["Hero"]
     assert hero.animation_data.action.name == "Hero clip P0 take 1"
-    assert not [o for o in bpy.data.objects if o.name.startswith("MeTRAbs")]
+    # nothing of ours but the matched camera
+    ours = [o.name for o in bpy.data.objects if o.name.startswith("MeTRAbs")]
+    assert ours == ["MeTRAbs camera"] and bpy.context.scene.camera.name == "MeTRAbs camera"
     bad = subprocess.run(command("Villain", tmp_path / "bad.blend"), cwd=REPO,
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 1 and "no object 'Villain'" in bad.stderr
