@@ -4,7 +4,7 @@ the matched camera -> an overlay strip and the errors against the clip's ground 
 
 Writes into ``demo/out/``: ``sample.mp4`` + ``sample_truth.npz`` (rendered by
 ``inference.synth.sample``, kept for later runs), ``demo.npz`` (the worker's trajectory),
-``demo_clean.npz`` (cleaned), ``demo.blend`` (built by the headless main job ``python -m
+``cleaned/`` (the cleaned trajectory), ``demo.blend`` (built by the headless main job ``python -m
 metrabs_blender``) and ``overlay.png`` (frames with the true skeleton in white and the armatures
 read back out of the saved .blend, projected through the camera, in colour).
 """
