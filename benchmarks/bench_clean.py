@@ -21,12 +21,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from inference.synth.motion import FOOT_CHANNELS  # noqa: E402
 from inference.synth.noise import make_scenario  # noqa: E402
-from retarget import metrics  # noqa: E402
 from retarget.clean import clean_trajectory  # noqa: E402
 from retarget.filters import baseline_butterworth  # noqa: E402
-from retarget.frames import camera_to_world  # noqa: E402
 from retarget.skeletons import SMPL_24  # noqa: E402
 
 CASES = [
@@ -43,37 +40,19 @@ COLUMNS = [  # key, header, format
 PERCENT = {"skate", "pen_ok", "coverage"}
 
 
-def score(scenario, poses_mm, world_from_camera) -> dict:
-    names = scenario.truth.joint_names
-    feet = [names.index(name) for name in FOOT_CHANNELS]
-    motion = scenario.motions[0]
-    return metrics.summary(
-        poses_mm,
-        scenario.truth.poses3d[:, 0].astype(float),
-        scenario.truth.joint_edges,
-        camera_to_world(poses_mm[:, feet], world_from_camera),
-        motion.channel_contacts,
-        motion.clearance,
-        support=np.isfinite(scenario.raw.poses3d[:, 0]).all(axis=-1),
-        foot_joints=feet,
-    )
-
-
 def quality_table(fps: float) -> dict[str, dict[str, float]]:
     rows: dict[str, list[dict]] = {}
     for seed, (kind, direction) in enumerate(CASES):
         scenario = make_scenario(kind, fps, seed=seed, direction=direction, duration_s=8.0)
         raw = scenario.raw.poses3d[:, 0].astype(float)
-        rows.setdefault("raw", []).append(score(scenario, raw, scenario.world_from_camera))
+        rows.setdefault("raw", []).append(scenario.score(raw, scenario.world_from_camera))
         baseline = baseline_butterworth(raw, scenario.raw.frame_times)
-        rows.setdefault("baseline", []).append(
-            score(scenario, baseline, scenario.world_from_camera)
-        )
+        rows.setdefault("baseline", []).append(scenario.score(baseline, scenario.world_from_camera))
         for preset in PRESETS:
             out = clean_trajectory(scenario.raw, preset)
             poses = out.poses3d[:, 0].astype(float)
             rows.setdefault(preset, []).append(
-                score(scenario, poses, out.extras["world_from_camera"])
+                scenario.score(poses, out.extras["world_from_camera"])
             )
 
     def mean(values):

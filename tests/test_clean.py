@@ -11,36 +11,15 @@ compared on the same joint-frames; penetration on every frame.
 import numpy as np
 import pytest
 
-from inference.synth.motion import FOOT_CHANNELS
 from inference.synth.noise import make_scenario
-from retarget import metrics
 from retarget.clean import clean_trajectory
 from retarget.filters import baseline_butterworth
-from retarget.frames import camera_to_world
 
 CASES = [
     ("walk", "left"), ("walk", "towards"), ("run", "right"), ("run", "away"),
     ("turn", "left"), ("jump", "towards"), ("sit", "left"), ("dance", "away"),
 ]  # fmt: skip
 DURATION_S = 8.0
-
-
-def score(scenario, poses_mm: np.ndarray, world_from_camera: np.ndarray) -> dict:
-    """All metrics of one person's ``poses_mm`` (T, J, 3) camera frame against the truth, with the
-    feet seen in ``world_from_camera`` (the method's own floor; the true one for raw/baseline)."""
-    names = scenario.truth.joint_names
-    feet = [names.index(name) for name in FOOT_CHANNELS]
-    motion = scenario.motions[0]
-    return metrics.summary(
-        poses_mm,
-        scenario.truth.poses3d[:, 0].astype(float),
-        scenario.truth.joint_edges,
-        camera_to_world(poses_mm[:, feet], world_from_camera),
-        motion.channel_contacts,
-        motion.clearance,
-        support=np.isfinite(scenario.raw.poses3d[:, 0]).all(axis=-1),
-        foot_joints=feet,
-    )
 
 
 def evaluate(fps: float, preset: str = "default") -> dict[str, dict[str, float]]:
@@ -51,10 +30,10 @@ def evaluate(fps: float, preset: str = "default") -> dict[str, dict[str, float]]
         raw = scenario.raw.poses3d[:, 0].astype(float)
         baseline = baseline_butterworth(raw, scenario.raw.frame_times)
         cleaned = clean_trajectory(scenario.raw, preset)
-        results["raw"].append(score(scenario, raw, scenario.world_from_camera))
-        results["baseline"].append(score(scenario, baseline, scenario.world_from_camera))
+        results["raw"].append(scenario.score(raw, scenario.world_from_camera))
+        results["baseline"].append(scenario.score(baseline, scenario.world_from_camera))
         pose = cleaned.extras["world_from_camera"]
-        results[preset].append(score(scenario, cleaned.poses3d[:, 0].astype(float), pose))
+        results[preset].append(scenario.score(cleaned.poses3d[:, 0].astype(float), pose))
     return {
         name: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
         for name, rows in results.items()
@@ -88,8 +67,8 @@ def test_default_preset_plants_the_feet(table):
 def test_noise_free_input_comes_out_nearly_unchanged():
     scenario = make_scenario("walk", 30.0, seed=11, duration_s=6.0, model=_no_errors())
     cleaned = clean_trajectory(scenario.raw)
-    result = score(
-        scenario, cleaned.poses3d[:, 0].astype(float), cleaned.extras["world_from_camera"]
+    result = scenario.score(
+        cleaned.poses3d[:, 0].astype(float), cleaned.extras["world_from_camera"]
     )
     assert result["mpjpe"] < 6.0 and result["root"] < 15.0
     assert result["pen_ok"] == 1.0 and result["slide"] < 1.0

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from retarget import metrics
 from retarget.contract import Trajectory
+from retarget.frames import camera_to_world
 
 from ..camera import look_at
 from .clip import motions_to_trajectory
-from .motion import SKELETON, Motion, generate_motion
+from .motion import FOOT_CHANNELS, SKELETON, Motion, generate_motion
 
 # Left/right groups that an estimator swaps as a whole; "body" swaps every paired joint.
 SWAP_GROUPS = {
@@ -177,6 +179,24 @@ class Scenario:
     truth: Trajectory
     raw: Trajectory
     info: dict = field(default_factory=dict)
+
+    def score(self, poses_mm: np.ndarray, world_from_camera: np.ndarray) -> dict:
+        """All cleaning metrics (``retarget.metrics.summary``) of the first person's ``poses_mm``
+        (T, J, 3) camera frame against the truth, with the feet seen in ``world_from_camera``
+        (the method's own floor; the true one for raw/baseline)."""
+        names = self.truth.joint_names
+        feet = [names.index(name) for name in FOOT_CHANNELS]
+        motion = self.motions[0]
+        return metrics.summary(
+            poses_mm,
+            self.truth.poses3d[:, 0].astype(float),
+            self.truth.joint_edges,
+            camera_to_world(poses_mm[:, feet], world_from_camera),
+            motion.channel_contacts,
+            motion.clearance,
+            support=np.isfinite(self.raw.poses3d[:, 0]).all(axis=-1),
+            foot_joints=feet,
+        )
 
 
 # direction of travel relative to the camera (which looks along world +Y) -> heading in degrees
