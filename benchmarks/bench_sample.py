@@ -36,8 +36,7 @@ def run_variant(video: Path, truth_path: Path, folder: Path, options: list[str])
     subprocess.run(scene, cwd=REPO, check=True, capture_output=True)
     truth, output = read_trajectory(truth_path), read_trajectory(analysis)
     tracking = evaluate.evaluate_tracking(output, truth)
-    joints, _ = evaluate.read_armatures(blend)
-    by_track = {evaluate.track_ids_of([name])[name]: j for name, j in joints.items()}
+    by_track, _ = evaluate.read_armatures(blend)
     errors = evaluate.evaluate_armatures(by_track, output, truth, tracking)
     return tracking, errors, analysed - started
 

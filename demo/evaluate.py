@@ -64,14 +64,15 @@ def evaluate_tracking(
     return Tracking(column, rate, switches, output.num_people)
 
 
-def read_armatures(blend: str | Path) -> tuple[dict[str, np.ndarray], int]:
-    """Open ``blend``; return armature name -> rig joints (scene frames, len(RIG_JOINTS), 3) in the
-    OpenCV frame of the scene camera (millimetres), and the scene's first frame."""
+def read_armatures(blend: str | Path) -> tuple[dict[int, np.ndarray], int]:
+    """Open ``blend``; return track id -> rig joints (scene frames, len(RIG_JOINTS), 3) in the
+    OpenCV frame of the scene camera (millimetres) for the imported armatures (named ``MeTRAbs
+    <clip> P<id>``), and the scene's first frame."""
     import bpy
 
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     scene = bpy.context.scene
-    armatures = [obj for obj in scene.objects if obj.type == "ARMATURE"]
+    armatures = [obj for obj in scene.objects if obj.type == "ARMATURE" and " P" in obj.name]
     heads = {obj.name: [] for obj in armatures}
     cameras = []
     for frame in range(scene.frame_start, scene.frame_end + 1):
@@ -87,7 +88,7 @@ def read_armatures(blend: str | Path) -> tuple[dict[str, np.ndarray], int]:
         points = np.array(points)  # (T, J, 3) world metres
         in_camera = np.einsum("tij,tkj->tki", camera_from_world[:, :3, :3], points)
         in_camera += camera_from_world[:, None, :3, 3]
-        joints[name] = 1000.0 * in_camera @ _CV_FROM_BLENDER.T
+        joints[int(name.rsplit(" P", 1)[1])] = 1000.0 * in_camera @ _CV_FROM_BLENDER.T
     return joints, scene.frame_start
 
 
@@ -134,11 +135,6 @@ def _limb_angle(est: np.ndarray, exp: np.ndarray, limbs: np.ndarray) -> float:
     b = exp[:, limbs[:, 1]] - exp[:, limbs[:, 0]]
     cosine = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
     return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))).mean())
-
-
-def track_ids_of(armature_names: list[str]) -> dict[str, int]:
-    """Armature name -> track id, from the import's names ``MeTRAbs <clip> P<id>``."""
-    return {name: int(name.rsplit(" P", 1)[1]) for name in armature_names if " P" in name}
 
 
 def overlay_strip(

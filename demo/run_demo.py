@@ -53,8 +53,7 @@ def main() -> int:
 
     truth, output = read_trajectory(truth_path), read_trajectory(blend.with_suffix(".npz"))
     tracking = evaluate.evaluate_tracking(output, truth)
-    joints, _ = evaluate.read_armatures(blend)
-    by_track = {evaluate.track_ids_of([name])[name]: j for name, j in joints.items()}
+    by_track, _ = evaluate.read_armatures(blend)
     errors = evaluate.evaluate_armatures(by_track, output, truth, tracking)
     overlay = evaluate.overlay_strip(video, truth, by_track, OVERLAY_FRAMES, OUT / "overlay.png")
 

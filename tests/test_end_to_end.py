@@ -36,9 +36,8 @@ def chain(bundled_sample, tmp_path_factory):
     assert finished.returncode == 0, finished.stderr[-3000:]
     truth, output = read_trajectory(truth_path), read_trajectory(blend.with_suffix(".npz"))
     tracking = evaluate.evaluate_tracking(output, truth)
-    joints, first_frame = evaluate.read_armatures(blend)
+    by_track, first_frame = evaluate.read_armatures(blend)
     fps, camera = bpy.context.scene.render.fps, bpy.context.scene.camera.name
-    by_track = {evaluate.track_ids_of([name])[name]: j for name, j in joints.items()}
     errors = evaluate.evaluate_armatures(by_track, output, truth, tracking)
     bpy.ops.wm.read_homefile(app_template="")
     return locals()
