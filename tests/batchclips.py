@@ -158,14 +158,16 @@ def make_worker_analyzer(args: list[str]):
     """Factory for the real single-clip worker (``inference.batch.WorkerAnalyzer``) with the test
     detector of ``tests/tinymodels.py`` and its colour-joint pose model: read from the frame, or
     with ``--crop-model`` through the project's ``PoseEstimator`` (perspective crops, torch) and
-    the colour-joint crop network of ``tests/tinycrop.py``. ``--load-log`` as above; the other
-    arguments are ``analyze`` options."""
+    the colour-joint crop network of ``tests/tinycrop.py``. ``--load-log`` as above;
+    ``--frame-delay`` slows the detector down (seconds per frame) so that a cancel lands mid-clip
+    on any machine; the other arguments are ``analyze`` options."""
     from inference.batch import WorkerAnalyzer
     from tests.tinymodels import ColourJointPoseEstimator, PersonColourDetector
 
     parser = argparse.ArgumentParser(prog="worker-analyzer")
     parser.add_argument("--load-log")
     parser.add_argument("--crop-model", action="store_true")
+    parser.add_argument("--frame-delay", type=float, default=0.0)
     own, analyze_args = parser.parse_known_args(args)
     _append(own.load_log, str(os.getpid()))
     estimator = ColourJointPoseEstimator()
@@ -175,7 +177,14 @@ def make_worker_analyzer(args: list[str]):
 
         estimator = PoseEstimator(ColourJointCropModel(192), SKELETON.joint_names, "cpu")
         estimator.model_id = "test-colour-joint-crops"
-    return WorkerAnalyzer(analyze_args, estimator=estimator, detector=PersonColourDetector())
+    detector = PersonColourDetector(frame_delay=own.frame_delay)
+    return WorkerAnalyzer(analyze_args, estimator=estimator, detector=detector)
+
+
+def make_slow_worker_analyzer(args: list[str]):
+    """:func:`make_worker_analyzer` at 30 ms a frame, for tests that cancel a running clip (the
+    add-on passes its batch options to the batch command, not to the factory)."""
+    return make_worker_analyzer([*args, "--frame-delay", "0.03"])
 
 
 def read_log(path: Path) -> list[str]:

@@ -61,7 +61,7 @@ def test_sigterm_cancels_mid_clip_and_the_rerun_resumes(tmp_path):
     out = tmp_path / "out"
     command = [
         sys.executable, "-m", "inference", "batch", str(tmp_path / "long.mp4"), "-o", str(out),
-        "--workers", "1", "--analyzer", "tests.batchclips:make_worker_analyzer",
+        "--workers", "1", "--analyzer", "tests.batchclips:make_slow_worker_analyzer",
         "--analyze-options", "--device cpu --batch-size 2 --detect-every 1",
     ]  # fmt: skip
     process = subprocess.Popen(

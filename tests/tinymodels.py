@@ -8,6 +8,8 @@ adult's, ``SEGMENTS_MM``), so 3D is metric and in the original camera frame. The
 ``estimate(frames, boxes, intrinsics)`` and ``detect(frames)``.
 """
 
+import time
+
 import cv2
 import numpy as np
 
@@ -140,15 +142,17 @@ class PersonColourDetector:
 
     name = "test-colour-blobs"
 
-    def __init__(self, min_area: int = 200, margin: int = 4) -> None:
+    def __init__(self, min_area: int = 200, margin: int = 4, frame_delay: float = 0.0) -> None:
         self.min_area = min_area
         self.margin = margin
+        self.frame_delay = frame_delay  # seconds per frame: a slow model, for cancel tests
 
     def detect(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Per frame ``(n, 5)`` x, y, w, h, score boxes in pixels (found at a quarter of the
         resolution of frames larger than 640 pixels, then scaled back)."""
         out = []
         for frame in frames:
+            time.sleep(self.frame_delay)
             factor = max(1, int(max(frame.shape[:2]) // 640))
             small = frame[::factor, ::factor] if factor > 1 else frame
             difference = cv2.absdiff(small, np.full_like(small, BACKGROUND)).max(axis=2)

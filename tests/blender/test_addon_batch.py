@@ -174,6 +174,8 @@ def test_analyze_folder_then_import_folder(addon, folder_settings, videos, tmp_p
 
 def test_cancel_keeps_finished_clips_and_analyze_folder_resumes(addon, folder_settings, tmp_path):
     results = tmp_path / "results"
+    # a slow model (30 ms a frame: take_b takes over 2 s) lets the cancel land mid-clip anywhere
+    folder_settings.batch_options = "--analyzer tests.batchclips:make_slow_worker_analyzer"
     # what the modal Analyze Folder starts and follows on its timer
     request = addon.operators.folder_request(bpy.context)
     process = addon.batch_import.start_batch(request, TORCH_PYTHON, entry=ENTRY)
