@@ -522,14 +522,11 @@ class BackendProcess:
 
 
 @dataclass
-class WorkerState:
-    """What the worker's events said so far; :meth:`update` folds in one event."""
+class EventState:
+    """What a protocol's events said so far: :meth:`update` folds in one event. The ``start``,
+    ``warning``, ``done`` and ``error`` events mean the same in every protocol; subclasses read
+    their own totals and progress."""
 
-    frames_done: int = 0
-    frames_total: int | None = None
-    fps: float | None = None  # processing speed, frames per second
-    eta_s: float | None = None
-    people: int = 0
     warnings: list[str] = field(default_factory=list)
     start: dict | None = None
     done: dict | None = None
@@ -539,18 +536,41 @@ class WorkerState:
         kind = event.get("event")
         if kind == "start":
             self.start = event
-            self.frames_total = event.get("frames_total")
+            self._on_start(event)
         elif kind == "progress":
-            self.frames_done = int(event.get("frames_done") or 0)
-            self.frames_total = event.get("frames_total", self.frames_total)
-            self.fps, self.eta_s = event.get("fps"), event.get("eta_s")
-            self.people = int(event.get("people") or 0)
+            self._on_progress(event)
         elif kind == "warning":
             self.warnings.append(str(event.get("message", "")))
         elif kind == "done":
             self.done = event
         elif kind == "error":
             self.error = event
+
+    def _on_start(self, event: dict) -> None:
+        pass
+
+    def _on_progress(self, event: dict) -> None:
+        pass
+
+
+@dataclass
+class WorkerState(EventState):
+    """What the single-clip worker's events said so far."""
+
+    frames_done: int = 0
+    frames_total: int | None = None
+    fps: float | None = None  # processing speed, frames per second
+    eta_s: float | None = None
+    people: int = 0
+
+    def _on_start(self, event: dict) -> None:
+        self.frames_total = event.get("frames_total")
+
+    def _on_progress(self, event: dict) -> None:
+        self.frames_done = int(event.get("frames_done") or 0)
+        self.frames_total = event.get("frames_total", self.frames_total)
+        self.fps, self.eta_s = event.get("fps"), event.get("eta_s")
+        self.people = int(event.get("people") or 0)
 
     @property
     def fraction(self) -> float:

@@ -294,9 +294,9 @@ def _check_writable(folder: Path) -> None:
 
 
 @dataclass
-class BatchState:
-    """What the batch command's events said so far; folds events like ``backend.WorkerState``
-    (:meth:`update`, :attr:`fraction`, :meth:`text`), so ``backend.WorkerJob`` can follow it."""
+class BatchState(backend.EventState):
+    """What the batch command's events said so far; follows the single-clip ``backend.WorkerState``
+    (:attr:`fraction`, :meth:`text`), so ``backend.WorkerJob`` can follow it."""
 
     clips_total: int | None = None
     clips_done: int = 0  # finished: done, skipped or failed
@@ -304,32 +304,21 @@ class BatchState:
     clip: str = ""  # the clip being analysed (latest progress event of an unfinished clip)
     clip_frames: tuple[int | None, int | None] = (None, None)  # its frames done, total
     eta_s: float | None = None
-    warnings: list[str] = field(default_factory=list)
-    start: dict | None = None
-    done: dict | None = None
-    error: dict | None = None
 
-    def update(self, event: dict) -> None:
-        kind = event.get("event")
-        if kind == "start":
-            self.start, self.clips_total = event, event.get("clips_total")
-        elif kind == "progress":
-            self.clips_done = int(event.get("clips_done") or 0)
-            self.clips_failed = int(event.get("clips_failed") or 0)
-            self.eta_s = event.get("eta_s")
-            clip = str(event.get("clip") or "")
-            if event.get("clip_status"):  # this clip has finished
-                if clip == self.clip:
-                    self.clip, self.clip_frames = "", (None, None)
-            else:
-                self.clip = clip
-                self.clip_frames = (event.get("clip_frames_done"), event.get("clip_frames_total"))
-        elif kind == "warning":
-            self.warnings.append(str(event.get("message", "")))
-        elif kind == "done":
-            self.done = event
-        elif kind == "error":
-            self.error = event
+    def _on_start(self, event: dict) -> None:
+        self.clips_total = event.get("clips_total")
+
+    def _on_progress(self, event: dict) -> None:
+        self.clips_done = int(event.get("clips_done") or 0)
+        self.clips_failed = int(event.get("clips_failed") or 0)
+        self.eta_s = event.get("eta_s")
+        clip = str(event.get("clip") or "")
+        if event.get("clip_status"):  # this clip has finished
+            if clip == self.clip:
+                self.clip, self.clip_frames = "", (None, None)
+        else:
+            self.clip = clip
+            self.clip_frames = (event.get("clip_frames_done"), event.get("clip_frames_total"))
 
     @property
     def fraction(self) -> float:
