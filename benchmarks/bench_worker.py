@@ -3,15 +3,16 @@
 Measured side by side in one run, on synthetic walking people (1280x720, 25 fps, MPEG-4):
 
 1. ``model``: crops/s of the crop network alone (batch 8, 256 px crops, already in memory).
-2. ``pipeline``: the whole ``analyze`` command (decode thread, detection every 4 frames, boxes
+2. ``pipeline``: the whole ``analyze`` command (decode thread, detection on every frame, boxes
    proposed from poses, perspective crops, the same network, tracking, writing the .npz) with 1, 3
    and 6 people per frame; ratio = pipeline crops/s / model crops/s (target >= 0.85 for 1 person);
    busy = share of the pipeline's wall time spent in the network, measured inside the same run
    (immune to the load of other processes, which makes ``ratio`` noisy on a shared machine).
 3. ``length``: frames/s and peak memory of whole runs on clips of growing length (each in its own
    process; the frame-level test estimator keeps these runs short): memory must stay flat.
-4. ``2-person sample``: share of people found per frame and track-id switches against the ground
-   truth, side by side and crossing (the bundled model and sample will replace the test reader).
+4. ``2-person clips``: share of people found per frame and track-id switches against the ground
+   truth, side by side and crossing, with the colour-joint reader as the model (the bundled model
+   on the bundled sample: ``bench_sample.py``).
 5. ``detector``: per-frame cost of the detectors at 640x360 (HOG, YOLOX nano/s with untrained weights:
    the cost does not depend on the weights); the pipeline amortises it over ``--detect-every``.
 
