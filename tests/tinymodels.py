@@ -155,7 +155,8 @@ class PersonColourDetector:
             time.sleep(self.frame_delay)
             factor = max(1, int(max(frame.shape[:2]) // 640))
             small = frame[::factor, ::factor] if factor > 1 else frame
-            difference = cv2.absdiff(small, np.full_like(small, BACKGROUND)).max(axis=2)
+            channels = cv2.split(cv2.absdiff(small, np.full_like(small, BACKGROUND)))
+            difference = np.maximum(np.maximum(channels[0], channels[1]), channels[2])
             mask = cv2.dilate((difference > 40).astype(np.uint8), np.ones((9, 9), np.uint8))
             count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
             boxes = [
