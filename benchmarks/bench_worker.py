@@ -5,7 +5,8 @@ Measured side by side in one run, on synthetic walking people (1280x720, 25 fps,
 1. ``model``: crops/s of the crop network alone (batch 8, 256 px crops, already in memory).
 2. ``pipeline``: the whole ``analyze`` command (decode thread, detection on every frame, boxes
    proposed from poses, perspective crops, the same network, tracking, writing the .npz) with 1, 3
-   and 6 people per frame; ratio = pipeline crops/s / model crops/s (target >= 0.85 for 1 person);
+   and 6 people per frame; ratio = pipeline crops/s / model crops/s (target >= 0.85 for 1 person),
+   each run against the model measured right before and after it, median (min-max) over runs;
    busy = share of the pipeline's wall time spent in the network, measured inside the same run
    (immune to the load of other processes, which makes ``ratio`` noisy on a shared machine).
 3. ``length``: frames/s and peak memory of whole runs on clips of growing length (each in its own
@@ -24,7 +25,7 @@ network's cost is real. Both sides of every ratio run exactly this composite mod
 
     .venv/bin/python benchmarks/bench_worker.py [--throughput-only] [--repeats N] [--people 1 ..]
 
-``--throughput-only`` runs sections 1-2 alone (``--repeats`` pipeline runs per setting, default 2;
+``--throughput-only`` runs sections 1-2 alone (``--repeats`` pipeline runs per setting, default 3;
 ``--people`` the settings, default 1 3 6).
 """
 
@@ -55,7 +56,7 @@ SIDE = 256
 SIZE = (1280, 720)
 BATCH = 8
 FRAMES = 48
-REPEATS = 2
+REPEATS = 3
 
 
 def network() -> tuple[torch.nn.Module, str]:
@@ -290,22 +291,23 @@ def main() -> None:
         reference_rates = []
         for people in options.people:
             clip = clips[people]
-            # The machine is shared: measure the model alone right before and after each
-            # pipeline run and compare with the mean of those.
-            rates, runs = [], []
+            # The machine is shared: each pipeline run is compared with the model alone measured
+            # right before and after it, and the median of those paired ratios is reported.
+            rates, runs = [model_crops_per_s(model, batch)], []
             for _ in range(options.repeats):
-                rates.append(model_crops_per_s(model, batch))
                 runs.append(run_pipeline(clip, model, people))
-            rates.append(model_crops_per_s(model, batch))
+                rates.append(model_crops_per_s(model, batch))
             reference_rates += rates
-            fps = float(np.mean([run[0] for run in runs]))
-            crops_per_s = fps * runs[0][1] / FRAMES
-            busy = float(np.mean([run[2] for run in runs]))
-            rows.append((people, fps, crops_per_s, crops_per_s / np.mean(rates), busy))
-        print(f"{'model only':<34} {'':>9} {np.mean(reference_rates):>9.2f} {1.0:>7.2f}")
-        for people, fps, crops_per_s, ratio, busy in rows:
+            crops_per_s = np.array([fps * crops / FRAMES for fps, crops, _ in runs])
+            ratios = crops_per_s / ((np.array(rates[:-1]) + np.array(rates[1:])) / 2)
+            fps = float(np.median([run[0] for run in runs]))
+            busy = float(np.median([run[2] for run in runs]))
+            rows.append((people, fps, float(np.median(crops_per_s)), ratios, busy))
+        print(f"{'model only':<34} {'':>9} {np.median(reference_rates):>9.2f} {1.0:>7.2f}")
+        for people, fps, crops_per_s, ratios, busy in rows:
+            spread = f"({ratios.min():.2f}-{ratios.max():.2f})" if len(ratios) > 1 else ""
             print(f"{f'pipeline, {people} people':<34} {fps:>9.2f} {crops_per_s:>9.2f} "
-                  f"{ratio:>7.2f} {busy:>7.2f}")  # fmt: skip
+                  f"{np.median(ratios):>7.2f} {busy:>7.2f}  {spread}")  # fmt: skip
     if options.throughput_only:
         return
     print(f"\n{'clip length (frame-level model)':<34} {'frames/s':>9} {'peak MB':>9}")
