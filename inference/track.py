@@ -3,11 +3,14 @@
 Per frame the tracker receives *candidates*: person boxes with the 3D/2D poses the network estimated
 in them. Detector boxes are matched to the live tracks by the Hungarian algorithm on a cost mixing
 the box overlap (IoU of the pose's 2D extent with the track's predicted box) and the mean 3D joint
-distance to the track's predicted pose (camera frame, millimetres). Tracks that found no detection
-may take the pose estimated in a box *proposed from their own last pose* (see :meth:`Tracker.
-proposals`); MeTRAbs is robust to truncation, so people at frame edges or missed by the detector
-keep being tracked, and detection need not run on every frame. A track unmatched for longer than
-``max_gap_s`` ends; a person reappearing later gets a new id.
+distance to the track's predicted pose (camera frame, millimetres). Overlaps are measured on boxes
+widened to a person's least plausible aspect, so a squeezed or side-on pose still overlaps its own
+track; a detector's second box on someone (inside or over a better-scored box, with a close 3D
+pose, or close 2D joints at a similar depth) is dropped before matching. Tracks that found no
+detection may take the pose estimated in a box *proposed from their own last pose* (see
+:meth:`Tracker.proposals`); MeTRAbs is robust to truncation, so people at frame edges or missed
+by the detector keep being tracked, and detection need not run on every frame. A track unmatched
+for longer than ``max_gap_s`` ends; a person reappearing later gets a new id.
 
 Proposals feed on the network's own output, so a weak or biased model can make them drift: a crop
 slightly too large gives a pose spread over it, whose extent gives a larger crop, and so on. Two
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .detect.nms import box_iou
+from .detect.nms import box_iou, intersection_over_smaller
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +48,14 @@ class TrackerParams:
     max_gap_s: float = 1.0  # a track unmatched this long ends (short occlusions are bridged)
     proposal_margin: float = 0.15  # proposed boxes: pose extent enlarged by this share per side
     proposal_growth_per_s: float = 0.5  # ... and by this share per second since the track was seen
-    proposal_min_aspect: float = 0.5  # proposed boxes are at least this share of their height wide
-    duplicate_iou: float = 0.6  # a candidate overlapping an assigned one this much ...
-    duplicate_distance_mm: float = 400.0  # ... with a 3D pose this close is the same person again
+    min_aspect: float = 0.5  # person boxes are at least this share of their height wide
+    duplicate_overlap: float = 0.6  # a candidate covering this share of an assigned one's box, or
+    # covered by it (intersection over the smaller box: a partial box lies inside the whole one) ...
+    duplicate_distance_mm: float = 400.0  # ... with a 3D pose this close is the same person again,
+    duplicate_depth_share: float = 0.1  # ... or closer than this share of its depth (the estimated
+    # depth of one person varies from crop to crop in proportion to the depth) ...
+    duplicate_2d_share: float = 0.1  # ... or 2D joints within this share of its height on average
+    duplicate_2d_max_depth_change: float = 0.15  # ... and depths within this share of each other
     new_tracks: bool = True  # start tracks from unmatched detections (off: only the seeded ones)
     new_track_max_iou: float = 0.3  # ... that overlap no unmatched live track's box more than this
     proposal_max_scale: float = (
@@ -90,6 +98,17 @@ def pose_box(poses2d: np.ndarray, margin: float = 0.0) -> np.ndarray:
     high = np.fmax.reduce(poses2d, axis=-2)
     size = high - low
     return np.concatenate([low - margin * size, size * (1 + 2 * margin)], axis=-1)
+
+
+def widened(boxes: np.ndarray, min_aspect: float) -> np.ndarray:
+    """``(..., 4)`` x, y, w, h boxes made at least ``min_aspect`` times their height wide, about
+    the same centre. A person is rarely narrower (legs together, side view), while the 2D extent of
+    one pose can be: a squeezed or side-on estimate must still overlap the same person's box."""
+    boxes = np.array(boxes, np.float64)
+    width = np.maximum(boxes[..., 2], min_aspect * boxes[..., 3])
+    boxes[..., 0] -= (width - boxes[..., 2]) / 2
+    boxes[..., 2] = width
+    return boxes
 
 
 def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
@@ -227,9 +246,7 @@ class Tracker:
             elapsed = max(time - anchor_time, 0.0)
             box = np.array(box, np.float64)
             box[:2] += track.centre_velocity * (time - anchor_time)
-            # A person box is rarely narrower than min_aspect x its height (legs together, side view).
-            width = max(box[2], self.params.proposal_min_aspect * box[3])
-            box = np.array([box[0] + (box[2] - width) / 2, box[1], width, box[3]])
+            box = widened(box, self.params.min_aspect)
             grow = self.params.proposal_margin + self.params.proposal_growth_per_s * elapsed
             box = np.array([box[0] - grow * box[2], box[1] - grow * box[3], box[2] * (1 + 2 * grow),
                             box[3] * (1 + 2 * grow)])  # fmt: skip
@@ -263,7 +280,7 @@ class Tracker:
         if not tracks or not len(c):
             return np.zeros((len(tracks), len(c)))
         predicted_boxes = np.array([t.predicted_box(time) for t in tracks])
-        iou = box_iou(predicted_boxes, boxes)
+        iou = box_iou(widened(predicted_boxes, p.min_aspect), widened(boxes, p.min_aspect))
         distance = mean_joint_distance(
             np.array([t.predicted_pose(time) for t in tracks]), c.poses3d
         )
@@ -295,7 +312,7 @@ class Tracker:
         boxes[missing] = candidates.boxes[missing, :4]
         live = self.live_tracks(time)
         assigned: dict[int, int] = {}
-        detected = np.flatnonzero(candidates.proposed_for < 0)
+        detected = self._distinct_detections(candidates, boxes)
         if live and detected.size:
             cost = self._costs(live, time, _subset(candidates, detected), boxes[detected])
             for t_index, c_index in zip(*linear_sum_assignment(cost), strict=True):
@@ -331,6 +348,17 @@ class Tracker:
                 assigned[int(index)] = self._new_track(row, time, candidates, int(index))
         return assigned
 
+    def _distinct_detections(self, c: Candidates, boxes: np.ndarray) -> np.ndarray:
+        """Indices of the detector (or user) candidates, best score first, without those that
+        are someone of a better-scored one again (:meth:`_duplicate`): a detector's second, partial
+        box on a person must not compete with the person's own box for a track."""
+        detected = np.flatnonzero(c.proposed_for < 0)
+        kept: list[int] = []
+        for index in detected[np.argsort(-c.boxes[detected, 4], kind="stable")]:
+            if not self._duplicate(c, boxes, int(index), kept):
+                kept.append(int(index))
+        return np.array(sorted(kept), np.int64)
+
     def _accept_proposal(
         self, track: Track, time: float, c: Candidates, index: int, boxes: np.ndarray,
         assigned: dict[int, int],
@@ -353,18 +381,31 @@ class Tracker:
         unmatched = [t.predicted_box(time) for t in live if t.track_id not in matched]
         if not unmatched:
             return False
-        return bool(box_iou(box, np.array(unmatched)).max() > self.params.new_track_max_iou)
+        aspect = self.params.min_aspect
+        overlap = box_iou(widened(box, aspect), widened(np.array(unmatched), aspect))
+        return bool(overlap.max() > self.params.new_track_max_iou)
 
     def _duplicate(self, c: Candidates, boxes: np.ndarray, index: int, others: list[int]) -> bool:
         """Whether candidate ``index`` is someone among ``others`` again: overlapping boxes and a
-        3D pose within ``duplicate_distance_mm`` (a person in front of another, with the same box
-        but a different 3D pose, is not a duplicate)."""
+        close 3D pose (``duplicate_distance_mm`` or ``duplicate_depth_share`` of the depth) or close
+        2D joints (``duplicate_2d_share`` of the height) at a similar depth. A person in front of
+        another, with the same box but a clearly different depth or pose, is not a duplicate."""
         if not others:
             return False
-        overlap = box_iou(boxes[index], boxes[others])[0] > self.params.duplicate_iou
+        p = self.params
+        overlap = intersection_over_smaller(
+            widened(boxes[index], p.min_aspect), widened(boxes[others], p.min_aspect)
+        )
         distance = mean_joint_distance(c.poses3d[index][None], c.poses3d[others])[0]
-        close = ~(distance > self.params.duplicate_distance_mm)  # unknown distance counts as close
-        return bool(np.any(overlap & close))
+        depth = _nanmean(c.poses3d[index][:, 2], axis=0)
+        close = ~(distance > np.fmax(p.duplicate_distance_mm, p.duplicate_depth_share * depth))
+        distance2d = mean_joint_distance(c.poses2d[index][None], c.poses2d[others])[0]
+        depths = _nanmean(c.poses3d[others][..., 2], axis=-1)
+        depth_change = np.abs(depths - depth) / np.fmax(depths, depth)
+        close |= (distance2d < p.duplicate_2d_share * boxes[index, 3]) & ~(
+            depth_change > p.duplicate_2d_max_depth_change
+        )
+        return bool(np.any((overlap[0] > p.duplicate_overlap) & close))  # unknown distance: close
 
     def num_rows(self) -> int:
         return 1 + max((max(t.rows) for t in self.tracks if t.rows), default=-1)

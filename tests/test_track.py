@@ -110,6 +110,27 @@ def test_duplicate_boxes_do_not_make_new_people():
     assert len(tracker.tracks) == 2
 
 
+def test_a_partial_second_box_and_a_squeezed_pose_keep_their_person():
+    poses, times, intrinsics = crossing_people(0.5)
+    rng = np.random.default_rng(6)
+    tracker = Tracker()
+    for t in range(5):
+        first = tracker.update(t, times[t], candidates_from(poses[t], intrinsics, rng))
+    id_a, id_b = first[0], first[1]
+    # A detector's weaker second box on the upper half of person A, whose crop put A 14 % deeper
+    # (the same 2D joints): it must neither take A's track nor start a new one.
+    c = candidates_from(poses[5, [0, 0, 1]], intrinsics, rng)
+    c.poses3d[1] *= 1.14
+    c.boxes[1, 3] /= 2
+    c.boxes[:, 4] = [0.9, 0.4, 0.9]
+    assert tracker.update(5, times[5], c) == {0: id_a, 2: id_b}
+    # A pose whose 2D extent is squeezed to a line (a side-on, legs-together estimate) is still A.
+    c = candidates_from(poses[6], intrinsics, rng)
+    c.poses2d[0, :, 0] = np.median(c.poses2d[0, :, 0])
+    assert tracker.update(6, times[6], c) == {0: id_a, 1: id_b}
+    assert len(tracker.tracks) == 2
+
+
 def test_seeded_tracking_ignores_other_people():
     poses, times, intrinsics = crossing_people(0.5)
     rng = np.random.default_rng(5)

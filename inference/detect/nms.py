@@ -54,6 +54,13 @@ def intersection_over_smaller_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(smaller > 0, inter / smaller, 0.0)
 
 
+def intersection_over_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`intersection_over_smaller_xyxy` ``(N, M)`` of ``(N, 4)`` and ``(M, 4)`` x, y, w, h
+    boxes."""
+    a, b = xywh_to_xyxy(np.reshape(a, (-1, 4))), xywh_to_xyxy(np.reshape(b, (-1, 4)))
+    return intersection_over_smaller_xyxy(a, b)
+
+
 def nms(
     boxes_xyxy: np.ndarray,
     scores: np.ndarray,
