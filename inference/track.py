@@ -398,6 +398,7 @@ class Tracker:
         )
         distance = mean_joint_distance(c.poses3d[index][None], c.poses3d[others])[0]
         depth = _nanmean(c.poses3d[index][:, 2], axis=0)
+        # an unknown distance (no joint shared) counts as close
         close = ~(distance > np.fmax(p.duplicate_distance_mm, p.duplicate_depth_share * depth))
         distance2d = mean_joint_distance(c.poses2d[index][None], c.poses2d[others])[0]
         depths = _nanmean(c.poses3d[others][..., 2], axis=-1)
@@ -405,7 +406,7 @@ class Tracker:
         close |= (distance2d < p.duplicate_2d_share * boxes[index, 3]) & ~(
             depth_change > p.duplicate_2d_max_depth_change
         )
-        return bool(np.any((overlap[0] > p.duplicate_overlap) & close))  # unknown distance: close
+        return bool(np.any((overlap[0] > p.duplicate_overlap) & close))
 
     def num_rows(self) -> int:
         return 1 + max((max(t.rows) for t in self.tracks if t.rows), default=-1)
