@@ -2,7 +2,7 @@
 
 Measured side by side in one run, on synthetic walking people (1280x720, 25 fps, MPEG-4):
 
-1. ``model``: crops/s of the crop network alone (batch 8, 256 px crops, already in memory).
+1. ``model``: crops/s of the crop network alone (batch 8, crops already in memory).
 2. ``pipeline``: the whole ``analyze`` command (decode thread, detection on every frame, boxes
    proposed from poses, perspective crops, the same network, tracking, writing the .npz) with 1, 3
    and 6 people per frame; ratio = pipeline crops/s / model crops/s (target >= 0.85 for 1 person),
@@ -17,8 +17,10 @@ Measured side by side in one run, on synthetic walking people (1280x720, 25 fps,
 5. ``detector``: per-frame cost of the detectors at 640x360 (HOG, YOLOX nano/s with untrained weights:
    the cost does not depend on the weights); the pipeline amortises it over ``--detect-every``.
 
-The network is the project's MeTRAbs model (EfficientNetV2-B0 backbone, untrained weights) when
-``inference.model`` is installed, else a convolutional stand-in of similar size. Its outputs are
+The network is the project's MeTRAbs model (untrained weights: the cost does not depend on them)
+when ``inference.model`` is installed, else a convolutional stand-in: with 1, 3 and 6 people at the
+bundled model's size (EfficientNetV2-B0, 256 px), then with 1 person at the official models' sizes
+(EfficientNetV2-S and -L, 384 px; the default model is the L one). Its outputs are
 not used: the poses come from the colour-joint reader of ``tests/tinycrop.py`` run on the same crops
 (the synthetic figures are colour-coded), so tracking behaves as with a trained model while the
 network's cost is real. Both sides of every ratio run exactly this composite model.
@@ -26,7 +28,7 @@ network's cost is real. Both sides of every ratio run exactly this composite mod
     .venv/bin/python benchmarks/bench_worker.py [--throughput-only] [--repeats N] [--people 1 ..]
 
 ``--throughput-only`` runs sections 1-2 alone (``--repeats`` pipeline runs per setting, default 3;
-``--people`` the settings, default 1 3 6).
+``--people`` the settings, default 1 3 6; ``--no-large`` skips the official sizes, a few minutes).
 """
 
 import io
@@ -52,15 +54,15 @@ from tests.synthvideo import walking_people, write_clip  # noqa: E402
 from tests.tinycrop import ColourJointCropModel  # noqa: E402
 from tests.tinymodels import ColourJointPoseEstimator, PersonColourDetector  # noqa: E402
 
-SIDE = 256
 SIZE = (1280, 720)
 BATCH = 8
 FRAMES = 48
 REPEATS = 3
 
 
-def network() -> tuple[torch.nn.Module, str]:
-    """The crop network whose cost is measured."""
+def network(backbone: str = "efficientnetv2-b0", side: int = 256) -> tuple[torch.nn.Module, str]:
+    """The crop network whose cost is measured: the project's MeTRAbs model with ``backbone`` at
+    ``side`` px (untrained: the cost does not depend on the weights)."""
     try:
         from inference.model import MetrabsModel, ModelConfig
     except ImportError:
@@ -71,18 +73,18 @@ def network() -> tuple[torch.nn.Module, str]:
             channels = width
         net = torch.nn.Sequential(*layers, torch.nn.Conv2d(channels, 30 * 9, 1)).eval()
         return net, "conv stand-in (inference.model not installed)"
-    config = ModelConfig(backbone="efficientnetv2-b0", proc_side=SIDE)
+    config = ModelConfig(backbone=backbone, proc_side=side)
     model = MetrabsModel(config, SKELETON.joint_names, SKELETON.edges)
-    return model.prepare_for_inference("cpu"), "MeTRAbs EfficientNetV2-B0 (untrained)"
+    return model.prepare_for_inference("cpu"), f"MeTRAbs {backbone}, {side} px"
 
 
 class CostedColourModel(torch.nn.Module):
     """Runs ``net`` on the crops (the cost), returns the colour reader's poses (the outputs)."""
 
-    def __init__(self, net: torch.nn.Module) -> None:
+    def __init__(self, net: torch.nn.Module, side: int) -> None:
         super().__init__()
-        self.net, self.reader = net, ColourJointCropModel(SIDE)
-        self.input_resolution = SIDE
+        self.net, self.reader = net, ColourJointCropModel(side)
+        self.input_resolution = side
 
     @torch.inference_mode()
     def forward(self, crops: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
@@ -93,12 +95,14 @@ class CostedColourModel(torch.nn.Module):
         return self.reader(crops, intrinsics)
 
 
-def model_batches(model: CostedColourModel, clip: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def model_batches(
+    model: CostedColourModel, clip: Path, frames: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of BATCH real crops of the clip's first frame and their intrinsics."""
     import cv2
 
     _, frame = cv2.VideoCapture(str(clip)).read()
-    truth = walking_people(1, FRAMES / 25, image_size=SIZE, distance_m=10.0)
+    truth = walking_people(1, frames / 25, image_size=SIZE, distance_m=10.0)
     crops, intrinsics = [], []
 
     def record(batch: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -115,12 +119,15 @@ def model_batches(model: CostedColourModel, clip: Path) -> tuple[torch.Tensor, t
     return torch.cat(crops)[:BATCH], torch.cat(intrinsics)[:BATCH]
 
 
-def model_crops_per_s(model: CostedColourModel, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
-    """Crops/s of the model alone over as many crops as a pipeline run (FRAMES, in batches)."""
+def model_crops_per_s(
+    model: CostedColourModel, batch: tuple[torch.Tensor, torch.Tensor], crops: int
+) -> float:
+    """Crops/s of the model alone over about ``crops`` crops (a pipeline run's), in batches."""
+    calls = max(1, crops // BATCH)
     start = time.perf_counter()
-    for _ in range(FRAMES // BATCH):
+    for _ in range(calls):
         model(*batch)
-    return FRAMES // BATCH * BATCH / (time.perf_counter() - start)
+    return calls * BATCH / (time.perf_counter() - start)
 
 
 class TimedModel(torch.nn.Module):
@@ -262,6 +269,40 @@ def detector_costs() -> list[tuple[str, float]]:
     return rows
 
 
+def throughput(backbone: str, side: int, frames: int, settings: list[int], repeats: int) -> None:
+    """Sections 1-2 for one network: the model alone and the pipeline with ``settings`` people
+    per frame on ``frames``-frame clips, ``repeats`` pipeline runs each."""
+    net, description = network(backbone, side)
+    model = CostedColourModel(net, side)
+    print(f"\nnetwork: {description}, batch {BATCH}, CPU, {frames} frames")
+    print(f"{'setting':<34} {'frames/s':>9} {'crops/s':>9} {'ratio':>7} {'busy':>7}")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        clips = {p: write_clip(Path(folder) / f"p{p}.mp4", walking_people(p, frames / 25, image_size=SIZE, spacing_m=1.4, alternate=False, distance_m=10.0))
+                 for p in sorted({1, *settings})}  # fmt: skip
+        batch = model_batches(model, clips[1], frames)  # the crops the model alone runs on
+        model(*batch)  # warm-up
+        reference_rates = []
+        for people in settings:
+            # The machine is shared: each pipeline run is compared with the model alone measured
+            # right before and after it, and the median of those paired ratios is reported.
+            rates, runs = [model_crops_per_s(model, batch, frames * people)], []
+            for _ in range(repeats):
+                runs.append(run_pipeline(clips[people], model, people))
+                rates.append(model_crops_per_s(model, batch, frames * people))
+            reference_rates += rates
+            crops_per_s = np.array([fps * crops / frames for fps, crops, _ in runs])
+            ratios = crops_per_s / ((np.array(rates[:-1]) + np.array(rates[1:])) / 2)
+            fps = float(np.median([run[0] for run in runs]))
+            busy = float(np.median([run[2] for run in runs]))
+            rows.append((people, fps, float(np.median(crops_per_s)), ratios, busy))
+    print(f"{'model only':<34} {'':>9} {np.median(reference_rates):>9.2f} {1.0:>7.2f}")
+    for people, fps, crops_per_s, ratios, busy in rows:
+        spread = f"({ratios.min():.2f}-{ratios.max():.2f})" if len(ratios) > 1 else ""
+        print(f"{f'pipeline, {people} people':<34} {fps:>9.2f} {crops_per_s:>9.2f} "
+              f"{np.median(ratios):>7.2f} {busy:>7.2f}  {spread}")  # fmt: skip
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--length"]:
         print(json.dumps(one_length(sys.argv[2])))
@@ -274,40 +315,19 @@ def main() -> None:
     parser.add_argument(
         "--people", type=int, nargs="+", default=[1, 3, 6], help="people per frame settings"
     )
+    parser.add_argument(
+        "--no-large", dest="large", action="store_false",
+        help="skip the 1-person runs with the official models' network sizes (several minutes)",
+    )  # fmt: skip
     options = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     import inference.track  # noqa: F401  (scipy: imported once per process, not per clip)
 
-    net, description = network()
-    model = CostedColourModel(net)
-    print(f"network: {description}; crops {SIDE} px, batch {BATCH}, CPU, {FRAMES} frames")
-    print(f"{'setting':<34} {'frames/s':>9} {'crops/s':>9} {'ratio':>7} {'busy':>7}")
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        clips = {p: write_clip(Path(folder) / f"p{p}.mp4", walking_people(p, FRAMES / 25, image_size=SIZE, spacing_m=1.4, alternate=False, distance_m=10.0))
-                 for p in sorted({1, *options.people})}  # fmt: skip
-        batch = model_batches(model, clips[1])  # the crops the model alone runs on
-        model(*batch)  # warm-up
-        reference_rates = []
-        for people in options.people:
-            clip = clips[people]
-            # The machine is shared: each pipeline run is compared with the model alone measured
-            # right before and after it, and the median of those paired ratios is reported.
-            rates, runs = [model_crops_per_s(model, batch)], []
-            for _ in range(options.repeats):
-                runs.append(run_pipeline(clip, model, people))
-                rates.append(model_crops_per_s(model, batch))
-            reference_rates += rates
-            crops_per_s = np.array([fps * crops / FRAMES for fps, crops, _ in runs])
-            ratios = crops_per_s / ((np.array(rates[:-1]) + np.array(rates[1:])) / 2)
-            fps = float(np.median([run[0] for run in runs]))
-            busy = float(np.median([run[2] for run in runs]))
-            rows.append((people, fps, float(np.median(crops_per_s)), ratios, busy))
-        print(f"{'model only':<34} {'':>9} {np.median(reference_rates):>9.2f} {1.0:>7.2f}")
-        for people, fps, crops_per_s, ratios, busy in rows:
-            spread = f"({ratios.min():.2f}-{ratios.max():.2f})" if len(ratios) > 1 else ""
-            print(f"{f'pipeline, {people} people':<34} {fps:>9.2f} {crops_per_s:>9.2f} "
-                  f"{np.median(ratios):>7.2f} {busy:>7.2f}  {spread}")  # fmt: skip
+    throughput("efficientnetv2-b0", 256, FRAMES, options.people, options.repeats)
+    if options.large:
+        # The official models' sizes (the default is EfficientNetV2-L): 1 person, fewer frames.
+        throughput("efficientnetv2-s", 384, 24, [1], max(1, options.repeats - 1))
+        throughput("efficientnetv2-l", 384, 16, [1], max(1, options.repeats - 1))
     if options.throughput_only:
         return
     print(f"\n{'clip length (frame-level model)':<34} {'frames/s':>9} {'peak MB':>9}")
