@@ -384,7 +384,15 @@ def pyramid_level_matrix(level: int, inverse: bool = False) -> np.ndarray:
 def pyramid_level_for_scale(scale: float, n_levels: int = DEFAULT_PYRAMID_LEVELS) -> int:
     """Pyramid level to sample from for a crop zoom ``scale`` (crop pixels per original pixel):
     ``floor(-log2(scale))`` clipped to the available levels, as the official wrapper."""
-    return int(min(max(math.floor(-math.log2(scale)), 0), n_levels - 1))
+    return int(pyramid_levels_for_scales(np.array([scale]), n_levels)[0])
+
+
+def pyramid_levels_for_scales(
+    scales: np.ndarray, n_levels: int = DEFAULT_PYRAMID_LEVELS
+) -> np.ndarray:
+    """``pyramid_level_for_scale`` of each of ``scales`` (N,): (N,) int64."""
+    levels = np.floor(-np.log2(np.asarray(scales, np.float64)))
+    return np.clip(levels, 0, n_levels - 1).astype(np.int64)
 
 
 def usable_levels(image_size: tuple[int, int], n_levels: int) -> int:
@@ -423,16 +431,13 @@ def source_region(
     if not np.all(np.isfinite(mapped)) or np.any(depth <= 1e-9 * np.abs(mapped).max()):
         return whole  # the square spans the horizon: its image is not a bounded quadrilateral
     points = mapped[..., :2] / mapped[..., 2:]  # (N, 4, 2) full-resolution pixels
-    lows, highs = [], []
-    for crop_points, scale in zip(points, scales, strict=True):
-        level = pyramid_level_for_scale(float(scale), levels_available)
-        factor = 2**level
-        # level pixel coordinates p = x / factor + (1 / factor - 1) / 2 (pyramid_level_matrix)
-        p = crop_points / factor + (1 / factor - 1) / 2
-        # bilinear samples read floor(p) and floor(p) + 1; one spare level pixel each way; level
-        # pixel u averages full-resolution pixels factor * u .. factor * (u + 1) - 1
-        lows.append((np.floor(p.min(axis=0)) - 1) * factor)
-        highs.append((np.floor(p.max(axis=0)) + 3) * factor)
+    factor = 2.0 ** pyramid_levels_for_scales(scales, levels_available)[:, None, None]
+    # level pixel coordinates p = x / factor + (1 / factor - 1) / 2 (pyramid_level_matrix)
+    p = points / factor + (1 / factor - 1) / 2
+    # bilinear samples read floor(p) and floor(p) + 1; one spare level pixel each way; level
+    # pixel u averages full-resolution pixels factor * u .. factor * (u + 1) - 1
+    lows = (np.floor(p.min(axis=1)) - 1) * factor[:, 0]
+    highs = (np.floor(p.max(axis=1)) + 3) * factor[:, 0]
     align = 2 ** (levels_available - 1)
     low = np.floor(np.min(lows, axis=0) / align) * align
     high = np.ceil(np.max(highs, axis=0) / align) * align
@@ -557,9 +562,10 @@ def warp_crop(
     return crop
 
 
-def encode_crop(linear: np.ndarray, gamma: float) -> np.ndarray:
-    """Linear-light crop -> display-encoded values ``linear ** (gamma / 2.2)`` (same shape)."""
-    return np.power(linear, np.float32(gamma / DECODING_GAMMA))
+def encode_crop(linear: np.ndarray, gamma: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Linear-light crop -> display-encoded values ``linear ** (gamma / 2.2)`` (same shape), into
+    ``out`` if given (it may be ``linear``)."""
+    return np.power(linear, np.float32(gamma / DECODING_GAMMA), out=out)
 
 
 def make_crops(
@@ -627,7 +633,7 @@ def warp_crops_torch(
     """
     n = len(homographies)
     crops = torch.empty((n, 3, side, side), dtype=torch.float32, device=image.device)
-    levels = np.array([pyramid_level_for_scale(float(s), image.n_levels) for s in scales])
+    levels = pyramid_levels_for_scales(scales, image.n_levels)
     coords = torch.arange(side, dtype=torch.float32, device=image.device)
     ys, xs = torch.meshgrid(coords, coords, indexing="ij")
     crop_pixels = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1)  # (S, S, 3)

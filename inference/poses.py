@@ -9,7 +9,8 @@ averaged over the augmentations (in 3D camera space), as the official MeTRAbs wr
 
 Crops are rendered by OpenCV on the CPU (into pinned buffers copied without blocking, double
 buffered on CUDA) or, by default on CUDA, by ``grid_sample`` on the GPU from the uploaded 8-bit
-frame. Either way the gamma of each augmentation is applied on the device.
+frame. The OpenCV path splits a batch's frames among ``RENDER_THREADS`` threads and applies each
+augmentation's gamma there; the torch path applies it on the device.
 
 Batch size: crops per network call, ``EstimatorConfig.batch_size`` or, when that is None,
 automatic: ``CPU_BATCH_SIZE`` on the CPU; on CUDA the largest batch whose measured memory fits the
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -39,6 +42,7 @@ from .crops import (
     LinearImage,
     TorchLinearImage,
     crop_geometry,
+    encode_crop,
     mirror_permutation,
     source_region,
     tta_augmentations,
@@ -67,6 +71,9 @@ MAX_AUTO_BATCH_SIZE = 128
 # cuDNN workspaces that differ between batch sizes.
 AUTO_MEMORY_FRACTION = 0.8
 PROBE_CROPS = (4, 8)  # batch sizes of the two probe calls that measure per-crop and fixed memory
+# Threads rendering a batch of crops with OpenCV (the network waits for them). Each holds
+# full-frame decoding buffers (0.5 GB for an 8K frame), and more than two gain little on a batch.
+RENDER_THREADS = min(2, os.cpu_count() or 1)
 
 
 class PoseInputError(InferenceError):
@@ -231,7 +238,9 @@ class PoseEstimator:
         self.crop_side = int(side)
         self.mirror = mirror_permutation(self.joint_names)
         self.augmentations = tta_augmentations(self.config.num_aug, self.config.max_rotation_deg)
-        self._level_buffers = LevelBuffers()  # decoded frames for the OpenCV warp, reused
+        # decoded frames for the OpenCV warp, reused: one set per rendering thread
+        self._level_buffers = [LevelBuffers() for _ in range(RENDER_THREADS)]
+        self._render_pool = ThreadPoolExecutor(RENDER_THREADS - 1 or 1, "crops")
         # crops per network call; None until tuned (automatic batch size)
         self._crops_per_batch: int | None = None
         if self.config.batch_size is not None:
@@ -472,13 +481,10 @@ class PoseEstimator:
             if self.uses_torch_warp
             else _OpenCVRenderer(self, frames, frame_of_crop, geometry, batch)
         )
-        exponents = torch.as_tensor(geometry.gamma / DECODING_GAMMA, dtype=torch.float32)
         intrinsics = torch.as_tensor(geometry.intrinsics, dtype=torch.float32)
 
         def forward(start: int, stop: int) -> torch.Tensor:
-            crops = render(start, stop)  # (B, 3, S, S) linear light on the device
-            exponent = exponents[start:stop].to(self.device, non_blocking=True)
-            crops = crops.pow_(exponent[:, None, None, None])  # -> gamma-encoded
+            crops = render(start, stop)  # (B, 3, S, S) gamma-encoded on the device
             with self._autocast():
                 out = self.model(crops, intrinsics[start:stop].to(self.device, non_blocking=True))
             return self._poses3d_of(out, stop - start).float()
@@ -509,9 +515,10 @@ class PoseEstimator:
 
 
 class _OpenCVRenderer:
-    """Renders batches of crops with OpenCV on the CPU into (pinned, for CUDA) host buffers that
-    are copied without blocking; two buffers alternate on CUDA, so rendering the next batch
-    overlaps the network on the previous one."""
+    """Renders batches of gamma-encoded crops with OpenCV on the CPU into (pinned, for CUDA) host
+    buffers that are copied without blocking; two buffers alternate on CUDA, so rendering the next
+    batch overlaps the network on the previous one. The frames of a batch are split among
+    ``RENDER_THREADS`` threads (OpenCV and numpy release the GIL): the network waits for them."""
 
     def __init__(
         self,
@@ -525,6 +532,7 @@ class _OpenCVRenderer:
         self.levels = estimator.config.pyramid_levels
         self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
         self.level_buffers = estimator._level_buffers
+        self.pool = estimator._render_pool
         self.is_cuda = self.device.type == "cuda"
         n = min(batch_size, len(geometry))
         # (n, S, S, 3): OpenCV writes each crop in place; permuted, it is a channels-last batch
@@ -534,8 +542,6 @@ class _OpenCVRenderer:
         ]
         self.copied: list[torch.cuda.Event | None] = [None] * len(self.buffers)
         self.calls = 0
-        self.image: LinearImage | None = None
-        self.image_index = -1
 
     def __call__(self, start: int, stop: int) -> torch.Tensor:
         slot = self.calls % len(self.buffers)
@@ -543,26 +549,36 @@ class _OpenCVRenderer:
         if self.copied[slot] is not None:
             self.copied[slot].synchronize()  # the previous copy out of this buffer is done
         host = self.buffers[slot][: stop - start]
-        host_np = host.numpy()
-        for i in range(start, stop):
-            if self.frame_of_crop[i] != self.image_index:
-                self.image = None  # one decoded frame at a time
-                self.image = self._decode(int(self.frame_of_crop[i]))
-                self.image_index = int(self.frame_of_crop[i])
-            warp_crop(
-                self.image,
-                self.geometry.homography[i],
-                float(self.geometry.scale[i]),
-                self.side,
-                out=host_np[i - start],
-            )
+        out = host.numpy()
+        parts = _split_frames(self.frame_of_crop[start:stop], len(self.level_buffers))
+        pending = [
+            self.pool.submit(self._render, start + lo, start + hi, buffers, out[lo:hi])
+            for (lo, hi), buffers in zip(parts[1:], self.level_buffers[1:], strict=False)
+        ]
+        lo, hi = parts[0]
+        self._render(start + lo, start + hi, self.level_buffers[0], out[lo:hi])
+        for job in pending:
+            job.result()
         crops = host.to(self.device, non_blocking=True)
         if self.is_cuda:
             self.copied[slot] = torch.cuda.Event()
             self.copied[slot].record()
         return crops.permute(0, 3, 1, 2)  # (B, 3, S, S) in channels-last memory layout
 
-    def _decode(self, frame_index: int) -> LinearImage:
+    def _render(self, start: int, stop: int, buffers: LevelBuffers, out: np.ndarray) -> None:
+        """Render and encode crops ``start .. stop - 1`` (whole frames) into ``out``, decoding
+        their frames with ``buffers``."""
+        image_index, image = -1, None
+        for i in range(start, stop):
+            if self.frame_of_crop[i] != image_index:
+                image = None  # one decoded frame at a time
+                image_index = int(self.frame_of_crop[i])
+                image = self._decode(image_index, buffers)
+            crop = warp_crop(image, self.geometry.homography[i], float(self.geometry.scale[i]),
+                             self.side, out=out[i - start])  # fmt: skip
+            encode_crop(crop, float(self.geometry.gamma[i]), out=crop)
+
+    def _decode(self, frame_index: int, buffers: LevelBuffers) -> LinearImage:
         """The frame in linear light where its crops (all of them, in this and later batches)
         read it."""
         frame = self.frames[frame_index]
@@ -571,12 +587,25 @@ class _OpenCVRenderer:
             self.geometry.homography[mine], self.geometry.scale[mine], self.side,
             (frame.shape[1], frame.shape[0]), self.levels,
         )  # fmt: skip
-        return LinearImage(frame, self.levels, region, self.level_buffers)
+        return LinearImage(frame, self.levels, region, buffers)
+
+
+def _split_frames(frame_of_crop: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Up to ``parts`` consecutive ``(start, stop)`` ranges of ``frame_of_crop`` (sorted), about
+    equal in crops, that never split a frame (each frame is decoded once)."""
+    n = len(frame_of_crop)
+    frame_starts = np.flatnonzero(np.diff(frame_of_crop)) + 1  # where a new frame begins
+    cuts = np.unique(
+        [frame_starts[np.argmin(np.abs(frame_starts - n * k / parts))] for k in range(1, parts)]
+        if len(frame_starts) else []
+    ).tolist()  # fmt: skip
+    bounds = [0, *cuts, n]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 class _TorchRenderer:
-    """Renders batches of crops with ``grid_sample`` on the estimator's device; each frame is
-    uploaded once as 8-bit pixels and decoded there."""
+    """Renders batches of gamma-encoded crops with ``grid_sample`` on the estimator's device; each
+    frame is uploaded once as 8-bit pixels and decoded there."""
 
     def __init__(
         self,
@@ -588,6 +617,7 @@ class _TorchRenderer:
         self.device, self.side = estimator.device, estimator.crop_side
         self.levels = estimator.config.pyramid_levels
         self.frames, self.frame_of_crop, self.geometry = frames, frame_of_crop, geometry
+        self.exponents = torch.as_tensor(geometry.gamma / DECODING_GAMMA, dtype=torch.float32)
         self.image: TorchLinearImage | None = None
         self.image_index = -1
 
@@ -611,4 +641,5 @@ class _TorchRenderer:
                 self.geometry.scale[run_start:run_stop],
                 self.side,
             )
-        return crops
+        exponents = self.exponents[start:stop].to(self.device, non_blocking=True)
+        return crops.pow_(exponents[:, None, None, None])
