@@ -178,8 +178,6 @@ def run_pipeline(clip: Path, model: CostedColourModel, people: int) -> tuple[flo
 def one_length(clip: str) -> dict:
     """Run in a child process: ``analyze`` on ``clip`` with the frame-level estimator; peak memory
     of the whole process (it holds nothing else)."""
-    import resource
-
     with tempfile.TemporaryDirectory() as folder:
         args = build_parser("analyze").parse_args(
             ["analyze", clip, "-o", str(Path(folder) / "o.npz"), "--device", "cpu"]
@@ -190,7 +188,9 @@ def one_length(clip: str) -> dict:
             args, lambda s, d: estimator, lambda *a: PersonColourDetector(), stream=stream
         )
     done = json.loads(stream.getvalue().splitlines()[-1])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: this process's own peak (getrusage's maxrss keeps the forking parent's across exec)
+    status = Path("/proc/self/status").read_text()
+    peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
     return {"code": code, "fps": done["frames"] / done["elapsed_s"], "rss_mb": peak}
 
 
