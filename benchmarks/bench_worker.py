@@ -17,15 +17,16 @@ Measured side by side in one run, on synthetic walking people (1280x720, 25 fps,
 5. ``detector``: per-frame cost of the detectors at 640x360 (HOG, YOLOX nano/s with untrained weights:
    the cost does not depend on the weights); the pipeline amortises it over ``--detect-every``.
 
-The network is the project's MeTRAbs model (untrained weights: the cost does not depend on them)
-when ``inference.model`` is installed, else a convolutional stand-in: with 1, 3 and 6 people at the
-bundled model's size (EfficientNetV2-B0, 256 px), then with 1 person at the official models' sizes
-(EfficientNetV2-S and -L, 384 px; the default model is the L one). Its outputs are
-not used: the poses come from the colour-joint reader of ``tests/tinycrop.py`` run on the same crops
-(the synthetic figures are colour-coded), so tracking behaves as with a trained model while the
-network's cost is real. Both sides of every ratio run exactly this composite model.
+The network is the project's MeTRAbs model (untrained weights: the cost does not depend on them):
+with 1, 3 and 6 people at the bundled model's size (EfficientNetV2-B0, 256 px), then with 1
+person at the official models' sizes (EfficientNetV2-S and -L, 384 px; the default model is the L
+one). Its poses are swapped for the clip's true poses of the person nearest each box (after the
+network ran, counted in the pipeline's time), so tracking behaves as with a good model; the model
+alone and the pipeline run the same network on the same device. ``--device cuda`` measures the GPU
+pipeline (crops rendered on the device, the model's fp16 autocast).
 
     .venv/bin/python benchmarks/bench_worker.py [--throughput-only] [--repeats N] [--people 1 ..]
+        [--no-large] [--device cuda]
 
 ``--throughput-only`` runs sections 1-2 alone (``--repeats`` pipeline runs per setting, default 3;
 ``--people`` the settings, default 1 3 6; ``--no-large`` skips the official sizes, a few minutes).
@@ -48,7 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from inference import worker  # noqa: E402
 from inference.__main__ import build_parser  # noqa: E402
-from inference.poses import EstimatorConfig, PoseEstimator  # noqa: E402
+from inference.model import MetrabsModel, ModelConfig  # noqa: E402
+from inference.poses import EstimatorConfig, FramePoses, PoseEstimator  # noqa: E402
 from inference.synth.motion import SKELETON  # noqa: E402
 from tests.synthvideo import walking_people, write_clip  # noqa: E402
 from tests.tinycrop import ColourJointCropModel  # noqa: E402
@@ -60,45 +62,25 @@ FRAMES = 48
 REPEATS = 3
 
 
-def network(backbone: str = "efficientnetv2-b0", side: int = 256) -> tuple[torch.nn.Module, str]:
+def network(backbone: str, side: int, device: str) -> tuple[torch.nn.Module, str]:
     """The crop network whose cost is measured: the project's MeTRAbs model with ``backbone`` at
-    ``side`` px (untrained: the cost does not depend on the weights)."""
-    try:
-        from inference.model import MetrabsModel, ModelConfig
-    except ImportError:
-        layers, channels = [], 3
-        for width in (32, 64, 128, 256, 512):
-            layers += [torch.nn.Conv2d(channels, width, 3, 2, 1), torch.nn.BatchNorm2d(width),
-                       torch.nn.SiLU(), torch.nn.Conv2d(width, width, 3, 1, 1), torch.nn.SiLU()]  # fmt: skip
-            channels = width
-        net = torch.nn.Sequential(*layers, torch.nn.Conv2d(channels, 30 * 9, 1)).eval()
-        return net, "conv stand-in (inference.model not installed)"
+    ``side`` px on ``device`` (untrained: the cost does not depend on the weights)."""
     config = ModelConfig(backbone=backbone, proc_side=side)
     model = MetrabsModel(config, SKELETON.joint_names, SKELETON.edges)
-    return model.prepare_for_inference("cpu"), f"MeTRAbs {backbone}, {side} px"
+    return model.prepare_for_inference(device), f"MeTRAbs {backbone}, {side} px"
 
 
-class CostedColourModel(torch.nn.Module):
-    """Runs ``net`` on the crops (the cost), returns the colour reader's poses (the outputs)."""
-
-    def __init__(self, net: torch.nn.Module, side: int) -> None:
-        super().__init__()
-        self.net, self.reader = net, ColourJointCropModel(side)
-        self.input_resolution = side
-
-    @torch.inference_mode()
-    def forward(self, crops: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.net, torch.nn.Sequential):
-            self.net(crops)
-        else:
-            self.net(crops, intrinsics)
-        return self.reader(crops, intrinsics)
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (timing asynchronous CUDA calls)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
-def model_batches(
-    model: CostedColourModel, clip: Path, frames: int
+def model_batch(
+    net: torch.nn.Module, clip: Path, frames: int, device: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of BATCH real crops of the clip's first frame and their intrinsics."""
+    """A batch of BATCH real crops of the clip's first frame and their intrinsics, on ``device``
+    (rendered by the estimator as in the pipeline)."""
     import cv2
 
     _, frame = cv2.VideoCapture(str(clip)).read()
@@ -108,51 +90,78 @@ def model_batches(
     def record(batch: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         crops.append(batch.clone())
         intrinsics.append(k.clone())
-        return model(batch, k)
+        return net(batch, k)
 
-    estimator = PoseEstimator(
-        model, SKELETON.joint_names, "cpu", EstimatorConfig(1, batch_size=BATCH)
-    )
+    config = EstimatorConfig(1, batch_size=BATCH)
+    estimator = PoseEstimator(net, SKELETON.joint_names, device, config)
     estimator.model = record
-    frames = [np.ascontiguousarray(frame[..., ::-1])] * BATCH
-    estimator.estimate(frames, [truth.boxes[0, :, :4]] * BATCH, truth.intrinsics)
+    images = [np.ascontiguousarray(frame[..., ::-1])] * BATCH
+    estimator.estimate(images, [truth.boxes[0, :, :4]] * BATCH, truth.intrinsics)
     return torch.cat(crops)[:BATCH], torch.cat(intrinsics)[:BATCH]
 
 
+@torch.inference_mode()
 def model_crops_per_s(
-    model: CostedColourModel, batch: tuple[torch.Tensor, torch.Tensor], crops: int
+    net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], crops: int, device: str
 ) -> float:
-    """Crops/s of the model alone over about ``crops`` crops (a pipeline run's), in batches."""
+    """Crops/s of the network alone over about ``crops`` crops (a pipeline run's), in batches."""
     calls = max(1, crops // BATCH)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(calls):
-        model(*batch)
+        net(*batch)
+    synchronize(device)
     return calls * BATCH / (time.perf_counter() - start)
 
 
 class TimedModel(torch.nn.Module):
-    """``model`` plus the seconds spent in its forward calls."""
+    """``net`` plus the seconds spent in its forward calls (until its results are ready)."""
 
-    def __init__(self, model: CostedColourModel) -> None:
+    def __init__(self, net: torch.nn.Module, device: str) -> None:
         super().__init__()
-        self.model, self.input_resolution, self.seconds = model, model.input_resolution, 0.0
+        self.net, self.device, self.seconds = net, device, 0.0
+        self.input_resolution = net.config.proc_side
 
-    def forward(self, crops: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+    def forward(self, crops: torch.Tensor, intrinsics: torch.Tensor) -> object:
         start = time.perf_counter()
         try:
-            return self.model(crops, intrinsics)
+            output = self.net(crops, intrinsics)
+            synchronize(self.device)
+            return output
         finally:
             self.seconds += time.perf_counter() - start
 
 
-def run_pipeline(clip: Path, model: CostedColourModel, people: int) -> tuple[float, int, float]:
+class TruePoses:
+    """Swaps the network's poses (untrained weights) for the clip's true poses of the person
+    nearest each box, so tracking follows the people; frames arrive in order, each once."""
+
+    def __init__(self, truth) -> None:
+        self.truth, self.frames_seen = truth, 0
+
+    def __call__(self, results: list[FramePoses], boxes: list[np.ndarray]) -> list[FramePoses]:
+        out = []
+        for result, frame_boxes in zip(results, boxes, strict=True):
+            row, truth = self.frames_seen, self.truth
+            self.frames_seen += 1
+            centres = frame_boxes[:, :2] + frame_boxes[:, 2:4] / 2
+            true_centres = truth.boxes[row, :, :2] + truth.boxes[row, :, 2:4] / 2
+            distance = np.linalg.norm(centres[:, None] - true_centres[None], axis=-1)
+            person = np.argmin(np.nan_to_num(distance, nan=np.inf), axis=1)
+            out.append(FramePoses(truth.poses3d[row, person], truth.poses2d[row, person],
+                                  result.uncertainty))  # fmt: skip
+        return out
+
+
+def run_pipeline(clip: Path, truth, net: torch.nn.Module, device: str) -> tuple[float, int, float]:
     """``analyze`` on ``clip`` in this process: frames/s, crops estimated, and the share of the
     run's wall time spent in the network's forward calls."""
     output = clip.with_suffix(".npz")
     args = build_parser("analyze").parse_args(
-        ["analyze", str(clip), "-o", str(output), "--device", "cpu", "--batch-size", str(BATCH)]
+        ["analyze", str(clip), "-o", str(output), "--device", device, "--batch-size", str(BATCH)]
     )
-    timed = TimedModel(model)
+    timed = TimedModel(net, device)
+    true_poses = TruePoses(truth)
     counted = []
 
     def make_estimator(settings, device):
@@ -163,7 +172,7 @@ def run_pipeline(clip: Path, model: CostedColourModel, people: int) -> tuple[flo
 
         def estimate(frames, boxes, intrinsics):
             counted.append(sum(len(b) for b in boxes))
-            return inner(frames, boxes, intrinsics)
+            return true_poses(inner(frames, boxes, intrinsics), boxes)
 
         estimator.estimate = estimate
         return estimator
@@ -171,7 +180,8 @@ def run_pipeline(clip: Path, model: CostedColourModel, people: int) -> tuple[flo
     stream = io.StringIO()
     code = worker.run(args, make_estimator, lambda *a: PersonColourDetector(), stream=stream)
     done = json.loads(stream.getvalue().splitlines()[-1])
-    assert code == 0 and done["people"] == people, done
+    assert code == 0 and done["people"] == truth.num_people, done
+    assert true_poses.frames_seen == done["frames"], "frames reached the estimator out of step"
     return done["frames"] / done["elapsed_s"], sum(counted), timed.seconds / done["elapsed_s"]
 
 
@@ -269,27 +279,29 @@ def detector_costs() -> list[tuple[str, float]]:
     return rows
 
 
-def throughput(backbone: str, side: int, frames: int, settings: list[int], repeats: int) -> None:
+def throughput(
+    backbone: str, side: int, frames: int, settings: list[int], repeats: int, device: str
+) -> None:
     """Sections 1-2 for one network: the model alone and the pipeline with ``settings`` people
     per frame on ``frames``-frame clips, ``repeats`` pipeline runs each."""
-    net, description = network(backbone, side)
-    model = CostedColourModel(net, side)
-    print(f"\nnetwork: {description}, batch {BATCH}, CPU, {frames} frames")
+    net, description = network(backbone, side, device)
+    print(f"\nnetwork: {description}, batch {BATCH}, {device}, {frames} frames")
     print(f"{'setting':<34} {'frames/s':>9} {'crops/s':>9} {'ratio':>7} {'busy':>7}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        clips = {p: write_clip(Path(folder) / f"p{p}.mp4", walking_people(p, frames / 25, image_size=SIZE, spacing_m=1.4, alternate=False, distance_m=10.0))
-                 for p in sorted({1, *settings})}  # fmt: skip
-        batch = model_batches(model, clips[1], frames)  # the crops the model alone runs on
-        model(*batch)  # warm-up
+        truths = {p: walking_people(p, frames / 25, image_size=SIZE, spacing_m=1.4, alternate=False, distance_m=10.0)
+                  for p in sorted({1, *settings})}  # fmt: skip
+        clips = {p: write_clip(Path(folder) / f"p{p}.mp4", truth) for p, truth in truths.items()}
+        batch = model_batch(net, clips[1], frames, device)  # the crops the model alone runs on
+        model_crops_per_s(net, batch, BATCH, device)  # warm-up
         reference_rates = []
         for people in settings:
             # The machine is shared: each pipeline run is compared with the model alone measured
             # right before and after it, and the median of those paired ratios is reported.
-            rates, runs = [model_crops_per_s(model, batch, frames * people)], []
+            rates, runs = [model_crops_per_s(net, batch, frames * people, device)], []
             for _ in range(repeats):
-                runs.append(run_pipeline(clips[people], model, people))
-                rates.append(model_crops_per_s(model, batch, frames * people))
+                runs.append(run_pipeline(clips[people], truths[people], net, device))
+                rates.append(model_crops_per_s(net, batch, frames * people, device))
             reference_rates += rates
             crops_per_s = np.array([fps * crops / frames for fps, crops, _ in runs])
             ratios = crops_per_s / ((np.array(rates[:-1]) + np.array(rates[1:])) / 2)
@@ -319,15 +331,22 @@ def main() -> None:
         "--no-large", dest="large", action="store_false",
         help="skip the 1-person runs with the official models' network sizes (several minutes)",
     )  # fmt: skip
+    parser.add_argument(
+        "--device", default="cpu", help="where the network runs (cuda: the GPU pipeline)"
+    )
     options = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     import inference.track  # noqa: F401  (scipy: imported once per process, not per clip)
 
-    throughput("efficientnetv2-b0", 256, FRAMES, options.people, options.repeats)
+    device = options.device
+    throughput("efficientnetv2-b0", 256, FRAMES, options.people, options.repeats, device)
     if options.large:
-        # The official models' sizes (the default is EfficientNetV2-L): 1 person, fewer frames.
-        throughput("efficientnetv2-s", 384, 24, [1], max(1, options.repeats - 1))
-        throughput("efficientnetv2-l", 384, 16, [1], max(1, options.repeats - 1))
+        # The official models' sizes (the default is EfficientNetV2-L): 1 person; on the CPU
+        # fewer frames (a crop of the L network takes ~0.7 s on 2 cores).
+        cpu = torch.device(device).type == "cpu"
+        for backbone, frames in (("efficientnetv2-s", 24 if cpu else FRAMES),
+                                 ("efficientnetv2-l", 16 if cpu else FRAMES)):  # fmt: skip
+            throughput(backbone, 384, frames, [1], max(1, options.repeats - 1), device)
     if options.throughput_only:
         return
     print(f"\n{'clip length (frame-level model)':<34} {'frames/s':>9} {'peak MB':>9}")
