@@ -240,7 +240,7 @@ class PoseEstimator:
         self.augmentations = tta_augmentations(self.config.num_aug, self.config.max_rotation_deg)
         # decoded frames for the OpenCV warp, reused: one set per rendering thread
         self._level_buffers = [LevelBuffers() for _ in range(RENDER_THREADS)]
-        self._render_pool = ThreadPoolExecutor(RENDER_THREADS - 1 or 1, "crops")
+        self._render_pool = ThreadPoolExecutor(max(1, RENDER_THREADS - 1), "crops")
         # crops per network call; None until tuned (automatic batch size)
         self._crops_per_batch: int | None = None
         if self.config.batch_size is not None:
