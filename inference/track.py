@@ -54,7 +54,7 @@ class TrackerParams:
     duplicate_distance_mm: float = 400.0  # ... with a 3D pose this close is the same person again,
     duplicate_depth_share: float = 0.1  # ... or closer than this share of its depth (the estimated
     # depth of one person varies from crop to crop in proportion to the depth) ...
-    duplicate_2d_share: float = 0.1  # ... or 2D joints within this share of its height on average
+    duplicate_2d_share: float = 0.1  # ... or 2D joints within this share of the taller one's height
     duplicate_2d_max_depth_change: float = 0.15  # ... and depths within this share of each other
     new_tracks: bool = True  # start tracks from unmatched detections (off: only the seeded ones)
     new_track_max_iou: float = 0.3  # ... that overlap no unmatched live track's box more than this
@@ -388,8 +388,9 @@ class Tracker:
     def _duplicate(self, c: Candidates, boxes: np.ndarray, index: int, others: list[int]) -> bool:
         """Whether candidate ``index`` is someone among ``others`` again: overlapping boxes and a
         close 3D pose (``duplicate_distance_mm`` or ``duplicate_depth_share`` of the depth) or close
-        2D joints (``duplicate_2d_share`` of the height) at a similar depth. A person in front of
-        another, with the same box but a clearly different depth or pose, is not a duplicate."""
+        2D joints (``duplicate_2d_share`` of the taller pose's height) at a similar depth. A person
+        in front of another, with the same box but a clearly different depth or pose, is not a
+        duplicate."""
         if not others:
             return False
         p = self.params
@@ -403,7 +404,9 @@ class Tracker:
         distance2d = mean_joint_distance(c.poses2d[index][None], c.poses2d[others])[0]
         depths = _nanmean(c.poses3d[others][..., 2], axis=-1)
         depth_change = np.abs(depths - depth) / np.fmax(depths, depth)
-        close |= (distance2d < p.duplicate_2d_share * boxes[index, 3]) & ~(
+        # relative to the taller extent: a partial box's pose is shorter than the person
+        height = np.maximum(boxes[index, 3], boxes[others, 3])
+        close |= (distance2d < p.duplicate_2d_share * height) & ~(
             depth_change > p.duplicate_2d_max_depth_change
         )
         return bool(np.any((overlap[0] > p.duplicate_overlap) & close))

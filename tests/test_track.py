@@ -131,6 +131,27 @@ def test_a_partial_second_box_and_a_squeezed_pose_keep_their_person():
     assert len(tracker.tracks) == 2
 
 
+def test_a_shorter_pose_from_a_partial_box_is_measured_against_the_whole_person():
+    # A detector's weaker box on part of person A gives a shorter 2D pose (65 % about its centre)
+    # and a 12 % deeper 3D one: its 2D joints are within 10 % of A's height, though not of its own.
+    poses, times, intrinsics = crossing_people(0.5)
+    rng = np.random.default_rng(6)
+    tracker = Tracker()
+    for t in range(5):
+        first = tracker.update(t, times[t], candidates_from(poses[t], intrinsics, rng))
+    id_a, id_b = first[0], first[1]
+    c = candidates_from(poses[5, [0, 0, 1]], intrinsics, rng)
+    centre = np.median(c.poses2d[1], axis=0)
+    c.poses2d[1] = centre + 0.65 * (c.poses2d[1] - centre)
+    c.poses3d[1] *= 1.12
+    c.boxes[:, 4] = [0.9, 0.4, 0.9]
+    heights = pose_box(c.poses2d[:2])[:, 3]
+    distance = np.linalg.norm(c.poses2d[0] - c.poses2d[1], axis=-1).mean()
+    assert 0.1 * heights[1] < distance < 0.1 * heights[0]
+    assert tracker.update(5, times[5], c) == {0: id_a, 2: id_b}
+    assert len(tracker.tracks) == 2
+
+
 def test_seeded_tracking_ignores_other_people():
     poses, times, intrinsics = crossing_people(0.5)
     rng = np.random.default_rng(5)
