@@ -110,19 +110,26 @@ def test_duplicate_boxes_do_not_make_new_people():
     assert len(tracker.tracks) == 2
 
 
-def test_a_partial_second_box_and_a_squeezed_pose_keep_their_person():
+def second_box_on_a():
+    """Two people tracked for 5 frames, then frame 5's candidates: A, a weaker second detector box
+    on A, B (scores 0.9, 0.4, 0.9). Returns (tracker, (A's id, B's id), candidates, the crossing's
+    poses, times, intrinsics, rng)."""
     poses, times, intrinsics = crossing_people(0.5)
     rng = np.random.default_rng(6)
     tracker = Tracker()
     for t in range(5):
         first = tracker.update(t, times[t], candidates_from(poses[t], intrinsics, rng))
-    id_a, id_b = first[0], first[1]
-    # A detector's weaker second box on the upper half of person A, whose crop put A 14 % deeper
-    # (the same 2D joints): it must neither take A's track nor start a new one.
     c = candidates_from(poses[5, [0, 0, 1]], intrinsics, rng)
+    c.boxes[:, 4] = [0.9, 0.4, 0.9]
+    return tracker, (first[0], first[1]), c, poses, times, intrinsics, rng
+
+
+def test_a_partial_second_box_and_a_squeezed_pose_keep_their_person():
+    tracker, (id_a, id_b), c, poses, times, intrinsics, rng = second_box_on_a()
+    # The second box covers the upper half of A and its crop put A 14 % deeper (the same 2D
+    # joints): it must neither take A's track nor start a new one.
     c.poses3d[1] *= 1.14
     c.boxes[1, 3] /= 2
-    c.boxes[:, 4] = [0.9, 0.4, 0.9]
     assert tracker.update(5, times[5], c) == {0: id_a, 2: id_b}
     # A pose whose 2D extent is squeezed to a line (a side-on, legs-together estimate) is still A.
     c = candidates_from(poses[6], intrinsics, rng)
@@ -132,19 +139,12 @@ def test_a_partial_second_box_and_a_squeezed_pose_keep_their_person():
 
 
 def test_a_shorter_pose_from_a_partial_box_is_measured_against_the_whole_person():
-    # A detector's weaker box on part of person A gives a shorter 2D pose (65 % about its centre)
-    # and a 12 % deeper 3D one: its 2D joints are within 10 % of A's height, though not of its own.
-    poses, times, intrinsics = crossing_people(0.5)
-    rng = np.random.default_rng(6)
-    tracker = Tracker()
-    for t in range(5):
-        first = tracker.update(t, times[t], candidates_from(poses[t], intrinsics, rng))
-    id_a, id_b = first[0], first[1]
-    c = candidates_from(poses[5, [0, 0, 1]], intrinsics, rng)
+    tracker, (id_a, id_b), c, _, times, _, _ = second_box_on_a()
+    # The second box, on part of A, gives a shorter 2D pose (65 % about its centre) and a 12 %
+    # deeper 3D one: its 2D joints are within 10 % of A's height, though not of its own.
     centre = np.median(c.poses2d[1], axis=0)
     c.poses2d[1] = centre + 0.65 * (c.poses2d[1] - centre)
     c.poses3d[1] *= 1.12
-    c.boxes[:, 4] = [0.9, 0.4, 0.9]
     heights = pose_box(c.poses2d[:2])[:, 3]
     distance = np.linalg.norm(c.poses2d[0] - c.poses2d[1], axis=-1).mean()
     assert 0.1 * heights[1] < distance < 0.1 * heights[0]
