@@ -8,7 +8,9 @@ Measured side by side in one run, on synthetic walking people (1280x720, 25 fps,
    and 6 people per frame; ratio = pipeline crops/s / model crops/s (target >= 0.85 for 1 person),
    each run against the model measured right before and after it, median (min-max) over runs;
    busy = share of the pipeline's wall time spent in the network, measured inside the same run
-   (immune to the load of other processes, which makes ``ratio`` noisy on a shared machine).
+   (immune to the load of other processes, which makes ``ratio`` noisy on a shared machine);
+   on the CPU, ceiling = the best ratio sharing the cores allows: the network's CPU time per crop
+   over that plus the pipeline's own CPU time per crop (a run with a network that costs nothing).
 3. ``length``: frames/s and peak memory of whole runs on clips of growing length (each in its own
    process; the frame-level test estimator keeps these runs short): memory must stay flat.
 4. ``2-person clips``: share of people found per frame and track-id switches against the ground
@@ -39,7 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -60,6 +64,7 @@ SIZE = (1280, 720)
 BATCH = 8
 FRAMES = 48
 REPEATS = 3
+T = TypeVar("T")
 
 
 def network(backbone: str, side: int, device: str) -> tuple[torch.nn.Module, str]:
@@ -130,6 +135,27 @@ class TimedModel(torch.nn.Module):
             return output
         finally:
             self.seconds += time.perf_counter() - start
+
+
+class FreeNetwork(torch.nn.Module):
+    """A stand-in for ``net`` that costs nothing: its outputs for one crop, repeated per crop (the
+    pipeline's own work is measured with it)."""
+
+    def __init__(self, net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        super().__init__()
+        self.config = net.config
+        with torch.inference_mode():
+            self.one = net(batch[0][:1], batch[1][:1])
+
+    def forward(self, crops: torch.Tensor, intrinsics: torch.Tensor) -> object:
+        return type(self.one)(*(value.expand(len(crops), *value.shape[1:]) for value in self.one))
+
+
+def cpu_seconds(function: Callable[[], T]) -> tuple[T, float]:
+    """``function()`` and the CPU seconds this process spent on it (all threads)."""
+    start = time.process_time()
+    result = function()
+    return result, time.process_time() - start
 
 
 class TruePoses:
@@ -285,8 +311,10 @@ def throughput(
     """Sections 1-2 for one network: the model alone and the pipeline with ``settings`` people
     per frame on ``frames``-frame clips, ``repeats`` pipeline runs each."""
     net, description = network(backbone, side, device)
+    cpu = torch.device(device).type == "cpu"
     print(f"\nnetwork: {description}, batch {BATCH}, {device}, {frames} frames")
-    print(f"{'setting':<34} {'frames/s':>9} {'crops/s':>9} {'ratio':>7} {'busy':>7}")
+    print(f"{'setting':<34} {'frames/s':>9} {'crops/s':>9} {'ratio':>7} {'busy':>7}"
+          + (f" {'ceiling':>8}" if cpu else ""))  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         truths = {p: walking_people(p, frames / 25, image_size=SIZE, spacing_m=1.4, alternate=False, distance_m=10.0)
@@ -294,6 +322,9 @@ def throughput(
         clips = {p: write_clip(Path(folder) / f"p{p}.mp4", truth) for p, truth in truths.items()}
         batch = model_batch(net, clips[1], frames, device)  # the crops the model alone runs on
         model_crops_per_s(net, batch, BATCH, device)  # warm-up
+        _, seconds = cpu_seconds(lambda: model_crops_per_s(net, batch, frames, device))
+        network_cpu_per_crop = seconds / (max(1, frames // BATCH) * BATCH)
+        free = FreeNetwork(net, batch)
         reference_rates = []
         for people in settings:
             # The machine is shared: each pipeline run is compared with the model alone measured
@@ -307,12 +338,17 @@ def throughput(
             ratios = crops_per_s / ((np.array(rates[:-1]) + np.array(rates[1:])) / 2)
             fps = float(np.median([run[0] for run in runs]))
             busy = float(np.median([run[2] for run in runs]))
-            rows.append((people, fps, float(np.median(crops_per_s)), ratios, busy))
+            (_, crops, _), seconds = cpu_seconds(
+                lambda p=people: run_pipeline(clips[p], truths[p], free, device)
+            )
+            ceiling = network_cpu_per_crop / (network_cpu_per_crop + seconds / crops)
+            rows.append((people, fps, float(np.median(crops_per_s)), ratios, busy, ceiling))
     print(f"{'model only':<34} {'':>9} {np.median(reference_rates):>9.2f} {1.0:>7.2f}")
-    for people, fps, crops_per_s, ratios, busy in rows:
+    for people, fps, crops_per_s, ratios, busy, ceiling in rows:
         spread = f"({ratios.min():.2f}-{ratios.max():.2f})" if len(ratios) > 1 else ""
         print(f"{f'pipeline, {people} people':<34} {fps:>9.2f} {crops_per_s:>9.2f} "
-              f"{np.median(ratios):>7.2f} {busy:>7.2f}  {spread}")  # fmt: skip
+              f"{np.median(ratios):>7.2f} {busy:>7.2f}" + (f" {ceiling:>8.2f}" if cpu else "")
+              + f"  {spread}")  # fmt: skip
 
 
 def main() -> None:
