@@ -775,6 +775,9 @@ class CommandSequence:
         """Advance; returns True once the sequence has finished (see :attr:`returncode`)."""
         if self.finished:
             return True
+        if self.process is None and self.cancelled:  # cancelled between two commands
+            self.returncode = 1
+            return True
         if self.process is None:
             self.lines.append(command_text([self.commands[self.step]]))
             self.process = BackendProcess(

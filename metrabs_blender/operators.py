@@ -39,11 +39,21 @@ def stop_jobs() -> None:
         job.stop()
 
 
+@bpy.app.handlers.persistent
+def _stop_jobs_on_load(*_args) -> None:
+    """Another file is loaded (File > Open, New, Revert): a job started for the scene being left
+    stops (an analysis keeps what it finished in its partial result)."""
+    stop_jobs()
+
+
 def register() -> None:
     atexit.register(stop_jobs)
+    bpy.app.handlers.load_pre.append(_stop_jobs_on_load)
 
 
 def unregister() -> None:
+    if _stop_jobs_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_stop_jobs_on_load)
     stop_jobs()
     atexit.unregister(stop_jobs)
 
@@ -133,6 +143,14 @@ class _ModalJob:
         except _errors() as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+
+    def cancel(self, context) -> None:
+        """Blender dropped the handler (its window closed, another file loaded): nobody would
+        follow the job any more, so it stops (an analysis keeps what it finished)."""
+        job = _JOBS.pop(self.job_kind, None)
+        if job is not None:
+            job.stop()
+        context.window_manager.event_timer_remove(self._timer)
 
     def _stop(self, context) -> None:
         context.window_manager.event_timer_remove(self._timer)

@@ -276,6 +276,16 @@ def test_setup_sequence_stops_at_the_first_failure(tmp_path):
     assert not (tmp_path / "ran").exists() and sequence.text().startswith("Step 1/2: boom")
 
 
+def test_setup_sequence_cancelled_between_commands_starts_no_other(tmp_path):
+    first = [sys.executable, "-c", "print('first')"]
+    never = [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"]
+    sequence = backend.CommandSequence([first, never])
+    while sequence.step == 0:  # until the first command has finished
+        sequence.poll()
+    sequence.cancel()  # no process is running now
+    assert sequence.run() == 1 and not (tmp_path / "ran").exists()
+
+
 def test_backend_module_needs_no_blender():
     # the reader threads must never touch bpy; the module does not even import it
     tree = ast.parse(Path(backend.__file__).read_text())

@@ -67,6 +67,13 @@ class FakeJob:
         return "Frame 120/480"
 
 
+class StoppableJob(FakeJob):
+    stopped = False
+
+    def stop(self):
+        self.stopped = True
+
+
 @pytest.fixture
 def modules(extension):
     names = ("panels", "preferences", "operators")
@@ -95,6 +102,23 @@ def test_running_analysis_shows_progress_and_cancel(modules):
         del modules.operators._JOBS["analyze"]
     assert ("progress", "Frame 120/480") in log and ("operator", "metrabs.cancel_job") in log
     assert ("operator", "metrabs.analyze_footage") not in log
+
+
+def test_loading_another_file_stops_the_running_job(modules):
+    job = modules.operators._JOBS["analyze"] = StoppableJob()
+    bpy.ops.wm.read_homefile(app_template="")  # as File > New or Open
+    assert job.stopped and modules.operators.running_job("analyze") is None
+
+
+def test_a_modal_job_whose_handler_blender_drops_stops(modules):
+    """Blender calls ``cancel`` when it removes a modal handler (its window closed): the job
+    must stop and free its slot, or the panel shows "Already running" until a restart."""
+    job = modules.operators._JOBS["setup"] = StoppableJob()
+    operator = SimpleNamespace(
+        job_kind="setup", _timer=bpy.context.window_manager.event_timer_add(0.2)
+    )
+    modules.operators._ModalJob.cancel(operator, bpy.context)
+    assert job.stopped and modules.operators.running_job("setup") is None
 
 
 def test_partial_result_offers_resume(modules):
