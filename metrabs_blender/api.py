@@ -273,6 +273,17 @@ def default_output_path(video: str | os.PathLike, output_dir: str | os.PathLike)
     return base / (Path(video).stem + ".npz")
 
 
+def unused_output_path(video: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
+    """:func:`default_output_path`, numbered (``<name>-2.npz``, ``-3`` ...) when that file exists:
+    a new analysis never overwrites an earlier result."""
+    path = default_output_path(video, output_dir)
+    number = 2
+    while path.exists():
+        path = path.with_name(f"{Path(video).stem}-{number}.npz")
+        number += 1
+    return path
+
+
 def extension_user_dir(subfolder: str = "") -> str:
     """The extension's writable user folder (created), e.g. for the backend environment."""
     package = __package__.rpartition(".")[0]

@@ -221,8 +221,9 @@ def footage_path(settings) -> str:
 
 
 def analysis_request(context, resume: bool = False):
-    """The worker request for the panel's settings and the add-on preferences; ``resume``
-    continues the partial result of an earlier, cancelled run of the same footage."""
+    """The worker request for the panel's settings and the add-on preferences: a new result file
+    (earlier ones are kept), or with ``resume`` the partial result of the cancelled run that the
+    panel holds."""
     from . import api, backend
 
     settings = context.scene.metrabs
@@ -236,7 +237,9 @@ def analysis_request(context, resume: bool = False):
         frames = {"frame_start": settings.frame_first - 1, "frame_stop": settings.frame_last}
     return backend.AnalyzeRequest(
         video=video,
-        output=str(api.default_output_path(video, settings.output_dir)),
+        output=bpy.path.abspath(settings.trajectory_path)
+        if resume
+        else str(api.unused_output_path(video, settings.output_dir)),
         max_people=settings.max_people,
         device=prefs.device if prefs else "auto",
         model=prefs.model_spec() if prefs else None,

@@ -5,6 +5,7 @@ Headless Blender draws no UI, so each ``draw()`` runs against a recording layout
 each state the UI can be in (footage source, camera model, a running job, online access off)."""
 
 import importlib
+from pathlib import Path
 from types import MethodType, SimpleNamespace
 
 import bpy
@@ -181,3 +182,21 @@ def test_progress_bar_is_feature_detected(modules):
     log = []
     modules.preferences.draw_progress(RecordingLayout(log), 0.5, "half")
     assert log == [("progress", "half")]
+
+
+def test_a_new_analysis_keeps_earlier_results_and_resume_continues_the_partial_one(
+    modules, tmp_path
+):
+    settings = bpy.context.scene.metrabs
+    video = tmp_path / "take.mp4"
+    video.write_bytes(b"footage")
+    settings.footage_source, settings.footage_path = "FILE", str(video)
+    settings.output_dir = str(tmp_path / "results")
+    first = Path(modules.operators.analysis_request(bpy.context).output)
+    assert first == tmp_path / "results" / "take.npz"
+    first.parent.mkdir()
+    first.write_bytes(b"an earlier result")
+    second = Path(modules.operators.analysis_request(bpy.context).output)
+    assert second == tmp_path / "results" / "take-2.npz"
+    settings.trajectory_path, settings.analysis_partial = str(first), True
+    assert Path(modules.operators.analysis_request(bpy.context, resume=True).output) == first
