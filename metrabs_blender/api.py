@@ -591,6 +591,8 @@ def import_analysis(
     Each generated rig's object colour is its person's colour in the results list.
     """
     context = context or bpy.context
+    if camera:  # refused before anything is created
+        camera_tools.check_camera(contract.read_trajectory(path))
     if clean_preset is not None:
         path = clean_file(path, clean_preset)
     trajectory = contract.read_trajectory(path)

@@ -6,9 +6,10 @@ matrix ``K``. The import puts that frame into the Blender world with a pose ``wo
 background, makes the armatures overlay the video in camera view.
 
 Intrinsics -> Blender (sensor fit horizontal, so the sensor width spans the image width):
-``lens = fx / width * sensor_width``; the principal point's offset from the image centre becomes the
-lens shift, in units of the image width: ``shift_x = -(cx - (W-1)/2) / W``, ``shift_y = (cy -
-(H-1)/2) / W`` (pixel centres at integer coordinates, as OpenCV counts them).
+``lens = fx / width * sensor_width``; pixels ``fy / fx`` times as wide as tall (``fx != fy``) become
+the render's pixel aspect; the principal point's offset from the image centre becomes the lens
+shift, in units of the image width: ``shift_x = -(cx - (W-1)/2) / W``, ``shift_y = (cy - (H-1)/2)
+/ W * fx / fy`` (pixel centres at integer coordinates, as OpenCV counts them).
 """
 
 import bpy
@@ -21,6 +22,7 @@ from . import scene as scene_tools
 from .errors import MocapError
 
 DEFAULT_SENSOR_WIDTH_MM = 36.0  # full-frame width; any value works as long as lens follows it
+MAX_PIXEL_ASPECT = 200.0  # the largest render pixel aspect Blender accepts
 # OpenCV camera axes -> Blender camera axes (x right, y up, looking along -z)
 _OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
 
@@ -46,11 +48,25 @@ def focal_length_mm(intrinsics: np.ndarray, image_width: int, sensor_width_mm: f
 
 
 def lens_shift(intrinsics: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float]:
-    """Blender ``(shift_x, shift_y)`` that put the principal point where ``intrinsics`` has it."""
+    """Blender ``(shift_x, shift_y)`` that put the principal point where ``intrinsics`` has it
+    (a shift is in units of the width's plane size; a pixel's height there is ``fx / fy`` of its
+    width)."""
     width, height = image_size
     shift_x = -(float(intrinsics[0, 2]) - (width - 1) / 2) / width
-    shift_y = (float(intrinsics[1, 2]) - (height - 1) / 2) / width
+    pixel_height = float(intrinsics[0, 0]) / float(intrinsics[1, 1])
+    shift_y = (float(intrinsics[1, 2]) - (height - 1) / 2) / width * pixel_height
     return shift_x, shift_y
+
+
+def check_camera(trajectory: Trajectory) -> None:
+    """Raise :class:`MocapError` if Blender cannot take the trajectory's intrinsics (checked
+    before an import creates anything)."""
+    fx, fy = (float(v) for v in np.diag(trajectory.intrinsics)[:2])
+    if not (fx > 0 and fy > 0) or max(fx / fy, fy / fx) > MAX_PIXEL_ASPECT:
+        raise MocapError(
+            f"The trajectory's camera has focal lengths fx {fx:.1f}, fy {fy:.1f} px; Blender "
+            f"takes pixels at most {MAX_PIXEL_ASPECT:.0f} times as wide as tall or the reverse"
+        )
 
 
 def camera_matrix_world(pose: np.ndarray) -> np.ndarray:
@@ -83,16 +99,12 @@ def create_camera(
 ) -> "bpy.types.Object":
     """A new camera object with the trajectory's intrinsics and pose, linked to the scene.
 
-    The scene's render resolution becomes the footage's (100 %, square pixels), since the lens and
-    shift are relative to it. ``make_active`` makes it the scene camera.
+    The scene's render resolution and pixel aspect become the footage's (100 %), since the lens
+    and shift are relative to them. ``make_active`` makes it the scene camera.
     """
+    check_camera(trajectory)
     intrinsics = np.asarray(trajectory.intrinsics, np.float64)
     width, height = (int(v) for v in trajectory.image_size)
-    if abs(intrinsics[0, 0] - intrinsics[1, 1]) > 1e-3 * intrinsics[0, 0]:
-        raise MocapError(
-            f"The camera has non-square pixels (fx {intrinsics[0, 0]:.1f}, fy "
-            f"{intrinsics[1, 1]:.1f}); analyse the footage with square-pixel intrinsics"
-        )
     data = bpy.data.cameras.new(name)
     data.sensor_fit = "HORIZONTAL"
     data.sensor_width = sensor_width_mm
@@ -105,7 +117,11 @@ def create_camera(
     render = context.scene.render
     render.resolution_x, render.resolution_y = width, height
     render.resolution_percentage = 100
-    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    pixel_aspect = intrinsics[1, 1] / intrinsics[0, 0]  # pixel width over height
+    render.pixel_aspect_x, render.pixel_aspect_y = (
+        max(pixel_aspect, 1.0),
+        max(1 / pixel_aspect, 1.0),
+    )
     if make_active:
         context.scene.camera = camera
     return camera

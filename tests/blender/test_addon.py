@@ -321,3 +321,45 @@ def test_import_onto_a_target_armature(addon, extension, tmp_path):
     settings.rig_map = "JSON"
     with pytest.raises(RuntimeError, match="Choose a rig map file"):
         bpy.ops.metrabs.import_results()
+
+
+@pytest.mark.parametrize("fy_over_fx", [1.003, 0.9])
+def test_non_square_pixels_and_an_off_centre_principal_point_overlay(addon, fy_over_fx):
+    """Calibrated intrinsics (fx != fy, principal point off the centre) give the render a pixel
+    aspect and the camera a shift under which the raw joints land on their 2D positions."""
+    trajectory = tilted_scene()
+    intrinsics = trajectory.intrinsics.copy()
+    intrinsics[1, 1] *= fy_over_fx
+    intrinsics[:2, 2] += (31.0, -17.0)
+    poses3d = trajectory.poses3d
+    poses2d = poses3d[..., :2] / poses3d[..., 2:] * np.diag(intrinsics)[:2] + intrinsics[:2, 2]
+    trajectory = trajectory.replace(intrinsics=intrinsics, poses2d=poses2d.astype(np.float32))
+    trajectory.extras["world_from_camera"] = look_at(
+        np.array([0.0, -5.0, 2.6]), np.array([0.0, 0.0, 0.9])
+    )
+    scene = bpy.context.scene
+    camera = addon.api.setup_camera(trajectory)
+    render = scene.render
+    assert render.pixel_aspect_x / render.pixel_aspect_y == pytest.approx(fy_over_fx, rel=1e-6)
+    collection = addon.api.add_raw_joints(trajectory)
+    errors = []
+    for index in (0, 45, 89):
+        scene.frame_set(scene.frame_start + index)
+        for j, joint in enumerate(trajectory.joint_names):
+            empty = collection.objects[f"MeTRAbs raw joints P0 {joint}"]
+            projected = pixels(scene, camera, [np.array(empty.matrix_world.translation)])
+            errors.append(np.abs(projected[0] - trajectory.poses2d[index, 0, j]).max())
+    assert max(errors) < 0.01
+
+
+def test_an_import_whose_camera_blender_cannot_take_creates_nothing(addon, tmp_path):
+    trajectory = tilted_scene()
+    intrinsics = trajectory.intrinsics.copy()
+    intrinsics[1, 1] *= 500.0
+    path = write_trajectory(tmp_path / "odd.npz", trajectory.replace(intrinsics=intrinsics))
+    objects, actions = set(bpy.data.objects), set(bpy.data.actions)
+    fps = bpy.context.scene.render.fps
+    with pytest.raises(addon.api.MocapError, match="focal lengths"):
+        addon.api.import_analysis(path, camera=True)
+    assert set(bpy.data.objects) == objects and set(bpy.data.actions) == actions
+    assert bpy.context.scene.render.fps == fps
