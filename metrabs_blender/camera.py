@@ -69,6 +69,17 @@ def check_camera(trajectory: Trajectory) -> None:
         )
 
 
+def clip_field_of_view(clip: "bpy.types.MovieClip") -> float:
+    """Degrees on the longer side of the clip seen by its tracking camera (Movie Clip Editor >
+    Track > Camera), whose focal length is relative to the clip's width: what the worker's
+    ``--fov`` takes for landscape and portrait footage alike."""
+    width, height = clip.size
+    if not (width > 0 and height > 0):
+        raise MocapError(f"Blender cannot read the frames of movie clip '{clip.name}'")
+    focal_px = clip.tracking.camera.focal_length_pixels
+    return float(np.degrees(2 * np.arctan(max(width, height) / 2 / focal_px)))
+
+
 def camera_matrix_world(pose: np.ndarray) -> np.ndarray:
     """``matrix_world`` (4x4) of a Blender camera at the OpenCV camera pose ``world_from_camera``."""
     matrix = np.array(pose, np.float64)

@@ -251,7 +251,8 @@ def analysis_request(context, resume: bool = False):
 
 def camera_options(settings) -> dict:
     """The camera of the panel's settings as analysis options (``fov_deg`` or ``focal_mm`` +
-    ``sensor_mm``; none for the default 55°)."""
+    ``sensor_mm``; none for the default 55°; a movie clip's camera as the field of view it
+    gives)."""
     camera = {}
     if settings.camera_model == "FOV":
         camera = {"fov_deg": settings.fov}
@@ -260,11 +261,9 @@ def camera_options(settings) -> dict:
     elif settings.camera_model == "CLIP":
         if settings.footage_source != "CLIP" or settings.clip is None:
             raise MocapError("Clip Camera needs a movie clip as footage")
-        tracking_camera = settings.clip.tracking.camera
-        camera = {
-            "focal_mm": tracking_camera.focal_length,
-            "sensor_mm": tracking_camera.sensor_width,
-        }
+        from . import camera as camera_tools
+
+        camera = {"fov_deg": camera_tools.clip_field_of_view(settings.clip)}
     return camera
 
 

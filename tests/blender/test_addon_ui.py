@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MethodType, SimpleNamespace
 
 import bpy
+import numpy as np
 import pytest
 
 MODULE = "bl_ext.user_default.metrabs_mocap"
@@ -200,3 +201,21 @@ def test_a_new_analysis_keeps_earlier_results_and_resume_continues_the_partial_o
     assert second == tmp_path / "results" / "take-2.npz"
     settings.trajectory_path, settings.analysis_partial = str(first), True
     assert Path(modules.operators.analysis_request(bpy.context, resume=True).output) == first
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (720, 1280)])
+def test_clip_camera_gives_the_field_of_view_of_the_clips_lens(modules, tmp_path, size):
+    """Blender's tracking camera relates its focal length to the clip's width; the worker's
+    field of view is on the longer side, so portrait footage must convert through the width."""
+    image = bpy.data.images.new("frame", *size)
+    image.filepath_raw, image.file_format = str(tmp_path / "frame.png"), "PNG"
+    image.save()
+    settings = bpy.context.scene.metrabs
+    settings.footage_source, settings.camera_model = "CLIP", "CLIP"
+    settings.clip = bpy.data.movieclips.load(str(tmp_path / "frame.png"))
+    settings.clip.tracking.camera.sensor_width = 36.0
+    settings.clip.tracking.camera.focal_length = 24.0
+    fx = 24.0 / 36.0 * size[0]  # pixels, relative to the width
+    expected = np.degrees(2 * np.arctan(max(size) / 2 / fx))
+    options = modules.operators.camera_options(settings)
+    assert options == {"fov_deg": pytest.approx(expected, rel=1e-6)}
