@@ -88,6 +88,11 @@ def check_target(obj: "bpy.types.Object") -> None:
         )
     if not len(obj.data.bones):
         raise MocapError(f"the armature {obj.name!r} has no bones")
+    if obj.animation_data is not None and obj.animation_data.use_tweak_mode:
+        raise MocapError(
+            f"{obj.name!r} is in NLA tweak mode (a strip is being edited); leave it (Tab in the "
+            "NLA editor) and import again"
+        )
 
 
 def bone_hierarchy(obj: "bpy.types.Object") -> tuple[list[str], list[int], np.ndarray]:

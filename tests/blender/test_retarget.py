@@ -289,6 +289,11 @@ def test_refusals_change_nothing(api, extension, tmp_path):
     scaled = build_armature(mixamo_like(canonical_rest()), "scaled")
     scaled.scale = (0.01, 0.01, 0.01)  # a typical FBX import
     cases["scaled"] = (scaled, "apply rotation and scale")
+    tweaked = build_armature(mixamo_like(canonical_rest()), "tweaked")
+    animation = tweaked.animation_data_create()
+    animation.nla_tracks.new().strips.new("take", 1, bpy.data.actions.new("user take"))
+    animation.use_tweak_mode = True  # editing that strip in the NLA editor
+    cases["tweak mode"] = (tweaked, "NLA tweak mode")
     no_humanoid = bpy.data.objects.new("tail", bpy.data.armatures.new("tail"))
     bpy.context.scene.collection.objects.link(no_humanoid)
     bpy.context.view_layer.objects.active = no_humanoid
