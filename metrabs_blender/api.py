@@ -529,12 +529,15 @@ def load_results(
     path: "str | os.PathLike", scene: "bpy.types.Scene | None" = None
 ) -> list[review.PersonSummary]:
     """Fill the panel's results list (``scene.metrabs.people``) from a trajectory file and make it
-    the scene's current trajectory. Returns the people, in file order."""
+    the scene's current trajectory (whether it is partial, and nothing cleaned from it yet).
+    Returns the people, in file order."""
     scene = scene or bpy.context.scene
     trajectory = contract.read_trajectory(path)
     summaries = review.person_summaries(trajectory)
     settings = scene.metrabs
     settings.trajectory_path = str(path)
+    settings.cleaned_path = ""  # Re-target must not reuse a file cleaned from another trajectory
+    settings.analysis_partial = bool(trajectory.extras.get("partial", False))
     settings.people.clear()
     footage_frames = camera_tools.source_frames(trajectory) + 1  # 1-based, as Blender counts
     for summary in summaries:

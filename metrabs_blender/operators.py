@@ -196,7 +196,7 @@ class METRABS_OT_import_trajectory(bpy.types.Operator):
         except (MocapError, retarget.RetargetError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        settings.trajectory_path = self.filepath
+        api.load_results(bpy.path.abspath(self.filepath), context.scene)
         names = ", ".join(result.armature.name for result in results)
         self.report({"INFO"}, f"Imported {len(results)} person(s): {names}")
         return {"FINISHED"}
@@ -310,9 +310,6 @@ class METRABS_OT_analyze_footage(_ModalJob, bpy.types.Operator):
         from . import api
 
         result = api.finish_analysis(job.outcome)
-        settings = context.scene.metrabs
-        settings.trajectory_path = str(result.path)
-        settings.analysis_partial = result.partial
         api.load_results(result.path, scene=context.scene)
         for warning in result.warnings:
             self.report({"WARNING"}, warning)

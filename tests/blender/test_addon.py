@@ -363,3 +363,26 @@ def test_an_import_whose_camera_blender_cannot_take_creates_nothing(addon, tmp_p
         addon.api.import_analysis(path, camera=True)
     assert set(bpy.data.objects) == objects and set(bpy.data.actions) == actions
     assert bpy.context.scene.render.fps == fps
+
+
+def test_loading_other_results_forgets_the_earlier_ones_cleaning_and_partial_flag(addon, tmp_path):
+    partial = tilted_scene()
+    partial.extras["partial"] = np.array(True)
+    first = write_trajectory(tmp_path / "first.npz", partial)
+    second = write_trajectory(tmp_path / "second.npz", tilted_scene())
+    settings = bpy.context.scene.metrabs
+    addon.api.load_results(first)
+    assert settings.analysis_partial
+    settings.cleaned_path = str(tmp_path / "cleaned" / "first.npz")  # as Import leaves it
+    addon.api.load_results(second)
+    assert settings.trajectory_path == str(second)
+    assert settings.cleaned_path == "" and not settings.analysis_partial
+
+
+def test_import_file_lists_the_people_of_the_file_it_imported(addon, tmp_path):
+    path = write_trajectory(tmp_path / "walk.npz", tilted_scene())
+    settings = bpy.context.scene.metrabs
+    settings.people.add().name = "P9"  # left from another file
+    assert bpy.ops.metrabs.import_trajectory(filepath=str(path)) == {"FINISHED"}
+    assert settings.trajectory_path == str(path)
+    assert [person.name for person in settings.people] == ["P0", "P1"]
