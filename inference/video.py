@@ -108,7 +108,10 @@ def _natural_key(path: str) -> list:
 
 
 def _sequence_files(source: str) -> list[str] | None:
-    """The image files of a folder or pattern (``%04d`` or glob), or None if ``source`` is neither."""
+    """The image files of a folder or pattern (``%04d`` or glob), or None if ``source`` is neither
+    (an existing file is itself, whatever characters its name has: ``clip [1080p].mp4``)."""
+    if os.path.isfile(source):
+        return None
     if os.path.isdir(source):
         names = [
             os.path.join(source, name)
@@ -130,7 +133,8 @@ def _sequence_files(source: str) -> list[str] | None:
         numbered = sorted((int(m.group(1)), n) for m, n in numbered if m)
         return [os.path.join(folder, n) for _, n in numbered]
     if any(char in os.path.basename(source) for char in "*?["):
-        return sorted(glob.glob(source), key=_natural_key)
+        matches = glob.glob(source)
+        return sorted((m for m in matches if m.lower().endswith(IMAGE_SUFFIXES)), key=_natural_key)
     return None
 
 

@@ -100,6 +100,8 @@ def test_image_sequences(tmp_path):
     pattern = list(open_video(folder / "f%d.png", FrameRange(2, 9, 3)))
     assert [f.index for f in pattern] == [2, 5, 8]
     assert [decoded_index(f) for f in open_video(str(folder / "f1*.png"))] == [1, 10]
+    (folder / "notes.txt").write_text("shot list")  # a glob takes the images only
+    assert [decoded_index(f) for f in open_video(str(folder / "*"))] == list(range(11))
     with pytest.raises(VideoError, match="no images found"):
         open_video(folder / "g%04d.png")
     with pytest.raises(VideoError, match="frame 11 is past the end"):
@@ -139,6 +141,14 @@ def test_non_ascii_path(tmp_path):
     target.parent.mkdir()
     shutil.copy(video, target)
     assert len(list(open_video(target))) == 3
+
+
+@pytest.mark.parametrize("name", ["clip [1080p].mp4", "50%d off?.mp4", "take*2.mp4"])
+def test_a_video_whose_name_looks_like_a_pattern_is_the_video(tmp_path, name):
+    video = write_video(tmp_path / name, numbered_frames(4), fps=30)
+    source = open_video(video)
+    assert not source.info.is_sequence
+    assert [decoded_index(f) for f in source] == list(range(4))
 
 
 def test_reader_thread_is_bounded_ordered_and_stoppable(tmp_path):
