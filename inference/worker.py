@@ -432,17 +432,32 @@ def _unpack(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 class Interrupt:
     """SIGINT/SIGTERM handler: the first signal asks to stop after the current batch; a second one
-    stops at once (KeyboardInterrupt) — completed batches are still saved."""
+    stops at once (KeyboardInterrupt) — completed batches are still saved — except while the
+    result is being written (:meth:`writing`), which a signal must not break off."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict[int, Any] = {}
+        self._writing = False
 
     def _handle(self, signum: int, _frame: object) -> None:
-        if self.signal is not None:
+        name = signal.Signals(signum).name
+        if self.signal is not None and self._writing:
+            logger.warning("%s received again: stopping once the result is written", name)
+        elif self.signal is not None:
             raise KeyboardInterrupt
-        self.signal = signum
-        logger.warning("%s received: finishing the current batch", signal.Signals(signum).name)
+        else:
+            self.signal = signum
+            logger.warning("%s received: finishing the current batch", name)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """A block that writes the result: a second signal waits for its end."""
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
 
     @property
     def requested(self) -> bool:
@@ -810,8 +825,12 @@ def run(
     try:
         settings = settings_from_args(args)
         with Interrupt() as interrupt:
-            return _run(settings, reporter, interrupt, make_estimator or load_pose_estimator,
-                        make_detector or load_detector)  # fmt: skip
+            try:
+                return _run(settings, reporter, interrupt, make_estimator or load_pose_estimator,
+                            make_detector or load_detector)  # fmt: skip
+            except KeyboardInterrupt:  # twice before the first batch ended (e.g. model loading)
+                reporter.error("interrupted before any result was written", interrupt.exit_code)
+                return interrupt.exit_code
     except Exception as error:
         code = _exit_code(error)
         if code == EXIT_ERROR:
@@ -862,9 +881,11 @@ def _open_input(settings: Settings) -> tuple[Any, np.ndarray, str]:
     return info, intrinsics, camera_text
 
 
-def _initial_state(settings: Settings, previous: Any | None, params: Any) -> tuple[RunState, Any]:
+def _initial_state(
+    settings: Settings, previous: Any | None, params: Any
+) -> tuple[RunState, Any | None]:
     """The rows and tracks to start from (empty, or those of a partial result) and the frame
-    range still to analyse."""
+    range still to analyse (None: the partial result reaches the end of the range already)."""
     from .track import Tracker, tracker_from_arrays
     from .video import FrameRange
 
@@ -880,6 +901,8 @@ def _initial_state(settings: Settings, previous: Any | None, params: Any) -> tup
     next_frame = (
         state.source_frames[-1] + settings.stride if state.source_frames else settings.start
     )
+    if settings.stop is not None and next_frame >= settings.stop:
+        return state, None  # interrupted in its last batch
     logger.info("resuming at source frame %d after %d rows", next_frame, state.num_rows)
     return state, FrameRange(next_frame, settings.stop, settings.stride)
 
@@ -930,6 +953,10 @@ def _run(
         return _trajectory(state, recorded, info, intrinsics, joints, source, model_id,
                            detector_name, partial)  # fmt: skip
 
+    def save(trajectory: Any) -> None:
+        with interrupt.writing():
+            _write(settings.output, trajectory)
+
     def done(trajectory: Any, partial: bool) -> None:
         reporter.emit("done", output=str(settings.output), frames=trajectory.num_frames,
                       people=trajectory.num_people, partial=partial, crops=analysis.crops,
@@ -943,18 +970,18 @@ def _run(
     )  # fmt: skip
     done_at_start = state.num_rows
     try:
-        if total is None or state.num_rows < total:
+        if frame_range is not None and (total is None or state.num_rows < total):
             stream = open_video(settings.video, frame_range, settings.sequence_fps)
             _process_stream(analysis, stream, interrupt, reporter, total, done_at_start,
-                            checkpoint=lambda: _write(settings.output, result(True)))  # fmt: skip
+                            checkpoint=lambda: save(result(True)))  # fmt: skip
     except KeyboardInterrupt:  # a second signal: stop now, keep the completed batches
         trajectory = result(True)
-        _write(settings.output, trajectory)
+        save(trajectory)
         done(trajectory, partial=True)
         return interrupt.exit_code
     except Exception:
         if state.num_rows > done_at_start:
-            _write(settings.output, result(True))
+            save(result(True))
             reporter.warning(
                 f"partial result with {state.num_rows} frames saved to {settings.output}; "
                 f"continue it with --resume once the problem is fixed"
@@ -967,7 +994,7 @@ def _run(
         _warn_if_truncated(reporter, info, settings, state)
         if trajectory.num_people == 0:
             reporter.warning(_no_person_message(state))
-    _write(settings.output, trajectory)
+    save(trajectory)
     done(trajectory, partial)
     return interrupt.exit_code if partial else EXIT_OK
 

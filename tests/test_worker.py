@@ -1,15 +1,17 @@
 """The analyze command end to end, as a subprocess, on synthetic clips with exact ground truth
 (test pose model and detector from ``tinymodels.py``; see ``worker_harness.py``)."""
 
+import io
 import json
+import os
 import signal
 
 import numpy as np
 import pytest
 
 from inference.camera import intrinsics_from_fov
-from inference.worker import EXIT_OK, EXIT_SIGTERM
-from retarget.contract import read_trajectory
+from inference.worker import EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
+from retarget.contract import read_trajectory, write_trajectory
 from tests import mp4edit
 from tests.synthvideo import frames_of, walking_people, write_clip
 from tests.workerrun import analyze, parse_events, start
@@ -102,6 +104,64 @@ def test_sigterm_writes_partial_result_and_resume_completes_it(two_people, tmp_p
     # Resuming a complete result does nothing.
     again = analyze(video, "-o", output, *options, "--resume")
     assert again.returncode == EXIT_OK and "already complete" in again.last["message"]
+
+
+def test_resume_of_a_partial_result_that_reaches_the_end_of_the_range_completes_it(
+    two_people, tmp_path
+):
+    """A stop request during the last batch leaves a partial result with every frame of the
+    range; resuming it has nothing left to read and writes the complete result."""
+    video, _ = two_people
+    output = tmp_path / "range.npz"
+    options = ["--start", "0", "--stop", "10", "--stride", "4"]
+    assert analyze(video, "-o", output, *options, frame_model=True).returncode == EXIT_OK
+    complete = read_trajectory(output)
+    complete.extras["partial"] = np.array(True)
+    write_trajectory(output, complete)
+    run = analyze(video, "-o", output, *options, "--resume", frame_model=True)
+    assert run.returncode == EXIT_OK, run.stderr[-2000:]
+    assert run.last["event"] == "done" and not run.last["partial"]
+    resumed = read_trajectory(output)
+    assert not bool(resumed.extras["partial"])
+    np.testing.assert_array_equal(resumed.extras["source_frames"], [0, 4, 8])
+    np.testing.assert_array_equal(resumed.poses3d, complete.poses3d)
+
+
+def test_a_second_ctrl_c_while_the_result_is_written_does_not_lose_it(
+    two_people, tmp_path, monkeypatch
+):
+    """Ctrl-C once (stop after the first batch), then again while the partial result is being saved:
+    the save completes and the run ends as interrupted."""
+    import retarget.contract
+    from inference import worker
+    from inference.__main__ import build_parser
+    from tests.tinymodels import ColourJointPoseEstimator
+
+    class CtrlCOnFirstCall(ColourJointPoseEstimator):
+        calls = 0
+
+        def estimate(self, frames, boxes, intrinsics):
+            self.calls += 1
+            if self.calls == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().estimate(frames, boxes, intrinsics)
+
+    write = retarget.contract.write_trajectory
+
+    def impatient_write(path, trajectory):
+        os.kill(os.getpid(), signal.SIGINT)
+        return write(path, trajectory)
+
+    monkeypatch.setattr(retarget.contract, "write_trajectory", impatient_write)
+    output = tmp_path / "kept.npz"
+    args = build_parser("analyze").parse_args(
+        ["analyze", str(two_people[0]), "-o", str(output), "--batch-size", "4", "--detector",
+         "none", "--box", "100,50,200,300", "--checkpoint-every", "0"]
+    )  # fmt: skip
+    code = worker.run(args, lambda s, d: CtrlCOnFirstCall(), lambda *a: None, io.StringIO())
+    assert code == EXIT_SIGINT
+    kept = read_trajectory(output)
+    assert bool(kept.extras["partial"]) and 0 < kept.num_frames < 50
 
 
 def test_user_box_tracks_only_that_person(two_people, tmp_path):
