@@ -99,7 +99,7 @@ def _matrix_from_mapping(
     data: dict, image_size: tuple[int, int]
 ) -> tuple[np.ndarray, list[int] | None]:
     """Camera matrix and the calibration's image size (if stated) from a parsed JSON object."""
-    calibrated_size = data.get("image_size") or data.get("resolution")
+    calibrated_size = _size_of(data.get("image_size") or data.get("resolution"))
     for key in ("K", "intrinsics", "camera_matrix", "cameraMatrix"):
         if key in data:
             value = data[key]
@@ -123,6 +123,19 @@ def _matrix_from_mapping(
     )
 
 
+def _size_of(value: object) -> list[int] | None:
+    """A calibration's ``[width, height]`` (two positive whole numbers), or None if not given."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and v > 0 and float(v).is_integer() for v in value)
+    ):
+        return [int(v) for v in value]
+    raise CameraError(f"'image_size' must be [width, height] in pixels, got {value!r}")
+
+
 def load_intrinsics(path: str | os.PathLike, image_size: tuple[int, int]) -> np.ndarray:
     """Camera matrix for frames of ``image_size`` (width, height) from a file.
 
@@ -144,11 +157,18 @@ def load_intrinsics(path: str | os.PathLike, image_size: tuple[int, int]) -> np.
             matrix = np.load(path, allow_pickle=False)
         else:
             matrix = np.loadtxt(path, dtype=np.float64)
-    except (ValueError, OSError, UnicodeDecodeError) as error:
+    except (TypeError, ValueError, OSError, UnicodeDecodeError) as error:  # e.g. "fx": null
         raise CameraError(f"cannot read camera file {path.name}: {error}") from None
     matrix = check_intrinsics(matrix)
     if calibrated_size is not None:
-        matrix = _rescale(matrix, tuple(int(v) for v in calibrated_size), image_size)
+        matrix = _rescale(matrix, tuple(calibrated_size), image_size)
+    width, height = image_size
+    if not (0 <= matrix[0, 2] <= width and 0 <= matrix[1, 2] <= height):
+        raise CameraError(
+            f"the principal point ({matrix[0, 2]:.1f}, {matrix[1, 2]:.1f}) in {path.name} lies "
+            f"outside the {width}x{height} frames: the calibration is for another resolution; "
+            f"add its 'image_size': [width, height] to the JSON file"
+        )
     return matrix
 
 

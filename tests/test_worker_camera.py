@@ -89,6 +89,13 @@ def test_matrix_files_and_bad_content(tmp_path):
         "short.json": ({"K": [1, 2, 3]}, "9 numbers"),
         "none.json": ({"focal": 3}, "needs one of"),
         "aspect.json": ({"fx": 1, "fy": 1, "cx": 0, "cy": 0, "image_size": [640, 640]}, "aspect"),
+        "null.json": ({"fx": None, "fy": 800, "cx": 320, "cy": 240}, "cannot read"),
+        "null_fov.json": ({"fov_deg": None}, "cannot read"),
+        "size_dict.json": ({"K": matrix.tolist(), "image_size": {"width": 640}}, "image_size"),
+        "size_text.json": ({"K": matrix.tolist(), "image_size": "640x480"}, "image_size"),
+        "size_zero.json": ({"K": matrix.tolist(), "image_size": [0, 0]}, "image_size"),
+        # a 4K calibration given for 640x480 frames without its image size
+        "4k.json": ({"fx": 3000, "fy": 3000, "cx": 1919.5, "cy": 1079.5}, "outside the 640x480"),
     }
     for name, (content, message) in bad.items():
         (tmp_path / name).write_text(json.dumps(content))
