@@ -29,14 +29,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if name == command:
             module = importlib.import_module(module_name, __package__)
             module.configure_parser(command_parser)
-            command_parser.set_defaults(handler=module.main)
+            command_parser.set_defaults(handler=module.main, usage_error=command_parser.error)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    args, unknown = build_parser(command if command in COMMANDS else None).parse_known_args(argv)
+    if unknown:  # the command's parser says so (the worker's also sends an error event)
+        args.usage_error(f"unrecognized arguments: {' '.join(unknown)}")
     return args.handler(args)
 
 

@@ -42,6 +42,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -271,14 +272,28 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _device(spec: str) -> str:
+    """The torch device of ``--device`` (auto: CUDA when there is one), checked to exist here."""
     if spec == "cpu":
         return spec  # no need to import torch to know
     import torch
 
     if spec == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {spec}: CUDA is not available here; use --device cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise InputError(
+            f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {spec}: CUDA is not available here; use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise InputError(f"--device {spec}: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")  # fmt: skip
+    elif device.type != "cpu":
+        raise InputError(f"--device {spec}: only cpu and cuda devices are supported")
     return spec
 
 
@@ -851,6 +866,13 @@ def _check_paths(settings: Settings) -> None:
         raise InputError(f"the output must be a .npz file, got {settings.output!r}")
     if output.exists() and output.is_dir():
         raise OutputError(f"the output {settings.output} is a folder; give a file name")
+    try:  # found out now, not after the whole analysis
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output.parent).close()
+    except OSError as error:
+        raise OutputError(
+            f"cannot write the output into {output.parent}: {error.strerror or error}"
+        ) from None
     video = Path(settings.video)
     if video.exists() and output.exists() and os.path.samefile(video, output):
         raise InputError("the output would overwrite the input video; choose another -o path")

@@ -232,11 +232,19 @@ def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
             np.savez_compressed(temp_file, **arrays)
             temp_file.flush()
             os.fsync(temp_file.fileno())
+        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp's file is private (0600)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, so set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_trajectory(path: str | os.PathLike) -> Trajectory:

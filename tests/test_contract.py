@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -77,6 +80,17 @@ def test_failed_write_keeps_the_earlier_file(tmp_path, two_person_trajectory):
         write_trajectory(path, broken)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["clip.npz"]
+
+
+def test_a_written_file_has_the_usual_permissions(tmp_path, two_person_trajectory):
+    """Not the private mode of the temporary file it was written as: others in a team (or a
+    render farm user) read results as they read any file made here."""
+    mask = os.umask(0o027)
+    try:
+        path = write_trajectory(tmp_path / "clip.npz", two_person_trajectory)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 def test_validate_rejects_infinite_poses_and_clashing_extras(two_person_trajectory):

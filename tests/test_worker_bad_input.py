@@ -2,6 +2,9 @@
 code, never a hang or a bare traceback (the worker runs as a subprocess)."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -15,6 +18,8 @@ from tests.synthvideo import (
     write_video,
 )
 from tests.workerrun import analyze
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +116,19 @@ def test_bad_arguments(clip, tmp_path):
     assert_error(
         analyze(video, "-o", output, "--start", "500", frame_model=True), EXIT_INPUT, "frame 500"
     )
+    for device, phrase in (("gpu", "not a device"), ("cuda:7", "cuda")):
+        assert_error(analyze(video, "-o", output, "--device", device, frame_model=True),
+                     EXIT_INPUT, phrase)  # fmt: skip
     assert not output.exists()
+
+
+def test_an_unknown_option_is_an_error_event(clip, tmp_path):
+    command = [sys.executable, "-m", "inference", "analyze", str(clip[0]), "-o",
+               str(tmp_path / "out.npz"), "--bogus"]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120)
+    error = json.loads(run.stdout.splitlines()[-1])
+    assert run.returncode == EXIT_USAGE and error["event"] == "error"
+    assert error["exit_code"] == EXIT_USAGE and "--bogus" in error["message"]
 
 
 def test_output_problems(clip, tmp_path):
@@ -121,9 +138,9 @@ def test_output_problems(clip, tmp_path):
     assert_error(analyze(video, "-o", folder, frame_model=True), EXIT_OUTPUT, "folder")
     blocked = tmp_path / "file"
     blocked.write_text("a file where a folder should be")
-    assert_error(
-        analyze(video, "-o", blocked / "out.npz", frame_model=True), EXIT_OUTPUT, "cannot write"
-    )
+    run = analyze(video, "-o", blocked / "out.npz", frame_model=True)
+    assert_error(run, EXIT_OUTPUT, "cannot write")
+    assert "start" not in [event["event"] for event in run.events]  # found before the analysis
     # --resume with a result of another clip
     other = write_clip(tmp_path / "other.mp4", walking_people(1, 0.4, seed=3))
     output = tmp_path / "other.npz"
