@@ -1118,18 +1118,25 @@ _STAGE_END = object()
 def _batches(
     analysis: Analysis, frames: Iterator[Any], interrupt: Interrupt
 ) -> Iterator[list[Any]]:
-    """Group ``(frame, detections)`` items into batches of :meth:`Analysis.frames_per_batch`."""
+    """Group ``(frame, detections)`` items into batches of :meth:`Analysis.frames_per_batch`; when
+    reading fails part way (a broken image in a sequence), the frames read before it are still a
+    batch, so the partial result keeps them."""
     batch: list[Any] = []
     target = None
-    for item in frames:
-        if target is None:
-            target = analysis.frames_per_batch(item[0].image.nbytes)
-        batch.append(item)
-        if len(batch) >= target:
+    try:
+        for item in frames:
+            if target is None:
+                target = analysis.frames_per_batch(item[0].image.nbytes)
+            batch.append(item)
+            if len(batch) >= target:
+                yield batch
+                batch, target = [], None
+                if interrupt.requested:
+                    return
+    except Exception:
+        if batch:
             yield batch
-            batch, target = [], None
-            if interrupt.requested:
-                return
+        raise
     if batch:
         yield batch
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from inference.worker import EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
@@ -129,6 +130,20 @@ def test_an_unknown_option_is_an_error_event(clip, tmp_path):
     error = json.loads(run.stdout.splitlines()[-1])
     assert run.returncode == EXIT_USAGE and error["event"] == "error"
     assert error["exit_code"] == EXIT_USAGE and "--bogus" in error["message"]
+
+
+def test_a_broken_image_in_a_sequence_keeps_the_frames_before_it(clip, tmp_path):
+    _, truth = clip
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for index, frame in enumerate(frames_of(truth)[:6]):
+        cv2.imwrite(str(folder / f"f{index:02d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    (folder / "f06.png").write_bytes(b"\x89PNG cut short")
+    output = tmp_path / "shots.npz"
+    assert_error(analyze(folder, "-o", output, frame_model=True), EXIT_INPUT, "f06.png")
+    kept = read_trajectory(output)
+    assert kept.num_frames == 6 and bool(kept.extras["partial"])
+    assert np.isfinite(kept.boxes[:, 0, 0]).all()  # the person in every frame kept
 
 
 def test_output_problems(clip, tmp_path):
