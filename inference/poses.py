@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -236,8 +237,15 @@ class PoseEstimator:
                 "(or a config.proc_side)"
             )
         self.crop_side = int(side)
+        n_joints = len(self.joint_names)
         self.mirror = mirror_permutation(self.joint_names)
         self.augmentations = tta_augmentations(self.config.num_aug, self.config.max_rotation_deg)
+        if any(a.flip for a in self.augmentations) and np.all(self.mirror == np.arange(n_joints)):
+            raise PoseInputError(
+                "test-time augmentation flips crops, but no joint name pairs left with right "
+                f"({', '.join(self.joint_names[:4])}, ...); name sides as left/right, l/r or "
+                ".L/.R, or use one augmentation"
+            )
         # decoded frames for the OpenCV warp, reused: one set per rendering thread
         self._level_buffers = [LevelBuffers() for _ in range(RENDER_THREADS)]
         self._render_pool = ThreadPoolExecutor(max(1, RENDER_THREADS - 1), "crops")
@@ -245,7 +253,6 @@ class PoseEstimator:
         self._crops_per_batch: int | None = None
         if self.config.batch_size is not None:
             self._crops_per_batch = self._whole_people(self.config.batch_size)
-        n_joints = len(self.joint_names)
         self.joint_transform_matrix = None
         if joint_transform_matrix is not None:
             matrix = np.asarray(joint_transform_matrix, np.float64)
@@ -556,13 +563,16 @@ class _OpenCVRenderer:
             for (lo, hi), buffers in zip(parts[1:], self.level_buffers[1:], strict=False)
         ]
         lo, hi = parts[0]
-        self._render(start + lo, start + hi, self.level_buffers[0], out[lo:hi])
+        try:
+            self._render(start + lo, start + hi, self.level_buffers[0], out[lo:hi])
+        finally:  # the helpers' buffers are free again only once they are done, even on errors
+            futures.wait(pending)
         for job in pending:
             job.result()
         crops = host.to(self.device, non_blocking=True)
-        if self.is_cuda:
+        if self.is_cuda:  # the copy runs on the destination device's stream
             self.copied[slot] = torch.cuda.Event()
-            self.copied[slot].record()
+            self.copied[slot].record(torch.cuda.current_stream(self.device))
         return crops.permute(0, 3, 1, 2)  # (B, 3, S, S) in channels-last memory layout
 
     def _render(self, start: int, stop: int, buffers: LevelBuffers, out: np.ndarray) -> None:

@@ -265,3 +265,34 @@ def test_estimator_crops_equal_crops_of_the_whole_decoded_frame(monkeypatch):
         )
         expected.append(torch.from_numpy(make_crops(frame, geometry)))
     assert torch.equal(torch.cat(seen), torch.cat(expected))
+
+
+def test_flipping_augmentations_need_left_right_joint_names():
+    model = lambda crops, k: torch.zeros(len(crops), 3, 3)  # noqa: E731
+    with pytest.raises(PoseInputError, match="pairs left with right"):
+        PoseEstimator(model, ("hip_a", "hip_b", "head"), config=EstimatorConfig(2), crop_side=48)
+    PoseEstimator(model, ("hip_a", "hip_b", "head"), config=EstimatorConfig(1), crop_side=48)
+
+
+def test_a_failed_render_returns_only_once_the_other_thread_is_done(monkeypatch):
+    """The render threads write into the estimator's own buffers: an error in one must not leave
+    the other running into the next call."""
+    import threading
+    import time
+
+    frames, boxes = fixture_inputs()
+    finished = threading.Event()
+
+    def render(self, start, stop, buffers, out):
+        if threading.current_thread() is threading.main_thread():
+            raise RuntimeError("render failed")
+        time.sleep(0.2)
+        finished.set()
+
+    monkeypatch.setattr(poses, "RENDER_THREADS", 2)
+    monkeypatch.setattr(poses._OpenCVRenderer, "_render", render)
+    config = EstimatorConfig(num_aug=1, batch_size=16)
+    estimator = PoseEstimator(lambda c, k: None, STUB_JOINT_NAMES, config=config, crop_side=48)
+    with pytest.raises(RuntimeError, match="render failed"):
+        estimator.estimate(frames, boxes, case("aug5", "intrinsics"))
+    assert finished.is_set()
