@@ -258,6 +258,7 @@ class Tracker:
 
     def seed(self, row: int, time: float, candidates: Candidates) -> list[int]:
         """Start one track per candidate (e.g. the user's ``--box``); returns the new ids."""
+        self.last_update_time = time  # the next update knows the frame interval
         return [self._new_track(row, time, candidates, i) for i in range(len(candidates))]
 
     def _new_track(self, row: int, time: float, c: Candidates, i: int) -> int:
@@ -320,13 +321,11 @@ class Tracker:
                     assigned[int(detected[c_index])] = live[t_index].track_id
         matched = set(assigned.values())
         by_id = {t.track_id: t for t in live}
-        for index in np.flatnonzero(candidates.proposed_for >= 0):
-            track_id = int(candidates.proposed_for[index])
-            if track_id in matched or track_id not in by_id:
-                continue
-            if self._accept_proposal(by_id[track_id], time, candidates, index, boxes, assigned):
-                assigned[int(index)] = track_id
-                matched.add(track_id)
+        for index, track_id in self._proposals_by_cost(time, candidates, boxes, by_id, matched):
+            if track_id in matched or self._duplicate(candidates, boxes, index, list(assigned)):
+                continue  # a proposal with the pose of someone assigned in this frame
+            assigned[index] = track_id
+            matched.add(track_id)
         for index, track_id in assigned.items():
             track = by_id[track_id]
             self._record(track, row, candidates, index)
@@ -359,18 +358,27 @@ class Tracker:
                 kept.append(int(index))
         return np.array(sorted(kept), np.int64)
 
-    def _accept_proposal(
-        self, track: Track, time: float, c: Candidates, index: int, boxes: np.ndarray,
-        assigned: dict[int, int],
-    ) -> bool:  # fmt: skip
-        """A pose from a proposed box continues the track only if it is that person: close to the
-        predicted pose in 3D and not the pose of someone assigned in this frame."""
-        if not np.isfinite(c.poses2d[index]).any():
-            return False  # nothing found in the box (its own extent would match trivially)
-        one = _subset(c, np.array([index]))
-        if self._costs([track], time, one, boxes[index : index + 1])[0, 0] >= _INFEASIBLE:
-            return False
-        return not self._duplicate(c, boxes, index, list(assigned))
+    def _proposals_by_cost(
+        self, time: float, c: Candidates, boxes: np.ndarray, by_id: dict[int, Track],
+        matched: set[int],
+    ) -> list[tuple[int, int]]:  # fmt: skip
+        """``(candidate index, track id)`` of the poses from boxes proposed for unmatched live
+        tracks that may continue them (close to the predicted pose in 3D), cheapest first: where
+        two tracks' crops show one person, the track closer to that person takes the pose."""
+        scored = []
+        for index in np.flatnonzero(c.proposed_for >= 0):
+            track = by_id.get(int(c.proposed_for[index]))
+            if (
+                track is None
+                or track.track_id in matched
+                or not np.isfinite(c.poses2d[index]).any()
+            ):
+                continue  # (no pose in the box: its own extent would match trivially)
+            one = _subset(c, np.array([index]))
+            cost = self._costs([track], time, one, boxes[index : index + 1])[0, 0]
+            if cost < _INFEASIBLE:
+                scored.append((cost, int(index), track.track_id))
+        return [(index, track_id) for _, index, track_id in sorted(scored)]
 
     def _near_unmatched(
         self, live: list[Track], matched: set[int], time: float, box: np.ndarray
@@ -476,7 +484,12 @@ def tracker_from_arrays(
                 track = Track(int(track_id), int(row), float(frame_times[row]), *_observation(c, 0))
                 tracker.tracks.append(track)
             else:
-                track.observe(int(row), float(frame_times[row]), *_observation(c, 0))
+                track.observe(
+                    int(row),
+                    float(frame_times[row]),
+                    *_observation(c, 0),
+                    max_speed_mm_s=tracker.params.max_speed_mm_s,
+                )  # as when tracking
             track.confirm(float(frame_times[row]))  # which rows a detection matched is not stored
             Tracker._record(track, int(row), c, 0)
     tracker.next_id = int(max(arrays["track_ids"], default=-1)) + 1

@@ -208,3 +208,51 @@ def test_3d_distance_separates_people_with_the_same_2d_box():
         ids = run(Tracker(params), both, times, intrinsics, np.ones((len(times), 2), bool), seed=2)
         stable = all(len(np.unique(ids[:, p])) == 1 for p in range(2))
         assert stable == expect_stable
+
+
+def side_by_side(offset_mm: float, duration_s: float = 0.5):
+    """A walker A and B, the same motion ``offset_mm`` to A's right (camera x), (T, 2, J, 3)."""
+    poses, times, intrinsics = crossing_people(duration_s)
+    a = poses[:, 0]
+    return np.stack([a, a + np.array([offset_mm, 0.0, 0.0])], axis=1), times, intrinsics
+
+
+def test_where_two_proposals_show_one_person_the_closer_track_takes_the_pose():
+    """No detection; A's proposed box drifted onto B, who is 0.5 m away (within A's 3D gate), and
+    B's own box shows B: B keeps B's pose whatever the order of the candidates."""
+    poses, times, intrinsics = side_by_side(500.0)
+    rng = np.random.default_rng(8)
+    for order in ([0, 1], [1, 0]):
+        tracker = Tracker()
+        for t in range(5):
+            first = tracker.update(t, times[t], candidates_from(poses[t], intrinsics, rng, 5.0))
+        ids = [first[0], first[1]]
+        proposed_for = [ids[k] for k in order]
+        c = candidates_from(poses[5, [1, 1]], intrinsics, rng, 5.0, proposed_for=proposed_for)
+        assert tracker.update(5, times[5], c) == {order.index(1): ids[1]}
+
+
+def test_the_frame_after_a_seed_needs_an_overlap_as_any_other():
+    """Someone else 0.75 m beside the seeded person (3D pose within the gate, box IoU 0.05) does
+    not take the seeded track on the next frame."""
+    poses, times, intrinsics = side_by_side(750.0)
+    rng = np.random.default_rng(9)
+    tracker = Tracker()
+    tracker.seed(0, times[0], candidates_from(poses[0, [0]], intrinsics, rng, 5.0))
+    assert tracker.update(1, times[1], candidates_from(poses[1, [1]], intrinsics, rng, 5.0)) == {
+        0: 1
+    }
+
+
+def test_resume_rebuilds_the_motion_state_with_the_same_speed_cap():
+    poses, times, intrinsics = crossing_people(0.5)
+    rng = np.random.default_rng(10)
+    live = Tracker()
+    for t in range(8):
+        frame = poses[t, [0]].copy()
+        if t == 7:
+            frame[..., 2] += 600.0  # one depth outlier: a jump far beyond walking speed
+        live.update(t, times[t], candidates_from(frame, intrinsics, rng, 5.0))
+    resumed = tracker_from_arrays(stack_tracks(live.tracks, 8, poses.shape[2]), times[:8])
+    np.testing.assert_allclose(resumed.tracks[0].root_velocity, live.tracks[0].root_velocity)
+    assert np.linalg.norm(resumed.tracks[0].root_velocity) <= live.params.max_speed_mm_s + 1e-6
