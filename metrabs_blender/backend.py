@@ -253,6 +253,7 @@ class AnalyzeRequest:
     focal_mm: float | None = None  # lens focal length, used with sensor_mm instead of fov_deg
     sensor_mm: float | None = None  # sensor width in mm, spanning the longer side (with focal_mm)
     max_people: int | None = None  # keep at most this many tracks (None: worker default)
+    sequence_fps: float | None = None  # frame rate of an image sequence (None: worker default)
     device: str = "auto"  # "auto", "cuda" or "cpu"
     model: str | None = None  # model name or path (None: worker default)
     resume: bool = False  # continue a partial result at ``output``
@@ -282,6 +283,8 @@ def analyze_command(
             command += ["--sensor-width", f"{request.sensor_mm:g}"]
     if request.max_people is not None:
         command += ["--max-people", str(request.max_people)]
+    if request.sequence_fps is not None:
+        command += ["--sequence-fps", f"{request.sequence_fps:g}"]
     if request.device != "auto":
         command += ["--device", request.device]
     if request.model:

@@ -8,6 +8,8 @@ job runs to completion synchronously, since modal operators never run in ``--bac
 """
 
 import atexit
+import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -207,17 +209,30 @@ class METRABS_OT_import_trajectory(bpy.types.Operator):
 
 
 def footage_path(settings) -> str:
-    """Absolute path of the footage the settings point at."""
+    """Absolute path of the footage the settings point at; for a movie clip of numbered images,
+    the pattern of all of them (``frame_%04d.png``), not its first file."""
     if settings.footage_source == "CLIP":
         if settings.clip is None:
             raise MocapError("Choose a movie clip to analyse (or switch Footage to File)")
-        return bpy.path.abspath(settings.clip.filepath, library=settings.clip.library)
+        path = bpy.path.abspath(settings.clip.filepath, library=settings.clip.library)
+        return sequence_pattern(path) if settings.clip.source == "SEQUENCE" else path
     if not settings.footage_path:
         raise MocapError("Choose a video file to analyse")
     path = bpy.path.abspath(settings.footage_path)
     if not Path(path).exists():
         raise MocapError(f"Footage not found: {path}; choose a movie clip or a file")
     return path
+
+
+def sequence_pattern(first_image: str) -> str:
+    """``/shots/frame_0001.png`` -> ``/shots/frame_%04d.png`` (the last number in the name);
+    a name without a number stays as it is."""
+    folder, name = os.path.split(first_image)
+    numbers = list(re.finditer(r"\d+", name))
+    if not numbers:
+        return first_image
+    last = numbers[-1]
+    return os.path.join(folder, f"{name[: last.start()]}%0{len(last.group())}d{name[last.end() :]}")
 
 
 def analysis_request(context, resume: bool = False):
@@ -230,11 +245,14 @@ def analysis_request(context, resume: bool = False):
     prefs = _prefs(context)
     video = footage_path(settings)
     camera = camera_options(settings)
-    frames = {}
+    timing = {}
     if settings.use_frame_range:
         if settings.frame_last < settings.frame_first:
             raise MocapError("The last frame of the range is before the first; fix the range")
-        frames = {"frame_start": settings.frame_first - 1, "frame_stop": settings.frame_last}
+        timing = {"frame_start": settings.frame_first - 1, "frame_stop": settings.frame_last}
+    if settings.footage_source == "CLIP" and settings.clip.source == "SEQUENCE":
+        render = context.scene.render  # Blender plays image sequences at the scene's rate
+        timing["sequence_fps"] = render.fps / render.fps_base
     return backend.AnalyzeRequest(
         video=video,
         output=bpy.path.abspath(settings.trajectory_path)
@@ -245,7 +263,7 @@ def analysis_request(context, resume: bool = False):
         model=prefs.model_spec() if prefs else None,
         resume=resume,
         **camera,
-        **frames,
+        **timing,
     )
 
 

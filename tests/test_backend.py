@@ -49,6 +49,8 @@ def test_analyze_command_is_an_argument_list():
         "--sensor-width",
         "36",
     ]
+    sequence = backend.AnalyzeRequest("shot_%04d.png", "o.npz", sequence_fps=23.976)
+    assert backend.analyze_command("py", sequence)[6:] == ["o.npz", "--sequence-fps", "23.976"]
     with pytest.raises(backend.BackendError, match="either a field of view or a focal length"):
         backend.AnalyzeRequest("v", "o", fov_deg=50, focal_mm=24)
     with pytest.raises(backend.BackendError, match="device must be one of"):

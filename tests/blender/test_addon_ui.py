@@ -219,3 +219,20 @@ def test_clip_camera_gives_the_field_of_view_of_the_clips_lens(modules, tmp_path
     expected = np.degrees(2 * np.arctan(max(size) / 2 / fx))
     options = modules.operators.camera_options(settings)
     assert options == {"fov_deg": pytest.approx(expected, rel=1e-6)}
+
+
+def test_a_movie_clip_of_numbered_images_is_analysed_as_the_whole_sequence(modules, tmp_path):
+    image = bpy.data.images.new("frame", 64, 48)
+    image.file_format = "PNG"
+    for number in range(1, 6):
+        image.filepath_raw = str(tmp_path / f"shot_{number:04d}.png")
+        image.save()
+    settings = bpy.context.scene.metrabs
+    settings.footage_source = "CLIP"
+    settings.clip = bpy.data.movieclips.load(str(tmp_path / "shot_0001.png"))
+    assert settings.clip.source == "SEQUENCE" and settings.clip.frame_duration == 5
+    bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 24, 1.001
+    request = modules.operators.analysis_request(bpy.context)
+    assert request.video == str(tmp_path / "shot_%04d.png")
+    assert request.sequence_fps == pytest.approx(24 / 1.001)
+    assert modules.operators.sequence_pattern("/a/take 2/img.png") == "/a/take 2/img.png"
