@@ -2,7 +2,8 @@
 
 Long jobs (analysis, folder analysis, backend set-up, model download) run as subprocesses. Invoked from the UI they
 are modal: a timer polls the job (whose reader thread fills a queue and never touches ``bpy``) and
-redraws the panel's progress bar; Esc or the Cancel button stops the job, keeping what it finished.
+redraws the panel's progress bar; the Cancel button stops the job, keeping what it finished (Esc
+is left to Blender: it stops playback, not an hour-long analysis).
 Run headless or from a script (``bpy.ops.metrabs.analyze_footage()``, i.e. ``execute``), the same
 job runs to completion synchronously, since modal operators never run in ``--background``.
 """
@@ -121,10 +122,6 @@ class _ModalJob:
 
     def modal(self, context, event):
         job = _JOBS.get(self.job_kind)
-        if event.type == "ESC" and event.value == "PRESS" and job is not None:
-            job.cancel()
-            self.report({"INFO"}, "Stopping; keeping what is finished")
-            return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         if job is None:  # stopped from outside (add-on disabled)
@@ -300,8 +297,8 @@ def cache_dir(context) -> str | None:
 
 
 class METRABS_OT_analyze_footage(_ModalJob, bpy.types.Operator):
-    """Estimate 3D poses of the people in the footage (runs in the backend Python; Esc cancels
-    and keeps the frames finished so far)"""
+    """Estimate 3D poses of the people in the footage (runs in the backend Python; Cancel keeps
+    the frames finished so far)"""
 
     bl_idname = "metrabs.analyze_footage"
     bl_label = "Analyze"
@@ -579,8 +576,8 @@ def folder_request(context):
 
 
 class METRABS_OT_analyze_folder(_ModalJob, bpy.types.Operator):
-    """Analyse every video of a folder with the batch command (one result per clip; Esc cancels
-    and keeps the finished clips, and analysing again resumes)"""
+    """Analyse every video of a folder with the batch command (one result per clip; Cancel keeps
+    the finished clips, and analysing again resumes)"""
 
     bl_idname = "metrabs.analyze_folder"
     bl_label = "Analyze Folder"
