@@ -82,7 +82,7 @@ def test_cancel_mid_run_keeps_the_partial_result_and_ends_the_worker(addon, tmp_
     job = addon.backend.WorkerJob(process)  # what the modal operator's timer polls
     while not job.poll():
         if job.state.frames_done >= 5 and not process.cancel_requested:
-            job.cancel()  # the Cancel button / Esc
+            job.cancel()  # the Cancel button
         time.sleep(0.02)
     result = addon.api.finish_analysis(job.outcome)
     assert result.partial and job.outcome.cancelled and job.outcome.returncode == 143

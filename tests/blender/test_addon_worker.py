@@ -146,7 +146,7 @@ def test_cancel_mid_run_keeps_frames_and_resume_finishes(sample, addon, tmp_path
     job = addon.backend.WorkerJob(process)  # what the modal operator polls on its timer
     while not job.poll():
         if job.state.frames_done > 0 and not process.cancel_requested:
-            job.cancel()  # Esc / the Cancel button
+            job.cancel()  # the Cancel button
         time.sleep(0.02)
     result = addon.api.finish_analysis(job.outcome)
     assert result.partial and job.outcome.returncode == 143  # the worker's SIGTERM exit code
