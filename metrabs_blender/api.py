@@ -403,8 +403,11 @@ def setup_camera(
     ``match_scene`` the scene frame rate and range follow the clip, as the import does."""
     context = context or bpy.context
     trajectory = _as_trajectory(trajectory)
+    camera_tools.check_camera(trajectory)
     if clip is None and footage is not None:
         clip = load_footage(footage)
+    if clip is not None and not match_scene:
+        camera_tools.check_footage_timing(context.scene, trajectory)
     if match_scene:
         camera_tools.match_scene_to_clip(context.scene, trajectory)
     camera = camera_tools.create_camera(context, trajectory, name, sensor_width_mm)
@@ -595,7 +598,10 @@ def import_analysis(
     """
     context = context or bpy.context
     if camera:  # refused before anything is created
-        camera_tools.check_camera(contract.read_trajectory(path))
+        raw = contract.read_trajectory(path)
+        camera_tools.check_camera(raw)
+        if clip is not None and not match_scene:
+            camera_tools.check_footage_timing(context.scene, raw)
     if clean_preset is not None:
         path = clean_file(path, clean_preset)
     trajectory = contract.read_trajectory(path)

@@ -145,7 +145,12 @@ def attach_footage(
     first_frame: int = 0,
 ) -> "bpy.types.CameraBackgroundImage":
     """Show ``clip`` behind ``camera`` so that footage frame ``first_frame`` (0-based) plays at the
-    scene's start frame, where the import puts the trajectory's first key."""
+    scene's start frame, where the import puts the trajectory's first key. A clip timed otherwise
+    is copied (other users of it keep their timing)."""
+    start = scene.frame_start - first_frame
+    if clip.frame_start != start:
+        clip = clip.copy()
+        clip.frame_start = start
     background = camera.data.background_images.new()
     background.source = "MOVIE_CLIP"
     background.clip = clip
@@ -153,8 +158,19 @@ def attach_footage(
     background.alpha = 1.0
     background.clip_user.use_render_undistorted = False
     camera.data.show_background_images = True
-    clip.frame_start = scene.frame_start - first_frame
     return background
+
+
+def check_footage_timing(scene: "bpy.types.Scene", trajectory: Trajectory) -> None:
+    """Raise :class:`MocapError` if footage behind the camera would drift from the motion: the
+    scene plays at another rate than the footage's (and is not to be matched to it)."""
+    rate = scene_tools.scene_fps(scene)
+    if abs(rate - trajectory.fps) > 1e-3 * trajectory.fps:
+        raise MocapError(
+            f"The scene plays at {rate:g} fps and the footage at {trajectory.fps:g} fps: the "
+            "footage behind the camera would drift from the motion; turn on Match Scene Timing "
+            f"or set the scene's frame rate to {trajectory.fps:g} fps"
+        )
 
 
 def match_scene_to_clip(scene: "bpy.types.Scene", trajectory: Trajectory) -> None:

@@ -252,7 +252,9 @@ def test_camera_intrinsics_and_footage_timing(addon, tmp_path, footage):
     scene = bpy.context.scene
     scene.frame_start = 5
     camera = addon.api.setup_camera(shifted, clip=clip)
-    assert clip.frame_start == 5 - 10  # footage frame 10 (0-based) plays at the start frame
+    shown = camera.data.background_images[0].clip
+    assert shown.frame_start == 5 - 10  # footage frame 10 (0-based) plays at the start frame
+    assert clip.frame_start == 1  # the loaded clip, maybe used elsewhere, keeps its timing
     assert np.degrees(camera.data.angle_x) == pytest.approx(55.0, abs=1e-4)  # Blender's own FOV
     pose = addon.camera.world_from_camera(shifted)
     world = frames.camera_to_world(shifted.poses3d[::10, 0].reshape(-1, 3).astype(float), pose)
@@ -386,3 +388,17 @@ def test_import_file_lists_the_people_of_the_file_it_imported(addon, tmp_path):
     assert bpy.ops.metrabs.import_trajectory(filepath=str(path)) == {"FINISHED"}
     assert settings.trajectory_path == str(path)
     assert [person.name for person in settings.people] == ["P0", "P1"]
+
+
+def test_footage_that_would_drift_from_the_motion_is_refused(addon, tmp_path, footage):
+    """Scene timing not matched, the scene at 24 fps, the footage at 30: refused before anything
+    is made."""
+    path = write_trajectory(tmp_path / "walk.npz", tilted_scene())
+    clip = addon.api.load_footage(footage)
+    bpy.context.scene.render.fps = 24
+    objects = set(bpy.data.objects)
+    with pytest.raises(addon.api.MocapError, match="would drift"):
+        addon.api.import_analysis(path, match_scene=False, clip=clip, clean_preset=None)
+    assert set(bpy.data.objects) == objects
+    created = addon.api.import_analysis(path, match_scene=False, clean_preset=None)  # no footage
+    assert created.camera is not None
