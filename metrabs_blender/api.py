@@ -136,6 +136,7 @@ def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones)
         keyed_frames,
         rotations,
         {result.root_bone: result.root_location},
+        assign=not use_nla,  # an NLA take leaves the active action alone
         properties=dict(mapping.properties),
     )
     scene_tools.set_pose_properties(armature, dict(mapping.properties))

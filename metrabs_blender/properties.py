@@ -147,7 +147,9 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         name="Foot Lock", description="Hold the feet still while they touch the floor", default=True
     )
     use_nla: bpy.props.BoolProperty(
-        name="NLA Track", description="Also stack each take as an NLA track", default=False
+        name="NLA Track",
+        description="Put each take on a new NLA track (the active action stays as it is)",
+        default=False,
     )
     use_joint_limits: bpy.props.BoolProperty(
         name="Joint Limits", description="Clamp joint rotations to human limits", default=False

@@ -117,11 +117,9 @@ def action_slot(action: "bpy.types.Action"):
 def push_to_nla(
     target: "bpy.types.Object", action: "bpy.types.Action", name: str, start_frame: float
 ) -> "bpy.types.NlaStrip":
-    """Put ``action`` on a new NLA track on top of ``target``'s stack (one track per take) and
-    clear the active action, like Blender's "Push Down"; earlier tracks stay as they were."""
+    """Put ``action`` on a new NLA track on top of ``target``'s stack (one track per take); the
+    active action (the user's, being edited) and earlier tracks stay as they were."""
     animation_data = target.animation_data or target.animation_data_create()
-    if animation_data.action == action:
-        animation_data.action = None
     track = animation_data.nla_tracks.new()
     track.name = name
     strip = track.strips.new(name, int(round(start_frame)), action)

@@ -237,7 +237,9 @@ def test_re_import_makes_a_new_take_and_nla_tracks(api, extension, tmp_path):
     (third,) = api.import_trajectory(path, target=obj, use_nla=True)
     tracks = obj.animation_data.nla_tracks
     assert [t.name for t in tracks] == ["unreal clip P0 take 3"]
-    assert tracks[0].strips[0].action == third.action and obj.animation_data.action is None
+    assert tracks[0].strips[0].action == third.action
+    assert obj.animation_data.action == second.action  # the active action is left alone
+    obj.animation_data.action = None  # as the user would, to see the NLA take
     if hasattr(tracks[0].strips[0], "action_slot"):  # layered actions (4.4+): explicit slot
         assert tracks[0].strips[0].action_slot == third.action.slots[0]
     bpy.context.scene.frame_set(20)  # the NLA track drives the rig
