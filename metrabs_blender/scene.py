@@ -14,13 +14,16 @@ def ensure_object_mode(context: "bpy.types.Context") -> None:
 def create_armature(context: "bpy.types.Context", name: str, bones: Sequence) -> "bpy.types.Object":
     """A new armature object linked to the scene's collection, with ``bones`` (objects with
     ``name``, ``parent``, ``head``, ``tail`` in metres) and roll 0. The active object and the
-    selection are restored afterwards."""
+    selection are restored afterwards; selected armatures are not taken into Edit Mode with it."""
     ensure_object_mode(context)
     armature = bpy.data.armatures.new(name)
     obj = bpy.data.objects.new(name, armature)
     context.scene.collection.objects.link(obj)
     view_layer = context.view_layer
     previous_active = view_layer.objects.active
+    selected = [o for o in view_layer.objects if o.select_get()]
+    for other in selected:  # Edit Mode takes in every selected armature
+        other.select_set(False)
     view_layer.objects.active = obj
     bpy.ops.object.mode_set(mode="EDIT")
     try:
@@ -32,6 +35,8 @@ def create_armature(context: "bpy.types.Context", name: str, bones: Sequence) ->
     finally:
         bpy.ops.object.mode_set(mode="OBJECT")  # edit bones die here; data goes to armature.bones
         view_layer.objects.active = previous_active
+        for other in selected:
+            other.select_set(True)
     return obj
 
 

@@ -335,6 +335,28 @@ def test_linked_library_rig_is_refused(api, extension, tmp_path):
     assert _state() == before
 
 
+def test_making_a_rig_leaves_the_users_selected_rig_out_of_edit_mode(api, extension, tmp_path):
+    """Making a rig enters Edit Mode, which takes in every selected armature (touching the user's
+    rig, failing on a linked one): the user's selection is set aside meanwhile."""
+    motion = world_motion("walk", 1.0, seed=9)
+    path, _ = write_clip(tmp_path, motion)
+    user_rig = build_armature(mixamo_like(canonical_rest()), "character")
+    for obj in bpy.context.view_layer.objects:
+        obj.select_set(obj == user_rig)
+    modes = []
+
+    def record(scene, depsgraph):
+        modes.append(user_rig.mode)
+
+    bpy.app.handlers.depsgraph_update_post.append(record)
+    try:
+        (result,) = api.import_trajectory(path)
+    finally:
+        bpy.app.handlers.depsgraph_update_post.remove(record)
+    assert modes and set(modes) == {"OBJECT"}
+    assert result.armature.mode == "OBJECT" and user_rig.select_get()
+
+
 def test_operator_import_is_one_undo_step(extension, tmp_path, two_person_trajectory):
     operator = bpy.types.METRABS_OT_import_trajectory
     assert "UNDO" in operator.bl_options
