@@ -553,10 +553,7 @@ def folder_request(context):
         output = Path(bpy.path.abspath(settings.batch_output_dir))
     else:
         output = batch_import.default_batch_output(videos, settings.output_dir)
-    try:
-        extra = tuple(shlex.split(settings.batch_options))
-    except ValueError as error:
-        raise MocapError(f"Extra Options: {error}; check the quotes") from None
+    extra = split_options(settings.batch_options, "Extra Options")
     clip_options = batch_import.analysis_options(
         device=prefs.device if prefs else "auto",
         model=prefs.model_spec() if prefs else None,
@@ -654,6 +651,14 @@ class METRABS_OT_import_folder(bpy.types.Operator):
 # Backend (preferences)
 
 
+def split_options(text: str, field: str) -> tuple[str, ...]:
+    """Command-line options typed into ``field``, split as a shell would (without running one)."""
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as error:
+        raise MocapError(f"{field}: {error}; check the quotes") from None
+
+
 def setup_commands(context) -> list[list[str]]:
     """The set-up commands for the current preferences."""
     from . import api, backend
@@ -664,7 +669,7 @@ def setup_commands(context) -> list[list[str]]:
         base,
         api.backend_venv_dir(),
         torch_variant=prefs.torch_variant if prefs else "default",
-        pip_args=shlex.split(prefs.pip_options) if prefs else (),
+        pip_args=split_options(prefs.pip_options, "Pip Options") if prefs else (),
     )
 
 
@@ -757,7 +762,11 @@ class METRABS_OT_copy_setup_command(bpy.types.Operator):
     bl_label = "Copy Commands"
 
     def execute(self, context):
-        context.window_manager.clipboard = setup_command_text(context)
+        try:
+            context.window_manager.clipboard = setup_command_text(context)
+        except MocapError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
         self.report({"INFO"}, "Set-up commands copied to the clipboard")
         return {"FINISHED"}
 

@@ -7,6 +7,8 @@ saved anywhere.
 
 import bpy
 
+from .errors import MocapError
+
 #: the add-on's module name (the extension root package)
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
@@ -127,9 +129,12 @@ class METRABS_AddonPreferences(bpy.types.AddonPreferences):
             col = box.column(align=True)
             col.label(text="Online access is off: Set up backend runs only with --no-index pip")
             col.label(text="options. To install by hand, run these commands in a terminal:")
-            for line in operators.setup_command_text(context).splitlines():
-                col.label(text=line)
-            col.operator("metrabs.copy_setup_command", icon="COPYDOWN")
+            try:
+                for line in operators.setup_command_text(context).splitlines():
+                    col.label(text=line)
+                col.operator("metrabs.copy_setup_command", icon="COPYDOWN")
+            except MocapError as error:
+                col.label(text=str(error), icon="ERROR")
         box.prop(self, "device")
 
         box = layout.box()

@@ -155,11 +155,13 @@ def test_people_list_row(modules):
     assert ("prop", "use_import") in log and ("label", "80 fr  1-90") in log
 
 
-def test_preferences_draw_offline_with_the_commands(modules):
+@pytest.mark.parametrize("pip_options", ["", '--index-url "https://mirror/simple'])
+def test_preferences_draw_offline_with_the_commands(modules, pip_options):
     prefs = bpy.context.preferences.addons[MODULE].preferences
     system = bpy.context.preferences.system
     before = system.use_online_access
     system.use_online_access = False
+    prefs.pip_options = pip_options
     modules.operators._JOBS["download"] = FakeJob()
     try:
         log = []
@@ -171,11 +173,15 @@ def test_preferences_draw_offline_with_the_commands(modules):
         cls.draw(proxy, bpy.context)
     finally:
         system.use_online_access = before
+        prefs.pip_options = ""
         del modules.operators._JOBS["download"]
     labels = [text for kind, text in log if kind == "label"]
+    assert ("progress", "Frame 120/480") in log  # the running download
+    if pip_options:  # an unclosed quote: said where the commands would be
+        assert any("Pip Options" in text and "check the quotes" in text for text in labels)
+        return
     assert any(" -m venv " in text for text in labels) and any("pip" in t for t in labels)
     assert ("operator", "metrabs.copy_setup_command") in log
-    assert ("progress", "Frame 120/480") in log  # the running download
 
 
 def test_progress_bar_is_feature_detected(modules):
