@@ -203,7 +203,6 @@ class VideoFileSource:
 
     def __init__(self, path: str, frame_range: FrameRange) -> None:
         self.frame_range = frame_range
-        self.frames_decoded = 0
         self.capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
         if not self.capture.isOpened():
             raise VideoError(
@@ -265,7 +264,6 @@ class VideoFileSource:
         last_time = -np.inf
         nominal = 1.0 / self.info.fps
         for index, stamp, image in self._frames():
-            self.frames_decoded += 1
             if not np.isfinite(stamp) or stamp <= last_time:
                 # Some containers report no or repeated timestamps: keep times increasing.
                 stamp = last_time + nominal if np.isfinite(last_time) else index * nominal

@@ -25,7 +25,7 @@ Exit codes:
   1    unexpected internal error (details in the log on stderr)
   2    bad command line
   3    unusable input: video or image sequence missing, empty, not a video, undecodable;
-       bad --box, camera file or frame range
+       bad --box, --device, camera file, frame range, or an output name not ending in .npz
   4    no usable model: pose model not installed or broken bundle, detector weights unusable
   5    output cannot be written, or the --resume file does not match this run
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the partial result was written
@@ -328,7 +328,7 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
     bundle = load_bundle(folder)
     skeleton, info = _choose_skeleton(bundle.skeleton_infos, settings.skeleton, name)
     model = bundle.model.prepare_for_inference(device)
-    config = EstimatorConfig(num_aug=settings.tta, batch_size=_batch_size(settings, device))
+    config = EstimatorConfig(num_aug=settings.tta, batch_size=settings.batch_size)
     estimator = PoseEstimator(
         model,
         bundle.joint_names,
@@ -397,11 +397,6 @@ def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -
         except weights.WeightsError as error:
             raise ModelUnavailableError(str(error)) from None
     return make_detector(spec, device, threshold)
-
-
-def _batch_size(settings: Settings, device: str) -> int | None:
-    """The ``EstimatorConfig.batch_size`` for ``settings``: None lets the estimator tune it."""
-    return settings.batch_size
 
 
 def _tuned_batch_size(estimator: Any, settings: Settings, image_size: tuple[int, int]) -> int:

@@ -38,7 +38,7 @@ def make_estimator(settings, device: str, frame_model: bool, delay_s: float):
     from inference.poses import EstimatorConfig, PoseEstimator
     from tests.tinycrop import ColourJointCropModel
 
-    config = EstimatorConfig(num_aug=settings.tta, batch_size=worker._batch_size(settings, device))
+    config = EstimatorConfig(num_aug=settings.tta, batch_size=settings.batch_size)
     estimator = PoseEstimator(ColourJointCropModel(192), SKELETON.joint_names, device, config)
     return Slow(estimator, delay_s)
 
