@@ -1160,15 +1160,21 @@ def _process_stream(
             analysis.process(batch)
             elapsed = time.monotonic() - started
             speed = (state.num_rows - done_at_start) / elapsed if elapsed > 0 else 0.0
-            live = len(state.tracker.live_tracks(state.frame_times[-1]))
-            reporter.progress(state.num_rows, total, speed, live)
+            reporter.progress(state.num_rows, total, speed, _people_alive(state))
             if interrupt.requested:
                 break
             if every > 0 and time.monotonic() - last_checkpoint >= every:
                 checkpoint()
                 last_checkpoint = time.monotonic()
     speed = (state.num_rows - done_at_start) / max(time.monotonic() - started, 1e-9)
-    reporter.progress(state.num_rows, total, speed, len(state.tracker.tracks), force=True)
+    reporter.progress(state.num_rows, total, speed, _people_alive(state), force=True)
+
+
+def _people_alive(state: RunState) -> int:
+    """Tracks alive at the last frame analysed (what ``progress`` events report)."""
+    if not state.frame_times:
+        return 0
+    return len(state.tracker.live_tracks(state.frame_times[-1]))
 
 
 def _warn_if_truncated(
