@@ -3,7 +3,6 @@
 import numpy as np
 
 from inference.detect.nms import (
-    batched_nms,
     box_iou,
     box_iou_xyxy,
     intersection_over_smaller_xyxy,
@@ -52,10 +51,3 @@ def test_nms_containment_drops_nested_duplicates():
     scores = np.array([0.9, 0.95, 0.5])
     assert nms(boxes, scores, 0.5).tolist() == [1, 0, 2]  # IoU 0.25: both kept
     assert nms(boxes, scores, 0.5, containment_threshold=0.8).tolist() == [1, 2]
-
-
-def test_batched_nms_keeps_classes_apart():
-    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10]])
-    keep = batched_nms(boxes, np.array([0.9, 0.8, 0.7]), np.array([0, 1, 0]), 0.5)
-    assert keep.tolist() == [0, 1]
-    assert batched_nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 0.5).size == 0

@@ -89,17 +89,3 @@ def nms(
                 drop |= nested[0] > containment_threshold
             order = order[~drop]
     return np.array(keep, np.int64)
-
-
-def batched_nms(
-    boxes_xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float
-) -> np.ndarray:
-    """NMS within each class separately (boxes of different classes never suppress each other);
-    indices of the kept boxes, highest score first."""
-    boxes_xyxy = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
-    if not boxes_xyxy.size:
-        return np.zeros(0, np.int64)
-    # Shift each class into its own region of the plane, as far apart as the boxes are large.
-    offset = np.asarray(classes, np.float64)[:, None] * (np.abs(boxes_xyxy).max() * 2 + 1)
-    keep = nms(boxes_xyxy + offset, scores, iou_threshold)
-    return keep
