@@ -745,9 +745,9 @@ def _write(path: str, trajectory: Any) -> None:
         raise RuntimeError(f"the result breaks the trajectory contract: {error}") from error
 
 
-# Settings that must agree between a partial result and the run resuming it.
-_RESUME_KEYS = ("model", "skeleton", "start", "stop", "stride", "box", "tta", "fov", "focal_mm",
-                "sensor_width", "intrinsics", "sequence_fps")  # fmt: skip
+# Settings that must agree between a partial result and the run resuming it (the camera is
+# compared as the matrix it gives: --fov 55 and the default, or one file by two paths, agree).
+_RESUME_KEYS = ("model", "skeleton", "start", "stop", "stride", "box", "tta", "sequence_fps")
 
 
 def _load_resume(
