@@ -165,6 +165,11 @@ def test_output_problems(clip, tmp_path):
         EXIT_OUTPUT,
         "other settings (video",
     )
+    assert_error(
+        analyze(other, "-o", output, "--fov", "70", "--resume", frame_model=True),
+        EXIT_OUTPUT,
+        "other settings (camera)",
+    )
     assert cv2.VideoCapture(str(video)).isOpened()  # the input is untouched
 
 
