@@ -166,6 +166,14 @@ def test_panel_settings_survive_save_and_reload(extension, tmp_path):
     assert settings.people[0].mean_uncertainty == 33.0 and settings.people[0].last_frame == 40
 
 
+def our_handlers() -> list[str]:
+    """``"<handler list>: <function>"`` of the add-on's functions in Blender's handler lists."""
+    lists = {name: getattr(bpy.app.handlers, name) for name in dir(bpy.app.handlers)}
+    return [f"{name}: {handler.__name__}" for name, functions in lists.items()
+            if isinstance(functions, list) for handler in functions
+            if getattr(handler, "__module__", "").startswith(MODULE)]  # fmt: skip
+
+
 def test_unregister_leaves_nothing_behind(extension, tmp_path):
     package = importlib.import_module(MODULE + ".metrabs_blender")
     backend = importlib.import_module(MODULE + ".metrabs_blender.backend")
@@ -184,21 +192,21 @@ def test_unregister_leaves_nothing_behind(extension, tmp_path):
     ]
     classes = [cls for module in modules for cls in module.CLASSES]
     assert len(classes) >= 18 and all(cls.is_registered for cls in classes)
-    handlers = {name: len(getattr(bpy.app.handlers, name)) for name in dir(bpy.app.handlers)
-                if isinstance(getattr(bpy.app.handlers, name), list)}  # fmt: skip
+    assert our_handlers() == ["load_pre: _stop_jobs_on_load"]
     package.unregister()
     try:
         assert not hasattr(bpy.types.Scene, "metrabs")
         assert not [cls.__name__ for cls in classes if cls.is_registered]
         assert not [name for name in dir(bpy.types) if "metrabs" in name.lower()]
         assert not [name for name in dir(bpy.ops.metrabs) if not name.startswith("_")]
-        assert handlers == {name: len(getattr(bpy.app.handlers, name)) for name in handlers}
+        assert not our_handlers()
         assert not operators._JOBS and worker.process.returncode is not None  # worker stopped
         with pytest.raises(ProcessLookupError):
             os.kill(worker.pid, 0)
     finally:
         package.register()
     assert hasattr(bpy.types.Scene, "metrabs") and all(cls.is_registered for cls in classes)
+    assert our_handlers() == ["load_pre: _stop_jobs_on_load"]
 
 
 QUIT_WITH_A_RUNNING_JOB = """
@@ -208,7 +216,10 @@ from metrabs_blender.__main__ import load_extension_package
 load_extension_package()
 from metrabs_mocap.metrabs_blender import backend, operators
 operators.register()  # the exit hook register() installs (PyPI bpy 4.2 crashes at exit
-# while add-on preferences stay registered, so the classes are left out here)
+# while add-on preferences or Python handlers stay registered: the classes are left out, and
+# the file-load handler is taken out again)
+import bpy
+bpy.app.handlers.load_pre.remove(operators._stop_jobs_on_load)
 request = backend.AnalyzeRequest({video!r}, {output!r}, extra_args=("--frame-delay", "1"))
 command = backend.analyze_command(sys.executable, request, entry=({worker!r},))
 job = backend.WorkerJob(backend.BackendProcess(command, env=backend.worker_environment()))
