@@ -56,6 +56,27 @@ def pixels(scene, camera, points_world: np.ndarray) -> np.ndarray:
     return np.array(result)
 
 
+def raw_joint_overlay_error(addon, scene, camera, trajectory) -> float:
+    """Largest pixel distance between person 0's raw-joint empties seen through ``camera`` and
+    their 2D joints in the trajectory, over three frames."""
+    collection = addon.api.add_raw_joints(trajectory)
+    errors = []
+    for index in (0, 45, 89):
+        scene.frame_set(scene.frame_start + index)
+        for j, joint in enumerate(trajectory.joint_names):
+            empty = collection.objects[f"MeTRAbs raw joints P0 {joint}"]
+            projected = pixels(scene, camera, [np.array(empty.matrix_world.translation)])
+            errors.append(np.abs(projected[0] - trajectory.poses2d[index, 0, j]).max())
+    return max(errors)
+
+
+def seen_through(trajectory, intrinsics):
+    """The trajectory with other intrinsics and the 2D joints they give."""
+    poses3d = trajectory.poses3d
+    poses2d = poses3d[..., :2] / poses3d[..., 2:] * np.diag(intrinsics)[:2] + intrinsics[:2, 2]
+    return trajectory.replace(intrinsics=intrinsics, poses2d=poses2d.astype(np.float32))
+
+
 def test_analyze_video_runs_the_worker_to_completion(addon, tmp_path, footage):
     events = []
     result = addon.api.analyze_video(
@@ -152,15 +173,7 @@ def test_floor_fit_pose_gives_the_tilted_camera(addon, tmp_path):
     assert np.allclose(camera.matrix_world.translation, eye, atol=1e-6)
     forward = np.array(camera.matrix_world.to_3x3() @ Vector((0, 0, -1)))
     assert np.degrees(np.arcsin(-forward[2])) == pytest.approx(np.degrees(np.arctan2(1.7, 5.0)))
-    collection = addon.api.add_raw_joints(trajectory)
-    errors = []
-    for index in (0, 45, 89):
-        scene.frame_set(scene.frame_start + index)
-        for j, joint in enumerate(trajectory.joint_names):
-            empty = collection.objects[f"MeTRAbs raw joints P0 {joint}"]
-            projected = pixels(scene, camera, [np.array(empty.matrix_world.translation)])
-            errors.append(np.abs(projected[0] - trajectory.poses2d[index, 0, j]).max())
-    assert max(errors) < 0.01
+    assert raw_joint_overlay_error(addon, scene, camera, trajectory) < 0.01
 
 
 def test_review_markers_mark_the_gap_and_the_uncertain_span(addon, tmp_path):
@@ -240,14 +253,8 @@ def test_camera_intrinsics_and_footage_timing(addon, tmp_path, footage):
     intrinsics = trajectory.intrinsics.copy()
     intrinsics[0, 2] += 37.0
     intrinsics[1, 2] -= 21.0
-    poses2d = (
-        trajectory.poses3d[..., :2] / trajectory.poses3d[..., 2:] * intrinsics[[0, 1], [0, 1]]
-        + intrinsics[:2, 2]
-    )
-    shifted = trajectory.replace(
-        intrinsics=intrinsics, poses2d=poses2d.astype(np.float32),
-        frame_times=trajectory.frame_times + 10 / 30.0,
-    )  # fmt: skip
+    shifted = seen_through(trajectory, intrinsics)
+    shifted = shifted.replace(frame_times=trajectory.frame_times + 10 / 30.0)
     clip = addon.api.load_footage(footage)
     scene = bpy.context.scene
     scene.frame_start = 5
@@ -333,9 +340,7 @@ def test_non_square_pixels_and_an_off_centre_principal_point_overlay(addon, fy_o
     intrinsics = trajectory.intrinsics.copy()
     intrinsics[1, 1] *= fy_over_fx
     intrinsics[:2, 2] += (31.0, -17.0)
-    poses3d = trajectory.poses3d
-    poses2d = poses3d[..., :2] / poses3d[..., 2:] * np.diag(intrinsics)[:2] + intrinsics[:2, 2]
-    trajectory = trajectory.replace(intrinsics=intrinsics, poses2d=poses2d.astype(np.float32))
+    trajectory = seen_through(trajectory, intrinsics)
     trajectory.extras["world_from_camera"] = look_at(
         np.array([0.0, -5.0, 2.6]), np.array([0.0, 0.0, 0.9])
     )
@@ -343,15 +348,7 @@ def test_non_square_pixels_and_an_off_centre_principal_point_overlay(addon, fy_o
     camera = addon.api.setup_camera(trajectory)
     render = scene.render
     assert render.pixel_aspect_x / render.pixel_aspect_y == pytest.approx(fy_over_fx, rel=1e-6)
-    collection = addon.api.add_raw_joints(trajectory)
-    errors = []
-    for index in (0, 45, 89):
-        scene.frame_set(scene.frame_start + index)
-        for j, joint in enumerate(trajectory.joint_names):
-            empty = collection.objects[f"MeTRAbs raw joints P0 {joint}"]
-            projected = pixels(scene, camera, [np.array(empty.matrix_world.translation)])
-            errors.append(np.abs(projected[0] - trajectory.poses2d[index, 0, j]).max())
-    assert max(errors) < 0.01
+    assert raw_joint_overlay_error(addon, scene, camera, trajectory) < 0.01
 
 
 def test_an_import_whose_camera_blender_cannot_take_creates_nothing(addon, tmp_path):
