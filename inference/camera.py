@@ -162,12 +162,15 @@ def load_intrinsics(path: str | os.PathLike, image_size: tuple[int, int]) -> np.
     matrix = check_intrinsics(matrix)
     if calibrated_size is not None:
         matrix = _rescale(matrix, tuple(calibrated_size), image_size)
+    # Off-centre crops of a frame can put the principal point outside it, but not this far.
     width, height = image_size
-    if not (0 <= matrix[0, 2] <= width and 0 <= matrix[1, 2] <= height):
+    if not (
+        -width / 2 <= matrix[0, 2] <= 1.5 * width and -height / 2 <= matrix[1, 2] <= 1.5 * height
+    ):
         raise CameraError(
             f"the principal point ({matrix[0, 2]:.1f}, {matrix[1, 2]:.1f}) in {path.name} lies "
-            f"outside the {width}x{height} frames: the calibration is for another resolution; "
-            f"add its 'image_size': [width, height] to the JSON file"
+            f"far outside the {width}x{height} frames: the calibration is for another "
+            f"resolution; add its 'image_size': [width, height] to the JSON file"
         )
     return matrix
 

@@ -95,12 +95,15 @@ def test_matrix_files_and_bad_content(tmp_path):
         "size_text.json": ({"K": matrix.tolist(), "image_size": "640x480"}, "image_size"),
         "size_zero.json": ({"K": matrix.tolist(), "image_size": [0, 0]}, "image_size"),
         # a 4K calibration given for 640x480 frames without its image size
-        "4k.json": ({"fx": 3000, "fy": 3000, "cx": 1919.5, "cy": 1079.5}, "outside the 640x480"),
+        "4k.json": ({"fx": 3000, "fy": 3000, "cx": 1919.5, "cy": 1079.5}, "far outside the 640"),
     }
     for name, (content, message) in bad.items():
         (tmp_path / name).write_text(json.dumps(content))
         with pytest.raises(CameraError, match=message):
             load_intrinsics(tmp_path / name, (640, 480))
+    corner = {"fx": 800, "fy": 800, "cx": -100.0, "cy": 600.0}  # a crop of a frame's corner
+    (tmp_path / "corner.json").write_text(json.dumps(corner))
+    assert load_intrinsics(tmp_path / "corner.json", (640, 480))[0, 2] == -100.0
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(CameraError, match="cannot read"):
         load_intrinsics(tmp_path / "broken.json", (640, 480))
