@@ -6,13 +6,18 @@ only moves bytes safely.
 Download protocol (``download_file``):
 
 - bytes go to ``<dest>.part``; a ``.part`` left by an interrupted run (dropped connection, timeout,
-  Ctrl-C, crash) is resumed with an HTTP ``Range`` request; a server that ignores ``Range`` (answers
-  200 instead of 206) makes the download restart from byte 0, never append garbage;
+  Ctrl-C, crash) is resumed with an HTTP ``Range`` request, sent with ``If-Range`` and the file's
+  validator (ETag or Last-Modified, kept in ``<dest>.part.resume``) when the server gave one; a
+  server that ignores ``Range`` or whose file changed (answers 200 instead of 206, or another total
+  size) makes the download restart from byte 0, never append garbage;
+- one download of a file at a time: a second process asking for the same ``dest`` is told so (a
+  lock on ``<dest>.lock``, released by the system if its holder dies);
 - a dropped connection is retried from the current offset (``max_retries`` attempts in a row without
-  progress);
+  progress); a failed write (disk full, no permission) ends the download at once;
+- redirects may not go from https to http;
 - the SHA-256 is computed while streaming (the bytes already in a resumed ``.part`` are hashed first);
-  a size or hash mismatch deletes the ``.part`` and raises ``IntegrityError``: a corrupted file is
-  never renamed into place;
+  a size or hash mismatch (also of the bytes on disk against those received) deletes the ``.part``
+  and raises ``IntegrityError``: a corrupted file is never renamed into place;
 - only a complete, verified file is moved to ``dest`` (``os.replace``: atomic on one file system).
 
 Progress is reported through a callback receiving plain ``dict`` events (JSON-serialisable, so the
@@ -22,8 +27,10 @@ or None, ...}``, plus ``download_start``, ``resume``, ``restart``, ``retry`` and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import json
 import logging
 import os
 import shutil
@@ -33,7 +40,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -118,6 +125,81 @@ def _is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
+class _NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, except from https to plain http (bytes trusted on first use could be
+    swapped on the way)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+        old_scheme = urllib.parse.urlsplit(req.full_url).scheme.lower()
+        new_scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if old_scheme == "https" and new_scheme != "https":
+            raise DownloadError(
+                f"{req.full_url} redirects to {newurl}, which is not https; refusing it."
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_NoDowngradeRedirects)
+
+
+class DiskWriteError(DownloadError):
+    """The downloaded bytes cannot be written (disk full, no permission, read-only folder)."""
+
+
+@contextlib.contextmanager
+def _only_download(dest: Path) -> Iterator[None]:
+    """Hold the lock on ``<dest>.lock`` for the block; raise ``DownloadError`` if another process
+    holds it. The lock dies with its process (a crash leaves nothing stale) and its file is
+    removed at the end; a lock taken on a file removed meanwhile is taken again."""
+    lock_path = dest.with_name(dest.name + ".lock")
+    while True:
+        try:
+            lock = open(lock_path, "a+b")
+        except OSError as exc:
+            raise DiskWriteError(f"Cannot write into {dest.parent}: {exc}") from exc
+        try:
+            _lock_file(lock)
+        except OSError:
+            lock.close()
+            raise DownloadError(
+                f"{dest.name} is being downloaded by another process (another Blender window or "
+                "command); wait for it to finish."
+            ) from None
+        if lock_path.exists() and os.path.samestat(os.fstat(lock.fileno()), lock_path.stat()):
+            break
+        lock.close()  # its holder removed that file after we opened it: lock the current one
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        _unlock_file(lock)
+        lock.close()
+
+
+def _lock_file(file) -> None:  # noqa: ANN001
+    if os.name == "nt":
+        import msvcrt
+
+        file.seek(0)
+        msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_file(file) -> None:  # noqa: ANN001
+    if os.name == "nt":
+        import msvcrt
+
+        file.seek(0)
+        msvcrt.locking(file.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
     """``"bytes 100-199/1000"`` -> (100, 1000); ``"bytes */1000"`` -> (None, 1000)."""
     if not value or not value.startswith("bytes "):
@@ -145,11 +227,33 @@ class _Transfer:
         self._t0 = time.monotonic()
         self._bytes_this_run = 0
         self.reached_server = False  # True once any HTTP answer arrived (even an error status)
+        self.resume_file = part.with_name(part.name + ".resume")
+        self.known = self._read_resume_state() if self.offset else {}
+
+    def _read_resume_state(self) -> dict:
+        """``{"validator": ..., "total": ...}`` of the file the ``.part`` bytes belong to."""
+        try:
+            state = json.loads(self.resume_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def _remember(self, response: http.client.HTTPResponse) -> None:
+        """Keep what identifies the file being received, for a later resume to check."""
+        headers = response.headers
+        etag = headers.get("ETag")
+        validator = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
+        state = {"validator": validator, "total": self.total}
+        if state != self.known:
+            self.resume_file.write_text(json.dumps(state), encoding="utf-8")
+            self.known = state
 
     def restart(self) -> None:
         self.offset = 0
         self.digest = hashlib.sha256()
         self.part.unlink(missing_ok=True)
+        self.resume_file.unlink(missing_ok=True)
+        self.known = {}
 
     def emit_progress(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -173,12 +277,14 @@ class _Transfer:
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         if self.offset:
             headers["Range"] = f"bytes={self.offset}-"
+            if self.known.get("validator"):  # a changed file comes whole (200), not its tail
+                headers["If-Range"] = self.known["validator"]
         return urllib.request.Request(self.url, headers=headers)
 
     def open(self) -> http.client.HTTPResponse | None:
         """Open the connection for the current offset; None if the ``.part`` is already complete."""
         try:
-            response = urllib.request.urlopen(self.request(), timeout=self.options.timeout_s)
+            response = _OPENER.open(self.request(), timeout=self.options.timeout_s)
         except urllib.error.HTTPError as exc:
             self.reached_server = True
             if exc.code == 416 and self.offset:
@@ -206,6 +312,12 @@ class _Transfer:
                 raise DownloadError(
                     f"Server resumed at byte {start} instead of {self.offset} for {self.url}."
                 )
+            if self.known.get("total") not in (None, total):  # the file changed size meanwhile
+                response.close()
+                log.info("The file on the server changed since the .part began; restarting")
+                self.progress({"event": "restart", "url": self.url, "reason": "file changed"})
+                self.restart()
+                return self.open()
             self.total = total
             self.progress(
                 {"event": "resume", "url": self.url, "offset": self.offset, "total": self.total}
@@ -219,22 +331,44 @@ class _Transfer:
         else:
             response.close()
             raise DownloadError(f"Unexpected HTTP status {status} for {self.url}.")
+        try:
+            self._remember(response)
+        except OSError as exc:
+            response.close()
+            raise DiskWriteError(f"Cannot write next to {self.part}: {exc}") from exc
         return response
 
     def pump(self, response: http.client.HTTPResponse) -> None:
-        """Append the response body to the ``.part`` file, hashing as it goes."""
-        with response, open(self.part, "ab") as out:
-            while True:
-                block = response.read(self.options.chunk_size)
-                if not block:
-                    break
-                out.write(block)
-                self.digest.update(block)
-                self.offset += len(block)
-                self._bytes_this_run += len(block)
-                self.emit_progress()
-            out.flush()
-            os.fsync(out.fileno())
+        """Append the response body to the ``.part`` file, hashing as it goes. Reading problems
+        propagate as they are (the caller retries); writing ones end the download."""
+        with response:
+            try:
+                out = open(self.part, "ab")
+                out.truncate(self.offset)  # what a failed write may have left beyond the offset
+            except OSError as exc:
+                raise DiskWriteError(f"Cannot write {self.part}: {exc}") from exc
+            with out:
+                while True:
+                    block = response.read(self.options.chunk_size)
+                    if not block:
+                        break
+                    try:
+                        out.write(block)
+                    except OSError as exc:
+                        raise DiskWriteError(
+                            f"Cannot write {self.part} ({exc.strerror or exc}); free some space "
+                            "or set METRABS_MOCAP_CACHE to another disk, then run the same "
+                            "command again to resume."
+                        ) from exc
+                    self.digest.update(block)
+                    self.offset += len(block)
+                    self._bytes_this_run += len(block)
+                    self.emit_progress()
+                try:
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as exc:
+                    raise DiskWriteError(f"Cannot write {self.part}: {exc}") from exc
         if self.total is not None and self.offset < self.total:
             raise http.client.IncompleteRead(b"", self.total - self.offset)
 
@@ -256,9 +390,24 @@ def download_file(
     later resume) and ``DownloadError`` for other failures. ``dest``'s folder is created if needed.
     """
     _check_scheme(url)
-    options = options or DownloadOptions()
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DiskWriteError(f"Cannot write into {dest.parent}: {exc}") from exc
+    with _only_download(dest):
+        return _download(url, dest, expected_sha256, expected_size, options, progress)
+
+
+def _download(
+    url: str,
+    dest: Path,
+    expected_sha256: str | None,
+    expected_size: int | None,
+    options: DownloadOptions | None,
+    progress: ProgressCallback | None,
+) -> str:
+    options = options or DownloadOptions()
     part = dest.with_name(dest.name + ".part")
     emit = progress or (lambda event: None)
     transfer = _Transfer(url, part, options, emit)
@@ -329,10 +478,13 @@ def _finish(
     size = transfer.part.stat().st_size
     digest = transfer.digest.hexdigest()
     problem = None
-    if expected_size is not None and size != expected_size:
+    if size != transfer.offset:  # the bytes on disk are not those received and hashed
+        problem = f"{size} bytes on disk, {transfer.offset} received"
+    elif expected_size is not None and size != expected_size:
         problem = f"size {size} bytes, expected {expected_size}"
     elif expected_sha256 is not None and digest != expected_sha256.lower():
         problem = f"SHA-256 {digest}, expected {expected_sha256.lower()}"
+    transfer.resume_file.unlink(missing_ok=True)
     if problem:
         transfer.part.unlink(missing_ok=True)
         raise IntegrityError(
@@ -424,13 +576,16 @@ def extract_tar_safely(archive: Path, dest: Path, *, max_total_bytes: int = 64 <
                 f"{archive} would unpack to {total / 1e9:.1f} GB, over the "
                 f"{max_total_bytes / 1e9:.1f} GB limit."
             )
-        written = [_extract_member(tar, member, root) for member in members if member.isfile()]
-        for member in members:  # links last, once their targets exist
-            if member.issym() or member.islnk():
-                written.append(_materialise_link(root, member))
-        for member in members:
-            if member.isdir():
-                _member_target(root, member.name).mkdir(parents=True, exist_ok=True)
+        try:
+            written = [_extract_member(tar, member, root) for member in members if member.isfile()]
+            for member in members:  # links last, once their targets exist
+                if member.issym() or member.islnk():
+                    written.append(_materialise_link(root, member))
+            for member in members:
+                if member.isdir():
+                    _member_target(root, member.name).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a member inside what another member made a file
+            raise UnsafeArchiveError(f"{archive} cannot be unpacked: {exc}") from exc
     return written
 
 

@@ -372,7 +372,7 @@ def _read_json(path: Path) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # (other OSErrors: the cache itself)
         raise ModelIntegrityError(f"{path} is unreadable ({exc}); delete it and retry.") from exc
     return data if isinstance(data, dict) else {}
 
@@ -527,6 +527,7 @@ def _fetch(entry: ModelEntry, cache: Path, options: DownloadOptions, emit: Progr
     paths = _paths(entry, cache)
     want, source = expected_hash(entry, cache)
     failures: list[str] = []
+    corrupted: list[str] = []  # URLs that served other bytes than the expected hash
     all_offline = True
 
     def named(event: dict) -> None:
@@ -547,9 +548,12 @@ def _fetch(entry: ModelEntry, cache: Path, options: DownloadOptions, emit: Progr
             log.warning("%s", exc)
             failures.append(str(exc))
             continue
-        except IntegrityError as exc:
+        except IntegrityError as exc:  # (e.g. a link shortener's page): the next URL may serve it
             paths.part_origin.unlink(missing_ok=True)  # the .part itself is already deleted
-            raise ModelIntegrityError(_integrity_hint(entry, str(exc), source)) from exc
+            log.warning("%s", exc)
+            corrupted.append(str(exc))
+            all_offline = False
+            continue
         except DownloadError as exc:
             log.warning("%s", exc)
             failures.append(str(exc))
@@ -559,6 +563,8 @@ def _fetch(entry: ModelEntry, cache: Path, options: DownloadOptions, emit: Progr
         if want is not None:
             named({"event": "verified", "sha256": digest, "hash_source": source})
         return url
+    if corrupted:
+        raise ModelIntegrityError(_integrity_hint(entry, "\n".join(corrupted + failures), source))
     tried = "\n".join(f"  - {text}" for text in failures)
     steps = manual_steps(entry, cache)
     if all_offline:
@@ -915,7 +921,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     dl.add_argument("--force", action="store_true", help="reinstall even if installed")
     dl.add_argument("--keep-archive", action="store_true", help="keep the .tar.gz after unpacking")
     dl.add_argument("--timeout", type=float, default=30.0, help="socket timeout in seconds (30)")
-    dl.add_argument("--retries", type=int, default=5, help="retries after a dropped connection (5)")
+    dl.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="attempts in a row that bring no new bytes before giving up (5)",
+    )
     dl.add_argument(
         "--forget-recorded-hash",
         action="store_true",
@@ -951,6 +962,12 @@ def main(args: argparse.Namespace) -> int:
             }
         )
         return exc.exit_code
+    except OSError as exc:  # the cache folder itself (a file in its place, no permission, ...)
+        message = f"cannot use the model cache: {exc}; check that it is a writable folder"
+        log.error("%s", message)
+        emit({"event": "error", "exit_code": EXIT_ERROR, "kind": type(exc).__name__,
+              "message": message})  # fmt: skip
+        return EXIT_ERROR
     except KeyboardInterrupt:
         log.error("Interrupted; run the same command again to resume the download.")
         emit(

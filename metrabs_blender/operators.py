@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import bpy
@@ -659,6 +660,13 @@ def split_options(text: str, field: str) -> tuple[str, ...]:
         raise MocapError(f"{field}: {error}; check the quotes") from None
 
 
+def local_packages_only(pip_command: Sequence[str]) -> bool:
+    """Whether a pip command reads packages from local folders only (``--no-index`` and no URL
+    among its options, as ``--find-links https://...``): what may run with online access off."""
+    urls = [arg for arg in pip_command if "://" in arg and not arg.startswith("file://")]
+    return "--no-index" in pip_command and not urls
+
+
 def setup_commands(context) -> list[list[str]]:
     """The set-up commands for the current preferences."""
     from . import api, backend
@@ -729,8 +737,7 @@ class METRABS_OT_setup_backend(_ModalJob, bpy.types.Operator):
         from . import backend
 
         commands = setup_commands(context)
-        offline_source = "--no-index" in commands[-1]
-        if not bpy.app.online_access and not offline_source:
+        if not bpy.app.online_access and not local_packages_only(commands[-1]):
             raise MocapError(
                 "Online access is off (Preferences > System > Network), so nothing is downloaded. "
                 "Allow it, or run the commands shown in the add-on preferences in a terminal: "

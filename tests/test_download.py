@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import io
 import random
+import signal
 import socket
 import tarfile
 import threading
@@ -40,6 +41,7 @@ class Behaviour:
     drops: int = 0  # the first `drops` requests are cut off after half of the body
     corrupt: bool = False  # serve bytes with one byte flipped in every KiB
     ignore_range: bool = False  # always answer 200 with the whole file
+    etag: bool = True  # send an ETag (and honour If-Range with it)
     stall_s: float = 0.0  # sleep this long before sending the body (tests timeouts)
     stalls: int = 0  # how many requests stall (-1: all)
 
@@ -90,8 +92,11 @@ class LocalServer:
             return
         how = self.behaviour.setdefault(path, Behaviour())
         data = _corrupt(self.files[path]) if how.corrupt else self.files[path]
+        etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
+        if_range = handler.headers.get("If-Range")
+        still_the_same = if_range is None or (how.etag and if_range == etag)
         start = 0
-        if range_header and not how.ignore_range:
+        if range_header and not how.ignore_range and still_the_same:
             start = int(range_header.removeprefix("bytes=").split("-")[0])
             if start >= len(data):
                 handler.send_response(416)
@@ -107,6 +112,8 @@ class LocalServer:
         self.bodies.append(len(body) // 2 if how.drops > 0 else len(body))
         handler.send_header("Content-Length", str(len(body)))
         handler.send_header("Content-Type", "application/octet-stream")
+        if how.etag:
+            handler.send_header("ETag", etag)
         handler.end_headers()
         if how.stalls:
             how.stalls -= 1 if how.stalls > 0 else 0
@@ -201,20 +208,26 @@ def test_connection_dropped_half_way_is_resumed_with_range(server, tmp_path):
     assert server.bytes_sent == len(data)  # nothing was sent twice
 
 
+class Interrupt(Exception):
+    """Raised from a progress callback: like Ctrl-C or a crash in the middle of a transfer."""
+
+
+def interrupted_download(server, dest: Path, size: int) -> None:
+    """Start downloading ``f.bin`` to ``dest`` and stop once a third of ``size`` bytes is in."""
+
+    def stop_a_third_in(event):
+        if event["event"] == "progress" and event["downloaded"] >= size // 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        download_file(server.url("f.bin"), dest, options=FAST, progress=stop_a_third_in)
+
+
 def test_interrupted_run_resumes_from_part_file_in_a_new_call(server, tmp_path):
     data = payload(500_000)
     server.files["f.bin"] = data
     dest = tmp_path / "f.bin"
-
-    class Interrupt(Exception):
-        pass
-
-    def stop_half_way(event):
-        if event["event"] == "progress" and event["downloaded"] >= len(data) // 3:
-            raise Interrupt  # like Ctrl-C or a crash in the middle of the transfer
-
-    with pytest.raises(Interrupt):
-        download_file(server.url("f.bin"), dest, options=FAST, progress=stop_half_way)
+    interrupted_download(server, dest, len(data))
     part = tmp_path / "f.bin.part"
     kept = part.stat().st_size
     assert len(data) // 3 <= kept < len(data) and not dest.exists()
@@ -227,6 +240,74 @@ def test_interrupted_run_resumes_from_part_file_in_a_new_call(server, tmp_path):
     assert server.requests[-1] == ("f.bin", f"bytes={kept}-")
     # (the interrupted first response may still be counting its write into ``bytes_sent``)
     assert server.bodies == [len(data), len(data) - kept]
+
+
+@pytest.mark.parametrize(
+    ("etag", "new_size"), [(True, 500_000), (False, 600_000)], ids=["etag", "no-etag-other-size"]
+)
+def test_a_file_changed_on_the_server_since_the_part_began_restarts(
+    server, tmp_path, etag, new_size
+):
+    """A resume glues the tail of a new release onto the head of the old one unless the server
+    says which file the bytes belong to (ETag with If-Range) or its size changed."""
+    server.files["f.bin"] = payload(500_000, seed=1)
+    server.behaviour["f.bin"] = Behaviour(etag=etag)
+    dest = tmp_path / "f.bin"
+    interrupted_download(server, dest, 500_000)
+    new_release = payload(new_size, seed=2)
+    server.files["f.bin"] = new_release
+    events = []
+    download_file(server.url("f.bin"), dest, options=FAST, progress=events.append)
+    assert dest.read_bytes() == new_release
+    assert any(e["event"] == "restart" for e in events)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]  # no .part, .resume or .lock
+
+
+def test_a_second_download_of_the_same_file_is_refused_while_one_runs(server, tmp_path):
+    from inference import download
+
+    server.files["f.bin"] = payload()
+    dest = tmp_path / "f.bin"
+    with download._only_download(dest):  # another process (here: this one) is downloading it
+        with pytest.raises(DownloadError, match="being downloaded by another process"):
+            download_file(server.url("f.bin"), dest, options=FAST)
+    download_file(server.url("f.bin"), dest, options=FAST)
+    assert not dest.with_name("f.bin.lock").exists()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="file size limits are POSIX")
+def test_a_full_disk_ends_the_download_and_a_new_call_resumes_it_exactly(server, tmp_path):
+    """A failed write is not a dropped connection: no retry appending at the wrong place; the
+    next call (space freed) resumes from the bytes really on disk and the file is exact."""
+    import resource
+
+    data = payload(400_000)
+    server.files["f.bin"] = data
+    dest = tmp_path / "f.bin"
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, limits[1]))  # "the disk is full"
+    try:
+        with pytest.raises(DownloadError, match="Cannot write"):
+            download_file(server.url("f.bin"), dest, options=FAST)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert len(server.requests) == 1  # not retried
+    assert 0 < (tmp_path / "f.bin.part").stat().st_size <= 150_000
+    digest = download_file(server.url("f.bin"), dest, options=FAST)
+    assert dest.read_bytes() == data and digest == hashlib.sha256(data).hexdigest()
+
+
+def test_redirects_from_https_to_http_are_refused():
+    import urllib.request
+
+    from inference.download import _NoDowngradeRedirects
+
+    handler, request = _NoDowngradeRedirects(), urllib.request.Request("https://a.example/x")
+    with pytest.raises(DownloadError, match="not https"):
+        handler.redirect_request(request, None, 302, "Found", {}, "http://b.example/y")
+    assert handler.redirect_request(request, None, 302, "Found", {}, "https://b.example/y")
 
 
 def test_corrupted_bytes_are_rejected_and_deleted(server, tmp_path):
@@ -452,6 +533,14 @@ def test_size_limit(tmp_path):
     archive = make_tar(tmp_path / "big.tar.gz", [file_member("a", b"0" * 10_000)])
     with pytest.raises(UnsafeArchiveError, match="limit"):
         extract_tar_safely(archive, tmp_path / "out", max_total_bytes=9_999)
+
+
+def test_a_member_inside_a_file_member_is_refused(tmp_path):
+    archive = make_tar(
+        tmp_path / "t.tar.gz", [file_member("m/a", b"x"), file_member("m/a/b", b"y")]
+    )
+    with pytest.raises(UnsafeArchiveError, match="cannot be unpacked"):
+        extract_tar_safely(archive, tmp_path / "out")
 
 
 def test_truncated_or_foreign_archive_is_refused(tmp_path):

@@ -302,6 +302,31 @@ def test_part_from_another_url_is_not_glued_without_a_hash(server, tmp_path, cac
     assert sorted(p.name for p in downloads.iterdir()) == []
 
 
+def test_a_url_serving_other_bytes_falls_back_to_the_mirror(server, tmp_path, cache):
+    """The first URL answers with something else (a link shortener's page): with the hash known,
+    the next URL is tried instead of giving up."""
+    archive = bundle_tarball(tmp_path / "b.tar.gz")
+    server.files["b.tar.gz"] = archive.read_bytes()
+    server.files["page.html"] = b"<html>Click here to continue</html>"
+    good = hashlib.sha256(archive.read_bytes()).hexdigest()
+    entry = {"name": OFFICIAL, "urls": [server.url("page.html"), server.url("b.tar.gz")],
+             "sha256": good}  # fmt: skip
+    registry = load_registry(registry_file(tmp_path, [entry]))
+    path = download_model(registry[OFFICIAL], options=FAST)
+    assert (path / "ckpt.pt").read_bytes() == bundle_contents()["ckpt.pt"]
+    server.files["b.tar.gz"] = b"also wrong"
+    with pytest.raises(ModelIntegrityError, match="corrupted"):
+        download_model(registry[OFFICIAL], force=True, options=FAST)
+
+
+def test_a_cache_that_is_not_a_folder_is_a_clear_error(tmp_path):
+    cache = tmp_path / "cache"
+    cache.write_text("a file where the cache folder should be")
+    code, events, stderr = run_cli("download", OFFICIAL, cache=cache)
+    assert code == 1 and events[-1]["event"] == "error"
+    assert "cannot use the model cache" in events[-1]["message"] and "Traceback" not in stderr
+
+
 def test_file_copied_into_downloads_is_installed_without_network(tmp_path, cache):
     registry = load_registry(registry_file(tmp_path, [{"name": OFFICIAL, "url": refused_url()}]))
     (cache / "downloads").mkdir(parents=True)

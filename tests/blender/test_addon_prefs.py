@@ -112,6 +112,16 @@ def test_setup_from_a_local_folder_runs_and_reports_the_failing_step(
         shutil.rmtree(api.backend_venv_dir(), ignore_errors=True)
 
 
+def test_setup_with_a_remote_find_links_needs_online_access(prefs, online_access):
+    online_access(False)
+    prefs.pip_options = "--no-index --find-links https://mirror.example/wheels"
+    try:
+        with pytest.raises(RuntimeError, match="Online access is off"):
+            bpy.ops.metrabs.setup_backend()
+    finally:
+        prefs.pip_options = ""
+
+
 def test_download_needs_online_access(prefs, online_access):
     online_access(False)
     prefs.python_path = str(TORCH_PYTHON)
