@@ -303,6 +303,44 @@ def _fill_root(times, root_mm) -> np.ndarray:
     return linear_resample(times[seen], root_mm[seen], times)
 
 
+def _root_relative_body(
+    x: np.ndarray, ok: np.ndarray, root: int, t: np.ndarray, params: CleanParams
+) -> np.ndarray:
+    """The body relative to the root joint (T, J, 3) mm, gaps filled. In frames without the
+    root, the joints measured there are kept: the root is first placed where they put it (each
+    one's offset from the body interpolated around the frame, their median), then the body is
+    taken relative to that place."""
+    root_ok = ok[:, root]
+    relative = _fill_relative(
+        x, ok, np.where(root_ok[:, None], x[:, root], np.nan), root, t, params
+    )
+    placed = ~root_ok & ok.any(axis=1)
+    if not (placed.any() and root_ok.any()):
+        return relative
+    votes = np.moveaxis(x[placed] - relative[placed], 1, 0)  # (J, n, 3): each joint's root
+    mask = np.moveaxis(np.broadcast_to(ok[placed][..., None], x[placed].shape), 1, 0)
+    root_at = np.where(root_ok[:, None], x[:, root], np.nan)
+    root_at[placed] = masked_median(votes, mask)
+    return _fill_relative(x, ok, root_at, root, t, params)
+
+
+def _fill_relative(
+    x: np.ndarray, ok: np.ndarray, root_at: np.ndarray, root: int, t: np.ndarray,
+    params: CleanParams,
+) -> np.ndarray:  # fmt: skip
+    """``x`` relative to ``root_at`` (T, 3; NaN: unknown), the root joint at 0, gaps filled."""
+    known = np.isfinite(root_at).all(axis=1)
+    relative = x - root_at[:, None]
+    rel_ok = ok & known[:, None]
+    rel_ok[:, root] = True
+    relative[:, root] = 0.0
+    bridge_noise = 10.0 if params.smooth else 1.0
+    filled, _ = fill_gaps(
+        relative, rel_ok, t, params.max_interpolate_s, bridge_noise_mm=bridge_noise
+    )
+    return filled
+
+
 def _clean_person(
     poses: np.ndarray,
     times: np.ndarray,
@@ -342,15 +380,8 @@ def _clean_person(
     t, x, ok = times[span], poses[span], valid[span]
     root = int(np.flatnonzero(parents < 0)[0])
 
-    # Root-relative body; frames without a root get theirs from the interpolated body later.
     root_ok = ok[:, root]
-    relative = x - np.where(root_ok[:, None], x[:, root], np.nan)[:, None]
-    rel_ok = ok & root_ok[:, None]
-    rel_ok[:, root] = True
-    relative[:, root] = 0.0
-    bridge_noise = 10.0 if params.smooth else 1.0
-    relative, _ = fill_gaps(relative, rel_ok, t, params.max_interpolate_s,
-                                bridge_noise_mm=bridge_noise)  # fmt: skip
+    relative = _root_relative_body(x, ok, root, t, params)
     never = ~finite3(relative).any(axis=0)
     if never.any():
         # Joints never seen relative to the root: keep them on their parent (flagged "held").

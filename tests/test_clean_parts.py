@@ -76,6 +76,28 @@ def test_gap_filling_interpolates_short_gaps_and_bridges_long_ones(rng):
     assert np.isfinite(filled).all()
 
 
+@pytest.mark.parametrize("missing", [10, 30])
+def test_frames_without_the_pelvis_keep_their_measured_joints(missing):
+    """The body is cleaned relative to the pelvis; where only the pelvis is missing, the other
+    joints were measured and must stay where they were seen (not be refilled from neighbours)."""
+    scenario = make_scenario("walk", 30.0, seed=4, duration_s=5.0, model=QUIET)
+    truth = scenario.truth
+    root = SKELETON.parents.index(-1)
+    poses = truth.poses3d.copy()
+    poses[40 : 40 + missing, 0, root] = np.nan
+    cleaned = clean_trajectory(truth.replace(poses3d=poses), preset="none")
+    others = [j for j in range(poses.shape[2]) if j != root]
+    window = slice(40, 40 + missing)
+    error = np.linalg.norm(
+        cleaned.poses3d[window, 0][:, others] - truth.poses3d[window, 0][:, others], axis=-1
+    )
+    assert error.max() < 1.0  # mm: exactly the measured joints (the skeleton is rigid here)
+    pelvis = np.linalg.norm(
+        cleaned.poses3d[window, 0, root] - truth.poses3d[window, 0, root], axis=-1
+    )
+    assert pelvis.max() < 20.0  # placed from the others
+
+
 def test_bone_fit_gives_exact_lengths_close_to_the_input(rng):
     scenario = make_scenario("walk", 30.0, seed=3, duration_s=3.0, model=QUIET)
     truth = scenario.truth.poses3d[:, 0].astype(float)
