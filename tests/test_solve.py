@@ -6,7 +6,12 @@ import pytest
 
 from inference.synth.motion import SKELETON
 from retarget import RetargetError, rigmaps, solve
-from retarget.rotations import make_continuous, normalize, quaternion_to_matrix
+from retarget.rotations import (
+    make_continuous,
+    matrix_to_quaternion,
+    normalize,
+    quaternion_to_matrix,
+)
 from tests.test_solve_rigs import (
     canonical_rest,
     generated_like,
@@ -294,19 +299,40 @@ def test_rest_rotation_and_local_key_compose_to_the_armature_delta():
         np.testing.assert_allclose(rebuilt, result.deltas[name], atol=1e-9)
 
 
+def euler_rotation(angles: np.ndarray, order: str) -> np.ndarray:
+    """Rotation matrices (T, 3, 3) of Euler channels (T, 3) in X, Y, Z order, ``order``'s first
+    letter applied first."""
+    rebuilt = np.tile(np.eye(3), (len(angles), 1, 1))
+    for axis in order:
+        k = "XYZ".index(axis)
+        half = 0.5 * angles[:, k]
+        unit = np.zeros((len(angles), 3))
+        unit[:, k] = np.sin(half)
+        rebuilt = quaternion_to_matrix(np.concatenate([np.cos(half)[:, None], unit], 1)) @ rebuilt
+    return rebuilt
+
+
+@pytest.mark.parametrize("order", ["XYZ", "ZXY"])
+def test_euler_channels_stay_continuous_through_the_middle_axis_at_90_degrees(order):
+    """A bone swinging through 90° about the middle axis: the other Euler triple takes over
+    smoothly instead of the channels flipping by 180° between two keys."""
+    sweep = np.linspace(0.2, 2.8, 200)  # radians about the middle axis, through pi/2
+    channels = np.zeros((200, 3))
+    channels[:, "XYZ".index(order[0])], channels[:, "XYZ".index(order[2])] = 0.3, -0.4
+    channels[:, "XYZ".index(order[1])] = sweep
+    matrices = euler_rotation(channels, order)
+    q = make_continuous(matrix_to_quaternion(matrices))
+    angles = solve.quaternion_to_euler(q, order)
+    assert np.abs(np.diff(angles, axis=0)).max() < 0.05  # the sweep's step is 0.013
+    np.testing.assert_allclose(euler_rotation(angles, order), matrices, atol=1e-9)
+
+
 @pytest.mark.parametrize("order", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"])
 def test_euler_channels_rebuild_the_rotation(order, rng):
     q = make_continuous(normalize(np.cumsum(rng.normal(scale=0.2, size=(400, 4)), axis=0)))
     angles = solve.quaternion_to_euler(q, order)
     assert np.abs(np.diff(angles, axis=0)).max() < np.pi  # unwrapped: no 2π jumps
-    rebuilt = np.tile(np.eye(3), (len(q), 1, 1))
-    for axis in order:  # the first letter is applied first
-        k = "XYZ".index(axis)
-        half = 0.5 * angles[:, k]
-        unit = np.zeros((len(q), 3))
-        unit[:, k] = np.sin(half)
-        rebuilt = quaternion_to_matrix(np.concatenate([np.cos(half)[:, None], unit], 1)) @ rebuilt
-    np.testing.assert_allclose(rebuilt, quaternion_to_matrix(q), atol=1e-9)
+    np.testing.assert_allclose(euler_rotation(angles, order), quaternion_to_matrix(q), atol=1e-9)
     axis_angle = solve.quaternion_to_axis_angle(q)
     back = np.concatenate(
         [np.cos(axis_angle[:, :1] / 2), np.sin(axis_angle[:, :1] / 2) * axis_angle[:, 1:]], 1
