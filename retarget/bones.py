@@ -84,15 +84,6 @@ def _enforce(out: np.ndarray, directions: np.ndarray, parents, lengths) -> np.nd
     return out
 
 
-def enforce_bone_lengths(
-    joints: np.ndarray, parents: np.ndarray, lengths: np.ndarray
-) -> np.ndarray:
-    """Re-place joints root to leaves: child = parent + length x unit(child - parent), using the
-    directions of ``joints``. A zero-length direction keeps the child on its parent."""
-    joints = _coordinate_major(joints)
-    return _enforce(joints.copy(), joints, parents, lengths).transpose(2, 0, 1).copy()
-
-
 def fit_bone_lengths(
     joints: np.ndarray, parents: np.ndarray, lengths: np.ndarray, sweeps: int = 4
 ) -> np.ndarray:

@@ -99,7 +99,15 @@ from .frames import (
     norm3,
     world_to_camera,
 )
-from .gaps import ABSENT, HELD, fill_gaps, gap_codes
+from .gaps import (
+    ABSENT,
+    HELD,
+    LONGEST_CURVED_BRIDGE_S,
+    fill_gaps,
+    gap_codes,
+    gap_runs,
+    straight_join,
+)
 from .kalman import rts_smooth
 from .outliers import MIN_DEPTH_MM, GateReport, GateSettings, gate_person, masked_median
 
@@ -294,6 +302,9 @@ def _smooth_root(times, root_mm, factor, params: CleanParams) -> np.ndarray:
     q = params.root_accel_density
     density = np.stack([q / z_ref**2, q / z_ref**2, np.full(len(times), q)], axis=1)
     track = rts_smooth(times, ray, sigma**2, density, variance=False).position
+    for start, stop in gap_runs(seen):  # seconds unseen: no edge velocity carried through
+        if times[stop] - times[start - 1] > LONGEST_CURVED_BRIDGE_S:
+            track[start:stop] = straight_join(times, track, start, stop)
     depth = np.maximum(track[:, 2], 0.001 * MIN_DEPTH_MM)
     return 1000.0 * np.stack([track[:, 0] * depth, track[:, 1] * depth, depth], axis=1)
 

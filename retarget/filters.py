@@ -1,6 +1,5 @@
 """Signal filters on stacked numpy arrays: Butterworth design and zero-phase filtering,
-Savitzky–Golay, PCHIP interpolation, resampling of irregular frame times, and a causal One Euro
-filter for previews.
+Savitzky–Golay, PCHIP interpolation and resampling of irregular frame times.
 
 Every function works along axis 0 (time) and broadcasts over the trailing axes, so a ``(T, J, 3)``
 pose array is filtered in one call. Inputs must be finite unless a function says otherwise (fill
@@ -453,39 +452,4 @@ def baseline_butterworth(
         edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(int), [0]])))
         for start, stop in zip(edges[::2], edges[1::2], strict=True):
             out[start:stop, j] = filtfilt(b, a, filled[start:stop])
-    return out
-
-
-# --------------------------------------------------------------------------- One Euro (causal)
-
-
-def one_euro(
-    values: np.ndarray,
-    frame_times: np.ndarray,
-    min_cutoff_hz: float = 1.0,
-    beta: float = 0.007,
-    derivative_cutoff_hz: float = 1.0,
-) -> np.ndarray:
-    """Causal One Euro filter (Casiez et al., CHI 2012) along axis 0, for live previews only.
-
-    ``values`` (T, ...) finite, ``frame_times`` (T,) s strictly increasing; ``beta`` is in
-    1 / (unit of values per second)."""
-    values = np.asarray(values, float)
-    out = np.empty_like(values)
-    if len(values) == 0:
-        return out
-
-    def alpha(cutoff, dt):
-        tau = 1.0 / (2 * np.pi * cutoff)
-        return 1.0 / (1.0 + tau / dt)
-
-    out[0] = values[0]
-    derivative = np.zeros_like(values[0])
-    for t in range(1, len(values)):
-        dt = float(frame_times[t] - frame_times[t - 1])
-        raw_derivative = (values[t] - out[t - 1]) / dt
-        a_d = alpha(derivative_cutoff_hz, dt)
-        derivative = a_d * raw_derivative + (1 - a_d) * derivative
-        a = alpha(min_cutoff_hz + beta * np.abs(derivative), dt)
-        out[t] = a * values[t] + (1 - a) * out[t - 1]
     return out

@@ -3,13 +3,15 @@
 Short gaps (up to ``max_interpolate_s``, ≈0.5 s) are filled by shape-preserving PCHIP
 interpolation, which never overshoots the neighbouring samples. Longer gaps are bridged by a
 constant-velocity Kalman/RTS smoother run over the gap and one second either side, which joins the
-motion before and after with a smooth, velocity-matched curve. Before a joint's first and after its
-last sample (inside the person's span) the nearest value is held.
+motion before and after with a smooth, velocity-matched curve; over gaps longer than
+``LONGEST_CURVED_BRIDGE_S`` that curve would carry the edge velocities far out (seconds unseen), so
+those are joined by a straight line. Before a joint's first and after its last sample (inside the
+person's span) the nearest value is held.
 """
 
 import numpy as np
 
-from .filters import pchip_fill, pchip_interpolate
+from .filters import linear_resample, pchip_fill
 from .kalman import rts_smooth_segments
 from .outliers import valid_neighbours
 
@@ -28,6 +30,23 @@ FILL_CODES = {
 }
 
 _BRIDGE_CONTEXT_S = 1.0  # data either side of a long gap that the bridge sees
+LONGEST_CURVED_BRIDGE_S = 2.0  # longer gaps: a straight line between their edges
+
+
+def straight_join(times: np.ndarray, values: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Values (stop - start, ...) on the straight line from ``values[start - 1]`` to
+    ``values[stop]`` at ``times[start:stop]``."""
+    edges = np.array([start - 1, stop])
+    return linear_resample(times[edges], values[edges], times[start:stop])
+
+
+def gap_runs(valid: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of False in ``valid`` (T,) with True on both sides."""
+    before, after = valid_neighbours(np.asarray(valid, bool)[:, None])
+    missing = np.flatnonzero(~np.asarray(valid, bool))
+    starts = missing[(before[missing, 0] == missing - 1) & (before[missing, 0] >= 0)]
+    stops = after[starts, 0]
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True) if b < len(valid)]
 
 
 def gap_codes(valid: np.ndarray, times: np.ndarray, max_interpolate_s: float = 0.5) -> np.ndarray:
@@ -80,6 +99,9 @@ def fill_gaps(
         bridges.setdefault((start, stop), []).append(j)
     windows, segments = [], []
     for (start, stop), joints in bridges.items():
+        if times[stop] - times[start - 1] > LONGEST_CURVED_BRIDGE_S:
+            out[start:stop, joints] = straight_join(times, values[:, joints], start, stop)
+            continue
         lo = np.searchsorted(times, times[start - 1] - _BRIDGE_CONTEXT_S)
         hi = np.searchsorted(times, times[stop] + _BRIDGE_CONTEXT_S, side="right")
         local = np.where(valid[lo:hi, joints, None], values[lo:hi, joints], np.nan)
@@ -89,10 +111,7 @@ def fill_gaps(
         rts_smooth_segments(segments, bridge_noise_mm**2, bridge_accel_density) if segments else []
     )
     for (start, stop, lo, joints), track in zip(windows, tracks, strict=True):
-        bridge = track[start - lo : stop - lo].reshape(stop - start, len(joints), 3)
-        for k, j in enumerate(joints):
-            if not np.all(np.isfinite(bridge[:, k])):  # unseen near the gap: interpolate instead
-                known = np.flatnonzero(valid[:, j])
-                bridge[:, k] = pchip_interpolate(times[known], values[known, j], times[start:stop])
-        out[start:stop, joints] = bridge
+        out[start:stop, joints] = track[start - lo : stop - lo].reshape(
+            stop - start, len(joints), 3
+        )
     return out, codes

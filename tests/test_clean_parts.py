@@ -98,6 +98,25 @@ def test_frames_without_the_pelvis_keep_their_measured_joints(missing):
     assert pelvis.max() < 20.0  # placed from the others
 
 
+def test_a_gap_of_many_seconds_is_joined_without_carrying_the_edge_velocities():
+    """Someone walking in a circle, unseen for 20 s: a velocity-matched curve across the gap
+    would swing the root metres off (behind the camera, even); a straight join stays between
+    the places they were last and next seen."""
+    scenario = make_scenario("walk", 30.0, seed=3, duration_s=30.0, model=QUIET,
+                             turn_deg_per_s=30.0, min_distance_m=4.0)  # fmt: skip
+    truth = scenario.truth
+    root = SKELETON.parents.index(-1)
+    poses = truth.poses3d.copy()
+    gap = slice(150, 750)
+    poses[gap] = np.nan
+    cleaned = clean_trajectory(truth.replace(poses3d=poses), preset="default")
+    bridged = cleaned.poses3d[gap, 0, root]
+    edges = cleaned.poses3d[[gap.start - 1, gap.stop], 0, root]
+    low, high = edges.min(axis=0) - 50.0, edges.max(axis=0) + 50.0  # mm
+    assert np.all((bridged >= low) & (bridged <= high)), (bridged.min(0), bridged.max(0), edges)
+    assert (cleaned.extras["filled"][gap, 0] == 2).all()  # flagged as bridged
+
+
 def test_bone_fit_gives_exact_lengths_close_to_the_input(rng):
     scenario = make_scenario("walk", 30.0, seed=3, duration_s=3.0, model=QUIET)
     truth = scenario.truth.poses3d[:, 0].astype(float)

@@ -153,21 +153,6 @@ def test_baseline_fills_short_gaps_only_and_matches_scipy(rng):
     np.testing.assert_allclose(out[:100, 0], filtfilt(b, a, filled, axis=0), atol=1e-9)
 
 
-def test_one_euro_is_causal_and_reduces_jitter(rng):
-    times = np.arange(300) / 30.0
-    truth = np.sin(times)[:, None]
-    noisy = truth + 0.02 * rng.normal(size=(300, 1))
-    out = filters.one_euro(noisy, times, min_cutoff_hz=1.0, beta=0.5)
-    changed = noisy.copy()
-    changed[200:] += 5.0
-    np.testing.assert_array_equal(filters.one_euro(changed, times, 1.0, 0.5)[:200], out[:200])
-    jitter = np.abs(np.diff(out - truth, 2, axis=0)).mean()
-    assert jitter < 0.3 * np.abs(np.diff(noisy - truth, 2, axis=0)).mean()
-
-
-# --------------------------------------------------------------------------- Kalman / RTS
-
-
 def _batch_smoother(times, z, r, q, prior_mean, prior_cov):
     """The RTS result as one dense least-squares problem over all states (the exact MAP)."""
     count = len(times)
