@@ -13,8 +13,9 @@ Output folder::
     OUT_DIR/batch_manifest.csv       the same as a table
     OUT_DIR/.batch/<clip>.json       per-clip record: input SHA-256, model and settings, output SHA-256
 
-``<clip>`` is the video's file name without suffix; clips from different folders with the same
-name get ``-<8 hex digits of their folder path>`` appended.
+``<clip>`` is the video's file name without suffix; a clip whose name another clip of the run
+shares (another folder, another suffix) or whose name holds an earlier run's result of another
+input gets ``-<8 hex digits of its path>`` appended.
 
 Idempotent and resumable: a clip is skipped when its output exists and its record matches the
 input's content hash (SHA-256), the model id, the settings that change the result (camera, frame
@@ -55,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,16 +143,28 @@ def _expand(item: str, recursive: bool) -> list[Path]:
     return [path]  # a missing file: reported as a failed clip, it does not stop the others
 
 
-def clip_names(clips: Sequence[Path]) -> list[str]:
-    """A unique output name per clip: the file stem, plus a hash of the folder on a clash."""
-    stems = [clip.stem for clip in clips]
+def clip_names(clips: Sequence[Path], out_dir: Path | None = None) -> list[str]:
+    """A unique output name per clip: the file stem, plus a hash of the clip's whole path when
+    another clip of this run has that stem (the same name in two folders, or ``take.avi`` and
+    ``take.mkv``), or when ``out_dir`` holds a result of that name from another input (an earlier
+    run's ``day1/take.mp4`` is not replaced by ``day2/take.mp4``)."""
+    stems = Counter(clip.stem.casefold() for clip in clips)  # casefold: case-blind file systems
     names = []
-    for clip, stem in zip(clips, stems, strict=True):
-        if stems.count(stem) > 1:
-            folder = str(clip.resolve().parent).encode("utf-8", "surrogateescape")
-            stem = f"{stem}-{hashlib.sha1(folder).hexdigest()[:8]}"
+    for clip in clips:
+        stem = clip.stem
+        if stems[stem.casefold()] > 1 or _taken_by_another_input(out_dir, stem, clip):
+            path = str(clip.resolve()).encode("utf-8", "surrogateescape")
+            stem = f"{stem}-{hashlib.sha1(path).hexdigest()[:8]}"
         names.append(stem)
     return names
+
+
+def _taken_by_another_input(out_dir: Path | None, name: str, clip: Path) -> bool:
+    """Whether ``out_dir`` has a per-clip record ``name`` of another input than ``clip``."""
+    if out_dir is None:
+        return False
+    saved = _read_json(out_dir / RECORD_DIR / f"{name}.json")
+    return saved is not None and saved.get("input") != str(clip.resolve())
 
 
 @dataclass(frozen=True)
@@ -178,7 +191,7 @@ def make_jobs(clips: Sequence[Path], out_dir: Path, clean_preset: str | None) ->
             cleaned_output=str(out_dir / CLEANED_DIR / f"{name}.npz") if clean_preset else None,
             clean_preset=clean_preset,
         )
-        for clip, name in zip(clips, clip_names(clips), strict=True)
+        for clip, name in zip(clips, clip_names(clips, out_dir), strict=True)
     ]
 
 

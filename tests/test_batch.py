@@ -78,6 +78,23 @@ def test_find_clips_expands_folders_and_patterns_and_names_are_unique(tmp_path):
     assert find_clips([str(tmp_path / "missing.mp4")])[0] == [tmp_path / "missing.mp4"]
 
 
+def test_clip_names_never_share_a_result_file(tmp_path):
+    """Two suffixes of one name in one folder, and a name whose result in the output folder came
+    from another input (an earlier run of another folder), get their own names."""
+    for name in ("day1/take.avi", "day1/take.mkv", "day2/take.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    same_folder = clip_names([tmp_path / "day1/take.avi", tmp_path / "day1/take.mkv"])
+    assert len(set(same_folder)) == 2 and all(n.startswith("take-") for n in same_folder)
+    out = tmp_path / "results"
+    (out / ".batch").mkdir(parents=True)
+    earlier = {"input": str((tmp_path / "day1/take.avi").resolve())}
+    (out / ".batch" / "take.json").write_text(json.dumps(earlier))
+    assert clip_names([tmp_path / "day1/take.avi"], out) == ["take"]  # its own result: reused
+    (later,) = clip_names([tmp_path / "day2/take.mp4"], out)
+    assert later.startswith("take-")
+
+
 def test_plan_slots_one_worker_per_gpu_else_cpu_cores():
     slots = plan_slots(None, gpus=["0", "1"], cores=16)
     assert [(s.gpu, s.threads) for s in slots] == [("0", 8), ("1", 8)]
