@@ -1115,6 +1115,8 @@ class _LocalRun:
 
     def _on_died(self, index: int, exit_code: int | None) -> None:
         job = self.busy.pop(index, None)
+        if index in self.idle:  # died between clips: it takes no clip until it is back
+            self.idle.remove(index)
         if index in self.loading:  # crashed while loading the model: do not try again
             self._on_fatal(index, f"worker process exited with code {exit_code} while loading")
             return
@@ -1128,6 +1130,10 @@ class _LocalRun:
     def _clip_crashed(self, job: ClipJob, slot: WorkerSlot, exit_code: int | None) -> None:
         self.crashes[job.name] = self.crashes.get(job.name, 0) + 1
         message = f"worker {slot.name} died (exit code {exit_code}) while analysing this clip"
+        if self.cancelled:  # no retry after a cancel: the clip waits for the next run
+            self.driver.finished(ClipRecord(clip=job.name, status="cancelled", error=message,
+                                            input=job.video, worker=slot.name))  # fmt: skip
+            return
         if self.crashes[job.name] <= self.retries:
             logger.warning("%s: %s; retrying", job.name, message)
             self.pending.appendleft(job)

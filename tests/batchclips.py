@@ -88,6 +88,8 @@ class BlobPeopleAnalyzer:
             _append(self.options.resume_log, f"{Path(video).stem} {len(boxes)}")
         partial = False
         while True:
+            if stop.is_set() and self.options.crash_on_stop:
+                os.abort()
             if stop.is_set() and boxes:  # as the worker: a stop ends the run after some work
                 partial = True
                 break
@@ -151,6 +153,7 @@ def make_analyzer(args: list[str]) -> BlobPeopleAnalyzer:
     parser.add_argument("--resume-log")
     parser.add_argument("--frame-delay", type=float, default=0.0)
     parser.add_argument("--crash-on")
+    parser.add_argument("--crash-on-stop", action="store_true", help="die when asked to stop")
     return BlobPeopleAnalyzer(parser.parse_args(args))
 
 

@@ -221,6 +221,32 @@ def test_a_clip_that_kills_its_worker_fails_alone(tmp_path):
     assert len(read_log(tmp_path / "load.log")) == 3  # first worker + one replacement per crash
 
 
+def test_a_worker_crashing_after_a_cancel_ends_the_batch(tmp_path):
+    """Cancelled while a clip is running, then its worker crashes: the clip is not queued again
+    (nothing would take it, and the batch would wait for ever); it is recorded as cancelled."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_clip(folder / "a_long.avi", 1, 40)
+    write_clip(folder / "next.avi", 1, 6)
+    out, stop = tmp_path / "out", threading.Event()
+
+    def cancel_when_it_starts(event):
+        if event["event"] == "progress" and event.get("clip") == "a_long":
+            stop.set()
+
+    crashing = options(out, tmp_path, extra=["--crash-on-stop", "--frame-delay", "0.03"])
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(summary=run_batch(
+        [str(folder)], crashing, Recorder(cancel_when_it_starts), stop)), daemon=True)  # fmt: skip
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the batch never ended"
+    assert result["summary"].exit_code == EXIT_CANCELLED
+    rows = manifest(out)
+    assert (rows["a_long"]["status"], rows["next"]["status"]) == ("cancelled", "pending")
+    assert "died" in rows["a_long"]["error"]
+
+
 def test_cancel_keeps_partial_results_and_the_next_run_resumes(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
