@@ -146,6 +146,7 @@ class _RayRun:
         self.pending: deque[ClipJob] = deque(jobs)
         self.in_flight: dict[Any, tuple[int, ClipJob]] = {}
         self.failures: dict[str, int] = {}
+        self.cancelled = False
         self.load_errors: list[str] = []
         self.run_id = os.urandom(4).hex()
         control = f"metrabs-batch-{self.run_id}-control"
@@ -197,7 +198,11 @@ class _RayRun:
         del self.actors[index]
         self.load_errors.append(str(error).splitlines()[0] if str(error) else type(error).__name__)
         self.failures[job.name] = self.failures.get(job.name, 0) + 1
-        if self.failures[job.name] <= self.options.retries:
+        if self.cancelled:  # no retry after a cancel: the clip waits for the next run
+            self.driver.finished(ClipRecord(clip=job.name, status="cancelled", input=job.video,
+                                            error=f"worker {self.names[index]} died: {error}",
+                                            worker=self.names[index]))  # fmt: skip
+        elif self.failures[job.name] <= self.options.retries:
             self.pending.appendleft(job)
         else:
             self.driver.finished(
@@ -212,14 +217,13 @@ class _RayRun:
         return None
 
     def run(self) -> bool:
-        cancelled = False
         free = deque(self.actors)
         while self.pending or self.in_flight:
-            if self.stop.is_set() and not cancelled:
-                cancelled = True
+            if self.stop.is_set() and not self.cancelled:
+                self.cancelled = True
                 self.control.stop.remote()
                 self.pending.clear()
-            while free and self.pending and not cancelled:
+            while free and self.pending and not self.cancelled:
                 index = free.popleft()
                 if index in self.actors:
                     self.submit(index, self.pending.popleft())
@@ -237,7 +241,7 @@ class _RayRun:
                 if index is not None:
                     free.append(index)
         self._forward_progress()
-        return cancelled
+        return self.cancelled
 
     def close(self) -> None:
         for actor in self.actors.values():

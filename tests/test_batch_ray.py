@@ -123,3 +123,34 @@ def test_ray_batch_cancel_keeps_partial_results(local_ray, tmp_path):
     for name in cancelled:  # kept for the next run to resume (tested in local mode, same code)
         partial = read_trajectory(out / f"{name}.npz")
         assert bool(partial.extras["partial"]) and 0 < partial.num_frames < 48
+
+
+def test_ray_actors_dying_after_a_cancel_end_the_batch(local_ray, tmp_path):
+    """Cancelled mid-clip, then the actors die on the stop request: their clips are recorded as
+    cancelled, not queued again for actors that are gone (the driver looped for ever)."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(3):
+        write_clip(folder / f"take{i}.avi", 1, 48)
+    out, stop = tmp_path / "out", threading.Event()
+    crashing = AnalyzerSpec(
+        "tests.batchclips:make_analyzer", ("--frame-delay", "0.04", "--crash-on-stop")
+    )
+
+    class CancelMidClip:
+        def emit(self, event, **fields):
+            if event == "progress" and (fields.get("clip_frames_done") or 0) >= 3:
+                stop.set()
+
+    options = BatchOptions(out, ray_address="", analyzer=crashing)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        code=run_batch([str(folder)], options, CancelMidClip(), stop).exit_code), daemon=True)  # fmt: skip
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the batch never ended"
+    assert result["code"] == EXIT_CANCELLED
+    rows = json.loads((out / "batch_manifest.json").read_text(encoding="utf-8"))["clips"]
+    assert "cancelled" in {r["status"] for r in rows} and "running" not in {
+        r["status"] for r in rows
+    }
