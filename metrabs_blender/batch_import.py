@@ -72,20 +72,22 @@ def result_files(folder: str | os.PathLike, prefer_cleaned: bool = True) -> list
         raise MocapError(f"{folder} is not a folder; choose the batch output folder")
     manifest = folder / MANIFEST_JSON
     if manifest.is_file():
-        clips = _manifest_clips(manifest)
-    else:
-        clips = [(path.stem, path) for path in sorted(folder.glob("*.npz"))]
-    if not clips:
+        rows = _manifest_clips(manifest)
+    else:  # a folder of results without a batch: a cleaned file beside each is theirs
+        rows = [(path.stem, path, folder / CLEANED_DIR / path.name)
+                for path in sorted(folder.glob("*.npz"))]  # fmt: skip
+    if not rows:
         raise MocapError(
             f"no finished results in {folder}; run `python -m inference batch VIDEOS -o {folder}` "
             f"first (or wait until it has finished some clips)"
         )
-    if prefer_cleaned:
-        clips = [(name, _cleaned(folder, name, path)) for name, path in clips]
-    return clips
+    return [(name, cleaned if prefer_cleaned and cleaned and cleaned.is_file() else path)
+            for name, path, cleaned in rows]  # fmt: skip
 
 
-def _manifest_clips(manifest: Path) -> list[tuple[str, Path]]:
+def _manifest_clips(manifest: Path) -> list[tuple[str, Path, Path | None]]:
+    """``(clip, output, cleaned output or None)`` of the manifest's complete clips: a cleaned file
+    is the one this run made, never one left from an earlier analysis of the clip."""
     try:
         document = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -93,15 +95,11 @@ def _manifest_clips(manifest: Path) -> list[tuple[str, Path]]:
     if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
         raise MocapError(f"{manifest} is not a MeTRAbs batch manifest")
     return [
-        (str(row["clip"]), manifest.parent / row["output"])
+        (str(row["clip"]), manifest.parent / row["output"],
+         manifest.parent / row["cleaned_output"] if row.get("cleaned_output") else None)
         for row in document.get("clips", [])
         if row.get("status") in COMPLETE_STATUSES and row.get("output")
-    ]
-
-
-def _cleaned(folder: Path, name: str, path: Path) -> Path:
-    cleaned = folder / CLEANED_DIR / f"{name}.npz"
-    return cleaned if cleaned.is_file() else path
+    ]  # fmt: skip
 
 
 def import_folder(

@@ -29,12 +29,14 @@ def _trajectory(people: int, seconds: float, fps: float = 30.0):
 @pytest.fixture
 def batch_folder(tmp_path):
     """A batch output folder as ``inference.batch`` leaves it: a manifest with two finished clips
-    (one also cleaned), one failed clip and one clip whose file is damaged."""
+    (one also cleaned), one failed clip and one clip whose file is damaged; pair_b has a cleaned
+    file from an earlier run (analysed again without cleaning since)."""
     out = tmp_path / "out"
     manifest = Manifest(out)
     clips = {"walk_a": _trajectory(1, 1.0), "pair_b": _trajectory(2, 2.0)}
     for name in ("walk_a", "pair_b", "broken_c", "failed_d"):
-        job = ClipJob(name, str(tmp_path / f"{name}.mp4"), str(out / f"{name}.npz"), "")
+        cleaned = str(out / "cleaned" / f"{name}.npz") if name == "walk_a" else None
+        job = ClipJob(name, str(tmp_path / f"{name}.mp4"), str(out / f"{name}.npz"), "", cleaned)
         status = "failed" if name == "failed_d" else "done"
         if name in clips:
             write_trajectory(job.output, clips[name])
@@ -44,6 +46,7 @@ def batch_folder(tmp_path):
     manifest.flush()
     # the cleaned take of walk_a is 1.5 s long, so we can tell which file was imported
     write_trajectory(out / "cleaned" / "walk_a.npz", _trajectory(1, 1.5))
+    write_trajectory(out / "cleaned" / "pair_b.npz", _trajectory(1, 0.5))  # stale: not imported
     return out
 
 
@@ -58,8 +61,10 @@ def test_import_folder_makes_one_take_per_clip_and_person(extension, batch_folde
         "MeTRAbs pair_b P0 take 1", "MeTRAbs pair_b P1 take 1", "MeTRAbs walk_a P0 take 1"
     ]  # fmt: skip
     assert len({id(r.action) for rs in result.takes.values() for r in rs}) == 3
-    # the cleaned walk_a (45 frames) was preferred over the raw one (30 frames)
+    # the cleaned walk_a (45 frames) was preferred over the raw one (30 frames); pair_b's
+    # leftover cleaned file (1 person, 15 frames) was not taken for its new analysis
     assert len(result.takes["walk_a"][0].frames) == 45
+    assert [len(take.frames) for take in result.takes["pair_b"]] == [60, 60]
     clips = {c.name: sorted(o.name for o in c.objects) for c in result.collection.children}
     assert clips == {
         "walk_a": ["MeTRAbs walk_a P0"],
