@@ -489,7 +489,10 @@ def write_atomic(path: Path, text: str) -> None:
     handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(handle, 0o644)  # readable by the cluster's other users, like any output
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+        # (a table cell with a file name that is not UTF-8 shows its bytes as \x.. escapes)
+        with os.fdopen(
+            handle, "w", encoding="utf-8", errors="backslashreplace", newline=""
+        ) as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
@@ -712,7 +715,8 @@ class Manifest:
             "updated": round(time.time(), 3),
             "clips": clips,
         }
-        write_atomic(self.json_path, json.dumps(document, indent=1, ensure_ascii=False))
+        # ASCII escapes: a file name that is not UTF-8 (kept as surrogates) survives the round trip
+        write_atomic(self.json_path, json.dumps(document, indent=1))
         table = io.StringIO()
         writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -1354,6 +1358,10 @@ def main(args: argparse.Namespace) -> int:
     except BatchError as error:
         reporter.error(str(error), error.exit_code)
         return error.exit_code
+    except Exception as error:  # a bug: still an error event for the caller, details in the log
+        logger.exception("the batch stopped")
+        reporter.error(f"internal error: {type(error).__name__}: {error} (details in the log)", 1)
+        return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -203,6 +203,12 @@ class VideoFileSource:
 
     def __init__(self, path: str, frame_range: FrameRange) -> None:
         self.frame_range = frame_range
+        try:
+            path.encode("utf-8")  # OpenCV crashes (segfault) on a name it cannot encode
+        except UnicodeEncodeError:
+            raise VideoError(
+                f"{path!r}: OpenCV cannot open a file whose name is not valid UTF-8; rename it"
+            ) from None
         self.capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
         if not self.capture.isOpened():
             raise VideoError(

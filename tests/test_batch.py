@@ -221,6 +221,25 @@ def test_a_clip_that_kills_its_worker_fails_alone(tmp_path):
     assert len(read_log(tmp_path / "load.log")) == 3  # first worker + one replacement per crash
 
 
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_batch(tmp_path):
+    """Linux file names are bytes: one that is not UTF-8 (from an old camera or archive) is kept
+    in the manifest and the table as escapes, and the other clips are analysed."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_clip(folder / "plain.avi", 1, 5)
+    write_clip(folder / "odd.avi", 1, 5)
+    odd = os.fsencode(folder / "odd.avi").replace(b"odd", b"caf\xe9")
+    os.rename(os.fsencode(folder / "odd.avi"), odd)
+    out = tmp_path / "out"
+    summary = run_batch([str(folder)], options(out, tmp_path), Recorder())
+    rows = manifest(out)
+    assert rows["plain"]["status"] == "done" and len(rows) == 2
+    (odd_name,) = set(rows) - {"plain"}
+    assert os.fsencode(rows[odd_name]["input"]) == odd  # the name's bytes, round-tripped
+    assert "caf\\udce9" in (out / "batch_manifest.csv").read_text(encoding="utf-8")
+    assert summary.exit_code in (EXIT_OK, EXIT_CLIPS_FAILED)
+
+
 def test_a_worker_crashing_after_a_cancel_ends_the_batch(tmp_path):
     """Cancelled while a clip is running, then its worker crashes: the clip is not queued again
     (nothing would take it, and the batch would wait for ever); it is recorded as cancelled."""

@@ -1,6 +1,7 @@
 """Video input: containers, sequences, frame ranges, rotation metadata, real timestamps, the
 bounded reader thread."""
 
+import os
 import shutil
 import threading
 import time
@@ -149,6 +150,14 @@ def test_a_video_whose_name_looks_like_a_pattern_is_the_video(tmp_path, name):
     source = open_video(video)
     assert not source.info.is_sequence
     assert [decoded_index(f) for f in source] == list(range(4))
+
+
+def test_a_file_name_that_is_not_utf8_is_a_clear_error(tmp_path):
+    video = write_video(tmp_path / "clip.mp4", numbered_frames(3), fps=30)
+    odd = os.fsencode(video).replace(b"clip", b"caf\xe9")  # e.g. from an old Latin-1 archive
+    os.rename(os.fsencode(video), odd)
+    with pytest.raises(VideoError, match="not valid UTF-8; rename it"):
+        open_video(os.fsdecode(odd))
 
 
 def test_reader_thread_is_bounded_ordered_and_stoppable(tmp_path):
