@@ -306,6 +306,8 @@ class WorkerAnalyzer:
             for key, value in dataclasses.asdict(settings).items()
             if key not in _SPEED_ONLY_SETTINGS
         }
+        if settings.intrinsics and os.path.isfile(settings.intrinsics):  # its content matters too
+            result_settings["intrinsics_sha256"] = file_sha256(settings.intrinsics)
         self.config_id = json.dumps(result_settings, sort_keys=True)
 
     @staticmethod

@@ -86,3 +86,17 @@ def test_sigterm_cancels_mid_clip_and_the_rerun_resumes(tmp_path):
     final = read_trajectory(out / "long.npz")
     assert final.num_frames == 75 and not bool(final.extras["partial"])
     np.testing.assert_allclose(final.frame_times, truth.frame_times, atol=1e-6)
+
+
+def test_a_changed_camera_file_makes_the_results_stale(tmp_path):
+    """A batch re-run reuses a clip's result only for the same settings: a camera file edited
+    in place (same name, another matrix) is another setting."""
+    from inference.batch import WorkerAnalyzer
+
+    camera = tmp_path / "camera.json"
+    camera.write_text(json.dumps({"fx": 500, "fy": 500, "cx": 320, "cy": 180}))
+    args = ["--intrinsics", str(camera)]
+    before = WorkerAnalyzer(args, estimator=object(), detector=None).config_id
+    assert WorkerAnalyzer(args, estimator=object(), detector=None).config_id == before
+    camera.write_text(json.dumps({"fx": 900, "fy": 900, "cx": 320, "cy": 180}))
+    assert WorkerAnalyzer(args, estimator=object(), detector=None).config_id != before
