@@ -137,7 +137,13 @@ def _expand(item: str, recursive: bool) -> list[Path]:
         return [path]
     if path.is_dir():
         candidates = path.rglob("*") if recursive else path.iterdir()
-        return sorted(p for p in candidates if _is_video(p))
+        # not inside hidden folders either (.Trash-1000/, .thumbnails/)
+        visible = (
+            p
+            for p in candidates
+            if not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        return sorted(p for p in visible if _is_video(p))
     if any(char in item for char in "*?["):
         return sorted(p for p in map(Path, glob.glob(item, recursive=True)) if _is_video(p))
     return [path]  # a missing file: reported as a failed clip, it does not stop the others

@@ -61,7 +61,8 @@ def manifest(out: Path) -> dict:
 
 
 def test_find_clips_expands_folders_and_patterns_and_names_are_unique(tmp_path):
-    for name in ("b.mp4", "a.MOV", "notes.txt", ".hidden.mp4", "sub/c.avi", "other/a.mkv"):
+    for name in ("b.mp4", "a.MOV", "notes.txt", ".hidden.mp4", "sub/c.avi", "other/a.mkv",
+                 ".Trash-1000/d.mp4"):  # fmt: skip
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     clips, warnings = find_clips(
