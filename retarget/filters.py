@@ -366,6 +366,9 @@ def is_uniform(frame_times: np.ndarray, tolerance: float = UNIFORM_TOLERANCE) ->
     return bool(np.all(np.abs(steps - median) <= tolerance * median))
 
 
+MAX_STEP_FACTOR = 5.0  # a frame step this many times the median one splits the low-pass
+
+
 def uniform_grid(frame_times: np.ndarray) -> np.ndarray:
     """Uniform times spanning ``frame_times`` at their median step (the nominal frame rate)."""
     step = float(np.median(np.diff(frame_times)))
@@ -401,8 +404,11 @@ def lowpass(
     """Zero-phase Butterworth low-pass of ``values`` (T, ...) sampled at ``frame_times`` (T,) s.
 
     The cut-off is capped at 0.4 x Nyquist. Irregular frame times are handled by resampling to the
-    median frame step, filtering, and interpolating back. Edges use ``pad_s`` seconds of odd
-    (trend-preserving) extension. ``values`` must be finite; fewer than 3 frames pass unchanged.
+    median frame step, filtering, and interpolating back; where a step is over
+    ``MAX_STEP_FACTOR`` times that (a pause in the recording, a broken timestamp), the runs either
+    side are filtered apart (a grid across an hour-long jump would take gigabytes). Edges use
+    ``pad_s`` seconds of odd (trend-preserving) extension. ``values`` must be finite; fewer than 3
+    frames pass unchanged.
     """
     values = np.asarray(values, float)
     frame_times = np.asarray(frame_times, float)
@@ -410,6 +416,12 @@ def lowpass(
         return values.copy()
     if not np.all(np.isfinite(values)):
         raise FilterError("lowpass needs finite values; fill gaps before smoothing")
+    steps = np.diff(frame_times)
+    jumps = np.flatnonzero(steps > MAX_STEP_FACTOR * np.median(steps)) + 1
+    if jumps.size:
+        bounds = [0, *jumps.tolist(), len(frame_times)]
+        return np.concatenate([lowpass(values[a:b], frame_times[a:b], cutoff_hz, order, pad_s)
+                               for a, b in zip(bounds[:-1], bounds[1:], strict=True)])  # fmt: skip
     uniform = is_uniform(frame_times)
     grid = frame_times if uniform else uniform_grid(frame_times)
     gridded = values if uniform else linear_resample(frame_times, values, grid)

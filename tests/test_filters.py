@@ -130,6 +130,16 @@ def test_lowpass_handles_irregular_frame_times(rng):
     assert error_jittered < 1.5 * error_regular + 0.005
 
 
+def test_lowpass_filters_apart_the_runs_either_side_of_a_time_jump(rng):
+    """An hour between two frames (a broken timestamp, a paused recording): each side is filtered
+    on its own, instead of on a grid of 108,000 frames across the hour."""
+    times = np.r_[np.arange(60) / 30.0, 3600.0 + np.arange(60) / 30.0]
+    values = rng.normal(size=(120, 2))
+    filtered = filters.lowpass(values, times, 4.0)
+    np.testing.assert_array_equal(filtered[:60], filters.lowpass(values[:60], times[:60], 4.0))
+    np.testing.assert_array_equal(filtered[60:], filters.lowpass(values[60:], times[60:], 4.0))
+
+
 def test_lowpass_refuses_gaps_and_passes_tiny_clips():
     with pytest.raises(filters.FilterError, match="fill gaps"):
         filters.lowpass(np.array([[0.0], [np.nan], [1.0], [2.0]]), np.arange(4.0), 5.0)
