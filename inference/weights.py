@@ -51,6 +51,7 @@ import shutil
 import sys
 import tarfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -681,12 +682,29 @@ def _unpack_into_place(entry: ModelEntry, cache: Path, file: Path) -> None:
                 raise ModelIntegrityError(str(exc)) from exc
             root = _bundle_root(staging, BUNDLE_FILES if entry.kind == POSE_BUNDLE else ())
         else:
+            _check_checkpoint(file)
             shutil.copyfile(file, staging / paths.filename)
             root = staging
         paths.manifest.unlink(missing_ok=True)  # "not installed" while the folder is swapped
         _replace_dir(root, paths.model_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_checkpoint(file: Path) -> None:
+    """A torch checkpoint (``.pt``/``.pth``) is a zip archive: a cut one (a connection closed
+    early by a server that sent no size) fails its central directory or its CRCs."""
+    if file.suffix.lower() not in (".pt", ".pth"):
+        return
+    try:
+        with zipfile.ZipFile(file) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelIntegrityError(
+            f"{file.name} is not a complete torch checkpoint ({exc})"
+        ) from exc
+    if damaged is not None:
+        raise ModelIntegrityError(f"{file.name} is damaged (its member {damaged!r} fails its CRC)")
 
 
 def _bundle_root(folder: Path, required: Iterable[str]) -> Path:

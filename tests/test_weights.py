@@ -8,11 +8,13 @@ the registry URLs are redirected to it with a registry override file, and the ca
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -371,8 +373,16 @@ def test_archive_without_bundle_or_with_escaping_member_is_not_installed(server,
     assert [p.name for p in (cache / "models").iterdir()] == []  # no staging left behind
 
 
+def checkpoint_bytes(size: int = 50_000, seed: int = 3) -> bytes:
+    """A stand-in torch checkpoint: a zip archive, as ``torch.save`` writes them."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data/0", payload(size, seed))
+    return buffer.getvalue()
+
+
 def test_detector_weights_are_a_single_file(server, tmp_path, cache):
-    blob = payload(50_000, seed=3)
+    blob = checkpoint_bytes()
     server.files["yolox_s.pth"] = blob
     registry = load_registry(
         registry_file(tmp_path, [{"name": "yolox_s", "url": server.url("yolox_s.pth")}])
@@ -381,6 +391,19 @@ def test_detector_weights_are_a_single_file(server, tmp_path, cache):
     assert path == cache / "models" / "yolox_s" / "yolox_s.pth" and path.read_bytes() == blob
     assert resolve_model("yolox_s", registry=registry) == path
     assert verify_model(registry["yolox_s"]).status == "ok"
+
+
+def test_a_cut_checkpoint_is_neither_installed_nor_trusted(server, tmp_path, cache):
+    """A server that sends no size and closes early leaves a shorter file that looks complete;
+    with no published hash it must not become the trusted one."""
+    server.files["yolox_s.pth"] = checkpoint_bytes()[:30_000]
+    registry = load_registry(
+        registry_file(tmp_path, [{"name": "yolox_s", "url": server.url("yolox_s.pth")}])
+    )
+    with pytest.raises(ModelIntegrityError, match="not a complete torch checkpoint"):
+        download_model(registry["yolox_s"], options=FAST)
+    assert weights.recorded_hash(cache, "yolox_s") is None
+    assert installed_path(registry["yolox_s"]) is None
 
 
 # ------------------------------------------------------------------------------------------------
