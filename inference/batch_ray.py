@@ -108,11 +108,13 @@ class ActorPlan:
 
 
 def plan_actors(workers: int | None, resources: dict[str, float]) -> ActorPlan:
-    """One actor per GPU of the cluster (``workers`` overrides the count), else one per CPU."""
+    """One actor per GPU of the cluster (``workers`` overrides the count), else one per CPU.
+    More actors than GPUs (or CPUs) share them: each asks for its share, so that Ray can place
+    every one (an actor asking for a whole GPU that is not there would wait for ever)."""
     gpus = int(resources.get("GPU", 0))
-    if gpus:
-        return ActorPlan(workers or gpus, 1.0, 1.0)
-    return ActorPlan(workers or max(1, int(resources.get("CPU", 1))), 0.0, 1.0)
+    cpus = max(1.0, float(resources.get("CPU", 1)))
+    count = workers or (gpus if gpus else max(1, int(cpus)))
+    return ActorPlan(count, min(1.0, gpus / count), min(1.0, cpus / count))
 
 
 def _connect(address: str | None) -> bool:

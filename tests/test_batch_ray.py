@@ -42,6 +42,25 @@ def test_plan_actors_one_per_gpu_else_one_per_cpu():
     assert plan_actors(None, {"CPU": 32.0, "GPU": 4.0}) == ActorPlan(4, 1.0, 1.0)
     assert plan_actors(2, {"CPU": 32.0, "GPU": 4.0}) == ActorPlan(2, 1.0, 1.0)
     assert plan_actors(None, {"CPU": 2.0}) == ActorPlan(2, 0.0, 1.0)
+    # more actors than GPUs or CPUs share them (whole ones would never all be placed)
+    assert plan_actors(8, {"CPU": 32.0, "GPU": 4.0}) == ActorPlan(8, 0.5, 1.0)
+    assert plan_actors(3, {"CPU": 2.0}) == ActorPlan(3, 0.0, 2.0 / 3.0)
+
+
+def test_more_ray_workers_than_cpus_all_run(local_ray, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(3):
+        write_clip(folder / f"take{i}.avi", 1, 6)
+    spec = AnalyzerSpec("tests.batchclips:make_analyzer", ())
+    options = BatchOptions(tmp_path / "out", ray_address="", workers=3, analyzer=spec)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        code=run_batch([str(folder)], options, Sink()).exit_code), daemon=True)  # fmt: skip
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "an actor was never placed"
+    assert result["code"] == EXIT_OK
 
 
 class Sink:
