@@ -192,3 +192,17 @@ def make_slow_worker_analyzer(args: list[str]):
 
 def read_log(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+
+def run_batch_within(timeout_s: float, *args):
+    """``inference.batch.run_batch(*args)`` in a thread, asserting that it ends within
+    ``timeout_s`` (a batch that waits for ever fails the test instead of hanging it)."""
+    from inference.batch import run_batch
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(summary=run_batch(*args)), daemon=True)
+    thread.start()
+    thread.join(timeout=timeout_s)
+    assert not thread.is_alive(), f"the batch did not end within {timeout_s} s"
+    assert "summary" in result, "the batch raised (see the thread's traceback above)"
+    return result["summary"]

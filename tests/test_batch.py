@@ -25,7 +25,7 @@ from inference.batch import (
     visible_gpus,
 )
 from retarget.contract import read_trajectory
-from tests.batchclips import read_log, truth_boxes, write_clip
+from tests.batchclips import read_log, run_batch_within, truth_boxes, write_clip
 
 
 class Recorder:
@@ -255,13 +255,8 @@ def test_a_worker_crashing_after_a_cancel_ends_the_batch(tmp_path):
             stop.set()
 
     crashing = options(out, tmp_path, extra=["--crash-on-stop", "--frame-delay", "0.03"])
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(summary=run_batch(
-        [str(folder)], crashing, Recorder(cancel_when_it_starts), stop)), daemon=True)  # fmt: skip
-    thread.start()
-    thread.join(timeout=60)
-    assert not thread.is_alive(), "the batch never ended"
-    assert result["summary"].exit_code == EXIT_CANCELLED
+    summary = run_batch_within(60, [str(folder)], crashing, Recorder(cancel_when_it_starts), stop)
+    assert summary.exit_code == EXIT_CANCELLED
     rows = manifest(out)
     assert (rows["a_long"]["status"], rows["next"]["status"]) == ("cancelled", "pending")
     assert "died" in rows["a_long"]["error"]

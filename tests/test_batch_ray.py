@@ -18,7 +18,7 @@ import ray
 from inference.batch import EXIT_CANCELLED, EXIT_OK, AnalyzerSpec, BatchOptions, run_batch
 from inference.batch_ray import ActorPlan, plan_actors
 from retarget.contract import read_trajectory
-from tests.batchclips import read_log, truth_boxes, write_clip
+from tests.batchclips import read_log, run_batch_within, truth_boxes, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,13 +54,7 @@ def test_more_ray_workers_than_cpus_all_run(local_ray, tmp_path):
         write_clip(folder / f"take{i}.avi", 1, 6)
     spec = AnalyzerSpec("tests.batchclips:make_analyzer", ())
     options = BatchOptions(tmp_path / "out", ray_address="", workers=3, analyzer=spec)
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(
-        code=run_batch([str(folder)], options, Sink()).exit_code), daemon=True)  # fmt: skip
-    thread.start()
-    thread.join(timeout=120)
-    assert not thread.is_alive(), "an actor was never placed"
-    assert result["code"] == EXIT_OK
+    assert run_batch_within(120, [str(folder)], options, Sink()).exit_code == EXIT_OK
 
 
 class Sink:
@@ -162,13 +156,8 @@ def test_ray_actors_dying_after_a_cancel_end_the_batch(local_ray, tmp_path):
                 stop.set()
 
     options = BatchOptions(out, ray_address="", analyzer=crashing)
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(
-        code=run_batch([str(folder)], options, CancelMidClip(), stop).exit_code), daemon=True)  # fmt: skip
-    thread.start()
-    thread.join(timeout=120)
-    assert not thread.is_alive(), "the batch never ended"
-    assert result["code"] == EXIT_CANCELLED
+    summary = run_batch_within(120, [str(folder)], options, CancelMidClip(), stop)
+    assert summary.exit_code == EXIT_CANCELLED
     rows = json.loads((out / "batch_manifest.json").read_text(encoding="utf-8"))["clips"]
     assert "cancelled" in {r["status"] for r in rows} and "running" not in {
         r["status"] for r in rows
