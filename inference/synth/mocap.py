@@ -174,12 +174,21 @@ def _bridge(frames: np.ndarray, seam: int, half: int) -> None:
     frames[a : b + 1] = curve
 
 
-def _unrolled(frames: np.ndarray, cycles: int, loop: str, bridge_s: float = 0.1) -> np.ndarray:
+# The run and walk clips are half a cycle followed by its mirror image, and the pose jumps where
+# they meet (run: the left shoulder turns 34° in that frame step against 10-16° in the steps
+# around it, the root 11° against 3-4°; walk: the left shoulder 29° against 1-4°). No person
+# moves like that: the junction is bridged like a loop's seam. Frame where the jump lands.
+_MIRROR_SEAMS = {"run": (12,), "walk": (19,)}
+
+
+def _unrolled(
+    frames: np.ndarray, cycles: int, loop: str, bridge_s: float = 0.1, seams: tuple = ()
+) -> np.ndarray:
     """``cycles`` repetitions of a cyclic clip (its last frame is the next cycle's first), each
-    moved and turned on the floor so that it starts where the previous one ended, the seams
-    bridged over ``bridge_s`` either side (:func:`_bridge`)."""
-    if loop != "wrap" or cycles <= 1:
-        return frames
+    moved and turned on the floor so that it starts where the previous one ended, the seams (and
+    the clip's own ``seams``, frame indices, in every cycle) bridged over ``bridge_s`` either
+    side (:func:`_bridge`)."""
+    cycles = cycles if loop == "wrap" else 1
     first, last = frames[0], frames[-1]
     turn = float(_heading(last[4:8]) - _heading(first[4:8]))
     rotation = quaternion_to_matrix(_yaw_quaternion(turn))
@@ -197,8 +206,11 @@ def _unrolled(frames: np.ndarray, cycles: int, loop: str, bridge_s: float = 0.1)
     out.append(current[-1:])
     unrolled = _aligned(np.concatenate(out))
     half = max(1, int(round(bridge_s / float(np.median(frames[:-1, 0])))))
-    for k in range(1, cycles):
-        _bridge(unrolled, k * (len(frames) - 1), half)
+    period = len(frames) - 1
+    joins = [k * period for k in range(1, cycles)]
+    joins += [k * period + seam for k in range(cycles) for seam in seams]
+    for join in sorted(joins):
+        _bridge(unrolled, join, half)
     return unrolled
 
 
@@ -306,7 +318,9 @@ def mocap_motion(
     data = _clips()
     if f"{clip}/frames" not in data:
         raise ValueError(f"unknown mocap clip {clip!r}; choose one of {', '.join(clip_names())}")
-    frames = _unrolled(data[f"{clip}/frames"], cycles, str(data[f"{clip}/loop"]))
+    frames = _unrolled(
+        data[f"{clip}/frames"], cycles, str(data[f"{clip}/loop"]), seams=_MIRROR_SEAMS.get(clip, ())
+    )
     step = float(np.median(frames[:-1, 0]))  # recorded frame duration (the last one may be 0)
     end = (len(frames) - 1) * step
     if rate is None:
