@@ -6,12 +6,19 @@
    frame-level depth jumps, left/right swaps (undone), bone-length, speed and trend-residual gates.
 2. **Fill gaps** (:mod:`retarget.gaps`): PCHIP up to ``max_interpolate_s``, Kalman/RTS bridges
    beyond, every filled sample flagged.
-3. **Smooth**: root-relative joints with a zero-phase Butterworth low-pass; the root (pelvis) with
-   a constant-velocity Kalman/RTS smoother in ray coordinates ``(x/z, y/z, z)``, so the noisy
-   camera depth is smoothed harder than the well-measured image-plane position; frames with a high
-   model uncertainty count less. Irregular frame times are handled throughout.
-4. **Bone lengths** (:mod:`retarget.bones`): one median length per bone, the joints moved onto
-   them with the least change (constraint projection), then made exact.
+3. **Smooth**: the body (joints relative to the root) with a motion-adaptive constant-velocity
+   RTS smoother per joint (:func:`~retarget.kalman.motion_adaptive_smooth`): the estimator's
+   white noise is measured per camera axis, each joint's acceleration noise follows its own motion
+   (a still limb is smoothed hard, a kicking leg keeps its bandwidth), and every frame's root is
+   placed by all its joints first, so a joint's signal does not carry the root's noise as well
+   (``body_smoother="butterworth"``: the fixed zero-phase low-pass of earlier versions). The root
+   (pelvis) with a constant-velocity Kalman/RTS smoother in ray coordinates ``(x/z, y/z, z)``, so
+   the noisy camera depth is smoothed harder than the well-measured image-plane position; frames
+   with a high model uncertainty count less. Irregular frame times are handled throughout.
+4. **Bone lengths** (:mod:`retarget.bones`): one median length per bone; slow offsets first take
+   out the slowly drifting per-joint errors (``bone_drift_window_s``), then the joints are moved
+   onto the lengths with the least change (constraint projection, the noisier joint of a bone
+   moving more), then made exact.
 5. **World frame** (:mod:`retarget.frames`): robust floor fit over all people, Z up, floor z = 0.
 6. **Contacts** (:mod:`retarget.contacts`): heel/toe contacts with hysteresis, planted targets,
    and (``lock_feet``) the feet locked on them with two-bone IK of the legs, so ``poses3d``
@@ -108,10 +115,13 @@ from .gaps import (
     gap_runs,
     straight_join,
 )
-from .kalman import rts_smooth
+from .kalman import estimate_noise, motion_adaptive_smooth, rts_smooth
 from .outliers import MIN_DEPTH_MM, GateReport, GateSettings, gate_person, masked_median
 
 logger = logging.getLogger(__name__)
+
+# White noise (mm, camera x, y, z) assumed where too little is measured to estimate it.
+DEFAULT_BODY_NOISE_MM = np.array([5.0, 5.0, 15.0])
 
 CLEAN_KEYS = (
     "raw_poses3d",
@@ -143,20 +153,25 @@ class CleanParams:
     bone_tolerance: float = 0.25  # bone-length gate: allowed relative deviation from the median
     max_speed_m_s: float = 10.0  # speed gate: faster spikes are rejected
     trend_window_s: float = 0.35  # trend gate: Savitzky–Golay window
-    trend_k: float = 4.0  # trend gate: residual limit in robust sigmas (1.4826 x MAD)
+    trend_k: float = 6.0  # trend gate: residual limit in robust sigmas (1.4826 x MAD)
     fix_swaps: bool = True  # undo left/right limb swaps
     use_uncertainty: bool = True  # reject joints with a very high model uncertainty
     # gaps
     max_interpolate_s: float = 0.5  # longer gaps are bridged by the Kalman/RTS model
     # smoothing
     smooth: bool = True
-    body_cutoff_hz: float = 6.0  # zero-phase Butterworth on root-relative joints (<= 0.4 Nyquist)
-    body_order: int = 2  # Butterworth order (doubled by the forward-backward pass)
+    body_smoother: str = "adaptive"  # body (root-relative joints): "adaptive" or "butterworth"
+    body_motion_gain: float = 0.02  # adaptive: accel. noise density per accel. power (s)
+    body_accel_floor: float = 1.0e5  # adaptive: least acceleration noise density (mm²/s³)
+    body_noise_mm: float = 0.0  # adaptive: white noise sigma (depth x3); 0 = measure it
+    body_cutoff_hz: float = 6.0  # butterworth: cut-off (<= 0.4 Nyquist); adaptive: its first pass
+    body_order: int = 2  # butterworth: order (doubled by the forward-backward pass)
     root_accel_density: float = 1.0  # m²/s³, white-acceleration noise of the root's Kalman model
     root_sigma_xy_m: float = 0.02  # root measurement noise across the image
     root_sigma_depth_m: float = 0.08  # root measurement noise in depth (monocular: the largest)
     # skeleton
     enforce_bones: bool = True  # one length per bone per person
+    bone_drift_window_s: float = 1.0  # slow per-joint errors fixed by slow offsets first; 0 = off
     # floor and contacts
     toe_clearance_m: float = 0.02  # toe joint height above the floor when planted
     flat_foot_pitch_deg: float = 23.0  # ankle->toe bone below horizontal on a flat foot (SMPL)
@@ -178,6 +193,14 @@ class CleanParams:
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise CleanError(f"clean parameter {name} must be a positive number, got {value}")
+        if self.body_smoother not in ("adaptive", "butterworth"):
+            raise CleanError(
+                f"body_smoother must be 'adaptive' or 'butterworth', got {self.body_smoother!r}"
+            )
+        if not (self.body_motion_gain > 0 and self.body_accel_floor > 0):
+            raise CleanError("body_motion_gain and body_accel_floor must be positive numbers")
+        if not (self.body_noise_mm >= 0 and self.bone_drift_window_s >= 0):
+            raise CleanError("body_noise_mm and bone_drift_window_s must not be negative")
         if self.body_order < 1:
             raise CleanError(f"body_order must be at least 1, got {self.body_order}")
         if self.contact_exit_height_m < self.contact_enter_height_m:
@@ -207,8 +230,12 @@ class CleanParams:
 
 PRESETS: dict[str, CleanParams] = {
     "default": CleanParams(),
-    "strong": CleanParams(body_cutoff_hz=4.0, root_accel_density=0.3, root_sigma_depth_m=0.1),
-    "fast": CleanParams(body_cutoff_hz=9.0, root_accel_density=4.0, root_sigma_depth_m=0.06),
+    "strong": CleanParams(
+        body_motion_gain=0.005, body_cutoff_hz=4.0, root_accel_density=0.3, root_sigma_depth_m=0.1
+    ),
+    "fast": CleanParams(
+        body_motion_gain=0.08, body_cutoff_hz=9.0, root_accel_density=4.0, root_sigma_depth_m=0.06
+    ),
     "none": CleanParams(
         gate_outliers=False,
         fix_swaps=False,
@@ -352,6 +379,47 @@ def _fill_relative(
     return filled
 
 
+def _smooth_body(
+    x: np.ndarray, relative: np.ndarray, ok: np.ndarray, t: np.ndarray, root: int,
+    params: CleanParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
+    """Smooth one person's body: ``x`` (T, J, 3) mm measured joints (``ok`` (T, J)), ``relative``
+    the same relative to the root, gaps filled. Returns the smoothed body relative to the root
+    (T, J, 3), the root measurement (T, 3; NaN: none) and each joint-frame's expected error
+    (T, J) for the bone fit (None: uniform).
+
+    ``adaptive``: each frame's root is first placed by all its measured joints (median of their
+    offsets from a first smooth body), so that a joint's signal relative to it carries that
+    joint's noise only, not the root's as well; then :func:`~retarget.kalman.motion_adaptive_smooth`
+    with the white noise measured per axis (:func:`~retarget.kalman.estimate_noise`) smooths every
+    joint, the root included. ``butterworth``: the fixed low-pass of earlier versions."""
+    mask = np.broadcast_to(ok[..., None], x.shape)
+    if params.body_smoother == "butterworth":
+        body = lowpass(relative, t, params.body_cutoff_hz, params.body_order)
+        # Root measurement: the pelvis where seen, else the body's offset from the seen joints.
+        from_body = masked_median(np.moveaxis(x - body, 1, 0), np.moveaxis(mask, 1, 0))
+        return body, np.where(ok[:, root, None], x[:, root], from_body), None
+    first = lowpass(relative, t, params.body_cutoff_hz, 2)
+    place = masked_median(np.moveaxis(x - first, 1, 0), np.moveaxis(mask, 1, 0))
+    reference = masked_median(np.moveaxis(x - relative, 1, 0), np.moveaxis(mask, 1, 0))
+    known = finite3(place) & finite3(reference)
+    shift = linear_resample(t[known], (reference - place)[known], t)
+    centred = relative + shift[:, None]  # x - place where measured
+    if params.body_noise_mm > 0:
+        noise = params.body_noise_mm * np.array([1.0, 1.0, 3.0])
+    else:
+        noise = estimate_noise(centred, ok)
+        if not np.all(np.isfinite(noise)):
+            noise = DEFAULT_BODY_NOISE_MM
+    smoothed, density = motion_adaptive_smooth(
+        t, centred, noise, ok, params.body_motion_gain, params.body_accel_floor,
+        first_cutoff_hz=params.body_cutoff_hz, return_density=True,
+    )  # fmt: skip
+    root_measured = np.where(known[:, None], reference - shift + smoothed[:, root], np.nan)
+    # A constant-velocity smoother's position error grows with the fourth root of its density.
+    return smoothed - smoothed[:, root : root + 1], root_measured, density**0.25
+
+
 def _clean_person(
     poses: np.ndarray,
     times: np.ndarray,
@@ -404,15 +472,13 @@ def _clean_person(
     codes[:, never] = HELD
     watch.lap("gaps")
 
-    body = (
-        lowpass(relative, t, params.body_cutoff_hz, params.body_order)
-        if params.smooth
-        else relative
-    )
-    # Root measurement: the pelvis where seen, else the body's offset from the seen joints.
-    mask = np.broadcast_to(ok[..., None], x.shape)
-    from_body = masked_median(np.moveaxis(x - body, 1, 0), np.moveaxis(mask, 1, 0))
-    root_measured = np.where(root_ok[:, None], x[:, root], from_body)
+    if params.smooth:
+        body, root_measured, error = _smooth_body(x, relative, ok, t, root, params)
+    else:
+        body, error = relative, None
+        mask = np.broadcast_to(ok[..., None], x.shape)
+        from_body = masked_median(np.moveaxis(x - body, 1, 0), np.moveaxis(mask, 1, 0))
+        root_measured = np.where(root_ok[:, None], x[:, root], from_body)
     watch.lap("body_smoothing")
     if params.smooth:
         factor = _root_weights(None if uncertainty is None else uncertainty[span], ok)
@@ -422,7 +488,9 @@ def _clean_person(
     watch.lap("root_smoothing")
     if params.enforce_bones:
         lengths = median_bone_lengths(body, parents, ok)
-        body = fit_bone_lengths(body, parents, lengths)
+        step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+        window = int(round(params.bone_drift_window_s / step)) | 1
+        body = fit_bone_lengths(body, parents, lengths, weights=error, drift_window=window)
         watch.lap("bones")
     out.poses[span] = body + root_track[:, None]
     out.filled[span] = codes

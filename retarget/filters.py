@@ -389,9 +389,11 @@ def linear_resample(t: np.ndarray, y: np.ndarray, t_query: np.ndarray) -> np.nda
 # --------------------------------------------------------------------------- zero-phase low-pass
 
 
-def effective_cutoff(cutoff_hz: float, fs_hz: float) -> float:
-    """The cut-off actually used: at most ``MAX_CUTOFF_FRACTION`` of the Nyquist frequency."""
-    return float(min(cutoff_hz, MAX_CUTOFF_FRACTION * fs_hz / 2))
+def effective_cutoff(
+    cutoff_hz: float, fs_hz: float, max_fraction: float = MAX_CUTOFF_FRACTION
+) -> float:
+    """The cut-off actually used: at most ``max_fraction`` of the Nyquist frequency."""
+    return float(min(cutoff_hz, max_fraction * fs_hz / 2))
 
 
 def lowpass(
@@ -400,10 +402,11 @@ def lowpass(
     cutoff_hz: float,
     order: int = 2,
     pad_s: float = 0.5,
+    max_fraction: float = MAX_CUTOFF_FRACTION,
 ) -> np.ndarray:
     """Zero-phase Butterworth low-pass of ``values`` (T, ...) sampled at ``frame_times`` (T,) s.
 
-    The cut-off is capped at 0.4 x Nyquist. Irregular frame times are handled by resampling to the
+    The cut-off is capped at ``max_fraction`` (default 0.4) x Nyquist. Irregular frame times are handled by resampling to the
     median frame step, filtering, and interpolating back; where a step is over
     ``MAX_STEP_FACTOR`` times that (a pause in the recording, a broken timestamp), the runs either
     side are filtered apart (a grid across an hour-long jump would take gigabytes). Edges use
@@ -420,13 +423,14 @@ def lowpass(
     jumps = np.flatnonzero(steps > MAX_STEP_FACTOR * np.median(steps)) + 1
     if jumps.size:
         bounds = [0, *jumps.tolist(), len(frame_times)]
-        return np.concatenate([lowpass(values[a:b], frame_times[a:b], cutoff_hz, order, pad_s)
+        return np.concatenate([lowpass(values[a:b], frame_times[a:b], cutoff_hz, order, pad_s,
+                                       max_fraction)
                                for a, b in zip(bounds[:-1], bounds[1:], strict=True)])  # fmt: skip
     uniform = is_uniform(frame_times)
     grid = frame_times if uniform else uniform_grid(frame_times)
     gridded = values if uniform else linear_resample(frame_times, values, grid)
     fs = 1.0 / float(np.median(np.diff(grid)))
-    b, a = butter_lowpass(order, effective_cutoff(cutoff_hz, fs), fs)
+    b, a = butter_lowpass(order, effective_cutoff(cutoff_hz, fs, max_fraction), fs)
     smoothed = filtfilt(b, a, gridded, padlen=max(3 * max(len(a), len(b)), int(pad_s * fs)))
     return smoothed if uniform else linear_resample(grid, smoothed, frame_times)
 

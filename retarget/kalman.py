@@ -15,6 +15,7 @@ over all of them; :func:`rts_smooth_segments` runs several independent clips in 
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -306,3 +307,114 @@ def _smooth_vectorised(
         )
         spread[t] = s00
     return position, velocity, spread
+
+
+# --------------------------------------------------------------------------- motion-adaptive
+
+
+# Leave-one-out cubic residual: x(t) minus the cubic through t-2, t-1, t+1, t+2. On white noise of
+# standard deviation s its standard deviation is s * |_CUBIC_RESIDUAL|; smooth motion leaks little.
+_CUBIC_RESIDUAL = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 6.0
+
+
+def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Standard deviation (3,) of the white (frame-to-frame) noise of ``values`` (T, J, 3) per axis:
+    per joint and axis the robust (1.4826 x MAD) spread of the leave-one-out cubic residual over
+    the runs of five ``valid`` (T, J) samples, then the median over the joints (a fast limb's
+    motion leaks into its residual; most joints move slowly). NaN where nothing is measured."""
+    from .outliers import robust_sigma  # outliers -> filters; kalman stays importable alone
+
+    num = len(values)
+    width = len(_CUBIC_RESIDUAL)
+    if num < width:
+        return np.full(3, np.nan)
+    residual = sum(c * values[k : num - width + 1 + k] for k, c in enumerate(_CUBIC_RESIDUAL))
+    usable = np.all([valid[k : num - width + 1 + k] for k in range(width)], axis=0)
+    sigma = robust_sigma(residual, np.broadcast_to(usable[..., None], residual.shape))  # (J, 3)
+    sigma /= np.linalg.norm(_CUBIC_RESIDUAL)
+    sigma = np.where(usable.sum(axis=0)[:, None] >= 8, sigma, np.nan)
+    if np.all(np.isnan(sigma)):
+        return np.full(3, np.nan)
+    return np.nanmedian(sigma, axis=0)
+
+
+def _second_derivative(values: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Second derivative (T, ...) along axis 0 on irregular ``times`` (ends copy their neighbour)."""
+    out = np.empty_like(values)
+    if len(values) < 3:
+        out[:] = 0.0
+        return out
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    h0 = np.diff(times)[:-1].reshape(shape)
+    h1 = np.diff(times)[1:].reshape(shape)
+    slope0 = (values[1:-1] - values[:-2]) / h0
+    slope1 = (values[2:] - values[1:-1]) / h1
+    out[1:-1] = 2.0 * (slope1 - slope0) / (h0 + h1)
+    out[0], out[-1] = out[1], out[-2]
+    return out
+
+
+def _noise_gain(cutoff_hz: float, order: int, step: float) -> float:
+    """Variance of the second derivative (per s⁴) of unit white noise after the first-pass
+    low-pass (:func:`~retarget.filters.lowpass` at ``cutoff_hz``, ``order``) at frame ``step``."""
+    return _noise_gain_cached(round(cutoff_hz * step, 9), order) / step**4
+
+
+@lru_cache(maxsize=16)
+def _noise_gain_cached(cycles_per_frame: float, order: int) -> float:
+    from .filters import lowpass
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(4096, 4))
+    times = np.arange(len(noise), dtype=float)
+    smoothed = lowpass(noise, times, cycles_per_frame, order, max_fraction=0.9)
+    return float(np.var(np.diff(smoothed[64:-64], 2, axis=0)))
+
+
+def motion_adaptive_smooth(
+    times: np.ndarray,
+    values: np.ndarray,
+    noise: np.ndarray,
+    measured: np.ndarray | None = None,
+    gain: float = 0.05,
+    floor: float = 1.0e5,
+    window_s: float = 0.25,
+    first_cutoff_hz: float = 6.0,
+    filled_noise_factor: float = 3.0,
+    return_density: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Smooth ``values`` (T, J, 3) at ``times`` (T,) s, finite, with a constant-velocity RTS
+    smoother per coordinate whose acceleration noise follows the motion, per joint and frame.
+
+    ``noise`` (3,) is the white measurement noise per axis (same unit as ``values``, e.g. from
+    :func:`estimate_noise`). A first pass (zero-phase Butterworth at ``first_cutoff_hz``) gives
+    each joint's acceleration; its local power over ``window_s``, less what the noise leaves in
+    it, times ``gain`` (s) is the joint's acceleration noise density ``q`` (unit²/s³, at least
+    ``floor``): a still limb is smoothed hard, a kicking leg keeps its bandwidth. Samples not
+    ``measured`` (T, J) (filled gaps) count as measurements ``filled_noise_factor`` times
+    noisier. ``return_density`` also returns ``q`` (T, J)."""
+    from .filters import lowpass
+    from .outliers import moving_average
+
+    values = np.asarray(values, float)
+    times = np.asarray(times, float)
+    num, joints, axes = values.shape
+    if num < 3:
+        return (values.copy(), np.ones((num, joints))) if return_density else values.copy()
+    noise = np.maximum(np.asarray(noise, float), 1e-6)
+    step = float(np.median(np.diff(times)))
+    first = lowpass(values, times, first_cutoff_hz, 2, max_fraction=0.9)
+    power = _second_derivative(first, times) ** 2
+    power = moving_average(power, 2 * max(1, int(round(0.5 * window_s / step))) + 1)
+    cutoff = min(first_cutoff_hz, 0.9 * 0.5 / step)
+    power -= _noise_gain(cutoff, 2, step) * noise**2
+    q = gain * np.maximum(power, 0.0).mean(axis=-1)  # (T, J): one density per joint
+    q = np.maximum(q, floor)
+    r = np.broadcast_to(noise**2, values.shape)
+    if measured is not None:
+        r = np.where(np.asarray(measured, bool)[..., None], r, r * filled_noise_factor**2)
+    flat = values.reshape(num, joints * axes)
+    density = np.repeat(q, axes, axis=1)
+    track = rts_smooth(times, flat, r.reshape(num, -1), density, variance=False)
+    smoothed = track.position.reshape(values.shape)
+    return (smoothed, q) if return_density else smoothed
