@@ -15,7 +15,6 @@ over all of them; :func:`rts_smooth_segments` runs several independent clips in 
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -354,29 +353,12 @@ def _second_derivative(values: np.ndarray, times: np.ndarray) -> np.ndarray:
     return out
 
 
-def _noise_gain(cutoff_hz: float, order: int, step: float) -> float:
-    """Variance of the second derivative (per s⁴) of unit white noise after the first-pass
-    low-pass (:func:`~retarget.filters.lowpass` at ``cutoff_hz``, ``order``) at frame ``step``."""
-    return _noise_gain_cached(round(cutoff_hz * step, 9), order) / step**4
-
-
-@lru_cache(maxsize=16)
-def _noise_gain_cached(cycles_per_frame: float, order: int) -> float:
-    from .filters import lowpass
-
-    rng = np.random.default_rng(0)
-    noise = rng.normal(size=(4096, 4))
-    times = np.arange(len(noise), dtype=float)
-    smoothed = lowpass(noise, times, cycles_per_frame, order, max_fraction=0.9)
-    return float(np.var(np.diff(smoothed[64:-64], 2, axis=0)))
-
-
 def motion_adaptive_smooth(
     times: np.ndarray,
     values: np.ndarray,
     noise: np.ndarray,
     measured: np.ndarray | None = None,
-    gain: float = 0.05,
+    gain: float = 0.02,
     floor: float = 1.0e5,
     window_s: float = 0.25,
     first_cutoff_hz: float = 6.0,
@@ -387,12 +369,14 @@ def motion_adaptive_smooth(
     smoother per coordinate whose acceleration noise follows the motion, per joint and frame.
 
     ``noise`` (3,) is the white measurement noise per axis (same unit as ``values``, e.g. from
-    :func:`estimate_noise`). A first pass (zero-phase Butterworth at ``first_cutoff_hz``) gives
-    each joint's acceleration; its local power over ``window_s``, less what the noise leaves in
-    it, times ``gain`` (s) is the joint's acceleration noise density ``q`` (unit²/s³, at least
-    ``floor``): a still limb is smoothed hard, a kicking leg keeps its bandwidth. Samples not
-    ``measured`` (T, J) (filled gaps) count as measurements ``filled_noise_factor`` times
-    noisier. ``return_density`` also returns ``q`` (T, J)."""
+    :func:`estimate_noise`). A first pass (zero-phase Butterworth at ``first_cutoff_hz``, up to
+    0.9 x Nyquist: it only measures the motion) gives each joint's acceleration; its local mean
+    square over ``window_s`` (averaged over the axes) times ``gain`` (s) is the joint's
+    acceleration noise density ``q`` (unit²/s³, at least ``floor``): a still limb is smoothed
+    hard, a kicking leg keeps its bandwidth. (Subtracting the part of that power the noise
+    leaves in the first pass changed nothing measurable: the floor dominates where it matters.)
+    Samples not ``measured`` (T, J) (filled gaps) count as measurements ``filled_noise_factor``
+    times noisier. ``return_density`` also returns ``q`` (T, J)."""
     from .filters import lowpass
     from .outliers import moving_average
 
@@ -406,9 +390,7 @@ def motion_adaptive_smooth(
     first = lowpass(values, times, first_cutoff_hz, 2, max_fraction=0.9)
     power = _second_derivative(first, times) ** 2
     power = moving_average(power, 2 * max(1, int(round(0.5 * window_s / step))) + 1)
-    cutoff = min(first_cutoff_hz, 0.9 * 0.5 / step)
-    power -= _noise_gain(cutoff, 2, step) * noise**2
-    q = gain * np.maximum(power, 0.0).mean(axis=-1)  # (T, J): one density per joint
+    q = gain * power.mean(axis=-1)  # (T, J): one density per joint
     q = np.maximum(q, floor)
     r = np.broadcast_to(noise**2, values.shape)
     if measured is not None:
