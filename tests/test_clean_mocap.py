@@ -19,10 +19,11 @@ from retarget.clean import clean_trajectory
 from retarget.filters import baseline_butterworth
 
 NAMES = tuple(case.name for case in MOCAP_CASES)
-# Clips whose planted ankle sits at the height the cleaning assumes for a flat SMPL foot (toe
-# clearance + foot x sin 23°, ~6.5 cm here): the kick, the jump and the walking turn stand on
-# ankles 4.5-7.6 cm up (on the ball, or this skeleton's low ankle), so "below the true planted
-# height" there measures that prior, not the feet going through the floor.
+# Clips whose planted feet sit where the cleaning puts a planted SMPL foot (toe 2 cm up, ankle
+# 2 cm + foot length x sin 23° = 6.5 cm here). The kick, the jump and the walking turn plant
+# ankles or toes 1-3 cm higher (kick: ankles 7.6 cm; jump: toes 3.4-5 cm, landing on the balls
+# of a rigid foot), so "1 cm below the true planted height" there measures that prior, not feet
+# going through the floor.
 FLAT_FOOT = ("dance", "dash", "spinkick", "run")
 
 
