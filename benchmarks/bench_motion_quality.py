@@ -24,6 +24,7 @@ slide <= 5 mm/frame, skate < 5 %, penetration < 1 cm on >= 99 % of frames.
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -140,6 +141,7 @@ def main() -> None:
     parser.add_argument("--presets", default="default,strong", help="comma-separated presets")
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
+    logging.getLogger("retarget").setLevel(logging.ERROR)  # per-clip floor warnings: not news here
     presets = tuple(p for p in args.presets.split(",") if p)
     if "default" not in presets:
         presets = ("default", *presets)
