@@ -29,6 +29,7 @@ import dataclasses
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,8 +256,12 @@ def read_trajectory(path: str | os.PathLike) -> Trajectory:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        raise ContractError(f"{path.name} is not a trajectory .npz file ({error})") from error
+    # zlib.error: a damaged compressed member (a cut or corrupted download or copy)
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
+        raise ContractError(
+            f"{path} is not a trajectory .npz file or is damaged ({error}); re-run the analysis "
+            "or copy the file again"
+        ) from error
     try:
         return _from_arrays(arrays)
     except ContractError as error:
