@@ -60,7 +60,7 @@ intervals):
                                       and per stage (``stage_runtime_s``)
 ==================== ================ =========================================================
 
-``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...]`` does the same
+``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...] [--overwrite]`` does the same
 from the command line (:func:`configure_parser`, :func:`main`).
 """
 
@@ -70,6 +70,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -89,7 +90,7 @@ from .contacts import (
     speeds,
     targets_and_weights,
 )
-from .contract import Trajectory, read_trajectory, write_trajectory
+from .contract import Trajectory, output_problem, read_trajectory, write_trajectory
 from .filters import linear_resample, lowpass
 from .frames import (
     FloorFit,
@@ -619,16 +620,36 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one parameter of the preset, e.g. --set body_cutoff_hz=5 (repeatable)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace OUTPUT if it exists (default: refuse)"
+    )
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse an output that exists (unless ``--overwrite``) or cannot be written, before the
+    cleaning runs."""
+    output = Path(args.output)
+    if output.exists() and not output.is_dir() and not args.overwrite:
+        raise CleanError(f"{output} exists; pass --overwrite to replace it, or choose another -o")
+    problem = output_problem(output)
+    if problem is not None:
+        raise CleanError(f"cannot write the cleaned trajectory: {problem}")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the ``clean`` command; returns the process exit code."""
     try:
         overrides = dict(_parse_override(text) for text in args.overrides)
-        result = clean_trajectory(read_trajectory(args.input), args.preset, **overrides)
+        trajectory = read_trajectory(args.input)
+        resolve_params(args.preset, **overrides)  # a bad preset is named before the output
+        _check_output(args)
+        result = clean_trajectory(trajectory, args.preset, **overrides)
         write_trajectory(args.output, result)
     except RetargetError as error:
         logger.error("%s", error)
+        return 2
+    except OSError as error:  # the disk filled up or went away while writing
+        logger.error("cannot write %s: %s", args.output, error.strerror or error)
         return 2
     report = json.loads(str(result.extras["clean_report"]))
     logger.info(

@@ -25,6 +25,7 @@ that do not clash with the keys above. A file is written atomically (temp file +
 never sees half a file and an earlier result is never destroyed by a failed write.
 """
 
+import contextlib
 import dataclasses
 import os
 import tempfile
@@ -230,7 +231,7 @@ def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
     handle, temp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as temp_file:
-            np.savez_compressed(temp_file, **arrays)
+            _save_npz(temp_file, arrays)
             temp_file.flush()
             os.fsync(temp_file.fileno())
         os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp's file is private (0600)
@@ -239,6 +240,41 @@ def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _save_npz(file, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` into the open binary ``file``, closing the archive when a write fails
+    (a full disk): numpy's leaves it open, and its finaliser later writes into the closed file and
+    prints an "Exception ignored ... ValueError" traceback after the real error."""
+    archive = zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+    try:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            archive.close()
+        raise
+    archive.close()
+
+
+def output_problem(path: str | os.PathLike) -> str | None:
+    """Why no file can be written at ``path`` (a folder, a file where a folder should be, a
+    read-only or full file system), or None when one can; the missing folders are created. Entry
+    points call it before their work, so a long run does not fail at its very end."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder; give a file name"
+    folder = path.parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, not a folder; choose another output path"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        return f"cannot write into {folder}: {error.strerror or error}"
+    return None
 
 
 def _umask() -> int:

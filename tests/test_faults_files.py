@@ -4,7 +4,7 @@ unwritable files do (issue 18). Every test here failed before its fix."""
 import pytest
 
 from retarget.contract import ContractError, read_trajectory, write_trajectory
-from tests.faults import PYTHON, corrupt_member, no_traceback, run
+from tests.faults import PYTHON, corrupt_member, no_traceback, run, run_with_read_only
 
 CLEAN = [PYTHON, "-m", "retarget", "clean"]
 
@@ -22,3 +22,50 @@ def test_a_damaged_compressed_member_is_a_contract_error_naming_the_file(traject
     cleaned = run([*CLEAN, trajectory_file, "-o", trajectory_file.with_name("out.npz")])
     assert cleaned.returncode == 2
     assert "clip.npz" in no_traceback(cleaned) and "damaged" in cleaned.stderr
+
+
+def test_a_full_disk_while_writing_leaves_no_traceback_and_the_old_file(trajectory_file):
+    """A write that fails part way (a full disk) printed a traceback and, after it, numpy's
+    "Exception ignored ... ValueError" from an archive left open; the earlier file must stay."""
+    output = trajectory_file.with_name("cleaned.npz")
+    write_trajectory(output, read_trajectory(trajectory_file))
+    before = output.read_bytes()
+    cleaned = run([*CLEAN, trajectory_file, "-o", output, "--overwrite"], file_size_limit=20_000)
+    assert cleaned.returncode == 2
+    assert "cannot write" in no_traceback(cleaned) and str(output) in cleaned.stderr
+    assert output.read_bytes() == before
+    assert sorted(p.name for p in output.parent.iterdir()) == ["cleaned.npz", "clip.npz"]
+
+
+def test_clean_refuses_an_output_it_cannot_write_before_cleaning(tmp_path, trajectory_file):
+    """A read-only folder failed with a traceback after the whole cleaning; a file in place of
+    the output's folder said only "File exists"."""
+    read_only = tmp_path / "read-only"
+    refused = run_with_read_only([*CLEAN, trajectory_file, "-o", read_only / "x.npz"], read_only)
+    assert refused.returncode == 2
+    assert "cannot write" in no_traceback(refused) and "Read-only file system" in refused.stderr
+    in_a_file = run([*CLEAN, trajectory_file, "-o", trajectory_file / "x.npz"])
+    assert in_a_file.returncode == 2
+    assert f"{trajectory_file} is a file, not a folder" in no_traceback(in_a_file)
+
+
+def test_clean_checks_its_output_before_the_work(monkeypatch, trajectory_file):
+    from retarget import __main__ as cli
+    from retarget import clean
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("cleaned before the output was checked")
+
+    monkeypatch.setattr(clean, "clean_trajectory", must_not_run)
+    assert cli.main(["clean", str(trajectory_file), "-o", str(trajectory_file / "x.npz")]) == 2
+
+
+def test_clean_never_replaces_an_existing_file_unless_asked(trajectory_file):
+    output = trajectory_file.with_name("cleaned.npz")
+    output.write_bytes(b"the user's file")
+    refused = run([*CLEAN, trajectory_file, "-o", output])
+    assert refused.returncode == 2 and "--overwrite" in no_traceback(refused)
+    assert output.read_bytes() == b"the user's file"
+    replaced = run([*CLEAN, trajectory_file, "-o", output, "--overwrite"])
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert read_trajectory(output).num_people == 2
