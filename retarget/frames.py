@@ -56,7 +56,8 @@ def level_camera_pose(poses3d_mm: np.ndarray, joint_names: tuple[str, ...]) -> n
     pose[:3, :3] = LEVEL_CAMERA_ROTATION
     foot = [joint_names.index(name) for name in FOOT_JOINTS if name in joint_names]
     heights = camera_to_world(poses3d_mm[:, :, foot or slice(None)], pose)[..., 2]
-    lowest = np.nanmin(heights, axis=-1) if np.isfinite(heights).any() else np.zeros(1)
+    # not np.nanmin: frames where a person is absent would warn "All-NaN slice" on every import
+    lowest = np.where(np.isfinite(heights), heights, np.inf).min(axis=-1, initial=np.inf)
     lowest = lowest[np.isfinite(lowest)]
     pose[2, 3] = -np.percentile(lowest, 5) if lowest.size else 0.0
     return pose

@@ -1,6 +1,9 @@
 """Fault battery, trajectory files and ``python -m retarget clean``: what a user's damaged, odd or
 unwritable files do (issue 18). Every test here failed before its fix."""
 
+import warnings
+
+import numpy as np
 import pytest
 
 from retarget.contract import ContractError, read_trajectory, write_trajectory
@@ -69,3 +72,19 @@ def test_clean_never_replaces_an_existing_file_unless_asked(trajectory_file):
     replaced = run([*CLEAN, trajectory_file, "-o", output, "--overwrite"])
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert read_trajectory(output).num_people == 2
+
+
+def test_a_person_absent_in_some_frames_gives_no_all_nan_warning(two_person_trajectory):
+    """Every import printed ``RuntimeWarning: All-NaN slice encountered`` (frames.py)."""
+    from retarget import frames
+
+    poses = two_person_trajectory.poses3d.copy()
+    poses[:10, 1] = np.nan  # the runner enters late
+    names = two_person_trajectory.joint_names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pose = frames.level_camera_pose(poses, names)
+    assert np.isfinite(pose).all() and pose[2, 3] > 0  # the floor under the camera
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert frames.level_camera_pose(np.full_like(poses, np.nan), names)[2, 3] == 0.0
