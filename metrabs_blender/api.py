@@ -103,6 +103,23 @@ def _person_motions(trajectory: contract.Trajectory) -> list[_PersonMotion]:
     return motions
 
 
+def _people_in_front(trajectory: contract.Trajectory, name: str) -> contract.Trajectory:
+    """``trajectory`` without the people behind the camera (a warning names them); refused when
+    nobody is left: such poses are in another frame and would import as nonsense."""
+    behind = frames.behind_camera(trajectory.poses3d)
+    if not behind.any():
+        return trajectory
+    seen = np.isfinite(trajectory.poses3d).any(axis=(0, 2, 3))
+    if not (seen & ~behind).any():
+        raise MocapError(
+            f"Every person in {name} is behind the camera (negative depth); "
+            f"{frames.BEHIND_CAMERA_ADVICE}"
+        )
+    dropped = ", ".join(str(int(i)) for i in trajectory.track_ids[behind])
+    log.warning("%s: person %s is behind the camera and is not imported", name, dropped)
+    return select_people(trajectory, [int(i) for i in trajectory.track_ids[~behind]])
+
+
 def _pick_person(motions: list[_PersonMotion], track_id: int | None) -> _PersonMotion:
     if track_id is None:
         return max(motions, key=lambda m: len(m.times))  # the person seen longest
@@ -180,7 +197,7 @@ def import_trajectory(
     from ..retarget import rigmaps
 
     context = context or bpy.context
-    trajectory = contract.read_trajectory(path)
+    trajectory = _people_in_front(contract.read_trajectory(path), Path(path).name)
     skeleton = get_skeleton(trajectory.skeleton)
     motions = _person_motions(trajectory)
     params = solve.RetargetParams(

@@ -93,7 +93,9 @@ from .contacts import (
 from .contract import Trajectory, output_problem, read_trajectory, write_trajectory
 from .filters import linear_resample, lowpass
 from .frames import (
+    BEHIND_CAMERA_ADVICE,
     FloorFit,
+    behind_camera,
     camera_to_world,
     estimate_floor,
     finite3,
@@ -500,6 +502,12 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
     if not finite3(raw).any():
         raise CleanError("the clip has no 3D joint at all; nothing to clean (was anyone detected?)")
     raw = np.where(np.isinf(raw), np.nan, raw)
+    behind = behind_camera(raw)
+    behind_ids = [int(i) for i in np.asarray(trajectory.track_ids)[behind]]
+    if behind.any() and behind.sum() == (finite3(raw).any(axis=(0, 2))).sum():
+        raise CleanError(
+            f"every person is behind the camera (negative depth); {BEHIND_CAMERA_ADVICE}"
+        )
     names = tuple(trajectory.joint_names)
     parents = parents_from_edges(trajectory.joint_edges, len(names))
     num, people, num_joints, _ = raw.shape
@@ -509,6 +517,11 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
     rejected = np.zeros((num, people, num_joints), bool)
     swapped = np.zeros((num, people), bool)
     report: dict = {"people": [], "warnings": []}
+    if behind_ids:  # their joints fail the depth gate: they come out empty
+        report["warnings"].append(
+            f"person {', '.join(map(str, behind_ids))} is behind the camera (negative depth) and "
+            f"is dropped; {BEHIND_CAMERA_ADVICE}"
+        )
     for p in range(people):
         watch.lap("other")
         result = _clean_person(raw[:, p], times, names, parents, uncertainty[:, p], params, watch)

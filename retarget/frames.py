@@ -63,6 +63,27 @@ def level_camera_pose(poses3d_mm: np.ndarray, joint_names: tuple[str, ...]) -> n
     return pose
 
 
+def behind_camera(poses3d_mm: np.ndarray) -> np.ndarray:
+    """``(P,)`` bool: people of ``poses3d_mm`` ``(T, P, J, 3)`` (camera frame) whose measured joints
+    are mostly behind the camera (median depth <= 0). No camera sees such a person: the file's
+    poses are in another frame (e.g. z pointing backwards), and nothing built from them is right."""
+    depth = np.moveaxis(np.asarray(poses3d_mm[..., 2], float), 1, 0).reshape(
+        poses3d_mm.shape[1], -1
+    )
+    depth = np.where(np.isfinite(depth), depth, np.nan)
+    measured = np.isfinite(depth).any(axis=1)
+    median = np.zeros(len(depth))
+    if measured.any():  # nanmedian only over people with data (no All-NaN warning)
+        median[measured] = np.nanmedian(depth[measured], axis=1)
+    return measured & (median <= 0)
+
+
+BEHIND_CAMERA_ADVICE = (
+    "poses3d must be in the camera frame of OpenCV (x right, y down, z forward, millimetres); "
+    "if another tool wrote the file, flip its z axis"
+)
+
+
 def world_from_floor(up: np.ndarray, floor_offset_m: float) -> np.ndarray:
     """Camera pose (4x4) for a floor ``{p : up . p = floor_offset_m}`` (camera frame, metres, ``up``
     a unit normal pointing from the floor towards the people)."""

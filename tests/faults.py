@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -25,20 +26,23 @@ PYTHON = str(_MAIN_VENV) if _MAIN_VENV.exists() else sys.executable
 
 
 def corrupt_member(path: Path, member: str = "poses3d.npy") -> Path:
-    """Flip bytes inside the compressed data of ``member`` of the .npz at ``path`` (its zip
-    headers stay intact, so only decompressing it fails)."""
+    """Damage the compressed data of ``member`` of the .npz at ``path`` so that inflating it fails
+    (``zlib.error``, not only a bad checksum); the zip headers stay intact."""
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(member)
     data = bytearray(path.read_bytes())
-    name_length, extra_length = struct.unpack(
-        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
-    )
-    start = info.header_offset + 30 + name_length + extra_length
-    middle = start + info.compress_size // 2
-    for offset in range(middle - 64, middle + 64):
-        data[offset] ^= 0x5A
-    path.write_bytes(bytes(data))
-    return path
+    header = info.header_offset
+    name_length, extra_length = struct.unpack("<HH", data[header + 26 : header + 30])
+    start = header + 30 + name_length + extra_length
+    for offset in range(start + 16, start + info.compress_size - 64, 32):
+        damaged = data.copy()
+        damaged[offset : offset + 64] = bytes(b ^ 0x5A for b in damaged[offset : offset + 64])
+        try:
+            zlib.decompress(bytes(damaged[start : start + info.compress_size]), -zlib.MAX_WBITS)
+        except zlib.error:
+            path.write_bytes(bytes(damaged))
+            return path
+    raise AssertionError(f"could not damage {member} of {path} so that inflating it fails")
 
 
 def environment(**extra: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Fault battery, trajectory files and ``python -m retarget clean``: what a user's damaged, odd or
 unwritable files do (issue 18). Every test here failed before its fix."""
 
+import json
 import warnings
 
 import numpy as np
@@ -88,3 +89,27 @@ def test_a_person_absent_in_some_frames_gives_no_all_nan_warning(two_person_traj
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert frames.level_camera_pose(np.full_like(poses, np.nan), names)[2, 3] == 0.0
+
+
+def _flipped(trajectory, people):
+    """``trajectory`` with the depth of ``people`` negated: behind the camera."""
+    poses = trajectory.poses3d.copy()
+    poses[:, people, :, 2] *= -1
+    return trajectory.replace(poses3d=poses)
+
+
+def test_clean_names_people_behind_the_camera(tmp_path, two_person_trajectory):
+    """A clip whose people are all behind the camera was refused with "no 3D joint in the clip";
+    one such person among others is dropped with a warning saying why."""
+    behind = write_trajectory(tmp_path / "behind.npz", _flipped(two_person_trajectory, [0, 1]))
+    refused = run([*CLEAN, behind, "-o", tmp_path / "out.npz"])
+    assert refused.returncode == 2
+    assert "behind the camera" in no_traceback(refused) and "z forward" in refused.stderr
+    assert "no 3D joint" not in refused.stderr
+
+    from retarget.clean import clean_trajectory
+
+    cleaned = clean_trajectory(_flipped(two_person_trajectory, [1]), "fast")
+    warnings_ = json.loads(str(cleaned.extras["clean_report"]))["warnings"]
+    assert any("person 1 is behind the camera" in w for w in warnings_)
+    assert np.isfinite(cleaned.poses3d[:, 0]).any() and not np.isfinite(cleaned.poses3d[:, 1]).any()
