@@ -176,6 +176,25 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _score(text: str) -> float:
+    """``--detection-threshold``: a detector score, above 0 and at most 1 (scores are
+    probabilities; a larger threshold would silently find nobody)."""
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(
+            f"detector scores lie between 0 and 1, got {text!r}; try 0.3 (YOLOX) or 0.5 (HOG)"
+        )
+    return value
+
+
+def _fov(text: str) -> float:
+    """``--fov``: degrees, above 0 and below 180."""
+    value = _positive_float(text)
+    if value >= 180:
+        raise argparse.ArgumentTypeError(f"a field of view lies below 180 degrees, got {text!r}")
+    return value
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``analyze``; argument errors are also reported as a JSON ``error`` event."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -198,7 +217,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="run the detector every N frames; poses propose the boxes in between (default 1: "
         "more for speed, with a model whose poses are good enough to follow people)",
     )  # fmt: skip
-    model.add_argument("--detection-threshold", type=_positive_float, metavar="SCORE")
+    model.add_argument(
+        "--detection-threshold", type=_score, metavar="SCORE",
+        help="keep detections scoring at least this, 0-1 (default: the detector's own)",
+    )  # fmt: skip
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     model.add_argument(
         "--batch-size", type=_batch_size_arg, metavar="N|auto",
@@ -229,7 +251,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="frame rate of an image sequence (default 30)",
     )  # fmt: skip
     camera = parser.add_argument_group("camera (one of; default: 55 deg field of view)")
-    camera.add_argument("--fov", type=_positive_float, metavar="DEG", help="on the longer side")
+    camera.add_argument("--fov", type=_fov, metavar="DEG", help="on the longer side")
     camera.add_argument("--focal-mm", type=_positive_float, metavar="MM")
     camera.add_argument(
         "--sensor-width", type=_positive_float, metavar="MM",
