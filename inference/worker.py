@@ -516,7 +516,8 @@ class Interrupt:
 
 def source_fingerprint(path: str) -> str:
     """``path sha256:<hex>``: SHA-256 of the size and the first and last MiB of a file (whole
-    videos are too large to hash on every run), or of the names and sizes of a sequence's images."""
+    videos are too large to hash on every run), or of the names of a sequence's images (not their
+    sizes: an image fixed or replaced after a run stopped on it keeps the sequence resumable)."""
     digest = hashlib.sha256()
     target = Path(path)
     if target.is_file():
@@ -531,7 +532,7 @@ def source_fingerprint(path: str) -> str:
         from .video import _sequence_files
 
         for name in _sequence_files(path) or []:
-            digest.update(f"{os.path.basename(name)}:{os.path.getsize(name)};".encode())
+            digest.update(f"{os.path.basename(name)};".encode())
     return f"{os.path.abspath(path)} sha256:{digest.hexdigest()[:32]}"
 
 

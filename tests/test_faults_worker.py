@@ -2,10 +2,13 @@
 checked, advice that works. The worker runs as a subprocess with the test models
 (``tests/worker_harness.py``). Every test here failed before its fix."""
 
+import cv2
+import numpy as np
 import pytest
 
-from inference.worker import EXIT_USAGE
-from tests.synthvideo import walking_people, write_clip
+from inference.worker import EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from retarget.contract import read_trajectory
+from tests.synthvideo import frames_of, walking_people, write_clip
 from tests.workerrun import analyze
 
 
@@ -37,3 +40,33 @@ def test_values_out_of_range_are_bad_arguments(clip, tmp_path, option, value, ph
     output = tmp_path / "out.npz"
     assert_error(analyze(clip, "-o", output, option, value, frame_model=True), EXIT_USAGE, phrase)
     assert not output.exists()
+
+
+def _write_sequence(folder, frames) -> None:
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"f{index:02d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+
+def test_a_sequence_fixed_after_a_bad_image_resumes_as_advised(truth, tmp_path):
+    """The advice after a bad image ("fix it, then --resume") could not work: the sequence's
+    fingerprint held the images' sizes, so the fixed sequence was "made with other settings"."""
+    frames = frames_of(truth)[:10]
+    folder = tmp_path / "shots"
+    _write_sequence(folder, frames)
+    good = (folder / "f06.png").read_bytes()
+    (folder / "f06.png").write_bytes(b"\x89PNG cut short")
+    output = tmp_path / "shots.npz"
+    options = ["--batch-size", "2", "--checkpoint-every", "0"]
+    stopped = analyze(folder, "-o", output, *options, frame_model=True)
+    assert_error(stopped, EXIT_INPUT, "f06.png")
+    assert any("--resume" in w["message"] for w in stopped.of("warning"))
+    assert read_trajectory(output).num_frames == 6
+
+    (folder / "f06.png").write_bytes(good)
+    resumed = analyze(folder, "-o", output, *options, "--resume", frame_model=True)
+    assert resumed.returncode == EXIT_OK, resumed.last
+    assert resumed.events[0]["resumed_frames"] == 6
+    result = read_trajectory(output)
+    assert result.num_frames == 10 and not bool(result.extras["partial"])
+    np.testing.assert_array_equal(result.extras["source_frames"], np.arange(10))
