@@ -341,6 +341,10 @@ class WorkerAnalyzer:
 
         args = argparse.Namespace(**vars(self._args))
         args.video, args.output, args.resume = str(video), str(output), resume
+        # The batch's records decide which results in its folder may be replaced (another input's
+        # result keeps its name, see clip_names); a partial result still never replaces a
+        # complete one (the worker writes it beside it).
+        args.overwrite = True
         with _SigtermOnStop(stop):
             code = self._worker.run(
                 args,
@@ -357,7 +361,7 @@ class WorkerAnalyzer:
 
 # worker settings that do not change the result (or change per clip)
 _SPEED_ONLY_SETTINGS = frozenset(
-    {"video", "output", "resume", "device", "batch_size", "checkpoint_every_s"}
+    {"video", "output", "resume", "overwrite", "device", "batch_size", "checkpoint_every_s"}
 )
 
 

@@ -10,7 +10,10 @@ once, then assigns the poses to tracks frame by frame (``inference.track``). Whi
 tracked, every frame of the batch is searched. With ``--box`` only that person is followed
 (and kept however short their track).
 
-Output: the trajectory contract (``retarget.contract``), written atomically. ``extras`` holds
+Output: the trajectory contract (``retarget.contract``), written atomically. An existing OUTPUT is
+only replaced with ``--overwrite`` (or continued with ``--resume``), and a partial result never
+replaces a complete one: it goes to ``<name>.partial.npz`` beside it until the run finishes; one
+run at a time writes OUTPUT (``inference.outputs``, ``docs/files.md``). ``extras`` holds
 ``partial`` (bool: the run was interrupted; resume it with ``--resume``), ``source_frames`` (i32 [T]:
 source frame index of each row), ``detector`` (str) and ``worker_settings`` (JSON; its
 ``batch_size`` is the crops per network call the run started with, automatic or not). A box whose
@@ -27,7 +30,9 @@ Exit codes:
   3    unusable input: video or image sequence missing, empty, not a video, undecodable;
        bad --box, --device, camera file, frame range, or an output name not ending in .npz
   4    no usable model: pose model not installed or broken bundle, detector weights unusable
-  5    output cannot be written, or the --resume file does not match this run
+  5    output cannot be written: it exists (pass --overwrite, or --resume for a partial result),
+       another analysis is writing it, a file stands where its folder should be, no permission,
+       a full disk; or the --resume file does not match this run
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the partial result was written
 """
 
@@ -42,7 +47,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -54,6 +58,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from . import InferenceError
+from .outputs import OutputError, OutputPlan
 from .progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
@@ -81,10 +86,6 @@ class InputError(InferenceError):
 
 class ModelUnavailableError(InferenceError):
     """No pose model can be loaded (exit code 4); the message names the command that fixes it."""
-
-
-class OutputError(InferenceError):
-    """The output cannot be written, or a ``--resume`` file does not belong to this run (exit 5)."""
 
 
 class PoseEstimatorLike(Protocol):
@@ -124,6 +125,7 @@ class Settings:
     tta: int = 1
     device: str = "auto"
     resume: bool = False
+    overwrite: bool = False  # replace an OUTPUT this run did not write
     checkpoint_every_s: float = 60.0
 
 
@@ -263,6 +265,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     run = parser.add_argument_group("run")
     run.add_argument("--resume", action="store_true", help="continue a partial result in OUTPUT")
+    run.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing OUTPUT (default: refuse); until the run finishes, its partial "
+        "results go to <name>.partial.npz and OUTPUT keeps its complete result",
+    )  # fmt: skip
     run.add_argument(
         "--checkpoint-every", type=float, default=60.0, metavar="SECONDS", dest="checkpoint_every_s",
         help="write a partial result this often (0: never; default 60)",
@@ -736,7 +743,9 @@ def _trajectory(
         min_frames = 1 if settings.box else min(settings.min_track_frames, max(1, state.num_rows))
         tracks = select_tracks(tracks, min_frames, settings.max_people)
     arrays = stack_tracks(tracks, state.num_rows, len(names))
-    worker_settings = {key: value for key, value in asdict(settings).items() if key != "resume"}
+    worker_settings = {
+        key: value for key, value in asdict(settings).items() if key not in ("resume", "overwrite")
+    }
     return Trajectory(
         frame_times=np.asarray(state.frame_times, np.float64),
         fps=float(info.fps) / settings.stride,
@@ -774,13 +783,12 @@ _RESUME_KEYS = ("model", "skeleton", "start", "stop", "stride", "box", "tta", "s
 
 
 def _load_resume(
-    settings: Settings, source: str, intrinsics: np.ndarray
+    settings: Settings, path: Path | None, source: str, intrinsics: np.ndarray
 ) -> tuple[Any, bool] | None:
-    """(trajectory, complete) of the output file to resume, or None to start afresh."""
+    """(trajectory, complete) of the result at ``path`` to resume, or None to start afresh."""
     from retarget.contract import ContractError, read_trajectory
 
-    path = Path(settings.output)
-    if not settings.resume or not path.exists():
+    if path is None:
         return None
     try:
         previous = read_trajectory(path)
@@ -879,18 +887,16 @@ def run(
 
 
 def _check_paths(settings: Settings) -> None:
+    from retarget.contract import output_problem
+
     output = Path(settings.output)
     if output.suffix.lower() != ".npz":
         raise InputError(f"the output must be a .npz file, got {settings.output!r}")
     if output.exists() and output.is_dir():
         raise OutputError(f"the output {settings.output} is a folder; give a file name")
-    try:  # found out now, not after the whole analysis
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=output.parent).close()
-    except OSError as error:
-        raise OutputError(
-            f"cannot write the output into {output.parent}: {error.strerror or error}"
-        ) from None
+    problem = output_problem(output)  # found out now, not after the whole analysis
+    if problem is not None:
+        raise OutputError(f"cannot write the output: {problem}")
     video = Path(settings.video)
     if video.exists() and output.exists() and os.path.samefile(video, output):
         raise InputError("the output would overwrite the input video; choose another -o path")
@@ -954,18 +960,38 @@ def _run(
     make_estimator: Callable[[Settings, str], PoseEstimatorLike],
     make_detector: Callable[[Settings, str, ProgressReporter], Any],
 ) -> int:
+    """Check the input and output, hold the output for the run (``inference.outputs``), analyse."""
+    from . import outputs
+
+    opened = _open_input(settings)
+    with outputs.exclusive(settings.output):
+        plan = outputs.plan_output(settings.output, settings.overwrite, settings.resume)
+        return _analyse(settings, plan, opened, reporter, interrupt, make_estimator, make_detector)
+
+
+def _analyse(
+    settings: Settings,
+    plan: OutputPlan,
+    opened: tuple[Any, np.ndarray, str],
+    reporter: ProgressReporter,
+    interrupt: Interrupt,
+    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
+    make_detector: Callable[[Settings, str, ProgressReporter], Any],
+) -> int:
+    """The analysis of an opened input into the files of ``plan``."""
+    from . import outputs
     from .track import TrackerParams
     from .video import FrameRange, open_video
 
     started = time.monotonic()
-    info, intrinsics, camera_text = _open_input(settings)
+    info, intrinsics, camera_text = opened
     source = source_fingerprint(settings.video)
-    resumed = _load_resume(settings, source, intrinsics)
+    resumed = _load_resume(settings, plan.resume_from, source, intrinsics)
     if resumed is None and settings.resume:
         reporter.warning(f"--resume: {settings.output} does not exist yet; starting afresh")
     if resumed is not None and resumed[1]:
         previous = resumed[0]
-        reporter.emit("done", output=str(settings.output), frames=previous.num_frames,
+        reporter.emit("done", output=str(plan.final), frames=previous.num_frames,
                       people=previous.num_people, partial=False, elapsed_s=0.0,
                       message="already complete; nothing to resume")  # fmt: skip
         return EXIT_OK
@@ -993,12 +1019,20 @@ def _run(
         return _trajectory(state, recorded, info, intrinsics, joints, source, model_id,
                            detector_name, partial)  # fmt: skip
 
-    def save(trajectory: Any) -> None:
+    def save(trajectory: Any, partial: bool) -> Path:
+        """Write a partial or the complete result where ``plan`` puts it; the path written."""
+        path = plan.partial if partial else plan.final
         with interrupt.writing():
-            _write(settings.output, trajectory)
+            _write(str(path), trajectory)
+            if not partial:
+                outputs.finished(plan)
+        return path
 
-    def done(trajectory: Any, partial: bool) -> None:
-        reporter.emit("done", output=str(settings.output), frames=trajectory.num_frames,
+    def done(trajectory: Any, partial: bool, path: Path) -> None:
+        if partial and path != plan.final:
+            reporter.warning(f"{plan.final} keeps its complete result; this run's partial result "
+                             f"is {path.name} (--resume continues it)")  # fmt: skip
+        reporter.emit("done", output=str(path), frames=trajectory.num_frames,
                       people=trajectory.num_people, partial=partial, crops=analysis.crops,
                       elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
 
@@ -1013,17 +1047,16 @@ def _run(
         if frame_range is not None and (total is None or state.num_rows < total):
             stream = open_video(settings.video, frame_range, settings.sequence_fps)
             _process_stream(analysis, stream, interrupt, reporter, total, done_at_start,
-                            checkpoint=lambda: save(result(True)))  # fmt: skip
+                            checkpoint=lambda: save(result(True), True))  # fmt: skip
     except KeyboardInterrupt:  # a second signal: stop now, keep the completed batches
         trajectory = result(True)
-        save(trajectory)
-        done(trajectory, partial=True)
+        done(trajectory, True, save(trajectory, True))
         return interrupt.exit_code
     except Exception:
         if state.num_rows > done_at_start:
-            save(result(True))
+            path = save(result(True), True)
             reporter.warning(
-                f"partial result with {state.num_rows} frames saved to {settings.output}; "
+                f"partial result with {state.num_rows} frames saved to {path}; "
                 f"continue it with --resume once the problem is fixed"
             )
         raise
@@ -1034,8 +1067,7 @@ def _run(
         _warn_if_truncated(reporter, info, settings, state)
         if trajectory.num_people == 0:
             reporter.warning(_no_person_message(state))
-    save(trajectory)
-    done(trajectory, partial)
+    done(trajectory, partial, save(trajectory, partial))
     return interrupt.exit_code if partial else EXIT_OK
 
 

@@ -367,6 +367,7 @@ def analyze_video(
     model: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     on_event: "Callable[[dict, backend.WorkerState], None] | None" = None,
     should_cancel: "Callable[[], bool] | None" = None,
     worker: Sequence[str] = backend.WORKER_ENTRY,
@@ -380,11 +381,16 @@ def analyze_video(
     every protocol event; ``should_cancel`` is polled and, once true, the worker is stopped and the
     frames it finished are returned as a partial result, which ``resume=True`` continues. ``extra_args`` go to the worker as they
     are (e.g. ``("--tta", "5")``; see ``python -m inference analyze --help``).
+
+    An existing ``output`` is refused unless ``overwrite``; a cancelled run then writes its
+    partial result beside it (``<name>.partial.npz``, the returned path) and ``output`` keeps
+    its complete result until a run finishes.
     """
     request = backend.AnalyzeRequest(
         video=str(video), output=str(output), frame_start=frame_start, frame_stop=frame_stop,
         fov_deg=fov_deg, focal_mm=focal_mm, sensor_mm=sensor_mm, max_people=max_people,
-        device=device, model=model, resume=resume, extra_args=tuple(extra_args),
+        device=device, model=model, resume=resume, overwrite=overwrite,
+        extra_args=tuple(extra_args),
     )  # fmt: skip
     process = start_analysis(request, python=python, cache_dir=cache_dir, worker=worker)
     outcome = backend.run_to_completion(process, on_event=on_event, should_cancel=should_cancel)

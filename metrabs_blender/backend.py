@@ -257,6 +257,7 @@ class AnalyzeRequest:
     device: str = "auto"  # "auto", "cuda" or "cpu"
     model: str | None = None  # model name or path (None: worker default)
     resume: bool = False  # continue a partial result at ``output``
+    overwrite: bool = False  # replace an existing ``output`` (else the worker refuses it)
     extra_args: tuple[str, ...] = ()  # passed through unchanged
 
     def __post_init__(self) -> None:
@@ -291,6 +292,8 @@ def analyze_command(
         command += ["--model", request.model]
     if request.resume:
         command.append("--resume")
+    if request.overwrite:
+        command.append("--overwrite")
     return command + list(request.extra_args)
 
 

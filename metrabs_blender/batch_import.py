@@ -74,8 +74,10 @@ def result_files(folder: str | os.PathLike, prefer_cleaned: bool = True) -> list
     if manifest.is_file():
         rows = _manifest_clips(manifest)
     else:  # a folder of results without a batch: a cleaned file beside each is theirs
+        # not <clip>.partial.npz: the unfinished re-run of a clip whose complete result is beside
         rows = [(path.stem, path, folder / CLEANED_DIR / path.name)
-                for path in sorted(folder.glob("*.npz"))]  # fmt: skip
+                for path in sorted(folder.glob("*.npz"))
+                if not path.name.endswith(".partial.npz")]  # fmt: skip
     if not rows:
         raise MocapError(
             f"no finished results in {folder}; run `python -m inference batch VIDEOS -o {folder}` "

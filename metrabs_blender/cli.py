@@ -92,6 +92,7 @@ def _trajectory_path(args: argparse.Namespace) -> Path:
         fov_deg=args.fov,
         max_people=args.max_people,
         device=args.device,
+        overwrite=args.overwrite,
     )
     for warning in result.warnings:
         log.warning("%s", warning)

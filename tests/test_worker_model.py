@@ -59,7 +59,7 @@ def test_bundle_runs_end_to_end(bundle, clip, tmp_path):
     assert json.loads(str(result.extras["worker_settings"]))["batch_size"] == CPU_BATCH_SIZE
     assert f"batch size: {CPU_BATCH_SIZE} crops per network call (automatic)" in run.stderr
 
-    run = analyze(video, "-o", output, *common, "--skeleton", "upper_5", real=True)
+    run = analyze(video, "-o", output, *common, "--skeleton", "upper_5", "--overwrite", real=True)
     assert run.returncode == EXIT_OK, run.stderr[-3000:]
     result = read_trajectory(output)
     assert result.skeleton == "upper_5" and result.joint_names == (
