@@ -162,10 +162,35 @@ def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones)
     return action
 
 
+def resolve_target(
+    target: "bpy.types.Object | str | None", context: "bpy.types.Context | None" = None
+) -> "bpy.types.Object | None":
+    """The target object of an import: an object, or the name of one in this file; its
+    ``matrix_world`` brought up to date first (a script that just scaled or moved the rig has not
+    had the depsgraph re-evaluate it, and the scale check would read the old matrix)."""
+    if target is None:
+        return None
+    if isinstance(target, str):
+        found = bpy.data.objects.get(target)
+        if found is None:
+            armatures = sorted(o.name for o in bpy.data.objects if o.type == "ARMATURE")
+            raise MocapError(
+                f"No object named {target!r} in this file; its armatures: "
+                f"{', '.join(armatures) or 'none'}"
+            )
+        target = found
+    elif not isinstance(target, bpy.types.Object):
+        raise MocapError(
+            f"target must be an armature object or its name, not a {type(target).__name__}"
+        )
+    (context or bpy.context).view_layer.update()
+    return target
+
+
 def import_trajectory(
     path: str | os.PathLike,
     *,
-    target: "bpy.types.Object | None" = None,
+    target: "bpy.types.Object | str | None" = None,
     rig_map: "str | os.PathLike | object" = "auto",
     root_motion: str | None = None,
     foot_lock: bool = True,
@@ -178,8 +203,9 @@ def import_trajectory(
     """Import a trajectory ``.npz`` as keyframes, in one new action per person (a "take").
 
     With no ``target`` every person gets a new MeTRAbs rig with the clip's own proportions, placed
-    where the camera saw them. With a ``target`` armature, one person (``person`` = track id, else
-    the one seen longest) is retargeted onto it: ``rig_map`` is "auto", a preset name
+    where the camera saw them. With a ``target`` armature (the object or its name), one person
+    (``person`` = track id, else the one seen longest) is retargeted onto it: ``rig_map`` is
+    "auto", a preset name
     (``retarget.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
     ``root_motion`` is "relative" (default for targets: the path starts where the rig stands),
     "camera" (default without target) or "in_place"; it is scaled by the target/source leg
@@ -197,6 +223,7 @@ def import_trajectory(
     from ..retarget import rigmaps
 
     context = context or bpy.context
+    target = resolve_target(target, context)
     trajectory = _people_in_front(contract.read_trajectory(path), Path(path).name)
     skeleton = get_skeleton(trajectory.skeleton)
     motions = _person_motions(trajectory)
@@ -516,7 +543,7 @@ def import_people(
     *,
     context: "bpy.types.Context | None" = None,
     match_scene: bool = True,
-    target: "bpy.types.Object | None" = None,
+    target: "bpy.types.Object | str | None" = None,
     **options,
 ) -> list[ImportResult]:
     """:func:`import_trajectory` restricted to the people ``track_ids`` (default everyone).
@@ -528,6 +555,7 @@ def import_people(
     the camera match fits them all.
     """
     path = Path(path)
+    target = resolve_target(target, context)
     if target is not None:
         if track_ids is not None and len(track_ids) != 1:
             raise MocapError(

@@ -124,6 +124,7 @@ def import_folder(
     from . import api  # here, so that api may re-export this function
 
     context = context or bpy.context
+    target = api.resolve_target(target, context)
     imported = FolderImport()
     for name, path in result_files(folder, prefer_cleaned):
         first = match_scene and not imported.takes

@@ -47,3 +47,29 @@ def test_a_damaged_trajectory_is_an_error_naming_the_file(api, tmp_path, two_per
     assert set(bpy.data.objects) == objects
     refused = run([*HEADLESS, path, "--out", tmp_path / "scene.blend"])
     assert refused.returncode == 1 and "damaged" in no_traceback(refused)
+
+
+@pytest.fixture
+def trajectory_file(tmp_path, two_person_trajectory):
+    return write_trajectory(tmp_path / "clip.npz", two_person_trajectory)
+
+
+# ------------------------------------------------------------------------------------------------
+# The scripting API's target (item 11)
+
+
+def test_the_target_is_checked_as_the_script_left_it_and_may_be_a_name(api, trajectory_file):
+    """``import_trajectory(target=rig)`` right after the script scaled the rig read a stale
+    ``matrix_world`` (no depsgraph update) and skipped its scale check; ``target="Armature"``
+    raised AttributeError."""
+    rig = api.import_trajectory(trajectory_file, person=0)[0].armature
+    rig.scale = (0.01, 0.01, 0.01)  # as an FBX import leaves it; nothing re-evaluated since
+    with pytest.raises(api.MocapError, match="apply rotation and scale"):
+        api.import_trajectory(trajectory_file, target=rig)
+    rig.scale = (1.0, 1.0, 1.0)
+    by_name = api.import_trajectory(trajectory_file, target=rig.name)
+    assert by_name[0].armature == rig and rig.animation_data.action == by_name[0].action
+    with pytest.raises(api.MocapError, match=f"No object named 'Armature'.*{rig.name}"):
+        api.import_trajectory(trajectory_file, target="Armature")
+    with pytest.raises(api.MocapError, match="armature object or its name"):
+        api.import_trajectory(trajectory_file, target=rig.data)
