@@ -20,6 +20,7 @@ Every function validates its input before it creates anything, so a bad file lea
 was. Each import makes new objects and new actions; nothing of the user's is modified.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -354,6 +355,15 @@ def start_analysis(
         raise MocapError(f"Footage not found: {request.video}; choose a movie clip or a file")
     if python is None:
         python = backend.find_backend_python(venv_dir=backend_venv_dir()).python
+    # the worker runs in the extension's folder: the caller's relative paths would name other files
+    model = request.model
+    request = dataclasses.replace(
+        request,
+        video=backend.caller_path(request.video),
+        output=backend.caller_path(request.output),
+        model=backend.caller_path(model) if model and Path(model).exists() else model,
+    )
+    python = backend.caller_python(python)
     Path(request.output).parent.mkdir(parents=True, exist_ok=True)
     command = backend.analyze_command(python, request, entry=worker)
     log.info("analysis: %s", backend.command_text([command]))

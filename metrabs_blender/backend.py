@@ -130,7 +130,7 @@ def probe_python(python: str | os.PathLike, timeout_s: float = 120.0) -> Backend
 
     Raises :class:`BackendError` when the file is not a working interpreter.
     """
-    python = str(python)
+    python = caller_python(python)
     if not Path(python).is_file():
         raise BackendError(f"Backend Python not found: {python}; choose one in the preferences")
     try:
@@ -162,6 +162,21 @@ def probe_python(python: str | os.PathLike, timeout_s: float = 120.0) -> Backend
         mps=info.get("mps", False),
         missing=info["missing"],
     )
+
+
+def caller_path(path: str | os.PathLike) -> str:
+    """``path`` made absolute against this process's working folder. Backend processes run in the
+    extension's folder (:class:`BackendProcess`), where a relative path names another file, so
+    every path handed to one is made absolute first."""
+    return os.path.abspath(path) if str(path) else str(path)
+
+
+def caller_python(python: str | os.PathLike) -> str:
+    """An interpreter given with a folder (``venv/bin/python``) made absolute (see
+    :func:`caller_path`); a bare name (``python3``) is left for the ``PATH`` lookup."""
+    python = str(python)
+    separators = [os.sep] + ([os.altsep] if os.altsep else [])
+    return caller_path(python) if any(s in python for s in separators) else python
 
 
 def venv_python(venv_dir: str | os.PathLike) -> Path:

@@ -17,6 +17,7 @@ blocks until it has finished and imports the results. :func:`analysis_options` t
 single-clip settings (device, model, camera, max people) into every clip's analysis options.
 """
 
+import dataclasses
 import glob
 import json
 import math
@@ -358,8 +359,13 @@ def start_batch(
         from .api import backend_venv_dir
 
         python = backend.find_backend_python(venv_dir=backend_venv_dir()).python
+    # the batch runs in the extension's folder: the caller's relative paths would name other files
+    inputs = tuple(backend.caller_path(item) for item in request.inputs)
+    request = dataclasses.replace(
+        request, inputs=inputs, output=backend.caller_path(request.output)
+    )
     Path(request.output).mkdir(parents=True, exist_ok=True)
-    command = batch_command(python, request, entry)
+    command = batch_command(backend.caller_python(python), request, entry)
     return backend.BackendProcess(command, env=backend.worker_environment(cache_dir))
 
 
