@@ -47,3 +47,43 @@ def test_a_stopped_rerun_with_other_settings_keeps_the_complete_result(tmp_path)
     assert json.loads(str(final.extras["worker_settings"]))["fov"] == 60
     assert not (out / "long.partial.npz").exists()
     no_traceback(resumed)
+
+
+def _events(completed) -> list[dict]:
+    return [json.loads(line) for line in completed.stdout.splitlines()]
+
+
+def test_bad_arguments_exit_2_with_a_message(tmp_path):
+    """``-o`` naming a file raised FileExistsError (exit 1); ``--analyze-options '--tta banana'``
+    started every worker to fail and exited 1."""
+    clip = write_clip(tmp_path / "clip.mp4", walking_people(1, 0.2))
+    taken = tmp_path / "results.npz"
+    taken.write_bytes(b"a file")
+    for out in (taken, taken / "inside"):
+        refused = run([*BATCH, clip, "-o", out])
+        assert refused.returncode == 2 and "Error" not in no_traceback(refused)
+        assert f"{taken} is a file, not a folder" in _events(refused)[-1]["message"]
+    assert taken.read_bytes() == b"a file"
+    options = run([*BATCH, clip, "-o", tmp_path / "out", "--analyze-options", "--tta banana"])
+    assert options.returncode == 2
+    assert "--tta: expected a whole number" in _events(options)[-1]["message"]
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_an_input_that_does_not_exist_is_named(tmp_path):
+    """A batch input path that does not exist ran as a clip and failed with a raw
+    ``[Errno 2] No such file or directory``."""
+    write_clip(tmp_path / "clip.mp4", walking_people(1, 0.2))
+    missing = tmp_path / "typo.mp4"
+    out = tmp_path / "out"
+    command = [*BATCH, tmp_path / "clip.mp4", missing, "-o", out, "--workers", "1", "--analyzer",
+               "tests.batchclips:make_worker_analyzer", "--analyze-options", "--device cpu"]  # fmt: skip
+    finished = run(command)
+    assert finished.returncode == 3  # some clips failed
+    events = _events(finished)
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert f"input '{missing}' does not exist; it is listed as a failed clip" in warnings[0]
+    rows = {r["clip"]: r for r in json.loads((out / "batch_manifest.json").read_text())["clips"]}
+    assert rows["clip"]["status"] == "done" and rows["typo"]["status"] == "failed"
+    assert rows["typo"]["error"] == f"video not found: {missing}; check the path"
+    assert "Errno" not in finished.stdout + finished.stderr
