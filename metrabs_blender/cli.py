@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=_blend_file, required=True, help="the .blend file to write")
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace --out if it exists (default: refuse)"
+        "--overwrite",
+        action="store_true",
+        help="replace --out (and for a video input the analysis beside it) if it exists "
+        "(default: refuse)",
     )
     parser.add_argument(
         "--target",
