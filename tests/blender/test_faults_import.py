@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import bpy
+import numpy as np
 import pytest
 
 from retarget.contract import write_trajectory
@@ -177,3 +178,13 @@ def test_the_target_is_checked_as_the_script_left_it_and_may_be_a_name(api, traj
         api.import_trajectory(trajectory_file, target="Armature")
     with pytest.raises(api.MocapError, match="armature object or its name"):
         api.import_trajectory(trajectory_file, target=rig.data)
+
+
+def test_an_import_prints_no_numpy_warnings(tmp_path, two_person_trajectory):
+    """Every import printed ``RuntimeWarning: All-NaN slice encountered`` (frames.py:59)."""
+    poses = two_person_trajectory.poses3d.copy()
+    poses[:20, 1] = np.nan  # the runner enters late
+    path = write_trajectory(tmp_path / "late.npz", two_person_trajectory.replace(poses3d=poses))
+    imported = run([*HEADLESS, path, "--out", tmp_path / "scene.blend"])
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert "RuntimeWarning" not in imported.stderr and "All-NaN" not in imported.stderr
