@@ -356,6 +356,7 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
 
     bundle = load_bundle(folder)
     skeleton, info = _choose_skeleton(bundle.skeleton_infos, settings.skeleton, name)
+    indices, names, edges, bundle_names = _canonical_joints(skeleton, info, name)
     model = bundle.model.prepare_for_inference(device)
     config = EstimatorConfig(num_aug=settings.tta, batch_size=settings.batch_size)
     estimator = PoseEstimator(
@@ -364,11 +365,12 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
         device,
         config,
         joint_transform_matrix=bundle.joint_transform_matrix,
-        skeleton_indices=info["indices"],
-        output_joint_names=info["names"],
+        skeleton_indices=indices,
+        output_joint_names=names,
     )
     estimator.skeleton = skeleton
-    estimator.joint_edges = np.asarray(info["edges"], np.int32).reshape(-1, 2)
+    estimator.joint_edges = edges
+    estimator.bundle_joint_names = bundle_names
     checkpoint = Path(folder) / "ckpt.pt"
     digest = source_fingerprint(str(checkpoint)).rsplit(" ", 1)[-1] if checkpoint.is_file() else ""
     estimator.model_id = f"{name if settings.model is None else Path(name).name} {digest}".strip()
@@ -388,6 +390,27 @@ def _choose_skeleton(
         return wanted, infos[wanted]
     name = DEFAULT_SKELETON if DEFAULT_SKELETON in infos else next(iter(infos))
     return name, infos[name]
+
+
+def _canonical_joints(
+    skeleton: str, info: dict[str, Any], model_name: str
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tuple[str, ...]]:
+    """(indices, names, edges, bundle's names) of the output joints: a skeleton the contract knows
+    in its canonical names and order, whatever the bundle calls them; another one as it is."""
+    from retarget.joints import JointNamesError, skeleton_order
+    from retarget.skeletons import SKELETONS
+
+    indices = np.asarray(info["indices"], np.int64)
+    names = tuple(str(n) for n in info["names"])
+    edges = np.asarray(info["edges"], np.int32).reshape(-1, 2)
+    known = SKELETONS.get(skeleton)
+    if known is None:
+        return indices, names, edges, names
+    try:
+        order = skeleton_order(names, known)
+    except JointNamesError as error:
+        raise ModelUnavailableError(f"model {model_name}: {error}") from None
+    return indices[order], known.joint_names, known.edges, tuple(names[i] for i in order)
 
 
 def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -> Any | None:
@@ -443,8 +466,11 @@ def _tuned_batch_size(estimator: Any, settings: Settings, image_size: tuple[int,
     return size
 
 
-def _joint_info(estimator: PoseEstimatorLike) -> tuple[tuple[str, ...], np.ndarray, str]:
-    """Joint names, edges (E, 2) and skeleton name of the estimator's output joints."""
+def _joint_info(
+    estimator: PoseEstimatorLike,
+) -> tuple[tuple[str, ...], np.ndarray, str, tuple[str, ...] | None]:
+    """Joint names, edges (E, 2), skeleton name and the model's own names (None: the same) of the
+    estimator's output joints."""
     from retarget.skeletons import SKELETONS
 
     names = getattr(estimator, "output_joint_names", None) or estimator.joint_names
@@ -456,7 +482,9 @@ def _joint_info(estimator: PoseEstimatorLike) -> tuple[tuple[str, ...], np.ndarr
         skeleton = skeleton or known.name
         edges = known.edges if edges is None else edges
     edges = np.zeros((0, 2), np.int32) if edges is None else np.asarray(edges, np.int32)
-    return names, edges.reshape(-1, 2), skeleton or f"custom_{len(names)}"
+    bundle_names = getattr(estimator, "bundle_joint_names", None)
+    bundle_names = None if bundle_names is None or tuple(bundle_names) == names else bundle_names
+    return names, edges.reshape(-1, 2), skeleton or f"custom_{len(names)}", bundle_names
 
 
 def _unpack(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -725,7 +753,7 @@ def _trajectory(
     settings: Settings,
     info: Any,
     intrinsics: np.ndarray,
-    joints: tuple[tuple[str, ...], np.ndarray, str],
+    joints: tuple[tuple[str, ...], np.ndarray, str, tuple[str, ...] | None],
     source: str,
     model_id: str,
     detector_name: str,
@@ -736,7 +764,7 @@ def _trajectory(
 
     from .track import select_tracks, stack_tracks
 
-    names, edges, skeleton = joints
+    names, edges, skeleton, bundle_names = joints
     tracks = state.tracker.tracks
     if not partial:
         # The person the user boxed is kept however short their track.
@@ -761,6 +789,7 @@ def _trajectory(
             "source_frames": np.asarray(state.source_frames, np.int32),
             "detector": np.array(detector_name),
             "worker_settings": np.array(json.dumps(worker_settings)),
+            **({} if bundle_names is None else {"source_joint_names": np.array(bundle_names)}),
         },
         **arrays,
     )

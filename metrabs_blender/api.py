@@ -34,7 +34,7 @@ import numpy as np
 
 from ..retarget import contract, frames, rig, solve
 from ..retarget.keyframes import write_bone_action
-from ..retarget.skeletons import get_skeleton
+from ..retarget.skeletons import get_rig_skeleton
 from . import backend, review
 from . import camera as camera_tools
 from . import scene as scene_tools
@@ -69,7 +69,7 @@ class _PersonMotion:
 
 def _person_motions(trajectory: contract.Trajectory) -> list[_PersonMotion]:
     """World-frame motion and rig of every person seen in at least one complete frame."""
-    skeleton = get_skeleton(trajectory.skeleton)
+    skeleton = get_rig_skeleton(trajectory.skeleton)
     if tuple(trajectory.joint_names) != skeleton.joint_names:
         raise MocapError(
             f"joint names in the file do not match the {skeleton.name!r} skeleton it declares"
@@ -79,7 +79,7 @@ def _person_motions(trajectory: contract.Trajectory) -> list[_PersonMotion]:
     if world_from_camera is None or np.shape(world_from_camera) != (4, 4):
         world_from_camera = frames.level_camera_pose(trajectory.poses3d, skeleton.joint_names)
     joints_world = frames.camera_to_world(trajectory.poses3d.astype(np.float64), world_from_camera)
-    body = [skeleton.index(joint) for joint in rig.BONE_NAMES]
+    body = [skeleton.index(joint) for joint in rig.BONE_NAMES if joint in skeleton.joint_names]
     motions = []
     for person, track_id in enumerate(trajectory.track_ids):
         joints = joints_world[:, person]
@@ -226,7 +226,7 @@ def import_trajectory(
     context = context or bpy.context
     target = resolve_target(target, context)
     trajectory = _people_in_front(contract.read_trajectory(path), Path(path).name)
-    skeleton = get_skeleton(trajectory.skeleton)
+    skeleton = get_rig_skeleton(trajectory.skeleton)
     motions = _person_motions(trajectory)
     params = solve.RetargetParams(
         root_motion=root_motion or ("relative" if target is not None else "camera"),
@@ -264,7 +264,8 @@ def import_trajectory(
         if target is None:
             name = f"MeTRAbs {clip_name} P{motion.track_id}"
             armature = scene_tools.create_armature(context, name, motion.bones)
-            mapping = rigmaps.PRESETS["metrabs"]
+            bone_names = {bone.name for bone in motion.bones}
+            mapping = rigmaps.restrict(rigmaps.PRESETS["metrabs"], bone_names)[0]
             try:
                 rig_data = scene_tools.read_target_rig(context, armature)
                 result = solve.retarget(
