@@ -660,8 +660,11 @@ def import_analysis(
     Each generated rig's object colour is its person's colour in the results list.
     """
     context = context or bpy.context
+    raw = contract.read_trajectory(path)
+    if camera and not contract.has_camera(raw):
+        log.warning("%s gives no image size or intrinsics: no camera is made", Path(path).name)
+        camera = False
     if camera:  # refused before anything is created
-        raw = contract.read_trajectory(path)
         camera_tools.check_camera(raw)
         if clip is not None and not match_scene:
             camera_tools.check_footage_timing(context.scene, raw)

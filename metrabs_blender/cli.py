@@ -16,6 +16,7 @@ from pathlib import Path
 import bpy
 
 from .. import retarget
+from ..retarget import contract
 from ..retarget.contract import output_problem
 from . import api
 from .errors import MocapError
@@ -183,9 +184,13 @@ def _import(args: argparse.Namespace) -> list:
         path = api.clean_file(path, args.clean)
     target = _open_target(args.target) if args.target else _new_scene()
     results = api.import_trajectory(path, target=target, **options)
-    if not args.no_camera:
-        footage = None if args.input.suffix.lower() == ".npz" else args.input
-        api.setup_camera(path, footage=footage)
+    if args.no_camera:
+        return results
+    if not contract.has_camera(contract.read_trajectory(path)):
+        log.warning("%s gives no image size or intrinsics: no camera is made", path.name)
+        return results
+    footage = None if args.input.suffix.lower() == ".npz" else args.input
+    api.setup_camera(path, footage=footage)
     return results
 
 

@@ -490,9 +490,8 @@ class _Source:
         self.skeleton = skeleton
         self.chains = {}
         for slot, names in _SOURCE_CHAINS.items():
+            # The chain runs through the joints the skeleton has (Human3.6M: spine -> neck).
             names = [n for n in names if n in skeleton.joint_names]
-            if slot == "spine" and "bell" not in names:
-                names.insert(0, "pelv")  # the spine's lowest joint is missing: start at the pelvis
             points = np.stack([self(n) for n in names], axis=1)  # (T, N, 3)
             lengths = np.median(np.linalg.norm(np.diff(points, axis=1), axis=-1), axis=0)
             fractions = np.concatenate([[0.0], np.cumsum(lengths) / max(lengths.sum(), 1e-12)])

@@ -7,7 +7,7 @@ then joints suffixed by their dataset (``rhip_h36m``, ``nose_coco``, ``thor_3dhp
 combinations. ``skeleton_infos.pkl`` holds 24 skeletons (``smpl+head_30`` with suffixed names in its
 own order, ``smpl_24`` with the spine as ``spi1..3``, ``''`` with all 580 joints, ``kinectv2_25``,
 ...), indices as Python and numpy integers, edges as tuples; ``config.yaml`` has the official keys.
-``tests/data/official_layout.json`` holds that layout (see its ``provenance``).
+``tests/official_names.py`` holds that layout.
 
 :func:`official_layout_bundle` lays the bundled ``metrabs_small_synth`` weights out that way: each
 raw joint takes the head weights of the trained joint it is (``lhip_h36m`` -> ``lhip``) or, for
@@ -17,7 +17,6 @@ project's own way (the canonical ``smpl+head_30`` joints first, in our names and
 identity transform). Both must give the same poses, joint for joint.
 """
 
-import json
 import pickle
 import tarfile
 from pathlib import Path
@@ -28,47 +27,16 @@ import torch
 from inference.model.config import dump_yaml_subset, parse_yaml_subset
 from retarget.joints import canonical_name
 from retarget.skeletons import SMPL_HEAD_30
+from tests.official_names import RAW_JOINT_EDGES, RAW_JOINT_NAMES, SKELETON_INFOS
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = REPO / "models" / "metrabs_small_synth"
 OFFICIAL_NAME = "metrabs_eff2l_384px_800k_28ds_pytorch"
-_LAYOUT = json.loads((Path(__file__).parent / "data" / "official_layout.json").read_text())
-
-RAW_JOINT_NAMES: tuple[str, ...] = tuple(_LAYOUT["raw_joint_names"])  # 555
-RAW_JOINT_EDGES = np.array(_LAYOUT["raw_joint_edges"], np.int64)
-SKELETON_INFOS: dict = _LAYOUT["skeleton_infos"]  # in the release's key order, '' last
-OFFICIAL_SMPL_HEAD_30 = tuple(SKELETON_INFOS["smpl+head_30"]["names"])
-OFFICIAL_SMPL_24 = tuple(SKELETON_INFOS["smpl_24"]["names"])
-OFFICIAL_H36M_17 = tuple(SKELETON_INFOS["h36m_17"]["names"])
-TENSORFLOW_SMPL_HEAD_30 = tuple(_LAYOUT["tensorflow_2021_smpl_head_30"])
 NUM_RAW = len(RAW_JOINT_NAMES)
-_KINECT = (
-    "pelv",
-    "bell",
-    "head",
-    "htop",
-    "rsho",
-    "relb",
-    "rwri",
-    "rhan",
-    "lsho",
-    "lelb",
-    "lwri",
-    "lhan",
-    "rhip",
-    "rkne",
-    "rank",
-    "rtoe",
-    "lhip",
-    "lkne",
-    "lank",
-    "ltoe",
-    "neck",
-    "rfin",
-    "rthu",
-    "lfin",
-    "lthu",
-)  # fmt: skip  (the 25 joints appended as <name>_kinectv2)
+# The 25 Kinect v2 joints the transform appends (as "<name>_kinectv2").
+_KINECT = ("pelv", "bell", "head", "htop", "rsho", "relb", "rwri", "rhan", "lsho", "lelb", "lwri",
+           "lhan", "rhip", "rkne", "rank", "rtoe", "lhip", "lkne", "lank", "ltoe", "neck", "rfin",
+           "rthu", "lfin", "lthu")  # fmt: skip
 
 
 def _trained_joint(raw_name: str, position: int) -> int:

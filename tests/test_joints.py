@@ -13,7 +13,7 @@ from retarget.contract import (
 )
 from retarget.joints import JointNamesError, canonical_name, skeleton_order
 from retarget.skeletons import H36M_17, SMPL_24, SMPL_HEAD_30
-from tests.official_layout import (
+from tests.official_names import (
     OFFICIAL_SMPL_24,
     OFFICIAL_SMPL_HEAD_30,
     SKELETON_INFOS,

@@ -12,13 +12,8 @@ from inference.synth.render import ClipConfig, render_clip
 from retarget.contract import read_trajectory
 from retarget.joints import canonical_name
 from retarget.skeletons import H36M_17, SMPL_24, SMPL_HEAD_30
-from tests.official_layout import (
-    OFFICIAL_SMPL_24,
-    OFFICIAL_SMPL_HEAD_30,
-    REPO,
-    official_layout_bundle,
-    own_layout_bundle,
-)
+from tests.official_layout import REPO, official_layout_bundle, own_layout_bundle
+from tests.official_names import OFFICIAL_SMPL_24, OFFICIAL_SMPL_HEAD_30
 from tests.workerrun import analyze
 
 DETECTOR = REPO / "models" / "yolox_synth" / "yolox_synth.pth"
