@@ -74,7 +74,6 @@ EXIT_SIGTERM = 143
 
 DEFAULT_SKELETON = "smpl+head_30"  # the project's canonical joint set (retarget.skeletons)
 DETECTOR_CHOICES = "auto, hog, none, a detector name from `weights list` (e.g. yolox_s) or a .pth"
-AUTO_DETECTORS = ("yolox_s", "yolox_m", "yolox_tiny", "yolox_nano")  # tried in this order
 PROPOSAL_COVERED_IOU = 0.3  # a track whose predicted box overlaps a detection this much needs none
 TRACKING_ONLY_FRAMES = 4  # frames per batch when no detector runs (--detector none)
 MAX_BATCH_BYTES = 1 << 30  # frames held for one batch at most (8K frames are 100 MB each)
@@ -371,8 +370,7 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
     estimator.skeleton = skeleton
     estimator.joint_edges = edges
     estimator.bundle_joint_names = bundle_names
-    checkpoint = Path(folder) / "ckpt.pt"
-    digest = source_fingerprint(str(checkpoint)).rsplit(" ", 1)[-1] if checkpoint.is_file() else ""
+    digest = weights.model_digest(folder)  # all of its bytes: another model is another id
     estimator.model_id = f"{name if settings.model is None else Path(name).name} {digest}".strip()
     logger.info("pose model %s, skeleton %s", estimator.model_id, skeleton)
     return estimator
@@ -426,9 +424,12 @@ def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -
     if spec == "auto":
         from . import weights
 
-        for name in AUTO_DETECTORS:
-            path = weights.installed_path(weights.get_entry(name))
-            if path is not None:
+        for name in weights.AUTO_DETECTORS:
+            if weights.installed_path(weights.get_entry(name)) is not None:
+                try:
+                    path = weights.resolve_model(name)  # checks its bytes are those installed
+                except weights.WeightsError as error:
+                    raise ModelUnavailableError(str(error)) from None
                 logger.info("detector: %s (%s)", name, path)
                 return make_detector(str(path), device, threshold)
         if (settings.model or weights.default_pose_model()) == weights.OFFLINE_POSE_MODEL:

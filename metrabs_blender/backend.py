@@ -669,14 +669,19 @@ class DownloadState:
         self.path: str | None = None  # installed model folder, once done
         self.error: dict | None = None
         self.last: str = "Starting..."
+        self.name = ""  # the file in flight: the model, then the detector that comes with it
 
     def update(self, event: dict) -> None:
         kind = event.get("event")
+        if event.get("name") and event.get("name") != self.name and kind != "path":
+            self.name, self.downloaded, self.total = str(event["name"]), 0, None
         if kind == "progress":
             self.downloaded = int(event.get("downloaded") or 0)
             self.total = event.get("total") or self.total
             self.last = "Downloading"
-        elif kind in ("installed", "path"):
+        elif kind == "installed":
+            self.last = "Installed"
+        elif kind == "path":  # the last event: the pose model's folder, its detector installed
             self.path = event.get("path") or self.path
             self.last = "Installed"
         elif kind == "error":
@@ -693,7 +698,8 @@ class DownloadState:
     def text(self) -> str:
         size = f"{self.downloaded / 1e6:.1f}"
         size += f"/{self.total / 1e6:.1f} MB" if self.total else " MB"
-        return f"{self.last}: {size}" if self.downloaded else self.last
+        label = f"{self.last} {self.name}".strip()
+        return f"{label}: {size}" if self.downloaded else label
 
 
 class WorkerJob:
