@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--fov", type=_fov, help="field of view on the longer side, degrees")
     video.add_argument("--max-people", type=_count, help="keep at most this many people")
     video.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    video.add_argument(
+        "--tta", type=_count, help="crops per person and frame, flipped and turned (5: better poses)"
+    )
     return parser
 
 
@@ -135,6 +138,7 @@ def _trajectory_path(args: argparse.Namespace) -> Path:
         fov_deg=args.fov,
         max_people=args.max_people,
         device=args.device,
+        extra_args=() if args.tta is None else ("--tta", str(args.tta)),
         overwrite=args.overwrite,
     )
     for warning in result.warnings:

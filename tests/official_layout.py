@@ -144,3 +144,19 @@ def own_layout_bundle(destination: Path) -> Path:
     config = (BUNDLED_MODEL / "config.yaml").read_text()
     return _write_bundle(destination / "own_layout", names, edges, rows,
                          np.eye(NUM_RAW, dtype=np.float32), infos, config)  # fmt: skip
+
+
+# A short clip of the bundled models' synthetic world (2 people, 30 frames), with a seed no
+# training run of those models used (models/*/TRAINING.md).
+SHORT_CLIP_SEED = 20261216
+
+
+def render_short_clip(folder: Path) -> tuple[Path, Path]:
+    """``clip.mp4`` and its ground truth ``truth.npz`` in ``folder``."""
+    from inference.synth.render import ClipConfig, render_clip
+
+    config = ClipConfig(num_people=2, duration_s=1.2, fps=25.0, image_size=(640, 360),
+                        kinds=("walk", "dance"))  # fmt: skip
+    video, truth = folder / "clip.mp4", folder / "truth.npz"
+    render_clip(video, truth, SHORT_CLIP_SEED, config)
+    return video, truth

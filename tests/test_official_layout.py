@@ -8,25 +8,20 @@ canonical names and order with the release's own names kept."""
 import numpy as np
 import pytest
 
-from inference.synth.render import ClipConfig, render_clip
 from retarget.contract import read_trajectory
 from retarget.joints import canonical_name
 from retarget.skeletons import H36M_17, SMPL_24, SMPL_HEAD_30
-from tests.official_layout import REPO, official_layout_bundle, own_layout_bundle
+from tests.official_layout import REPO, official_layout_bundle, own_layout_bundle, render_short_clip
 from tests.official_names import OFFICIAL_SMPL_24, OFFICIAL_SMPL_HEAD_30
 from tests.workerrun import analyze
 
 DETECTOR = REPO / "models" / "yolox_synth" / "yolox_synth.pth"
-CLIP = ClipConfig(num_people=2, duration_s=1.2, fps=25.0, image_size=(640, 360),
-                  kinds=("walk", "dance"))  # fmt: skip
-CLIP_SEED = 20261216  # no training run of the bundled models used it (models/*/TRAINING.md)
 
 
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("layouts")
-    video = folder / "clip.mp4"
-    render_clip(video, folder / "truth.npz", CLIP_SEED, CLIP)
+    video, _ = render_short_clip(folder)
     return video, official_layout_bundle(folder / "official"), own_layout_bundle(folder / "own")
 
 
