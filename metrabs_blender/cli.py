@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--max-people", type=_count, help="keep at most this many people")
     video.add_argument("--device", default="auto", help="auto, cpu or cuda")
     video.add_argument(
-        "--tta", type=_count, help="crops per person and frame, flipped and turned (5: better poses)"
+        "--tta",
+        type=_count,
+        help="crops per person and frame, flipped and turned (5: better poses)",
     )
     return parser
 
