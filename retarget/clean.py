@@ -1,6 +1,7 @@
 """Motion cleaning: raw per-frame 3D poses -> smooth, planted, physically plausible motion.
 
-``clean_trajectory(trajectory, preset="default", **overrides)`` runs, per person (design §4–5):
+``clean_trajectory(trajectory, preset="default", **overrides)`` runs, per person
+(docs/design.md §4–5):
 
 1. **Gate outliers** (:mod:`retarget.outliers`): impossible values, high model uncertainty,
    frame-level depth jumps, left/right swaps (undone), bone-length, speed and trend-residual gates.

@@ -1,4 +1,4 @@
-"""Joint positions -> bone rotations of any humanoid armature (design.md §6).
+"""Joint positions -> bone rotations of any humanoid armature (docs/design.md §6).
 
 For every keyed bone a frame is built from its direction (head joint -> tail joint) and a twist
 hint, once from the source motion and once from the *target's own rest pose* (joint positions read

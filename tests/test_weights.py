@@ -335,6 +335,7 @@ def test_a_url_serving_other_bytes_falls_back_to_the_mirror(server, tmp_path, ca
         download_model(registry[OFFICIAL], force=True, options=FAST)
 
 
+@pytest.mark.slow
 def test_a_cache_that_is_not_a_folder_is_a_clear_error(tmp_path):
     cache = tmp_path / "cache"
     cache.write_text("a file where the cache folder should be")
@@ -503,6 +504,7 @@ def run_cli(*args: str, cache: Path, registry: Path | None = None) -> tuple[int,
     )
 
 
+@pytest.mark.slow
 def test_cli_list(tmp_path):
     code, events, stderr = run_cli("list", cache=tmp_path / "c")
     assert code == 0, stderr
@@ -515,6 +517,7 @@ def test_cli_list(tmp_path):
     assert by_name[OFFICIAL]["hash_source"].startswith("not published")
 
 
+@pytest.mark.slow
 def test_cli_download_path_verify_round_trip(server, tmp_path):
     archive = bundle_tarball(tmp_path / "b.tar.gz")
     server.files["b.tar.gz"] = archive.read_bytes()
@@ -558,6 +561,7 @@ def test_cli_download_path_verify_round_trip(server, tmp_path):
     assert events[3] == {"event": "verify_summary", "checked": 3, "failed": [OFFICIAL]}
 
 
+@pytest.mark.slow
 def test_cli_offline_message_and_exit_codes(tmp_path):
     reg = registry_file(tmp_path, [{"name": OFFICIAL, "url": refused_url("o.tar.gz")}])
     cache = tmp_path / "c"
@@ -585,6 +589,7 @@ def test_cli_offline_message_and_exit_codes(tmp_path):
     assert code == 2
 
 
+@pytest.mark.slow
 def test_cli_module_imports_no_torch():
     code = (
         "import sys, inference.weights, inference.download; "

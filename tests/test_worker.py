@@ -16,6 +16,9 @@ from tests import mp4edit
 from tests.synthvideo import frames_of, walking_people, write_clip
 from tests.workerrun import analyze, parse_events, start
 
+# Slow (the analysis worker runs as a process): `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def two_people(tmp_path_factory):

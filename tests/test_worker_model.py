@@ -16,6 +16,9 @@ from retarget.contract import read_trajectory
 from tests.synthvideo import walking_people, write_clip
 from tests.workerrun import analyze
 
+# Slow (the analysis worker runs as a process): `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
