@@ -7,9 +7,13 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from retarget.contract import read_trajectory
 from tests.faults import ROOT, environment, no_traceback, run
 from tests.synthvideo import walking_people, write_clip
+
+pytestmark = pytest.mark.slow  # every test starts worker, batch or CLI processes
 
 BATCH = [sys.executable, "-m", "inference", "batch"]
 SLOW_WORKER = ["--workers", "1", "--analyzer", "tests.batchclips:make_slow_worker_analyzer"]

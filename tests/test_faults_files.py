@@ -18,6 +18,7 @@ def trajectory_file(tmp_path, two_person_trajectory):
     return write_trajectory(tmp_path / "clip.npz", two_person_trajectory)
 
 
+@pytest.mark.slow
 def test_a_damaged_compressed_member_is_a_contract_error_naming_the_file(trajectory_file):
     """A corrupt deflate stream inside the .npz raised a raw ``zlib.error``."""
     corrupt_member(trajectory_file)
@@ -28,6 +29,7 @@ def test_a_damaged_compressed_member_is_a_contract_error_naming_the_file(traject
     assert "clip.npz" in no_traceback(cleaned) and "damaged" in cleaned.stderr
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_writing_leaves_no_traceback_and_the_old_file(trajectory_file):
     """A write that fails part way (a full disk) printed a traceback and, after it, numpy's
     "Exception ignored ... ValueError" from an archive left open; the earlier file must stay."""
@@ -41,6 +43,7 @@ def test_a_full_disk_while_writing_leaves_no_traceback_and_the_old_file(trajecto
     assert sorted(p.name for p in output.parent.iterdir()) == ["cleaned.npz", "clip.npz"]
 
 
+@pytest.mark.slow
 def test_clean_refuses_an_output_it_cannot_write_before_cleaning(tmp_path, trajectory_file):
     """A read-only folder failed with a traceback after the whole cleaning; a file in place of
     the output's folder said only "File exists"."""
@@ -64,6 +67,7 @@ def test_clean_checks_its_output_before_the_work(monkeypatch, trajectory_file):
     assert cli.main(["clean", str(trajectory_file), "-o", str(trajectory_file / "x.npz")]) == 2
 
 
+@pytest.mark.slow
 def test_clean_never_replaces_an_existing_file_unless_asked(trajectory_file):
     output = trajectory_file.with_name("cleaned.npz")
     output.write_bytes(b"the user's file")
@@ -98,6 +102,7 @@ def _flipped(trajectory, people):
     return trajectory.replace(poses3d=poses)
 
 
+@pytest.mark.slow
 def test_clean_names_people_behind_the_camera(tmp_path, two_person_trajectory):
     """A clip whose people are all behind the camera was refused with "no 3D joint in the clip";
     one such person among others is dropped with a warning saying why."""

@@ -16,6 +16,8 @@ from tests.faults import no_traceback, run
 from tests.synthvideo import frames_of, walking_people, write_clip
 from tests.workerrun import HARNESS, analyze, parse_events, start
 
+pytestmark = pytest.mark.slow  # every test starts worker, batch or CLI processes
+
 
 @pytest.fixture(scope="module")
 def truth():

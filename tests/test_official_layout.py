@@ -15,6 +15,8 @@ from tests.official_layout import REPO, official_layout_bundle, own_layout_bundl
 from tests.official_names import OFFICIAL_SMPL_24, OFFICIAL_SMPL_HEAD_30
 from tests.workerrun import analyze
 
+pytestmark = pytest.mark.slow  # every test starts worker, batch or CLI processes
+
 DETECTOR = REPO / "models" / "yolox_synth" / "yolox_synth.pth"
 
 

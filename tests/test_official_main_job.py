@@ -29,6 +29,8 @@ from tests.official_names import OFFICIAL_SMPL_HEAD_30
 from tests.test_download import LocalServer
 from tests.workerrun import analyze
 
+pytestmark = pytest.mark.slow  # every test starts worker, batch or CLI processes
+
 DETECTOR = REPO / "models" / "yolox_synth" / "yolox_synth.pth"
 SETTINGS = ("--tta", "5", "--max-people", "2")
 

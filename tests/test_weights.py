@@ -609,6 +609,7 @@ def test_tarball_detection_by_content(tmp_path):
 # What an install trusts, and what an analysis checks
 
 
+@pytest.mark.slow
 def test_downloading_a_pose_model_brings_a_person_detector_unless_one_is_installed(
     server, tmp_path
 ):
@@ -632,6 +633,7 @@ def test_downloading_a_pose_model_brings_a_person_detector_unless_one_is_install
     assert code == 0 and len(server.requests) == requests + 1  # the pose model only
 
 
+@pytest.mark.slow
 def test_a_detector_that_cannot_be_had_leaves_the_pose_model_installed_with_a_warning(
     server, tmp_path
 ):
@@ -658,6 +660,7 @@ def test_a_manual_install_that_does_not_load_is_refused_and_not_trusted(tmp_path
     assert weights.install_from_file(entry, right) == cache / "models" / OFFICIAL
 
 
+@pytest.mark.slow
 def test_an_unpacked_release_folder_installs_under_its_name(tmp_path, cache):
     folder = tmp_path / "unpacked" / OFFICIAL
     folder.mkdir(parents=True)
