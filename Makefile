@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv42
 PY := $(VENV)/bin/python
 
-.PHONY: test demo bench lint format build clean
+.PHONY: test test-fast demo bench lint format build clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ format: $(VENV)/.installed
 test: lint $(VENV42)/.installed
 	$(PY) -m pytest
 	$(VENV42)/bin/python -m pytest tests/blender -p no:cacheprovider
+
+# The quick loop while developing (not a set-up step): the pure-numpy and unit tests, without the
+# Blender tests and those marked slow (processes, Ray, training, big models); see tests/conftest.py.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest --fast
 
 demo: $(VENV)/.installed
 	$(PY) demo/run_demo.py

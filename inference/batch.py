@@ -99,6 +99,12 @@ class NoClipsError(BatchError):
     exit_code = EXIT_USAGE
 
 
+class BatchUsageError(BatchError):
+    """A bad command line: an option's value, an output folder that is a file (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
 # ------------------------------------------------------------------------------------------------
 # Inputs and clip names
 
@@ -117,6 +123,8 @@ def find_clips(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Pat
         found = _expand(item, recursive)
         if not found:
             warnings.append(f"input {item!r} matched no video file")
+        elif found == [Path(item)] and not found[0].exists():
+            warnings.append(f"input {item!r} does not exist; it is listed as a failed clip")
         for path in found:
             key = path.resolve()
             if key not in seen:
@@ -341,6 +349,10 @@ class WorkerAnalyzer:
 
         args = argparse.Namespace(**vars(self._args))
         args.video, args.output, args.resume = str(video), str(output), resume
+        # The batch's records decide which results in its folder may be replaced (another input's
+        # result keeps its name, see clip_names); a partial result still never replaces a
+        # complete one (the worker writes it beside it).
+        args.overwrite = True
         with _SigtermOnStop(stop):
             code = self._worker.run(
                 args,
@@ -357,7 +369,7 @@ class WorkerAnalyzer:
 
 # worker settings that do not change the result (or change per clip)
 _SPEED_ONLY_SETTINGS = frozenset(
-    {"video", "output", "resume", "device", "batch_size", "checkpoint_every_s"}
+    {"video", "output", "resume", "overwrite", "device", "batch_size", "checkpoint_every_s"}
 )
 
 
@@ -579,6 +591,8 @@ def process_clip(
     started = time.monotonic()
     record = ClipRecord(clip=job.name, input=job.video, model=analyzer.model_id, worker=worker)
     try:
+        if not os.path.isfile(job.video):
+            raise ClipError(f"video not found: {job.video}; check the path")
         record.input_sha256 = input_sha = file_sha256(job.video)
         saved = _read_json(job.record)
         if _reusable(job, saved, input_sha, analyzer):
@@ -1248,7 +1262,7 @@ def run_batch(
         )
     if options.clean_preset:
         _check_clean_preset(options.clean_preset)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_out_dir(options.out_dir)
     jobs = make_jobs(clips, options.out_dir, options.clean_preset)
     stop = stop or threading.Event()
     driver = BatchDriver(jobs, Manifest(options.out_dir), sink)
@@ -1264,6 +1278,37 @@ def run_batch(
     finally:
         driver.manifest.flush()  # what finished is on record even if the batch broke off
     return driver.end(cancelled)
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    """Create the output folder and check it takes files, before any clip runs: a file given as
+    ``-o`` is a bad command line, a folder that cannot be written a batch that cannot run."""
+    existing = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise BatchUsageError(f"-o {out_dir}: {existing} is a file, not a folder; give the folder "
+                              "for the results")  # fmt: skip
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()
+    except OSError as error:
+        raise BatchError(
+            f"cannot write the results into {out_dir}: {error.strerror or error}"
+        ) from None
+
+
+def _check_analyze_options(args: Sequence[str]) -> None:
+    """Parse the options every clip's analysis gets, as the workers will: a bad one is a bad
+    command line (exit 2) now, not a batch whose workers all fail to start."""
+    from . import worker
+
+    parser = argparse.ArgumentParser(prog="--analyze-options", add_help=False)
+    worker.configure_parser(parser)
+
+    def refuse(message: str) -> None:
+        raise BatchUsageError(f"--analyze-options: {message}")
+
+    parser.error = refuse  # type: ignore[method-assign]
+    parser.parse_args(["<video>", "-o", "<output>.npz", *args])
 
 
 def _check_clean_preset(preset: str) -> None:
@@ -1325,9 +1370,11 @@ def options_from_args(args: argparse.Namespace) -> BatchOptions:
     try:
         analyze_args = shlex.split(args.analyze_options)
     except ValueError as error:
-        raise BatchError(f"--analyze-options: {error}; check the quotes") from error
+        raise BatchUsageError(f"--analyze-options: {error}; check the quotes") from error
+    if args.analyzer == DEFAULT_ANALYZER:  # another analyser may take other options
+        _check_analyze_options(analyze_args)
     if args.workers is not None and args.workers < 1:
-        raise BatchError("--workers must be at least 1")
+        raise BatchUsageError("--workers must be at least 1")
     gpus = tuple(g.strip() for g in args.gpus.split(",") if g.strip()) if args.gpus else None
     return BatchOptions(
         out_dir=args.output,

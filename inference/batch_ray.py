@@ -4,7 +4,7 @@ One actor per GPU (``num_gpus=1``; Ray sets its ``CUDA_VISIBLE_DEVICES``) or per
 cluster has no GPU; each actor loads the analyser once in its constructor and analyses clips sent
 to it as actor tasks. Actors are restarted when they die (``max_restarts``) and their clip is retried
 on the restarted actor (``max_task_retries``), so a lost node or a killed worker costs the clips it
-was running, not the batch. Results are written by the actors to the output folder, which must be
+was running, not the batch; after a cancel the retry does not analyse: the clip is ``cancelled``. Results are written by the actors to the output folder, which must be
 a path every node sees (a shared file system), as must the input videos; the driver keeps the
 manifest and the progress events, as in local mode.
 
@@ -51,6 +51,14 @@ class _Control:
     def __init__(self) -> None:
         self._events: list[tuple] = []
         self._stopped = False
+        self._begun: dict[str, int] = {}  # clip -> attempts begun on any actor
+
+    def begin(self, clip: str) -> tuple[int, bool]:
+        """Count an attempt at ``clip``; returns the attempts begun before it and the cancel flag,
+        read together (this actor runs one call at a time)."""
+        earlier = self._begun.get(clip, 0)
+        self._begun[clip] = earlier + 1
+        return earlier, self._stopped
 
     def report(self, event: tuple) -> None:
         self._events.append(event)
@@ -90,12 +98,24 @@ class ClipActor:
         return self.analyzer.model_id
 
     def process(self, job: ClipJob) -> ClipRecord:
+        # The cancel flag is read here, with the attempt counted, rather than left to the stop
+        # watcher: a clip that Ray retries on this actor after a restart would otherwise begin
+        # before or after the watcher's first poll, by chance, and end either as "pending" or
+        # crash-looping through its retries.
+        earlier, stopped = ray.get(self.control.begin.remote(job.name))
+        if stopped:
+            self.stop.set()
         progress = Throttled(
             lambda done, total: self.control.report.remote(
                 ("progress", job.name, self.name, done, total)
             )
         )
-        return process_clip(self.analyzer, job, progress, self.stop, worker=self.name)
+        record = process_clip(self.analyzer, job, progress, self.stop, worker=self.name)
+        if earlier and record.status == "pending":  # Ray's retry of a clip its actor died on
+            # as in local mode: after a cancel such a clip is not retried; it is "cancelled"
+            record.status, record.attempts = "cancelled", earlier
+            record.error = "its worker died and the batch was cancelled before the retry"
+        return record
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from retarget.contract import DEFAULT_FOV_DEG, intrinsics_from_fov
+
 from . import InferenceError
-
-DEFAULT_FOV_DEG = 55.0  # on the longer image side, as the official MeTRAbs demo assumes
-
-
-def intrinsics_from_fov(fov_deg: float, image_size: tuple[int, int]) -> np.ndarray:
-    """3x3 camera matrix with the given field of view on the longer side of ``(width, height)``."""
-    width, height = image_size
-    if not 0 < fov_deg < 180:
-        raise ValueError(f"field of view must be between 0 and 180 degrees, got {fov_deg}")
-    focal = 0.5 * max(width, height) / np.tan(np.radians(fov_deg) / 2)
-    return np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1.0]])
 
 
 def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:

@@ -33,7 +33,9 @@ worker's protocol); logs go to stderr. Events: ``model`` (one per ``list`` entry
 ``progress`` (``downloaded``, ``total`` bytes or null, ``fraction``, ``speed_bps``), ``resume``,
 ``restart``, ``retry``, ``download_done``, ``verified``, ``hash_recorded``, ``install``,
 ``installed``, ``path`` (``name``, ``path``), ``verify`` (``status``, ``problems``),
-``verify_summary``, ``error`` (``message``, ``exit_code``, ``kind``). Exit codes: 0 success,
+``verify_summary``, ``warning`` (``message``), ``error`` (``message``, ``exit_code``, ``kind``).
+Downloading a pose model also installs the person detector YOLOX-S unless a YOLOX detector is
+installed (``--no-detector``: not); its events carry its own ``name``. Exit codes: 0 success,
 1 other error, 2 bad command line, 3 model not found / not installed, 4 network unreachable (the
 message gives the manual steps), 5 download failed (run again to resume), 6 integrity failure
 (hash/size mismatch, unsafe archive, wrong bundle layout), 130 interrupted (Ctrl-C).
@@ -56,7 +58,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import InferenceError
+from . import InferenceError, file_hashes
 from .download import (
     DownloadError,
     DownloadOptions,
@@ -88,6 +90,10 @@ DETECTOR = "detector"
 KINDS = (POSE_BUNDLE, DETECTOR)
 
 DEFAULT_POSE_MODEL = "metrabs_eff2l_384px_800k_28ds_pytorch"
+# The detectors the worker's "auto" takes, the first installed one in this order; the download of
+# a pose model brings the first of them unless one is installed (DETECTOR_WITH_POSE_MODEL).
+AUTO_DETECTORS = ("yolox_s", "yolox_m", "yolox_tiny", "yolox_nano")
+DETECTOR_WITH_POSE_MODEL = "yolox_s"
 OFFLINE_POSE_MODEL = "metrabs_small_synth"
 OFFLINE_DETECTOR = "yolox_synth"  # the detector trained with OFFLINE_POSE_MODEL's data
 
@@ -184,7 +190,7 @@ _YOLOX_NOTE = (
 )
 
 
-def _yolox(variant: str, input_size: int, description: str) -> ModelEntry:
+def _yolox(variant: str, input_size: int, description: str, approx_size: str = "") -> ModelEntry:
     return ModelEntry(
         name=f"yolox_{variant}",
         kind=DETECTOR,
@@ -193,6 +199,7 @@ def _yolox(variant: str, input_size: int, description: str) -> ModelEntry:
         urls=(f"{_YOLOX_RELEASE}/yolox_{variant}.pth",),
         filename=f"yolox_{variant}.pth",
         input_size=input_size,
+        approx_size=approx_size,
         source_note=_YOLOX_NOTE,
     )
 
@@ -210,13 +217,14 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         ),
         filename="metrabs_eff2l_384px_800k_28ds_pytorch.tar.gz",
         archive=True,
-        approx_size="several hundred MB",
+        approx_size="about 440 MB",
         source_note=(
             "First URL: the link in the README of isarandi/metrabs ('wget -O - "
             "https://bit.ly/metrabs_l_pt | tar -xzvf -'). Second URL: the authors' server, which "
             "hosts their other models (docs/MODELS.md); this exact path appears only in third-party "
             "code, not in the official README. Neither size nor SHA-256 is published: the hash is "
-            "recorded at first download."
+            "recorded at first download. The size is approximate: third-party download scripts "
+            "give ~440 MB, as the fp32 weights of EfficientNetV2-L (118 M parameters) predict."
         ),
     ),
     ModelEntry(
@@ -236,9 +244,11 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         input_size=416,
         source_note="Bundled with the project; integrity is tracked by the repository itself.",
     ),
-    _yolox("nano", 416, "YOLOX-Nano person detector (COCO AP 25.8, 0.91 M params)"),
+    # Approximate sizes as users report them (YOLOX issues 495, 1304): the files hold optimizer
+    # state beside the weights.
+    _yolox("nano", 416, "YOLOX-Nano person detector (COCO AP 25.8, 0.91 M params)", "about 8 MB"),
     _yolox("tiny", 416, "YOLOX-Tiny person detector (COCO AP 32.8, 5.06 M params)"),
-    _yolox("s", 640, "YOLOX-S person detector (COCO AP 40.5, 9.0 M params)"),
+    _yolox("s", 640, "YOLOX-S person detector (COCO AP 40.5, 9.0 M params)", "about 70 MB"),
     _yolox("m", 640, "YOLOX-M person detector (COCO AP 46.9, 25.3 M params)"),
 )
 
@@ -496,15 +506,19 @@ def install_from_file(
     cache: Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> Path:
-    """Install ``entry`` from a file downloaded by hand (verified like a download); return its path."""
+    """Install ``entry`` from a file downloaded by hand (verified like a download), or for a pose
+    bundle from the folder unpacked from it; return its path."""
     cache = cache_dir(cache)
     source = Path(source).expanduser()
     if entry.project_path:
         raise WeightsError(
             f"{entry.name} is bundled with the project; there is nothing to install."
         )
-    if not source.is_file():
-        raise ModelNotFoundError(f"{source} is not a file; give the downloaded {entry.filename}.")
+    if not source.exists():
+        raise ModelNotFoundError(
+            f"{source} does not exist; give the downloaded {entry.filename}"
+            + (" or the folder unpacked from it." if entry.archive else ".")
+        )
     emit = progress or (lambda event: None)
     return _install(entry, cache, source, origin=f"file:{source}", keep_archive=True, progress=emit)
 
@@ -618,6 +632,8 @@ def _install(
     recorded only once the install succeeded, so a bad first file is not trusted later.
     """
     paths = _paths(entry, cache)
+    if file.is_dir():
+        return _install_folder(entry, cache, file, progress)
     want, source = expected_hash(entry, cache)
     digest = sha256_file(file)
     size = file.stat().st_size
@@ -643,7 +659,7 @@ def _install(
         "download_size": size,
         "hash_source": source,
         "installed_at": _now(),
-        "files": _hash_tree(paths.model_dir),
+        "files": _hash_tree(paths.model_dir, cache),
     }
     _write_json_atomic(paths.manifest, manifest)
     if in_cache and not keep_archive:
@@ -652,6 +668,36 @@ def _install(
     assert path is not None, "manifest and model folder were just written"
     progress({"event": "installed", "name": entry.name, "path": str(path), "already": False})
     log.info("Installed %s at %s", entry.name, path)
+    return path
+
+
+def _install_folder(
+    entry: ModelEntry, cache: Path, folder: Path, progress: ProgressCallback
+) -> Path:
+    """Install an unpacked bundle folder (a release archive unpacked by hand) as ``entry``: its
+    files are checked by loading the bundle and hashed into the manifest; no archive hash exists
+    to record."""
+    if entry.kind != POSE_BUNDLE:
+        raise ModelNotFoundError(f"{folder} is a folder; {entry.name} is a single weight file.")
+    progress({"event": "install", "name": entry.name, "from": str(folder), "sha256": None})
+    try:
+        _unpack_into_place(entry, cache, folder)
+    except ModelIntegrityError as exc:
+        raise ModelIntegrityError(f"{exc} ({folder}: it was not used.)") from exc
+    paths = _paths(entry, cache)
+    manifest = {
+        "name": entry.name,
+        "origin": f"folder:{folder}",
+        "download_sha256": None,
+        "download_size": None,
+        "hash_source": "installed from an unpacked folder (no archive to hash)",
+        "installed_at": _now(),
+        "files": _hash_tree(paths.model_dir, cache),
+    }
+    _write_json_atomic(paths.manifest, manifest)
+    path = installed_path(entry, cache)
+    assert path is not None, "manifest and model folder were just written"
+    progress({"event": "installed", "name": entry.name, "path": str(path), "already": False})
     return path
 
 
@@ -675,7 +721,10 @@ def _unpack_into_place(entry: ModelEntry, cache: Path, file: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        if entry.archive:
+        if file.is_dir():  # an unpacked bundle
+            shutil.copytree(file, staging / file.name, symlinks=False)
+            root = _bundle_root(staging, BUNDLE_FILES)
+        elif entry.archive:
             try:
                 extract_tar_safely(file, staging)
             except UnsafeArchiveError as exc:
@@ -685,10 +734,24 @@ def _unpack_into_place(entry: ModelEntry, cache: Path, file: Path) -> None:
             _check_checkpoint(file)
             shutil.copyfile(file, staging / paths.filename)
             root = staging
+        if entry.kind == POSE_BUNDLE:
+            _check_loadable(root)
         paths.manifest.unlink(missing_ok=True)  # "not installed" while the folder is swapped
         _replace_dir(root, paths.model_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_loadable(folder: Path) -> None:
+    """Load the bundle in ``folder`` as an analysis would: a wrong or damaged archive is refused
+    before it is installed or its hash trusted."""
+    from .model import load_bundle
+    from .model.errors import ModelError
+
+    try:
+        load_bundle(folder)
+    except ModelError as exc:
+        raise ModelIntegrityError(f"the files are not a usable MeTRAbs model: {exc}") from exc
 
 
 def _check_checkpoint(file: Path) -> None:
@@ -736,12 +799,44 @@ def _replace_dir(source: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _hash_tree(folder: Path) -> dict[str, dict]:
-    return {
-        p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+def _hash_tree(folder: Path, cache: Path) -> dict[str, dict]:
+    """Size and SHA-256 of every file under ``folder`` (remembered for later checks)."""
+    tree = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = sha256_file(path)
+        file_hashes.remember(path, digest, cache / file_hashes.STORE_NAME)
+        tree[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": digest}
+    return tree
+
+
+def check_installed(entry: ModelEntry, cache: Path | None = None) -> None:
+    """Raise :class:`ModelIntegrityError` if an installed model's files are not those installed
+    (full SHA-256 of each file, remembered by size and modification time)."""
+    cache = cache_dir(cache)
+    paths = _paths(entry, cache)
+    files = _read_json(paths.manifest).get("files") or {}
+    store = cache / file_hashes.STORE_NAME
+    changed = []
+    for relative, info in files.items():
+        path = paths.model_dir / relative
+        if not path.is_file():
+            changed.append(f"{relative} is missing")
+        elif file_hashes.file_digest(path, store) != info.get("sha256"):
+            changed.append(f"{relative} changed")
+    if changed:
+        raise ModelIntegrityError(
+            f"The installed {entry.name} is not what was installed ({'; '.join(changed)} since "
+            f"{_read_json(paths.manifest).get('installed_at', 'the install')}). Install it again: "
+            f"`python -m inference weights download {entry.name} --force`."
+        )
+
+
+def model_digest(path: Path, cache: Path | None = None) -> str:
+    """``sha256:<32 hex>`` of a model's weights (a bundle's ``ckpt.pt`` or a weight file): the
+    whole file, so that any change of its bytes gives another model id."""
+    weights = Path(path) / "ckpt.pt" if Path(path).is_dir() else Path(path)
+    digest = file_hashes.file_digest(weights, cache_dir(cache) / file_hashes.STORE_NAME)
+    return f"sha256:{digest[:32]}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -864,6 +959,8 @@ def resolve_model(
                 f"{entry.name} is not installed. Run `python -m inference weights download "
                 f"{entry.name}`.\n{manual_steps(entry, cache_dir(cache))}"
             )
+        if not entry.project_path:
+            check_installed(entry, cache)
         return path
     path = Path(text).expanduser()
     if path.is_dir():
@@ -935,8 +1032,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     dl = sub.add_parser("download", parents=[common], help="download, verify and install a model")
     dl.add_argument("name", help="model name (see list)")
-    dl.add_argument("--model", type=Path, help="install from this manually downloaded file instead")
+    dl.add_argument(
+        "--model",
+        type=Path,
+        help="install from this manually downloaded file (or the bundle folder unpacked from it)",
+    )
     dl.add_argument("--force", action="store_true", help="reinstall even if installed")
+    dl.add_argument(
+        "--no-detector",
+        action="store_true",
+        help=f"a pose model only: do not also install the {DETECTOR_WITH_POSE_MODEL} person detector",
+    )
     dl.add_argument("--keep-archive", action="store_true", help="keep the .tar.gz after unpacking")
     dl.add_argument("--timeout", type=float, default=30.0, help="socket timeout in seconds (30)")
     dl.add_argument(
@@ -1046,6 +1152,7 @@ def _cmd_list(args, registry: dict[str, ModelEntry], cache: Path, emit: _Emit) -
                 "license": entry.license,
                 "urls": list(entry.urls),
                 "size": entry.size,
+                "approx_size": entry.approx_size,
                 "sha256": want,
                 "hash_source": source,
                 "input_size": entry.input_size,
@@ -1061,10 +1168,10 @@ def _cmd_download(args, registry: dict[str, ModelEntry], cache: Path, emit: _Emi
         log.warning(
             "Forgot the recorded hash of %s; the next download is recorded anew", entry.name
         )
+    options = DownloadOptions(timeout_s=args.timeout, max_retries=args.retries)
     if args.model is not None:
         path = install_from_file(entry, args.model, cache=cache, progress=emit)
     else:
-        options = DownloadOptions(timeout_s=args.timeout, max_retries=args.retries)
         path = download_model(
             entry,
             cache=cache,
@@ -1073,8 +1180,38 @@ def _cmd_download(args, registry: dict[str, ModelEntry], cache: Path, emit: _Emi
             options=options,
             progress=emit,
         )
+    if entry.kind == POSE_BUNDLE and not args.no_detector:
+        ensure_detector(cache=cache, options=options, progress=emit)
     emit({"event": "path", "name": entry.name, "path": str(path)})
     return EXIT_OK
+
+
+def ensure_detector(
+    *,
+    cache: Path | None = None,
+    options: DownloadOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path | None:
+    """Download the person detector that goes with a pose model (:data:`DETECTOR_WITH_POSE_MODEL`)
+    unless one of :data:`AUTO_DETECTORS` is installed; return it, or None (with a ``warning``
+    event) when it cannot be had: the pose model works without it, with OpenCV's slower HOG."""
+    emit = progress or (lambda event: None)
+    for name in AUTO_DETECTORS:
+        path = installed_path(get_entry(name), cache)
+        if path is not None:
+            return path
+    entry = get_entry(DETECTOR_WITH_POSE_MODEL)
+    try:
+        return download_model(entry, cache=cache, options=options, progress=emit)
+    except WeightsError as error:
+        message = (
+            f"The person detector {entry.name} could not be installed ({error}); analyses use "
+            f"OpenCV's slower HOG detector until it is: `python -m inference weights download "
+            f"{entry.name}`."
+        )
+        log.warning("%s", message)
+        emit({"event": "warning", "name": entry.name, "message": message})
+        return None
 
 
 def _cmd_verify(args, registry: dict[str, ModelEntry], cache: Path, emit: _Emit) -> int:

@@ -10,7 +10,10 @@ once, then assigns the poses to tracks frame by frame (``inference.track``). Whi
 tracked, every frame of the batch is searched. With ``--box`` only that person is followed
 (and kept however short their track).
 
-Output: the trajectory contract (``retarget.contract``), written atomically. ``extras`` holds
+Output: the trajectory contract (``retarget.contract``), written atomically. An existing OUTPUT is
+only replaced with ``--overwrite`` (or continued with ``--resume``), and a partial result never
+replaces a complete one: it goes to ``<name>.partial.npz`` beside it until the run finishes; one
+run at a time writes OUTPUT (``inference.outputs``, ``docs/files.md``). ``extras`` holds
 ``partial`` (bool: the run was interrupted; resume it with ``--resume``), ``source_frames`` (i32 [T]:
 source frame index of each row), ``detector`` (str) and ``worker_settings`` (JSON; its
 ``batch_size`` is the crops per network call the run started with, automatic or not). A box whose
@@ -27,7 +30,9 @@ Exit codes:
   3    unusable input: video or image sequence missing, empty, not a video, undecodable;
        bad --box, --device, camera file, frame range, or an output name not ending in .npz
   4    no usable model: pose model not installed or broken bundle, detector weights unusable
-  5    output cannot be written, or the --resume file does not match this run
+  5    output cannot be written: it exists (pass --overwrite, or --resume for a partial result),
+       another analysis is writing it, a file stands where its folder should be, no permission,
+       a full disk; or the --resume file does not match this run
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the partial result was written
 """
 
@@ -42,7 +47,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -54,6 +58,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from . import InferenceError
+from .outputs import OutputError, OutputPlan
 from .progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
@@ -69,7 +74,6 @@ EXIT_SIGTERM = 143
 
 DEFAULT_SKELETON = "smpl+head_30"  # the project's canonical joint set (retarget.skeletons)
 DETECTOR_CHOICES = "auto, hog, none, a detector name from `weights list` (e.g. yolox_s) or a .pth"
-AUTO_DETECTORS = ("yolox_s", "yolox_m", "yolox_tiny", "yolox_nano")  # tried in this order
 PROPOSAL_COVERED_IOU = 0.3  # a track whose predicted box overlaps a detection this much needs none
 TRACKING_ONLY_FRAMES = 4  # frames per batch when no detector runs (--detector none)
 MAX_BATCH_BYTES = 1 << 30  # frames held for one batch at most (8K frames are 100 MB each)
@@ -81,10 +85,6 @@ class InputError(InferenceError):
 
 class ModelUnavailableError(InferenceError):
     """No pose model can be loaded (exit code 4); the message names the command that fixes it."""
-
-
-class OutputError(InferenceError):
-    """The output cannot be written, or a ``--resume`` file does not belong to this run (exit 5)."""
 
 
 class PoseEstimatorLike(Protocol):
@@ -124,6 +124,7 @@ class Settings:
     tta: int = 1
     device: str = "auto"
     resume: bool = False
+    overwrite: bool = False  # replace an OUTPUT this run did not write
     checkpoint_every_s: float = 60.0
 
 
@@ -176,6 +177,25 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _score(text: str) -> float:
+    """``--detection-threshold``: a detector score, above 0 and at most 1 (scores are
+    probabilities; a larger threshold would silently find nobody)."""
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(
+            f"detector scores lie between 0 and 1, got {text!r}; try 0.3 (YOLOX) or 0.5 (HOG)"
+        )
+    return value
+
+
+def _fov(text: str) -> float:
+    """``--fov``: degrees, above 0 and below 180."""
+    value = _positive_float(text)
+    if value >= 180:
+        raise argparse.ArgumentTypeError(f"a field of view lies below 180 degrees, got {text!r}")
+    return value
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``analyze``; argument errors are also reported as a JSON ``error`` event."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -198,7 +218,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="run the detector every N frames; poses propose the boxes in between (default 1: "
         "more for speed, with a model whose poses are good enough to follow people)",
     )  # fmt: skip
-    model.add_argument("--detection-threshold", type=_positive_float, metavar="SCORE")
+    model.add_argument(
+        "--detection-threshold", type=_score, metavar="SCORE",
+        help="keep detections scoring at least this, 0-1 (default: the detector's own)",
+    )  # fmt: skip
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     model.add_argument(
         "--batch-size", type=_batch_size_arg, metavar="N|auto",
@@ -229,7 +252,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="frame rate of an image sequence (default 30)",
     )  # fmt: skip
     camera = parser.add_argument_group("camera (one of; default: 55 deg field of view)")
-    camera.add_argument("--fov", type=_positive_float, metavar="DEG", help="on the longer side")
+    camera.add_argument("--fov", type=_fov, metavar="DEG", help="on the longer side")
     camera.add_argument("--focal-mm", type=_positive_float, metavar="MM")
     camera.add_argument(
         "--sensor-width", type=_positive_float, metavar="MM",
@@ -241,6 +264,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     run = parser.add_argument_group("run")
     run.add_argument("--resume", action="store_true", help="continue a partial result in OUTPUT")
+    run.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing OUTPUT (default: refuse); until the run finishes, its partial "
+        "results go to <name>.partial.npz and OUTPUT keeps its complete result",
+    )  # fmt: skip
     run.add_argument(
         "--checkpoint-every", type=float, default=60.0, metavar="SECONDS", dest="checkpoint_every_s",
         help="write a partial result this often (0: never; default 60)",
@@ -327,6 +355,7 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
 
     bundle = load_bundle(folder)
     skeleton, info = _choose_skeleton(bundle.skeleton_infos, settings.skeleton, name)
+    indices, names, edges, bundle_names = _canonical_joints(skeleton, info, name)
     model = bundle.model.prepare_for_inference(device)
     config = EstimatorConfig(num_aug=settings.tta, batch_size=settings.batch_size)
     estimator = PoseEstimator(
@@ -335,13 +364,13 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
         device,
         config,
         joint_transform_matrix=bundle.joint_transform_matrix,
-        skeleton_indices=info["indices"],
-        output_joint_names=info["names"],
+        skeleton_indices=indices,
+        output_joint_names=names,
     )
     estimator.skeleton = skeleton
-    estimator.joint_edges = np.asarray(info["edges"], np.int32).reshape(-1, 2)
-    checkpoint = Path(folder) / "ckpt.pt"
-    digest = source_fingerprint(str(checkpoint)).rsplit(" ", 1)[-1] if checkpoint.is_file() else ""
+    estimator.joint_edges = edges
+    estimator.bundle_joint_names = bundle_names
+    digest = weights.model_digest(folder)  # all of its bytes: another model is another id
     estimator.model_id = f"{name if settings.model is None else Path(name).name} {digest}".strip()
     logger.info("pose model %s, skeleton %s", estimator.model_id, skeleton)
     return estimator
@@ -361,6 +390,27 @@ def _choose_skeleton(
     return name, infos[name]
 
 
+def _canonical_joints(
+    skeleton: str, info: dict[str, Any], model_name: str
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tuple[str, ...]]:
+    """(indices, names, edges, bundle's names) of the output joints: a skeleton the contract knows
+    in its canonical names and order, whatever the bundle calls them; another one as it is."""
+    from retarget.joints import JointNamesError, skeleton_order
+    from retarget.skeletons import SKELETONS
+
+    indices = np.asarray(info["indices"], np.int64)
+    names = tuple(str(n) for n in info["names"])
+    edges = np.asarray(info["edges"], np.int32).reshape(-1, 2)
+    known = SKELETONS.get(skeleton)
+    if known is None:
+        return indices, names, edges, names
+    try:
+        order = skeleton_order(names, known)
+    except JointNamesError as error:
+        raise ModelUnavailableError(f"model {model_name}: {error}") from None
+    return indices[order], known.joint_names, known.edges, tuple(names[i] for i in order)
+
+
 def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -> Any | None:
     """The person detector for ``settings.detector``; None for ``none``. ``auto`` takes the first
     installed YOLOX detector, else the bundled synthetic detector when the pose model is the
@@ -374,9 +424,12 @@ def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -
     if spec == "auto":
         from . import weights
 
-        for name in AUTO_DETECTORS:
-            path = weights.installed_path(weights.get_entry(name))
-            if path is not None:
+        for name in weights.AUTO_DETECTORS:
+            if weights.installed_path(weights.get_entry(name)) is not None:
+                try:
+                    path = weights.resolve_model(name)  # checks its bytes are those installed
+                except weights.WeightsError as error:
+                    raise ModelUnavailableError(str(error)) from None
                 logger.info("detector: %s (%s)", name, path)
                 return make_detector(str(path), device, threshold)
         if (settings.model or weights.default_pose_model()) == weights.OFFLINE_POSE_MODEL:
@@ -414,8 +467,11 @@ def _tuned_batch_size(estimator: Any, settings: Settings, image_size: tuple[int,
     return size
 
 
-def _joint_info(estimator: PoseEstimatorLike) -> tuple[tuple[str, ...], np.ndarray, str]:
-    """Joint names, edges (E, 2) and skeleton name of the estimator's output joints."""
+def _joint_info(
+    estimator: PoseEstimatorLike,
+) -> tuple[tuple[str, ...], np.ndarray, str, tuple[str, ...] | None]:
+    """Joint names, edges (E, 2), skeleton name and the model's own names (None: the same) of the
+    estimator's output joints."""
     from retarget.skeletons import SKELETONS
 
     names = getattr(estimator, "output_joint_names", None) or estimator.joint_names
@@ -427,7 +483,9 @@ def _joint_info(estimator: PoseEstimatorLike) -> tuple[tuple[str, ...], np.ndarr
         skeleton = skeleton or known.name
         edges = known.edges if edges is None else edges
     edges = np.zeros((0, 2), np.int32) if edges is None else np.asarray(edges, np.int32)
-    return names, edges.reshape(-1, 2), skeleton or f"custom_{len(names)}"
+    bundle_names = getattr(estimator, "bundle_joint_names", None)
+    bundle_names = None if bundle_names is None or tuple(bundle_names) == names else bundle_names
+    return names, edges.reshape(-1, 2), skeleton or f"custom_{len(names)}", bundle_names
 
 
 def _unpack(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -494,7 +552,8 @@ class Interrupt:
 
 def source_fingerprint(path: str) -> str:
     """``path sha256:<hex>``: SHA-256 of the size and the first and last MiB of a file (whole
-    videos are too large to hash on every run), or of the names and sizes of a sequence's images."""
+    videos are too large to hash on every run), or of the names of a sequence's images (not their
+    sizes: an image fixed or replaced after a run stopped on it keeps the sequence resumable)."""
     digest = hashlib.sha256()
     target = Path(path)
     if target.is_file():
@@ -509,7 +568,7 @@ def source_fingerprint(path: str) -> str:
         from .video import _sequence_files
 
         for name in _sequence_files(path) or []:
-            digest.update(f"{os.path.basename(name)}:{os.path.getsize(name)};".encode())
+            digest.update(f"{os.path.basename(name)};".encode())
     return f"{os.path.abspath(path)} sha256:{digest.hexdigest()[:32]}"
 
 
@@ -695,7 +754,7 @@ def _trajectory(
     settings: Settings,
     info: Any,
     intrinsics: np.ndarray,
-    joints: tuple[tuple[str, ...], np.ndarray, str],
+    joints: tuple[tuple[str, ...], np.ndarray, str, tuple[str, ...] | None],
     source: str,
     model_id: str,
     detector_name: str,
@@ -706,14 +765,16 @@ def _trajectory(
 
     from .track import select_tracks, stack_tracks
 
-    names, edges, skeleton = joints
+    names, edges, skeleton, bundle_names = joints
     tracks = state.tracker.tracks
     if not partial:
         # The person the user boxed is kept however short their track.
         min_frames = 1 if settings.box else min(settings.min_track_frames, max(1, state.num_rows))
         tracks = select_tracks(tracks, min_frames, settings.max_people)
     arrays = stack_tracks(tracks, state.num_rows, len(names))
-    worker_settings = {key: value for key, value in asdict(settings).items() if key != "resume"}
+    worker_settings = {
+        key: value for key, value in asdict(settings).items() if key not in ("resume", "overwrite")
+    }
     return Trajectory(
         frame_times=np.asarray(state.frame_times, np.float64),
         fps=float(info.fps) / settings.stride,
@@ -729,6 +790,7 @@ def _trajectory(
             "source_frames": np.asarray(state.source_frames, np.int32),
             "detector": np.array(detector_name),
             "worker_settings": np.array(json.dumps(worker_settings)),
+            **({} if bundle_names is None else {"source_joint_names": np.array(bundle_names)}),
         },
         **arrays,
     )
@@ -751,13 +813,12 @@ _RESUME_KEYS = ("model", "skeleton", "start", "stop", "stride", "box", "tta", "s
 
 
 def _load_resume(
-    settings: Settings, source: str, intrinsics: np.ndarray
+    settings: Settings, path: Path | None, source: str, intrinsics: np.ndarray
 ) -> tuple[Any, bool] | None:
-    """(trajectory, complete) of the output file to resume, or None to start afresh."""
+    """(trajectory, complete) of the result at ``path`` to resume, or None to start afresh."""
     from retarget.contract import ContractError, read_trajectory
 
-    path = Path(settings.output)
-    if not settings.resume or not path.exists():
+    if path is None:
         return None
     try:
         previous = read_trajectory(path)
@@ -856,18 +917,16 @@ def run(
 
 
 def _check_paths(settings: Settings) -> None:
+    from retarget.contract import output_problem
+
     output = Path(settings.output)
     if output.suffix.lower() != ".npz":
         raise InputError(f"the output must be a .npz file, got {settings.output!r}")
     if output.exists() and output.is_dir():
         raise OutputError(f"the output {settings.output} is a folder; give a file name")
-    try:  # found out now, not after the whole analysis
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=output.parent).close()
-    except OSError as error:
-        raise OutputError(
-            f"cannot write the output into {output.parent}: {error.strerror or error}"
-        ) from None
+    problem = output_problem(output)  # found out now, not after the whole analysis
+    if problem is not None:
+        raise OutputError(f"cannot write the output: {problem}")
     video = Path(settings.video)
     if video.exists() and output.exists() and os.path.samefile(video, output):
         raise InputError("the output would overwrite the input video; choose another -o path")
@@ -931,18 +990,38 @@ def _run(
     make_estimator: Callable[[Settings, str], PoseEstimatorLike],
     make_detector: Callable[[Settings, str, ProgressReporter], Any],
 ) -> int:
+    """Check the input and output, hold the output for the run (``inference.outputs``), analyse."""
+    from . import outputs
+
+    opened = _open_input(settings)
+    with outputs.exclusive(settings.output):
+        plan = outputs.plan_output(settings.output, settings.overwrite, settings.resume)
+        return _analyse(settings, plan, opened, reporter, interrupt, make_estimator, make_detector)
+
+
+def _analyse(
+    settings: Settings,
+    plan: OutputPlan,
+    opened: tuple[Any, np.ndarray, str],
+    reporter: ProgressReporter,
+    interrupt: Interrupt,
+    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
+    make_detector: Callable[[Settings, str, ProgressReporter], Any],
+) -> int:
+    """The analysis of an opened input into the files of ``plan``."""
+    from . import outputs
     from .track import TrackerParams
     from .video import FrameRange, open_video
 
     started = time.monotonic()
-    info, intrinsics, camera_text = _open_input(settings)
+    info, intrinsics, camera_text = opened
     source = source_fingerprint(settings.video)
-    resumed = _load_resume(settings, source, intrinsics)
+    resumed = _load_resume(settings, plan.resume_from, source, intrinsics)
     if resumed is None and settings.resume:
         reporter.warning(f"--resume: {settings.output} does not exist yet; starting afresh")
     if resumed is not None and resumed[1]:
         previous = resumed[0]
-        reporter.emit("done", output=str(settings.output), frames=previous.num_frames,
+        reporter.emit("done", output=str(plan.final), frames=previous.num_frames,
                       people=previous.num_people, partial=False, elapsed_s=0.0,
                       message="already complete; nothing to resume")  # fmt: skip
         return EXIT_OK
@@ -970,12 +1049,20 @@ def _run(
         return _trajectory(state, recorded, info, intrinsics, joints, source, model_id,
                            detector_name, partial)  # fmt: skip
 
-    def save(trajectory: Any) -> None:
+    def save(trajectory: Any, partial: bool) -> Path:
+        """Write a partial or the complete result where ``plan`` puts it; the path written."""
+        path = plan.partial if partial else plan.final
         with interrupt.writing():
-            _write(settings.output, trajectory)
+            _write(str(path), trajectory)
+            if not partial:
+                outputs.finished(plan)
+        return path
 
-    def done(trajectory: Any, partial: bool) -> None:
-        reporter.emit("done", output=str(settings.output), frames=trajectory.num_frames,
+    def done(trajectory: Any, partial: bool, path: Path) -> None:
+        if partial and path != plan.final:
+            reporter.warning(f"{plan.final} keeps its complete result; this run's partial result "
+                             f"is {path.name} (--resume continues it)")  # fmt: skip
+        reporter.emit("done", output=str(path), frames=trajectory.num_frames,
                       people=trajectory.num_people, partial=partial, crops=analysis.crops,
                       elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
 
@@ -990,17 +1077,16 @@ def _run(
         if frame_range is not None and (total is None or state.num_rows < total):
             stream = open_video(settings.video, frame_range, settings.sequence_fps)
             _process_stream(analysis, stream, interrupt, reporter, total, done_at_start,
-                            checkpoint=lambda: save(result(True)))  # fmt: skip
+                            checkpoint=lambda: save(result(True), True))  # fmt: skip
     except KeyboardInterrupt:  # a second signal: stop now, keep the completed batches
         trajectory = result(True)
-        save(trajectory)
-        done(trajectory, partial=True)
+        done(trajectory, True, save(trajectory, True))
         return interrupt.exit_code
     except Exception:
         if state.num_rows > done_at_start:
-            save(result(True))
+            path = save(result(True), True)
             reporter.warning(
-                f"partial result with {state.num_rows} frames saved to {settings.output}; "
+                f"partial result with {state.num_rows} frames saved to {path}; "
                 f"continue it with --resume once the problem is fixed"
             )
         raise
@@ -1011,8 +1097,7 @@ def _run(
         _warn_if_truncated(reporter, info, settings, state)
         if trajectory.num_people == 0:
             reporter.warning(_no_person_message(state))
-    save(trajectory)
-    done(trajectory, partial)
+    done(trajectory, partial, save(trajectory, partial))
     return interrupt.exit_code if partial else EXIT_OK
 
 

@@ -20,6 +20,7 @@ Every function validates its input before it creates anything, so a bad file lea
 was. Each import makes new objects and new actions; nothing of the user's is modified.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..retarget import contract, frames, rig, solve
 from ..retarget.keyframes import write_bone_action
-from ..retarget.skeletons import get_skeleton
+from ..retarget.skeletons import get_rig_skeleton
 from . import backend, review
 from . import camera as camera_tools
 from . import scene as scene_tools
@@ -68,7 +69,7 @@ class _PersonMotion:
 
 def _person_motions(trajectory: contract.Trajectory) -> list[_PersonMotion]:
     """World-frame motion and rig of every person seen in at least one complete frame."""
-    skeleton = get_skeleton(trajectory.skeleton)
+    skeleton = get_rig_skeleton(trajectory.skeleton)
     if tuple(trajectory.joint_names) != skeleton.joint_names:
         raise MocapError(
             f"joint names in the file do not match the {skeleton.name!r} skeleton it declares"
@@ -78,7 +79,7 @@ def _person_motions(trajectory: contract.Trajectory) -> list[_PersonMotion]:
     if world_from_camera is None or np.shape(world_from_camera) != (4, 4):
         world_from_camera = frames.level_camera_pose(trajectory.poses3d, skeleton.joint_names)
     joints_world = frames.camera_to_world(trajectory.poses3d.astype(np.float64), world_from_camera)
-    body = [skeleton.index(joint) for joint in rig.BONE_NAMES]
+    body = [skeleton.index(joint) for joint in rig.BONE_NAMES if joint in skeleton.joint_names]
     motions = []
     for person, track_id in enumerate(trajectory.track_ids):
         joints = joints_world[:, person]
@@ -101,6 +102,23 @@ def _person_motions(trajectory: contract.Trajectory) -> list[_PersonMotion]:
     if not motions:
         raise MocapError("No person has a complete pose in any frame of this trajectory")
     return motions
+
+
+def _people_in_front(trajectory: contract.Trajectory, name: str) -> contract.Trajectory:
+    """``trajectory`` without the people behind the camera (a warning names them); refused when
+    nobody is left: such poses are in another frame and would import as nonsense."""
+    behind = frames.behind_camera(trajectory.poses3d)
+    if not behind.any():
+        return trajectory
+    seen = np.isfinite(trajectory.poses3d).any(axis=(0, 2, 3))
+    if not (seen & ~behind).any():
+        raise MocapError(
+            f"Every person in {name} is behind the camera (negative depth); "
+            f"{frames.BEHIND_CAMERA_ADVICE}"
+        )
+    dropped = ", ".join(str(int(i)) for i in trajectory.track_ids[behind])
+    log.warning("%s: person %s is behind the camera and is not imported", name, dropped)
+    return select_people(trajectory, [int(i) for i in trajectory.track_ids[~behind]])
 
 
 def _pick_person(motions: list[_PersonMotion], track_id: int | None) -> _PersonMotion:
@@ -145,10 +163,35 @@ def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones)
     return action
 
 
+def resolve_target(
+    target: "bpy.types.Object | str | None", context: "bpy.types.Context | None" = None
+) -> "bpy.types.Object | None":
+    """The target object of an import: an object, or the name of one in this file; its
+    ``matrix_world`` brought up to date first (a script that just scaled or moved the rig has not
+    had the depsgraph re-evaluate it, and the scale check would read the old matrix)."""
+    if target is None:
+        return None
+    if isinstance(target, str):
+        found = bpy.data.objects.get(target)
+        if found is None:
+            armatures = sorted(o.name for o in bpy.data.objects if o.type == "ARMATURE")
+            raise MocapError(
+                f"No object named {target!r} in this file; its armatures: "
+                f"{', '.join(armatures) or 'none'}"
+            )
+        target = found
+    elif not isinstance(target, bpy.types.Object):
+        raise MocapError(
+            f"target must be an armature object or its name, not a {type(target).__name__}"
+        )
+    (context or bpy.context).view_layer.update()
+    return target
+
+
 def import_trajectory(
     path: str | os.PathLike,
     *,
-    target: "bpy.types.Object | None" = None,
+    target: "bpy.types.Object | str | None" = None,
     rig_map: "str | os.PathLike | object" = "auto",
     root_motion: str | None = None,
     foot_lock: bool = True,
@@ -161,8 +204,9 @@ def import_trajectory(
     """Import a trajectory ``.npz`` as keyframes, in one new action per person (a "take").
 
     With no ``target`` every person gets a new MeTRAbs rig with the clip's own proportions, placed
-    where the camera saw them. With a ``target`` armature, one person (``person`` = track id, else
-    the one seen longest) is retargeted onto it: ``rig_map`` is "auto", a preset name
+    where the camera saw them. With a ``target`` armature (the object or its name), one person
+    (``person`` = track id, else the one seen longest) is retargeted onto it: ``rig_map`` is
+    "auto", a preset name
     (``retarget.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
     ``root_motion`` is "relative" (default for targets: the path starts where the rig stands),
     "camera" (default without target) or "in_place"; it is scaled by the target/source leg
@@ -180,8 +224,9 @@ def import_trajectory(
     from ..retarget import rigmaps
 
     context = context or bpy.context
-    trajectory = contract.read_trajectory(path)
-    skeleton = get_skeleton(trajectory.skeleton)
+    target = resolve_target(target, context)
+    trajectory = _people_in_front(contract.read_trajectory(path), Path(path).name)
+    skeleton = get_rig_skeleton(trajectory.skeleton)
     motions = _person_motions(trajectory)
     params = solve.RetargetParams(
         root_motion=root_motion or ("relative" if target is not None else "camera"),
@@ -219,7 +264,8 @@ def import_trajectory(
         if target is None:
             name = f"MeTRAbs {clip_name} P{motion.track_id}"
             armature = scene_tools.create_armature(context, name, motion.bones)
-            mapping = rigmaps.PRESETS["metrabs"]
+            bone_names = {bone.name for bone in motion.bones}
+            mapping = rigmaps.restrict(rigmaps.PRESETS["metrabs"], bone_names)[0]
             try:
                 rig_data = scene_tools.read_target_rig(context, armature)
                 result = solve.retarget(
@@ -310,6 +356,15 @@ def start_analysis(
         raise MocapError(f"Footage not found: {request.video}; choose a movie clip or a file")
     if python is None:
         python = backend.find_backend_python(venv_dir=backend_venv_dir()).python
+    # the worker runs in the extension's folder: the caller's relative paths would name other files
+    model = request.model
+    request = dataclasses.replace(
+        request,
+        video=backend.caller_path(request.video),
+        output=backend.caller_path(request.output),
+        model=backend.caller_path(model) if model and Path(model).exists() else model,
+    )
+    python = backend.caller_python(python)
     Path(request.output).parent.mkdir(parents=True, exist_ok=True)
     command = backend.analyze_command(python, request, entry=worker)
     log.info("analysis: %s", backend.command_text([command]))
@@ -350,6 +405,7 @@ def analyze_video(
     model: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     on_event: "Callable[[dict, backend.WorkerState], None] | None" = None,
     should_cancel: "Callable[[], bool] | None" = None,
     worker: Sequence[str] = backend.WORKER_ENTRY,
@@ -363,11 +419,16 @@ def analyze_video(
     every protocol event; ``should_cancel`` is polled and, once true, the worker is stopped and the
     frames it finished are returned as a partial result, which ``resume=True`` continues. ``extra_args`` go to the worker as they
     are (e.g. ``("--tta", "5")``; see ``python -m inference analyze --help``).
+
+    An existing ``output`` is refused unless ``overwrite``; a cancelled run then writes its
+    partial result beside it (``<name>.partial.npz``, the returned path) and ``output`` keeps
+    its complete result until a run finishes.
     """
     request = backend.AnalyzeRequest(
         video=str(video), output=str(output), frame_start=frame_start, frame_stop=frame_stop,
         fov_deg=fov_deg, focal_mm=focal_mm, sensor_mm=sensor_mm, max_people=max_people,
-        device=device, model=model, resume=resume, extra_args=tuple(extra_args),
+        device=device, model=model, resume=resume, overwrite=overwrite,
+        extra_args=tuple(extra_args),
     )  # fmt: skip
     process = start_analysis(request, python=python, cache_dir=cache_dir, worker=worker)
     outcome = backend.run_to_completion(process, on_event=on_event, should_cancel=should_cancel)
@@ -493,7 +554,7 @@ def import_people(
     *,
     context: "bpy.types.Context | None" = None,
     match_scene: bool = True,
-    target: "bpy.types.Object | None" = None,
+    target: "bpy.types.Object | str | None" = None,
     **options,
 ) -> list[ImportResult]:
     """:func:`import_trajectory` restricted to the people ``track_ids`` (default everyone).
@@ -505,6 +566,7 @@ def import_people(
     the camera match fits them all.
     """
     path = Path(path)
+    target = resolve_target(target, context)
     if target is not None:
         if track_ids is not None and len(track_ids) != 1:
             raise MocapError(
@@ -598,8 +660,11 @@ def import_analysis(
     Each generated rig's object colour is its person's colour in the results list.
     """
     context = context or bpy.context
+    raw = contract.read_trajectory(path)
+    if camera and not contract.has_camera(raw):
+        log.warning("%s gives no image size or intrinsics: no camera is made", Path(path).name)
+        camera = False
     if camera:  # refused before anything is created
-        raw = contract.read_trajectory(path)
         camera_tools.check_camera(raw)
         if clip is not None and not match_scene:
             camera_tools.check_footage_timing(context.scene, raw)

@@ -130,7 +130,7 @@ def probe_python(python: str | os.PathLike, timeout_s: float = 120.0) -> Backend
 
     Raises :class:`BackendError` when the file is not a working interpreter.
     """
-    python = str(python)
+    python = caller_python(python)
     if not Path(python).is_file():
         raise BackendError(f"Backend Python not found: {python}; choose one in the preferences")
     try:
@@ -162,6 +162,21 @@ def probe_python(python: str | os.PathLike, timeout_s: float = 120.0) -> Backend
         mps=info.get("mps", False),
         missing=info["missing"],
     )
+
+
+def caller_path(path: str | os.PathLike) -> str:
+    """``path`` made absolute against this process's working folder. Backend processes run in the
+    extension's folder (:class:`BackendProcess`), where a relative path names another file, so
+    every path handed to one is made absolute first."""
+    return os.path.abspath(path) if str(path) else str(path)
+
+
+def caller_python(python: str | os.PathLike) -> str:
+    """An interpreter given with a folder (``venv/bin/python``) made absolute (see
+    :func:`caller_path`); a bare name (``python3``) is left for the ``PATH`` lookup."""
+    python = str(python)
+    separators = [os.sep] + ([os.altsep] if os.altsep else [])
+    return caller_path(python) if any(s in python for s in separators) else python
 
 
 def venv_python(venv_dir: str | os.PathLike) -> Path:
@@ -257,6 +272,7 @@ class AnalyzeRequest:
     device: str = "auto"  # "auto", "cuda" or "cpu"
     model: str | None = None  # model name or path (None: worker default)
     resume: bool = False  # continue a partial result at ``output``
+    overwrite: bool = False  # replace an existing ``output`` (else the worker refuses it)
     extra_args: tuple[str, ...] = ()  # passed through unchanged
 
     def __post_init__(self) -> None:
@@ -291,6 +307,8 @@ def analyze_command(
         command += ["--model", request.model]
     if request.resume:
         command.append("--resume")
+    if request.overwrite:
+        command.append("--overwrite")
     return command + list(request.extra_args)
 
 
@@ -651,14 +669,19 @@ class DownloadState:
         self.path: str | None = None  # installed model folder, once done
         self.error: dict | None = None
         self.last: str = "Starting..."
+        self.name = ""  # the file in flight: the model, then the detector that comes with it
 
     def update(self, event: dict) -> None:
         kind = event.get("event")
+        if event.get("name") and event.get("name") != self.name and kind != "path":
+            self.name, self.downloaded, self.total = str(event["name"]), 0, None
         if kind == "progress":
             self.downloaded = int(event.get("downloaded") or 0)
             self.total = event.get("total") or self.total
             self.last = "Downloading"
-        elif kind in ("installed", "path"):
+        elif kind == "installed":
+            self.last = "Installed"
+        elif kind == "path":  # the last event: the pose model's folder, its detector installed
             self.path = event.get("path") or self.path
             self.last = "Installed"
         elif kind == "error":
@@ -675,7 +698,8 @@ class DownloadState:
     def text(self) -> str:
         size = f"{self.downloaded / 1e6:.1f}"
         size += f"/{self.total / 1e6:.1f} MB" if self.total else " MB"
-        return f"{self.last}: {size}" if self.downloaded else self.last
+        label = f"{self.last} {self.name}".strip()
+        return f"{label}: {size}" if self.downloaded else label
 
 
 class WorkerJob:

@@ -17,6 +17,7 @@ blocks until it has finished and imports the results. :func:`analysis_options` t
 single-clip settings (device, model, camera, max people) into every clip's analysis options.
 """
 
+import dataclasses
 import glob
 import json
 import math
@@ -74,8 +75,10 @@ def result_files(folder: str | os.PathLike, prefer_cleaned: bool = True) -> list
     if manifest.is_file():
         rows = _manifest_clips(manifest)
     else:  # a folder of results without a batch: a cleaned file beside each is theirs
+        # not <clip>.partial.npz: the unfinished re-run of a clip whose complete result is beside
         rows = [(path.stem, path, folder / CLEANED_DIR / path.name)
-                for path in sorted(folder.glob("*.npz"))]  # fmt: skip
+                for path in sorted(folder.glob("*.npz"))
+                if not path.name.endswith(".partial.npz")]  # fmt: skip
     if not rows:
         raise MocapError(
             f"no finished results in {folder}; run `python -m inference batch VIDEOS -o {folder}` "
@@ -122,6 +125,7 @@ def import_folder(
     from . import api  # here, so that api may re-export this function
 
     context = context or bpy.context
+    target = api.resolve_target(target, context)
     imported = FolderImport()
     for name, path in result_files(folder, prefer_cleaned):
         first = match_scene and not imported.takes
@@ -355,8 +359,13 @@ def start_batch(
         from .api import backend_venv_dir
 
         python = backend.find_backend_python(venv_dir=backend_venv_dir()).python
+    # the batch runs in the extension's folder: the caller's relative paths would name other files
+    inputs = tuple(backend.caller_path(item) for item in request.inputs)
+    request = dataclasses.replace(
+        request, inputs=inputs, output=backend.caller_path(request.output)
+    )
     Path(request.output).mkdir(parents=True, exist_ok=True)
-    command = batch_command(python, request, entry)
+    command = batch_command(backend.caller_python(python), request, entry)
     return backend.BackendProcess(command, env=backend.worker_environment(cache_dir))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ..retarget import frames
-from ..retarget.contract import Trajectory
+from ..retarget.contract import Trajectory, has_camera
 from . import scene as scene_tools
 from .errors import MocapError
 
@@ -61,6 +61,11 @@ def lens_shift(intrinsics: np.ndarray, image_size: tuple[int, int]) -> tuple[flo
 def check_camera(trajectory: Trajectory) -> None:
     """Raise :class:`MocapError` if Blender cannot take the trajectory's intrinsics (checked
     before an import creates anything)."""
+    if not has_camera(trajectory):
+        raise MocapError(
+            "The trajectory gives no image size or camera intrinsics (a file from another tool?), "
+            "so no camera can match its footage; import it without the camera"
+        )
     fx, fy = (float(v) for v in np.diag(trajectory.intrinsics)[:2])
     if not (fx > 0 and fy > 0) or max(fx / fy, fy / fx) > MAX_PIXEL_ASPECT:
         raise MocapError(

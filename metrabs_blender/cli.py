@@ -9,17 +9,56 @@ imported as takes (``api.import_folder``).
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 import bpy
 
 from .. import retarget
+from ..retarget import contract
+from ..retarget.contract import output_problem
 from . import api
 from .errors import MocapError
 
 log = logging.getLogger(__name__)
 ROOT_MOTIONS = ("relative", "camera", "in_place")
+
+
+def _blend_file(text: str) -> Path:
+    """``--out``: a .blend file name (anything else would be a .blend under another name)."""
+    if Path(text).suffix.lower() != ".blend":
+        raise argparse.ArgumentTypeError(f"must be a .blend file, got {text!r}")
+    return Path(text)
+
+
+def _target_spec(text: str) -> str:
+    """``--target``: ``FILE.blend:OBJECT``, checked as the command line is read."""
+    try:
+        _split_target(text)
+    except MocapError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _fov(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected degrees, got {text!r}") from None
+    if not 0 < value < 180:
+        raise argparse.ArgumentTypeError(f"a field of view lies between 0 and 180, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,12 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(the trajectory is then written beside --out), or a folder of results of 'python -m "
         "inference batch' (one take per clip and person)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="the .blend file to write")
+    parser.add_argument("--out", type=_blend_file, required=True, help="the .blend file to write")
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace --out if it exists (default: refuse)"
+        "--overwrite",
+        action="store_true",
+        help="replace --out (and for a video input the analysis beside it) if it exists "
+        "(default: refuse)",
     )
     parser.add_argument(
         "--target",
+        type=_target_spec,
         metavar="FILE.blend:OBJECT",
         help="retarget onto the armature OBJECT of FILE.blend (saved to --out, FILE is unchanged)",
     )
@@ -73,9 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     video = parser.add_argument_group("video input (runs the analysis worker)")
     video.add_argument("--python", help="backend Python with torch (default: auto-detected)")
     video.add_argument("--model", help="pose model name or bundle path (see 'weights list')")
-    video.add_argument("--fov", type=float, help="field of view on the longer side, degrees")
-    video.add_argument("--max-people", type=int, help="keep at most this many people")
+    video.add_argument("--fov", type=_fov, help="field of view on the longer side, degrees")
+    video.add_argument("--max-people", type=_count, help="keep at most this many people")
     video.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    video.add_argument(
+        "--tta",
+        type=_count,
+        help="crops per person and frame, flipped and turned (5: better poses)",
+    )
     return parser
 
 
@@ -92,6 +140,8 @@ def _trajectory_path(args: argparse.Namespace) -> Path:
         fov_deg=args.fov,
         max_people=args.max_people,
         device=args.device,
+        extra_args=() if args.tta is None else ("--tta", str(args.tta)),
+        overwrite=args.overwrite,
     )
     for warning in result.warnings:
         log.warning("%s", warning)
@@ -140,9 +190,13 @@ def _import(args: argparse.Namespace) -> list:
         path = api.clean_file(path, args.clean)
     target = _open_target(args.target) if args.target else _new_scene()
     results = api.import_trajectory(path, target=target, **options)
-    if not args.no_camera:
-        footage = None if args.input.suffix.lower() == ".npz" else args.input
-        api.setup_camera(path, footage=footage)
+    if args.no_camera:
+        return results
+    if not contract.has_camera(contract.read_trajectory(path)):
+        log.warning("%s gives no image size or intrinsics: no camera is made", path.name)
+        return results
+    footage = None if args.input.suffix.lower() == ".npz" else args.input
+    api.setup_camera(path, footage=footage)
     return results
 
 
@@ -150,20 +204,100 @@ def _new_scene() -> None:
     bpy.ops.wm.read_homefile(use_empty=True)
 
 
+def _absolute(args: argparse.Namespace) -> None:
+    """Every path of the command line against the caller's working folder, before anything runs:
+    the analysis worker runs in the extension's folder, where a relative path names another file."""
+    from . import backend
+
+    args.input, args.out = Path(os.path.abspath(args.input)), Path(os.path.abspath(args.out))
+    if args.target:
+        file, name = _split_target(args.target)
+        args.target = f"{os.path.abspath(file)}:{name}"
+    if args.python:
+        args.python = backend.caller_python(args.python)
+    if args.model and Path(args.model).exists():  # a bundle path, not a model name
+        args.model = os.path.abspath(args.model)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file, however spelt (links, ``..``, case on some systems)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an --out that would lose a file or cannot be written."""
+    out = args.out
+    if out.is_dir():
+        raise MocapError(f"--out {out} is a folder; give the .blend file to write")
+    if _same_file(out, args.input):
+        raise MocapError(f"--out {out} is the input itself; choose another .blend file")
+    if args.target and _same_file(out, _split_target(args.target)[0]):
+        raise MocapError(
+            f"--out {out} is the --target file, which is never changed; choose another"
+        )
+    if out.exists() and not args.overwrite:
+        raise MocapError(f"{out} exists; pass --overwrite to replace it")
+    analysis = out.with_suffix(".npz")
+    if not args.input.is_dir() and args.input.suffix.lower() != ".npz":
+        if analysis.exists() and not args.overwrite:  # the video's trajectory goes beside --out
+            raise MocapError(f"{analysis} exists (an earlier analysis); pass --overwrite to "
+                             "replace it, or import it: python -m metrabs_blender "
+                             f"{analysis} --out ...")  # fmt: skip
+    problem = output_problem(out)
+    if problem is not None:
+        raise MocapError(f"cannot write --out: {problem}")
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # a compressed .blend: a seekable zstd archive
+_ZSTD_SEEK_TABLE_END = b"\xb1\xea\x92\x8f"  # the last four bytes of one
+
+
+def _whole_blend(path: Path) -> bool:
+    """Whether the .blend at ``path`` is complete: it ends with its last block (``ENDB``), or a
+    compressed one with its seek table. Blender reports no error when a write stops part way
+    (a full disk) and leaves a truncated file."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+        handle.seek(max(0, path.stat().st_size - 64))
+        tail = handle.read()
+    if head == _ZSTD_MAGIC:
+        return tail.endswith(_ZSTD_SEEK_TABLE_END)
+    return head != b"BLEN" or b"ENDB" in tail
+
+
+def _save(out: Path) -> None:
+    """Save the scene to ``out`` atomically: to a temporary file beside it, checked whole, then
+    renamed, so a full disk leaves the earlier file (or none) and an error."""
+    temporary = out.with_name(f".{out.stem}.saving-{os.getpid()}.blend")
+    try:
+        try:
+            bpy.ops.wm.save_as_mainfile(filepath=str(temporary), copy=True)
+        except RuntimeError as error:
+            reason = str(error).strip()  # Blender 4.2 says "No such file" for a full disk
+            raise MocapError(f"cannot save {out}: {reason} (is the disk full?)") from None
+        if not temporary.is_file() or not _whole_blend(temporary):
+            raise MocapError(f"cannot save {out}: the file was cut short (is the disk full?)")
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + "1").unlink(missing_ok=True)  # Blender's backup
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 1 bad input (message on stderr), 2 bad command line."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if args.out.exists() and not args.overwrite:
-        print(f"error: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
-        return 1
     try:
+        _absolute(args)
+        _check_outputs(args)
         results = _import(args)
+        _save(args.out)
     except (MocapError, retarget.RetargetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(args.out.resolve()))
     for result in results:
         if result.report:
             log.info("%s", result.report)

@@ -13,6 +13,7 @@ from .errors import MocapError
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
 OFFICIAL_MODEL = "metrabs_eff2l_384px_800k_28ds_pytorch"
+DETECTOR_WITH_MODEL = "yolox_s"  # the weights manager installs it with a pose model
 MODELS = (
     (
         "AUTO",
@@ -157,8 +158,12 @@ class METRABS_AddonPreferences(bpy.types.AddonPreferences):
         elif entry.get("installed"):
             layout.label(text=f"Installed: {entry.get('path')}", icon="CHECKMARK")
         else:
-            size = f" ({entry['size'] / 1e6:.0f} MB)" if entry.get("size") else ""
-            layout.label(text=f"Not downloaded{size}; licence: {entry.get('license')}", icon="X")
+            layout.label(text=f"Not downloaded ({_size(entry)}); licence: {entry.get('license')}",
+                         icon="X")  # fmt: skip
+            detector = next((m for m in models if m.get("name") == DETECTOR_WITH_MODEL), None)
+            if detector is not None and not detector.get("installed"):
+                layout.label(text=f"Download Model also installs the person detector "
+                                  f"{DETECTOR_WITH_MODEL} ({_size(detector)}; Apache-2.0)")  # fmt: skip
             if self.model == "AUTO":
                 layout.label(text="Until then the small demo model runs (not for real footage)")
         job = operators.running_job("download")
@@ -169,6 +174,13 @@ class METRABS_AddonPreferences(bpy.types.AddonPreferences):
             ).kind = "download"
         elif entry is None or not entry.get("installed"):
             layout.operator("metrabs.download_model", icon="URL")
+
+
+def _size(entry: dict) -> str:
+    """A model's download size for the panel (published, else the registry's approximation)."""
+    if entry.get("size"):
+        return f"{entry['size'] / 1e6:.0f} MB"
+    return entry.get("approx_size") or "size not published"
 
 
 def get(context: "bpy.types.Context | None" = None) -> "METRABS_AddonPreferences | None":

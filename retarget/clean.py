@@ -1,6 +1,7 @@
 """Motion cleaning: raw per-frame 3D poses -> smooth, planted, physically plausible motion.
 
-``clean_trajectory(trajectory, preset="default", **overrides)`` runs, per person (design §4–5):
+``clean_trajectory(trajectory, preset="default", **overrides)`` runs, per person
+(docs/design.md §4–5):
 
 1. **Gate outliers** (:mod:`retarget.outliers`): impossible values, high model uncertainty,
    frame-level depth jumps, left/right swaps (undone), bone-length, speed and trend-residual gates.
@@ -67,7 +68,7 @@ intervals):
                                       and per stage (``stage_runtime_s``)
 ==================== ================ =========================================================
 
-``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...]`` does the same
+``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...] [--overwrite]`` does the same
 from the command line (:func:`configure_parser`, :func:`main`).
 """
 
@@ -77,6 +78,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -96,10 +98,12 @@ from .contacts import (
     speeds,
     targets_and_weights,
 )
-from .contract import Trajectory, read_trajectory, write_trajectory
+from .contract import Trajectory, output_problem, read_trajectory, write_trajectory
 from .filters import linear_resample, lowpass
 from .frames import (
+    BEHIND_CAMERA_ADVICE,
     FloorFit,
+    behind_camera,
     camera_to_world,
     estimate_floor,
     finite3,
@@ -567,6 +571,12 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
     if not finite3(raw).any():
         raise CleanError("the clip has no 3D joint at all; nothing to clean (was anyone detected?)")
     raw = np.where(np.isinf(raw), np.nan, raw)
+    behind = behind_camera(raw)
+    behind_ids = [int(i) for i in np.asarray(trajectory.track_ids)[behind]]
+    if behind.any() and behind.sum() == (finite3(raw).any(axis=(0, 2))).sum():
+        raise CleanError(
+            f"every person is behind the camera (negative depth); {BEHIND_CAMERA_ADVICE}"
+        )
     names = tuple(trajectory.joint_names)
     parents = parents_from_edges(trajectory.joint_edges, len(names))
     num, people, num_joints, _ = raw.shape
@@ -576,6 +586,11 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
     rejected = np.zeros((num, people, num_joints), bool)
     swapped = np.zeros((num, people), bool)
     report: dict = {"people": [], "warnings": []}
+    if behind_ids:  # their joints fail the depth gate: they come out empty
+        report["warnings"].append(
+            f"person {', '.join(map(str, behind_ids))} is behind the camera (negative depth) and "
+            f"is dropped; {BEHIND_CAMERA_ADVICE}"
+        )
     for p in range(people):
         watch.lap("other")
         result = _clean_person(raw[:, p], times, names, parents, uncertainty[:, p], params, watch)
@@ -687,16 +702,36 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one parameter of the preset, e.g. --set body_cutoff_hz=5 (repeatable)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace OUTPUT if it exists (default: refuse)"
+    )
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse an output that exists (unless ``--overwrite``) or cannot be written, before the
+    cleaning runs."""
+    output = Path(args.output)
+    if output.exists() and not output.is_dir() and not args.overwrite:
+        raise CleanError(f"{output} exists; pass --overwrite to replace it, or choose another -o")
+    problem = output_problem(output)
+    if problem is not None:
+        raise CleanError(f"cannot write the cleaned trajectory: {problem}")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the ``clean`` command; returns the process exit code."""
     try:
         overrides = dict(_parse_override(text) for text in args.overrides)
-        result = clean_trajectory(read_trajectory(args.input), args.preset, **overrides)
+        trajectory = read_trajectory(args.input)
+        resolve_params(args.preset, **overrides)  # a bad preset is named before the output
+        _check_output(args)
+        result = clean_trajectory(trajectory, args.preset, **overrides)
         write_trajectory(args.output, result)
     except RetargetError as error:
         logger.error("%s", error)
+        return 2
+    except OSError as error:  # the disk filled up or went away while writing
+        logger.error("cannot write %s: %s", args.output, error.strerror or error)
         return 2
     report = json.loads(str(result.extras["clean_report"]))
     logger.info(

@@ -6,11 +6,11 @@ Channels are foot joints in the Blender world frame (Z up, metres, floor at z = 
 the toes the toe joints. A channel's *height* is its joint's height above its own *clearance* (the
 height of that joint when the foot stands flat: ≈8 cm for ankles, ≈2 cm for toes).
 
-Detection (design §5): a channel enters contact below 3 cm height and 0.25 m/s, leaves above 5 cm
-or 0.5 m/s. Two measured changes to the design's rule: the minimum duration is 0.1 s (at least two
-frames) instead of 5 frames, since a running stance lasts 0.2–0.25 s (5–6 frames at 25 fps) and
-smoothing eats a frame at each end; and the touch-down is back-dated to the first low frame of the
-stretch, because the low-pass filter blurs the foot's stop over a frame or two.
+Detection (docs/design.md §5): a channel enters contact below 3 cm height and 0.25 m/s, leaves
+above 5 cm or 0.5 m/s. The minimum duration is 0.1 s (at least two frames), not a fixed 5 frames,
+since a running stance lasts 0.2–0.25 s (5–6 frames at 25 fps) and smoothing eats a frame at each
+end; and the touch-down is back-dated to the first low frame of the stretch, because the low-pass
+filter blurs the foot's stop over a frame or two.
 
 Each contact gets one *target*: the mean horizontal position of the joint over the contact, at
 its clearance height. *Weights* are 1 inside a contact and ease to 0 over ``ease_frames`` either

@@ -10,8 +10,8 @@ Keys, dtypes and units (``T`` frames, ``P`` people, ``J`` joints, ``E`` edges):
 ``track_ids``      i32 (P,)        stable person ids
 ``frame_times``    f64 (T,)        seconds, strictly increasing (variable frame rate allowed)
 ``fps``            f64 ()          nominal frame rate
-``image_size``     i32 (2,)        width, height in pixels
-``intrinsics``     f64 (3,3)       camera matrix used for the crops
+``image_size``     i32 (2,)        width, height in pixels; (0, 0) unknown
+``intrinsics``     f64 (3,3)       camera matrix used for the crops; NaN unknown
 ``joint_names``    str (J,)
 ``joint_edges``    i32 (E,2)
 ``skeleton``       str ()          e.g. ``smpl+head_30``
@@ -23,20 +23,49 @@ Keys, dtypes and units (``T`` frames, ``P`` people, ``J`` joints, ``E`` edges):
 Missing data is NaN. Optional extra arrays (cleaning results, flags) travel in ``extras`` under names
 that do not clash with the keys above. A file is written atomically (temp file + rename), so a reader
 never sees half a file and an earlier result is never destroyed by a failed write.
+
+Files from other tools need only ``poses3d``, ``joint_names``, ``skeleton`` and ``frame_times`` or
+``fps``; a reader fills the other keys (:data:`OPTIONAL_DEFAULTS`): no 2D poses, uncertainty or
+boxes (NaN), track ids 0..P-1, times ``t / fps`` or the rate of the times, no camera (image size
+(0, 0)) or, with an image size, a 55 degree field of view on its longer side, the skeleton's edges.
+
+Joints are known by identity, not spelling (:mod:`retarget.joints`): a file declaring a known
+skeleton may name its joints in any spelling and order; readers get them in the skeleton's
+canonical names and order, the file's own names kept in ``extras["source_joint_names"]``.
 """
 
+import contextlib
 import dataclasses
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import RetargetError
+from .joints import JointNamesError, skeleton_order
+from .skeletons import SKELETONS
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
+DEFAULT_FOV_DEG = 55.0  # on the longer image side, as the official MeTRAbs demo assumes
+# Keys a file may leave out, and what a reader puts in their place (see the module docstring).
+OPTIONAL_DEFAULTS = {
+    "poses2d": "NaN",
+    "uncertainty": "NaN",
+    "boxes": "NaN",
+    "track_ids": "0..P-1",
+    "frame_times": "t / fps",
+    "fps": "1 / median step of frame_times",
+    "image_size": "(0, 0): unknown",
+    "intrinsics": f"{DEFAULT_FOV_DEG:g} deg field of view on the longer side, NaN without a size",
+    "joint_edges": "the skeleton's edges",
+    "source": "empty",
+    "model": "empty",
+    "format_version": FORMAT_VERSION,
+}
 
 
 class ContractError(RetargetError):
@@ -164,8 +193,22 @@ def _check_values(arrays: dict[str, np.ndarray]) -> None:
         raise ContractError("'track_ids' must be unique per person")
 
 
-def validate_arrays(arrays: dict[str, np.ndarray]) -> None:
-    """Check a mapping of contract keys to arrays; raise :class:`ContractError` naming the bad key."""
+def _check_joint_identity(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Canonical order ``(J,)`` of the file's joints if it declares a known skeleton, else None."""
+    skeleton = SKELETONS.get(str(arrays["skeleton"]))
+    if skeleton is None:
+        return None
+    try:
+        return skeleton_order([str(n) for n in np.asarray(arrays["joint_names"])], skeleton)
+    except JointNamesError as error:
+        raise ContractError(f"'joint_names': {error}") from None
+
+
+def validate_arrays(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Check a mapping of contract keys to arrays; raise :class:`ContractError` naming the bad key.
+
+    Returns the canonical joint order (:func:`retarget.joints.skeleton_order`) of a known
+    skeleton, None for another one."""
     missing = [key for key in _ARRAY_SPECS if key not in arrays]
     if missing:
         raise ContractError(f"missing key(s) {', '.join(map(repr, missing))} in trajectory")
@@ -174,6 +217,79 @@ def validate_arrays(arrays: dict[str, np.ndarray]) -> None:
     for key in _ARRAY_SPECS:
         _check_array(key, np.asarray(arrays[key]), dims)
     _check_values(arrays)
+    return _check_joint_identity(arrays)
+
+
+def intrinsics_from_fov(fov_deg: float, image_size: tuple[int, int]) -> np.ndarray:
+    """3x3 camera matrix with the given field of view on the longer side of ``(width, height)``."""
+    width, height = image_size
+    if not 0 < fov_deg < 180:
+        raise ValueError(f"field of view must be between 0 and 180 degrees, got {fov_deg}")
+    focal = 0.5 * max(width, height) / np.tan(np.radians(fov_deg) / 2)
+    return np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1.0]])
+
+
+def has_camera(trajectory: "Trajectory") -> bool:
+    """Whether the trajectory knows the image size and intrinsics of its footage."""
+    size = np.asarray(trajectory.image_size)
+    return bool(np.all(size > 0) and np.all(np.isfinite(trajectory.intrinsics)))
+
+
+def _with_defaults(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``arrays`` with the optional keys a file left out filled in (:data:`OPTIONAL_DEFAULTS`)."""
+    missing = [key for key in ("poses3d", "joint_names", "skeleton") if key not in arrays]
+    if "frame_times" not in arrays and "fps" not in arrays:
+        missing.append("frame_times or fps")
+    if missing:
+        raise ContractError(f"missing key(s) {', '.join(map(repr, missing))} in trajectory")
+    filled = dict(arrays)
+    poses = np.asarray(arrays["poses3d"])
+    if poses.ndim != 4:
+        raise ContractError(f"'poses3d' must have 4 dimensions (T, P, J, 3), got {poses.shape}")
+    frames, people, joints = poses.shape[:3]
+    nan = np.float32(np.nan)
+    filled.setdefault("poses2d", np.full((frames, people, joints, 2), nan))
+    filled.setdefault("uncertainty", np.full((frames, people, joints), nan))
+    filled.setdefault("boxes", np.full((frames, people, 5), nan))
+    filled.setdefault("track_ids", np.arange(people, dtype=np.int32))
+    if "frame_times" not in filled:
+        filled["frame_times"] = np.arange(frames) / float(np.asarray(arrays["fps"]))
+    if "fps" not in filled:
+        steps = np.diff(np.asarray(filled["frame_times"], np.float64))
+        if not steps.size:
+            raise ContractError("a file of one frame needs 'fps' beside 'frame_times'")
+        filled["fps"] = np.float64(1.0 / np.median(steps))
+    filled.setdefault("image_size", np.zeros(2, np.int32))
+    if "intrinsics" not in filled:
+        size = np.asarray(filled["image_size"])
+        known = size.shape == (2,) and np.all(size > 0)
+        filled["intrinsics"] = (
+            intrinsics_from_fov(DEFAULT_FOV_DEG, tuple(size)) if known else np.full((3, 3), np.nan)
+        )
+    skeleton = SKELETONS.get(str(arrays["skeleton"]))
+    filled.setdefault(
+        "joint_edges", np.zeros((0, 2), np.int32) if skeleton is None else skeleton.edges
+    )
+    filled.setdefault("source", np.array(""))
+    filled.setdefault("model", np.array(""))
+    filled.setdefault("format_version", np.array(FORMAT_VERSION))
+    return filled
+
+
+def _in_canonical_order(arrays: dict[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-joint arrays in the skeleton's canonical order and names; the file's own names kept
+    as ``source_joint_names`` when they differ."""
+    skeleton = SKELETONS[str(arrays["skeleton"])]
+    names = np.asarray(arrays["joint_names"]).astype(str)
+    if tuple(names) == skeleton.joint_names:
+        return arrays
+    canonical = dict(arrays)
+    for key in ("poses3d", "poses2d", "uncertainty"):
+        canonical[key] = np.asarray(arrays[key])[:, :, order]
+    canonical["joint_names"] = np.array(skeleton.joint_names)
+    canonical["joint_edges"] = skeleton.edges
+    canonical.setdefault("source_joint_names", names)
+    return canonical
 
 
 def _to_arrays(trajectory: Trajectory) -> dict[str, np.ndarray]:
@@ -191,7 +307,10 @@ def _to_arrays(trajectory: Trajectory) -> dict[str, np.ndarray]:
 
 
 def _from_arrays(arrays: dict[str, np.ndarray]) -> Trajectory:
-    validate_arrays(arrays)
+    arrays = _with_defaults(arrays)
+    order = validate_arrays(arrays)
+    if order is not None:
+        arrays = _in_canonical_order(arrays, order)
     values = {key: arrays[key] for key in _ARRAY_SPECS}
     for key, dtype in _STORED_DTYPES.items():
         values[key] = np.asarray(values[key], dtype=dtype)
@@ -229,7 +348,7 @@ def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
     handle, temp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as temp_file:
-            np.savez_compressed(temp_file, **arrays)
+            _save_npz(temp_file, arrays)
             temp_file.flush()
             os.fsync(temp_file.fileno())
         os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp's file is private (0600)
@@ -238,6 +357,41 @@ def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _save_npz(file, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` into the open binary ``file``, closing the archive when a write fails
+    (a full disk): numpy's leaves it open, and its finaliser later writes into the closed file and
+    prints an "Exception ignored ... ValueError" traceback after the real error."""
+    archive = zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+    try:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            archive.close()
+        raise
+    archive.close()
+
+
+def output_problem(path: str | os.PathLike) -> str | None:
+    """Why no file can be written at ``path`` (a folder, a file where a folder should be, a
+    read-only or full file system), or None when one can; the missing folders are created. Entry
+    points call it before their work, so a long run does not fail at its very end."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder; give a file name"
+    folder = path.parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, not a folder; choose another output path"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        return f"cannot write into {folder}: {error.strerror or error}"
+    return None
 
 
 def _umask() -> int:
@@ -255,8 +409,12 @@ def read_trajectory(path: str | os.PathLike) -> Trajectory:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        raise ContractError(f"{path.name} is not a trajectory .npz file ({error})") from error
+    # zlib.error: a damaged compressed member (a cut or corrupted download or copy)
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
+        raise ContractError(
+            f"{path} is not a trajectory .npz file or is damaged ({error}); re-run the analysis "
+            "or copy the file again"
+        ) from error
     try:
         return _from_arrays(arrays)
     except ContractError as error:

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 # Frame times whose steps all lie within this fraction of the median step count as uniform.
 UNIFORM_TOLERANCE = 1e-3
-# Highest cut-off as a fraction of the Nyquist frequency (design rule: cut-off <= 0.4 * Nyquist).
+# Highest cut-off as a fraction of the Nyquist frequency (docs/design.md §4: <= 0.4 * Nyquist).
 MAX_CUTOFF_FRACTION = 0.4
 
 

@@ -56,10 +56,32 @@ def level_camera_pose(poses3d_mm: np.ndarray, joint_names: tuple[str, ...]) -> n
     pose[:3, :3] = LEVEL_CAMERA_ROTATION
     foot = [joint_names.index(name) for name in FOOT_JOINTS if name in joint_names]
     heights = camera_to_world(poses3d_mm[:, :, foot or slice(None)], pose)[..., 2]
-    lowest = np.nanmin(heights, axis=-1) if np.isfinite(heights).any() else np.zeros(1)
+    # not np.nanmin: frames where a person is absent would warn "All-NaN slice" on every import
+    lowest = np.where(np.isfinite(heights), heights, np.inf).min(axis=-1, initial=np.inf)
     lowest = lowest[np.isfinite(lowest)]
     pose[2, 3] = -np.percentile(lowest, 5) if lowest.size else 0.0
     return pose
+
+
+def behind_camera(poses3d_mm: np.ndarray) -> np.ndarray:
+    """``(P,)`` bool: people of ``poses3d_mm`` ``(T, P, J, 3)`` (camera frame) whose measured joints
+    are mostly behind the camera (median depth <= 0). No camera sees such a person: the file's
+    poses are in another frame (e.g. z pointing backwards), and nothing built from them is right."""
+    depth = np.moveaxis(np.asarray(poses3d_mm[..., 2], float), 1, 0).reshape(
+        poses3d_mm.shape[1], -1
+    )
+    depth = np.where(np.isfinite(depth), depth, np.nan)
+    measured = np.isfinite(depth).any(axis=1)
+    median = np.zeros(len(depth))
+    if measured.any():  # nanmedian only over people with data (no All-NaN warning)
+        median[measured] = np.nanmedian(depth[measured], axis=1)
+    return measured & (median <= 0)
+
+
+BEHIND_CAMERA_ADVICE = (
+    "poses3d must be in the camera frame of OpenCV (x right, y down, z forward, millimetres); "
+    "if another tool wrote the file, flip its z axis"
+)
 
 
 def world_from_floor(up: np.ndarray, floor_offset_m: float) -> np.ndarray:

@@ -22,7 +22,7 @@ from .rotations import normalize
 class FootLockParams:
     """Foot-locking settings."""
 
-    ease_frames: int = 5  # frames of blend into and out of each contact (design.md §5)
+    ease_frames: int = 5  # frames of blend into and out of each contact (docs/design.md §5)
     min_contact_frames: int = 2  # shorter contacts (single frames) are noise, not locked
     soft_reach: float = 0.03  # the last 3 % of leg length is approached softly (no knee pop)
     root_smoothing_frames: int = 7  # window of the moving average that eases the root lowering
@@ -261,7 +261,7 @@ def _toe_spots(ankle, toe, heel_goal, heel_held, toe_contacts, params) -> dict:
 
 def foot_slide(positions: np.ndarray, contacts: np.ndarray) -> np.ndarray:
     """Per-frame horizontal displacement (metres) of a foot joint ``(T, 3)`` between consecutive
-    frames that are both in contact ``(T,)``: the slide metric of design.md §5 (a planted foot
+    frames that are both in contact ``(T,)``: the slide metric of docs/design.md §5 (a planted foot
     may still roll heel-to-toe, which moves its ankle up and down, but it must not slide)."""
     both = np.asarray(contacts[1:], bool) & np.asarray(contacts[:-1], bool)
     steps = np.linalg.norm(np.diff(positions[:, :2], axis=0), axis=-1)

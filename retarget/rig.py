@@ -32,11 +32,15 @@ PRIMARY_CHILD = {
     "rcla": "rsho", "rsho": "relb", "relb": "rwri", "rwri": "rhan",
 }  # fmt: skip
 
+# Skeletons without some SMPL spine joints (Human3.6M has no "bell" or "thor"): a joint's bone
+# points at the first of these children the skeleton has when its PRIMARY_CHILD is missing.
+_SPINE_CHILDREN = {"pelv": ("spin", "thor", "neck"), "bell": ("thor", "neck"), "spin": ("neck",)}
+
 # Rest T-pose direction of each joint's bone, and of its twist hint, for left-side / centre joints
 # (right side mirrors x). Blender rest: the character faces -Y, its left is +X.
 _REST_AXES = {
     "pelv": ((0, 0, 1), (1, 0, 0)), "bell": ((0, 0, 1), None), "spin": ((0, 0, 1), None),
-    "thor": ((0, 0, 1), (1, 0, 0)), "neck": ((0, 0, 1), None), "head": ((0, 0, 1), (1, 0, 0)),
+    "thor": ((0, 0, 1), (1, 0, 0)), "neck": ((0, 0, 1), (1, 0, 0)), "head": ((0, 0, 1), (1, 0, 0)),
     "hip": ((0, 0, -1), (0, -1, 0)), "kne": ((0, 0, -1), (0, -1, 0)), "ank": ((0, -1, -1), (0, 0, 1)),
     "toe": ((0, -1, 0), None), "cla": ((1, 0, 0), None), "sho": ((1, 0, 0), None),
     "elb": ((1, 0, 0), None), "wri": ((1, 0, 0), None), "han": ((1, 0, 0), None),
@@ -47,6 +51,7 @@ _REST_AXES = {
 TWIST_HINTS = {
     "pelv": ("lhip", "rhip"),
     "thor": ("lcla", "rcla"),
+    "neck": ("lsho", "rsho"),  # skeletons whose shoulders hang from the neck (Human3.6M)
     "head": ("lear", "rear"),
     "lhip": ("ltoe", "lank"),
     "rhip": ("rtoe", "rank"),
@@ -78,6 +83,15 @@ def _rest_axes(joint: str) -> tuple[np.ndarray, np.ndarray | None]:
     return normalize(direction), hint
 
 
+def primary_child(skeleton: Skeleton, joint: str) -> str | None:
+    """The child joint ``joint``'s bone points at (:data:`PRIMARY_CHILD`, else the next spine joint
+    the skeleton has); None for a leaf."""
+    j = skeleton.index(joint)
+    children = {n for n, p in zip(skeleton.joint_names, skeleton.parents, strict=True) if p == j}
+    candidates = (PRIMARY_CHILD.get(joint),) + _SPINE_CHILDREN.get(joint, ())
+    return next((child for child in candidates if child in children), None)
+
+
 def _median_local_offset(
     skeleton: Skeleton, joints: np.ndarray, joint: str, parent: str
 ) -> np.ndarray:
@@ -85,18 +99,30 @@ def _median_local_offset(
     index = skeleton.index
     hint = TWIST_HINTS[parent]
     frames = frame_from_axes(
-        joints[:, index(PRIMARY_CHILD[parent])] - joints[:, index(parent)],
+        joints[:, index(primary_child(skeleton, parent))] - joints[:, index(parent)],
         joints[:, index(hint[0])] - joints[:, index(hint[1])],
     )
     offsets = joints[:, index(joint)] - joints[:, index(parent)]
     return np.nanmedian(np.einsum("tji,tj->ti", frames, offsets), axis=0)
 
 
+def _placed_by_offset(skeleton: Skeleton, joint: str, parent: str) -> bool:
+    """Whether ``joint`` keeps its median offset in its parent bone's frame (it is not the joint
+    the parent bone points at, and that frame is defined); else it lies along the parent's rest
+    direction."""
+    if primary_child(skeleton, parent) in (joint, None) or _rest_axes(parent)[1] is None:
+        return False
+    missing = [n for n in TWIST_HINTS.get(parent, ()) if n not in skeleton.joint_names]
+    if parent not in TWIST_HINTS or missing:
+        raise RetargetError(
+            f"skeleton {skeleton.name!r} lacks the joints {missing or '(a twist hint)'} that "
+            f"place {joint!r} relative to {parent!r}"
+        )
+    return True
+
+
 def rest_joints(skeleton: Skeleton, joints: np.ndarray) -> np.ndarray:
     """Rest T-pose positions ``(J, 3)`` metres of every joint, from the clip ``(T, J, 3)``."""
-    missing = [n for n in list(PRIMARY_CHILD) + list(TWIST_HINTS) if n not in skeleton.joint_names]
-    if missing:
-        raise RetargetError(f"skeleton {skeleton.name!r} lacks joints the rig needs: {missing}")
     parents = np.array(skeleton.parents)
     with np.errstate(all="ignore"):
         lengths = np.nanmedian(np.linalg.norm(joints[:, 1:] - joints[:, parents[1:]], axis=-1), 0)
@@ -107,11 +133,11 @@ def rest_joints(skeleton: Skeleton, joints: np.ndarray) -> np.ndarray:
             continue
         parent = skeleton.joint_names[parents[j]]
         direction, hint = _rest_axes(parent)
-        if PRIMARY_CHILD.get(parent) == name or hint is None:
-            rest[j] = rest[parents[j]] + lengths[j] * direction
-        else:
+        if _placed_by_offset(skeleton, name, parent):
             local = _median_local_offset(skeleton, joints, name, parent)
             rest[j] = rest[parents[j]] + frame_from_axes(direction, hint) @ local
+        else:
+            rest[j] = rest[parents[j]] + lengths[j] * direction
     if not np.all(np.isfinite(rest)):
         bad = [skeleton.joint_names[j] for j in np.flatnonzero(~np.isfinite(rest).all(axis=1))]
         raise RetargetError(f"joints never seen in the clip, cannot build a rig: {bad}")
@@ -120,18 +146,24 @@ def rest_joints(skeleton: Skeleton, joints: np.ndarray) -> np.ndarray:
 
 
 def generated_rig(skeleton: Skeleton, rest: np.ndarray) -> list[RigBone]:
-    """Bones (parent first) of the generated rig for rest joint positions ``(J, 3)``."""
+    """Bones (parent first) of the generated rig for rest joint positions ``(J, 3)``.
+
+    A joint whose usual child the skeleton lacks (a foot without toes, a hand without a hand
+    point, a head without its top) ends in a leaf bone along its own rest direction."""
     bones = []
     for j, joint in enumerate(skeleton.joint_names):
         if joint not in BONE_NAMES:
             continue
         parent_index = skeleton.parents[j]
         parent = skeleton.joint_names[parent_index] if parent_index >= 0 else None
-        child = PRIMARY_CHILD.get(joint)
+        child = primary_child(skeleton, joint)
+        parent_axis = rest[j] - rest[parent_index]
         if child is not None:
             tail = rest[skeleton.index(child)]
+        elif joint in PRIMARY_CHILD:
+            length = np.linalg.norm(parent_axis)
+            tail = rest[j] + _LEAF_LENGTH_FRACTION * length * _rest_axes(joint)[0]
         else:
-            parent_axis = rest[j] - rest[parent_index]
             if joint.endswith("toe"):
                 # Toes lie flat on the floor: the rig's lowest points stay its feet's joints.
                 parent_axis = np.array([parent_axis[0], parent_axis[1], 0.0])

@@ -297,7 +297,7 @@ def _prefixed(rig_map: RigMap, prefix: str) -> RigMap:
     )
 
 
-def _restrict(rig_map: RigMap, names: set[str]) -> tuple[RigMap, tuple[str, ...]]:
+def restrict(rig_map: RigMap, names: set[str]) -> tuple[RigMap, tuple[str, ...]]:
     """Drop entries whose bones are absent; returns the map and the slots lost."""
     bones, lost = {}, []
     for slot, keyed in rig_map.bones.items():
@@ -322,7 +322,7 @@ def _preset_candidates(names: set[str]) -> list[tuple[RigMap, tuple[str, ...]]]:
             hips = preset.bones["hips"][0]
             prefixes |= {n[: -len(hips)] for n in names if n.endswith(hips)}
         for prefix in sorted(prefixes):
-            out.append(_restrict(_prefixed(preset, prefix), names))
+            out.append(restrict(_prefixed(preset, prefix), names))
     return out
 
 

@@ -85,7 +85,20 @@ SMPL_HEAD_30 = Skeleton(
     _SMPL_24_PARENTS + (_HEAD,) * 6,
 )
 
-SKELETONS = {skeleton.name: skeleton for skeleton in (SMPL_24, SMPL_HEAD_30)}
+# Human3.6M's 17 joints, pelvis first (parents before children). Its pelvis and hips sit a little
+# higher and wider than SMPL's, ``spin`` is its mid-spine ("tors" in MeTRAbs' raw names), ``neck``
+# the base of the neck, ``head`` a point between the ears and ``htop`` the top of the head.
+H36M_17 = Skeleton(
+    "h36m_17",
+    ("pelv", "rhip", "rkne", "rank", "lhip", "lkne", "lank", "spin", "neck", "head", "htop",
+     "lsho", "lelb", "lwri", "rsho", "relb", "rwri"),
+    (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
+)  # fmt: skip
+
+SKELETONS = {skeleton.name: skeleton for skeleton in (SMPL_24, SMPL_HEAD_30, H36M_17)}
+# Skeletons whose joints can drive a rig (a pelvis, hips, knees, ankles, a spine to the neck, a
+# head, shoulders, elbows and wrists); the others can be cleaned but not imported.
+RIG_SKELETONS = ("smpl+head_30", "smpl_24", "h36m_17")
 
 
 def get_skeleton(name: str) -> Skeleton:
@@ -95,3 +108,13 @@ def get_skeleton(name: str) -> Skeleton:
         raise RetargetError(
             f"Unknown skeleton {name!r}; known skeletons: {', '.join(sorted(SKELETONS))}"
         ) from None
+
+
+def get_rig_skeleton(name: str) -> Skeleton:
+    """The skeleton ``name`` if it can drive a rig; else an error listing those that can."""
+    if name not in RIG_SKELETONS:
+        raise RetargetError(
+            f"a {name!r} skeleton cannot drive a rig; analyse the clip with one of "
+            f"{', '.join(RIG_SKELETONS)} (the worker's --skeleton)"
+        )
+    return SKELETONS[name]

@@ -1,4 +1,4 @@
-"""Joint positions -> bone rotations of any humanoid armature (design.md §6).
+"""Joint positions -> bone rotations of any humanoid armature (docs/design.md §6).
 
 For every keyed bone a frame is built from its direction (head joint -> tail joint) and a twist
 hint, once from the source motion and once from the *target's own rest pose* (joint positions read
@@ -59,6 +59,12 @@ _CENTRE_JOINTS = {
     "head": ("head", "htop"),
 }  # fmt: skip
 _SOURCE_CHAINS = {"spine": ("bell", "spin", "thor", "neck"), "neck": ("neck", "head")}
+# Where the source skeleton lacks a slot's own joints, these source segments (parallel to it in a
+# standing pose) stand in for its direction: Human3.6M has no "bell", SMPL-24 no head top.
+_STAND_INS = {
+    "hips": (("pelv", "spin"), ("pelv", "thor"), ("pelv", "neck")),
+    "head": (("neck", "head"),),
+}
 # Hinges: (upper slot, lower slot or None, (a, b, c) joints); the hinge axis is cross(c-b, b-a).
 _HINGES = {
     "elbow": ("upper_arm", "forearm", ("sho", "elb", "wri")),
@@ -69,6 +75,13 @@ _SOURCE_BODY = (
     "pelv", "bell", "spin", "thor", "neck", "head", "lhip", "rhip", "lkne", "rkne", "lank", "rank",
     "ltoe", "rtoe", "lcla", "rcla", "lsho", "rsho", "lelb", "relb", "lwri", "rwri", "lhan", "rhan",
 )  # fmt: skip
+# The body joints every source needs; the others (spine joints, toes, clavicles, hand points)
+# are used where the skeleton has them, and their slots follow their parents where it does not.
+_SOURCE_REQUIRED = (
+    "pelv", "neck", "head", "lhip", "rhip", "lkne", "rkne", "lank", "rank", "lsho", "rsho",
+    "lelb", "relb", "lwri", "rwri",
+)  # fmt: skip
+_LEGS = tuple(side + joint for side in "lr" for joint in ("hip", "kne", "ank"))
 FOOT_JOINTS = ("lank", "rank", "ltoe", "rtoe")
 
 # A default table for RetargetParams.joint_limits: largest rotation from rest relative to the
@@ -463,19 +476,22 @@ class _Source:
     """Source joints ``(T, J, 3)`` by name, with the chains resampled by arc length."""
 
     def __init__(self, joints: np.ndarray, skeleton: Skeleton) -> None:
-        missing = [n for n in _SOURCE_BODY if n not in skeleton.joint_names]
+        missing = [n for n in _SOURCE_REQUIRED if n not in skeleton.joint_names]
         if missing:
             raise RetargetError(f"skeleton {skeleton.name!r} lacks body joints {missing}")
         if joints.shape[1:] != (skeleton.num_joints, 3):
             raise RetargetError(
                 f"joints have shape {joints.shape}; expected (T, {skeleton.num_joints}, 3)"
             )
-        if not np.all(np.isfinite(joints[:, [skeleton.index(n) for n in _SOURCE_BODY]])):
+        body = [skeleton.index(n) for n in _SOURCE_BODY if n in skeleton.joint_names]
+        if not np.all(np.isfinite(joints[:, body])):
             raise RetargetError("source joints contain NaN; fill or drop incomplete frames first")
         self.joints = joints
         self.skeleton = skeleton
         self.chains = {}
         for slot, names in _SOURCE_CHAINS.items():
+            # The chain runs through the joints the skeleton has (Human3.6M: spine -> neck).
+            names = [n for n in names if n in skeleton.joint_names]
             points = np.stack([self(n) for n in names], axis=1)  # (T, N, 3)
             lengths = np.median(np.linalg.norm(np.diff(points, axis=1), axis=-1), axis=0)
             fractions = np.concatenate([[0.0], np.cumsum(lengths) / max(lengths.sum(), 1e-12)])
@@ -495,9 +511,22 @@ class _Source:
         points, fractions = self.chains[slot]
         return _chain_point(points, fractions, where)
 
+    def segment(self, unit: "_Unit") -> tuple[str | float, str | float] | None:
+        """The source (head, tail) that gives ``unit``'s direction: its own joints (or chain
+        parameters), else a stand-in segment (:data:`_STAND_INS`); None if the source has none."""
+        if not isinstance(unit.head, str):
+            return unit.head, unit.tail
+        for head, tail in ((unit.head, unit.tail),) + _STAND_INS.get(unit.slot, ()):
+            if self.has(head) and self.has(tail):
+                return head, tail
+        return None
+
     def laterals(self) -> dict[str, np.ndarray]:
         hip = normalize(self("lhip") - self("rhip"))
-        shoulder = normalize(self("lcla") - self("rcla"))
+        left, right = (
+            ("lcla", "rcla") if self.has("lcla") and self.has("rcla") else ("lsho", "rsho")
+        )
+        shoulder = normalize(self(left) - self(right))
         head = shoulder
         for left, right in (("lear", "rear"), ("leye", "reye")):
             if self.has(left) and self.has(right):
@@ -583,13 +612,19 @@ class _Solver:
         if unit.kind == "inherit":
             return np.array(parent)
         src = self.source
-        if isinstance(unit.tail, str) and not src.has(unit.tail):
-            return np.array(parent)  # e.g. a head top the source skeleton does not have
-        direction = src.point(unit.slot, unit.tail) - src.point(unit.slot, unit.head)
+        segment = src.segment(unit)
+        if segment is None:
+            return np.array(parent)  # e.g. clavicles or hand points the source skeleton lacks
+        head, tail = segment
+        direction = src.point(unit.slot, tail) - src.point(unit.slot, head)
+        rest_direction = unit.rest_direction
+        known = self.plan.joints
+        if (head, tail) != (unit.head, unit.tail) and head in known and tail in known:
+            rest_direction = normalize(known[tail] - known[head])  # the stand-in's own rest
         if unit.kind == "frame":
             hint = self.lateral(unit.lateral, rest=False)
             rest_hint = self.lateral(unit.lateral, rest=True)
-            return _from_frames(direction, hint, unit.rest_direction, rest_hint)
+            return _from_frames(direction, hint, rest_direction, rest_hint)
         swing = _swing(parent, unit.rest_direction, direction)
         if unit.kind == "swing":
             return swing
@@ -604,7 +639,7 @@ class _Solver:
         names = [side + n for n in _HINGES[unit.hinge][2]]
         a, b, c = (self.source(n) for n in names)
         observed = np.cross(normalize(c - b), normalize(b - a))
-        if unit.hinge == "knee":
+        if unit.hinge == "knee" and self.source.has(side + "toe"):
             # A straight leg still shows its knee axis through the foot (ankles barely twist).
             foot = np.cross(normalize(c - a), normalize(self.source(side + "toe") - c))
             observed = observed + _blend_weight(np.linalg.norm(observed, axis=-1), self.s0) * foot
@@ -857,7 +892,7 @@ def retarget(
 
     if not all(n in plan.joints for n in ("lkne", "rkne", "lank", "rank")):
         raise RetargetError("the rig map gives no knees and ankles, so the leg length is unknown")
-    ratio = leg_length(plan.joints) / leg_length({n: source(n) for n in _SOURCE_BODY})
+    ratio = leg_length(plan.joints) / leg_length({n: source(n) for n in _LEGS})
     offset = _root_targets(plan, source, ratio, params, origin) - joints_now["pelv"]
     if params.reground:
         # In contact the lowest foot joint stands as high as it does in the rig's rest pose.

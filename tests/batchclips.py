@@ -10,7 +10,9 @@ tracks and writes a contract trajectory (boxes measured, joints unknown = NaN). 
 model": ``pid,CUDA_VISIBLE_DEVICES,OMP_NUM_THREADS``) and finished analyses are appended to log
 files so tests can count them across processes.
 It honours ``stop`` (writes a partial result, flagged ``partial`` in the extras) and ``resume``
-(continues after the frames of that partial result).
+(continues after the frames of that partial result). ``--hold-at N`` makes it wait for the stop
+after frame N (logging the clip to ``--hold-log``), so that a test cancels clips that are
+certainly in flight.
 """
 
 import argparse
@@ -31,6 +33,7 @@ SIZE = (160, 120)  # width, height px
 PERSON_WH = (12, 40)  # px
 SPEED_PX = 2  # per frame
 FPS = 25.0
+HOLD_S = 60.0  # longest wait for the stop at --hold-at (a test that never stops still ends)
 
 
 def truth_boxes(people: int, frames: int) -> np.ndarray:
@@ -100,6 +103,9 @@ class BlobPeopleAnalyzer:
             times.append(len(times) / FPS)
             progress(len(boxes), total)
             time.sleep(self.options.frame_delay)
+            if len(boxes) == self.options.hold_at:  # a cancel that lands mid-clip, not by timing
+                _append(self.options.hold_log, Path(video).stem)
+                stop.wait(HOLD_S)
         capture.release()
         if not boxes:
             raise InferenceError(f"{Path(video).name} has no decodable frame")
@@ -154,6 +160,8 @@ def make_analyzer(args: list[str]) -> BlobPeopleAnalyzer:
     parser.add_argument("--frame-delay", type=float, default=0.0)
     parser.add_argument("--crash-on")
     parser.add_argument("--crash-on-stop", action="store_true", help="die when asked to stop")
+    parser.add_argument("--hold-at", type=int, help="after this frame, wait for the stop")
+    parser.add_argument("--hold-log", help="clips that wait for the stop (--hold-at)")
     return BlobPeopleAnalyzer(parser.parse_args(args))
 
 

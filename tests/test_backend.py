@@ -57,6 +57,7 @@ def test_analyze_command_is_an_argument_list():
         backend.AnalyzeRequest("v", "o", device="tpu")
 
 
+@pytest.mark.slow
 def test_worker_environment_puts_only_the_extension_on_the_path(tmp_path):
     base = {"PYTHONHOME": "/blender/python", "PYTHONPATH": "/blender/scripts", "HOME": "/h"}
     env = backend.worker_environment(cache_dir=tmp_path, base=base)
@@ -76,6 +77,7 @@ def this_python() -> backend.BackendInfo:
     return backend.probe_python(sys.executable)
 
 
+@pytest.mark.slow
 def test_probe_reports_torch_of_this_interpreter(this_python):
     import torch
 
@@ -87,6 +89,7 @@ def test_probe_reports_torch_of_this_interpreter(this_python):
     assert f"torch {torch.__version__}" in info.summary()
 
 
+@pytest.mark.slow
 def test_python_without_torch_is_refused_with_the_fix(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True
@@ -104,6 +107,7 @@ def test_python_without_torch_is_refused_with_the_fix(tmp_path):
         backend.probe_python(tmp_path / "missing" / "python")
 
 
+@pytest.mark.slow
 def test_auto_detection_prefers_the_environment_variable(monkeypatch, tmp_path, this_python):
     monkeypatch.setenv(backend.PYTHON_ENV, sys.executable)
     candidates = backend.candidate_pythons(tmp_path / "no-venv")
@@ -128,6 +132,7 @@ def test_parse_json_line_ignores_stray_output():
         assert backend.parse_json_line(line) is None
 
 
+@pytest.mark.slow
 def test_worker_run_to_completion(tmp_path, video):
     output = tmp_path / "out" / "clip.npz"
     process = backend.BackendProcess(
@@ -156,6 +161,7 @@ def test_state_text_and_fraction():
     assert state.text() == "Frame 120/480, 12.3 fps, 29 s left, 2 people"
 
 
+@pytest.mark.slow
 def test_cancel_keeps_the_partial_result_and_ends_the_process(tmp_path, video):
     output = tmp_path / "clip.npz"
     process = backend.BackendProcess(
@@ -179,6 +185,7 @@ def test_cancel_keeps_the_partial_result_and_ends_the_process(tmp_path, video):
         os.kill(process.pid, 0)  # gone, and reaped
 
 
+@pytest.mark.slow
 def test_a_worker_that_ignores_sigterm_is_killed(tmp_path):
     script = (
         "import json, signal, sys, time\n"
@@ -197,6 +204,7 @@ def test_a_worker_that_ignores_sigterm_is_killed(tmp_path):
     assert outcome.error_message.startswith("Cancelled before anything was finished")
 
 
+@pytest.mark.slow
 def test_worker_error_event_becomes_the_message(tmp_path):
     process = backend.BackendProcess(
         protocol_worker(tmp_path / "nope.mp4", tmp_path / "o.npz"),
@@ -208,6 +216,7 @@ def test_worker_error_event_becomes_the_message(tmp_path):
     assert outcome.stderr_tail[-1].startswith("error: video not found")
 
 
+@pytest.mark.slow
 def test_crash_without_protocol_reports_exit_code_and_stderr():
     process = backend.BackendProcess([sys.executable, "-c", "raise SystemExit('no CUDA device')"])
     outcome = backend.run_to_completion(process)
@@ -270,6 +279,7 @@ def test_setup_sequence_creates_an_environment_offline(tmp_path):
     assert subprocess.run(check, capture_output=True, text=True).stdout.strip() == "42"
 
 
+@pytest.mark.slow
 def test_setup_sequence_stops_at_the_first_failure(tmp_path):
     fail = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
     never = [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"]
@@ -278,6 +288,7 @@ def test_setup_sequence_stops_at_the_first_failure(tmp_path):
     assert not (tmp_path / "ran").exists() and sequence.text().startswith("Step 1/2: boom")
 
 
+@pytest.mark.slow
 def test_setup_sequence_cancelled_between_commands_starts_no_other(tmp_path):
     first = [sys.executable, "-c", "print('first')"]
     never = [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"]
@@ -297,6 +308,7 @@ def test_backend_module_needs_no_blender():
     assert not {"bpy", "mathutils"} & imported
 
 
+@pytest.mark.slow
 def test_worker_ignores_an_inference_package_in_blenders_working_folder(tmp_path, monkeypatch):
     """``python -m`` searches the working folder first; Blender's can be anything."""
     decoy = tmp_path / "inference"

@@ -123,6 +123,7 @@ def shoot(tmp_path):
     return folder, clips
 
 
+@pytest.mark.slow
 def test_local_batch_two_workers(shoot, tmp_path):
     folder, clips = shoot
     out, recorder = tmp_path / "out", Recorder()
@@ -171,6 +172,7 @@ def test_local_batch_two_workers(shoot, tmp_path):
     assert [w.split(":")[0] for w in warnings] == ["clip broken failed", "clip empty failed"]
 
 
+@pytest.mark.slow
 def test_rerun_skips_unchanged_clips_and_redoes_changed_ones(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
@@ -203,6 +205,7 @@ def test_rerun_skips_unchanged_clips_and_redoes_changed_ones(tmp_path):
     assert statuses(*speed_only) == {"skipped"}
 
 
+@pytest.mark.slow
 def test_a_clip_that_kills_its_worker_fails_alone(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
@@ -222,6 +225,7 @@ def test_a_clip_that_kills_its_worker_fails_alone(tmp_path):
     assert len(read_log(tmp_path / "load.log")) == 3  # first worker + one replacement per crash
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_does_not_stop_the_batch(tmp_path):
     """Linux file names are bytes: one that is not UTF-8 (from an old camera or archive) is kept
     in the manifest and the table as escapes, and the other clips are analysed."""
@@ -241,6 +245,7 @@ def test_a_file_name_that_is_not_utf8_does_not_stop_the_batch(tmp_path):
     assert summary.exit_code in (EXIT_OK, EXIT_CLIPS_FAILED)
 
 
+@pytest.mark.slow
 def test_a_worker_crashing_after_a_cancel_ends_the_batch(tmp_path):
     """Cancelled while a clip is running, then its worker crashes: the clip is not queued again
     (nothing would take it, and the batch would wait for ever); it is recorded as cancelled."""
@@ -262,6 +267,7 @@ def test_a_worker_crashing_after_a_cancel_ends_the_batch(tmp_path):
     assert "died" in rows["a_long"]["error"]
 
 
+@pytest.mark.slow
 def test_cancel_keeps_partial_results_and_the_next_run_resumes(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
@@ -289,6 +295,7 @@ def test_cancel_keeps_partial_results_and_the_next_run_resumes(tmp_path):
     assert np.abs(final.boxes[..., :4] - truth_boxes(1, 40)).max() <= 2.0
 
 
+@pytest.mark.slow
 def test_workers_get_their_gpu_and_thread_share(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
@@ -302,6 +309,7 @@ def test_workers_get_their_gpu_and_thread_share(tmp_path):
     assert {threads for _, _, threads in loads} == {str(max(1, len(os.sched_getaffinity(0)) // 2))}
 
 
+@pytest.mark.slow
 def test_a_batch_whose_workers_cannot_load_the_analyser_stops_with_the_reason(tmp_path):
     write_clip(tmp_path / "c.avi", 1, 4)
     broken = BatchOptions(

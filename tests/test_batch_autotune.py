@@ -127,6 +127,7 @@ class LimitedStubModel(IntrinsicsStubModel):
         return super().forward(crops, intrinsics)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warp", ["opencv", "torch"])
 def test_estimator_backs_off_without_losing_or_repeating_crops(warp):
     frames, boxes = fixture_inputs()

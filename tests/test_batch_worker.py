@@ -9,10 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from retarget.contract import read_trajectory
 from tests.batchclips import read_log
 from tests.synthvideo import walking_people, write_clip
+
+# Slow (the batch command and its workers run as processes): `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 

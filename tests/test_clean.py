@@ -45,6 +45,7 @@ def table(request):
     return evaluate(request.param)
 
 
+@pytest.mark.slow
 def test_default_preset_smooths_without_losing_accuracy(table):
     raw, baseline, clean = table["raw"], table["baseline"], table["default"]
     assert clean["accel"] <= 0.15 * raw["accel"], "acceleration error at least 85 % below raw"
@@ -56,6 +57,7 @@ def test_default_preset_smooths_without_losing_accuracy(table):
     assert clean["coverage"] == 1.0, "every frame of the clip is filled"
 
 
+@pytest.mark.slow
 def test_default_preset_plants_the_feet(table):
     clean = table["default"]
     assert clean["slide"] <= 5.0, "foot slide during contact (mm/frame)"

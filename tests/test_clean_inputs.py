@@ -263,6 +263,7 @@ def _run(*args):
     )
 
 
+@pytest.mark.slow
 def test_command_line_cleans_a_file(tmp_path, scenario):
     source = write_trajectory(tmp_path / "raw.npz", scenario.raw)
     target = tmp_path / "out" / "clean.npz"

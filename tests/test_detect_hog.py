@@ -3,6 +3,7 @@
 import time
 
 import numpy as np
+import pytest
 
 from inference.detect import make_detector
 from inference.detect.nms import box_iou
@@ -23,6 +24,7 @@ def test_finds_each_person_and_nothing_else():
         assert np.all((boxes[:, 4] > 0.5) & (boxes[:, 4] <= 1))
 
 
+@pytest.mark.slow
 def test_empty_scene_and_very_large_frames():
     truth = walking_people(1, 0.2, image_size=(640, 360))
     empty = render_bodies(truth.poses2d[0, :0], truth.poses3d[0, :0, 0, 2], 500.0, (640, 360))

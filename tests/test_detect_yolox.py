@@ -25,6 +25,7 @@ REFERENCE = np.load(Path(__file__).parent / "data" / "yolox_reference.npz")
 VARIANT_NAMES = {"nano": "yolox-nano", "tiny": "yolox-tiny", "s": "yolox-s"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("short", sorted(VARIANT_NAMES))
 def test_matches_official_yolox_outputs(short):
     model = Yolox(YoloxConfig.named(VARIANT_NAMES[short]))
@@ -87,6 +88,7 @@ def test_person_boxes_from_predictions():
     np.testing.assert_allclose(boxes, [[160, 20, 80, 160, 0.81]], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_checkpoint_file_loads_and_detects(tmp_path):
     model = Yolox(YoloxConfig.named("yolox-nano"))
     state = fill_from_names(model.state_dict())

@@ -14,7 +14,6 @@ models, the worker, tracking, cleaning, retargeting or the camera regress.
 import os
 import subprocess
 
-import bpy
 import numpy as np
 import pytest
 
@@ -25,6 +24,8 @@ from retarget.contract import read_trajectory
 
 @pytest.fixture(scope="module")
 def chain(bundled_sample, tmp_path_factory):
+    import bpy  # here, not at the top: collecting this module (make test-fast) needs no Blender
+
     video, truth_path = bundled_sample
     folder = tmp_path_factory.mktemp("end to end")
     blend = folder / "scene.blend"

@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from inference.camera import look_at
 from inference.synth.motion import SKELETON, generate_motion
@@ -33,6 +34,7 @@ def test_rest_pose_keeps_the_clip_proportions():
     assert left[0] > 0 > right[0], "Blender rest: the character's left is +X"
 
 
+@pytest.mark.slow
 def test_retarget_imports_without_bpy():
     """retarget/ (minus the keyframe writer) runs where bpy cannot be imported at all."""
     code = (

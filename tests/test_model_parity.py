@@ -18,6 +18,9 @@ from inference.model.config import ModelConfig, parse_yaml_subset
 from inference.model.metrabs import MetrabsModel, reconstruct_absolute
 from inference.model.testing import deterministic_state_dict, feature_probes, make_test_crops
 
+# Slow (full-size networks, EfficientNetV2-L at 384 px, on the CPU): not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 FIXTURES = Path(__file__).parent / "fixtures"
 TOLERANCE_MM = 0.1  # required agreement of absolute 3D poses
 TOLERANCE_PX = 0.01  # 2D head coordinates, crop pixels

@@ -266,6 +266,7 @@ def test_forward_shapes_and_bad_input_messages():
         model(crops, None)
 
 
+@pytest.mark.slow
 def test_fused_channels_last_chunked_predict_matches_plain_forward():
     model = _tiny_model()
     model.batch_global_scale = False
@@ -288,6 +289,7 @@ def test_bfloat16_autocast_keeps_decoding_in_float32():
     assert poses.poses3d.dtype == torch.float32 and torch.isfinite(poses.poses3d).all()
 
 
+@pytest.mark.slow
 def test_training_heads_are_differentiable_through_the_reconstruction():
     model = _tiny_model().train()
     crops = torch.from_numpy(make_test_crops(2, 64))

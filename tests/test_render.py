@@ -115,6 +115,7 @@ def test_ground_truth_matches_the_pixels():
     assert np.mean(hits) > 0.9 and boxes_checked >= 3
 
 
+@pytest.mark.slow
 def test_scene_ranges_truncation_and_occlusion():
     distances, truncated, occluded = [], 0, 0
     for seed in range(40):

@@ -127,6 +127,7 @@ def test_missing_annotations_and_images_are_clear_errors(tmp_path):
 # ------------------------------------------------------------------------------ determinism
 
 
+@pytest.mark.slow
 def test_synthetic_dataset_is_deterministic(synthetic, tmp_path):
     again = render_synthetic_dataset(tmp_path, 24, seed=7, scene=SMALL, shard_size=8)
     first = load_pose_dataset(synthetic)
@@ -230,6 +231,7 @@ def test_learning_rate_warms_up_then_decays():
 # ------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_tiny_training_run_reduces_the_loss_resumes_and_branches(synthetic, tmp_path):
     train = _tiny(synthetic, tmp_path / "run", keep_checkpoints=True)
     history = fit(train).history
@@ -265,6 +267,7 @@ def test_training_is_reproducible_for_a_seed(synthetic, tmp_path):
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_command_line_fit_export_and_evaluate(synthetic, tmp_path):
     command = [sys.executable, "-m", "inference", "train"]
     fit_args = ["fit", "--data", str(synthetic), "--out", str(tmp_path / "run"), "--epochs", "1",

@@ -23,6 +23,9 @@ from inference.train import evaluate_dataset, pose_errors
 from retarget.contract import read_trajectory
 from retarget.skeletons import SMPL_HEAD_30
 
+# Slow (the bundled model on rendered clips): `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 BUNDLE = Path(__file__).resolve().parents[1] / "models" / "metrabs_small_synth"
 HELD_APART_SEED = 20261128  # training used dataset seeds 1 (train) and 2 (validation)
 CLIP_SEEDS = (31, 32)

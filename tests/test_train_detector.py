@@ -91,6 +91,7 @@ def test_augmented_boxes_stay_on_their_pixels(tmp_path):
     np.testing.assert_allclose(boxes, [[50, 25, 80, 95]], atol=1e-4)  # letterbox scale 0.5
 
 
+@pytest.mark.slow
 def test_tiny_detector_run_learns_and_loads_in_the_worker_detector(tmp_path):
     render_detection_dataset(tmp_path / "data", 12, seed=5)
     data = load_detection_dataset(tmp_path / "data")
@@ -131,6 +132,7 @@ def test_init_from_starts_from_the_given_weights_and_rejects_another_network(tmp
 BUNDLED = Path(__file__).resolve().parents[1] / "models" / "yolox_synth" / "yolox_synth.pth"
 
 
+@pytest.mark.slow
 def test_bundled_detector_finds_people_in_held_apart_synthetic_data(tmp_path):
     """The bundled detector (models/yolox_synth/TRAINING.md) on data of unseen seeds. Measured:
     AP50 0.97 and 1.00, recall 0.97 and 1.00 on clips 31 and 32 (whole people 4-8 m away);

@@ -7,6 +7,7 @@ the registry URLs are redirected to it with a registry override file, and the ca
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -44,9 +46,21 @@ OFFICIAL = DEFAULT_POSE_MODEL
 FAST = DownloadOptions(timeout_s=2.0, chunk_size=16 << 10, retry_wait_s=0.01, progress_interval_s=0)
 
 
+@functools.cache
 def bundle_contents(seed: int = 0) -> dict[str, bytes]:
-    """Stand-in bundle files (bytes only: the weights manager never parses them)."""
-    return {name: payload(20_000 + 1000 * i, seed + i) for i, name in enumerate(BUNDLE_FILES)}
+    """The files of a tiny bundle that loads (an install loads it before trusting it); each seed
+    gives other weights, so other bytes."""
+    import torch
+
+    from inference.model import MetrabsModel, ModelConfig, save_bundle
+
+    config = ModelConfig(backbone="efficientnetv2-b0", proc_side=32, backbone_width_mult=0.25,
+                         backbone_depth_mult=0.25)  # fmt: skip
+    torch.manual_seed(seed)
+    model = MetrabsModel(config, ["lhip", "rhip"], [[0, 1]])
+    with tempfile.TemporaryDirectory() as folder:
+        saved = save_bundle(model, Path(folder) / "bundle")
+        return {name: (saved / name).read_bytes() for name in BUNDLE_FILES}
 
 
 def bundle_tarball(path: Path, folder: str | None = OFFICIAL, seed: int = 0) -> Path:
@@ -321,6 +335,7 @@ def test_a_url_serving_other_bytes_falls_back_to_the_mirror(server, tmp_path, ca
         download_model(registry[OFFICIAL], force=True, options=FAST)
 
 
+@pytest.mark.slow
 def test_a_cache_that_is_not_a_folder_is_a_clear_error(tmp_path):
     cache = tmp_path / "cache"
     cache.write_text("a file where the cache folder should be")
@@ -489,6 +504,7 @@ def run_cli(*args: str, cache: Path, registry: Path | None = None) -> tuple[int,
     )
 
 
+@pytest.mark.slow
 def test_cli_list(tmp_path):
     code, events, stderr = run_cli("list", cache=tmp_path / "c")
     assert code == 0, stderr
@@ -501,6 +517,7 @@ def test_cli_list(tmp_path):
     assert by_name[OFFICIAL]["hash_source"].startswith("not published")
 
 
+@pytest.mark.slow
 def test_cli_download_path_verify_round_trip(server, tmp_path):
     archive = bundle_tarball(tmp_path / "b.tar.gz")
     server.files["b.tar.gz"] = archive.read_bytes()
@@ -509,7 +526,7 @@ def test_cli_download_path_verify_round_trip(server, tmp_path):
     cache = tmp_path / "c"
 
     code, events, stderr = run_cli(
-        "download", OFFICIAL, "--timeout", "5", cache=cache, registry=reg
+        "download", OFFICIAL, "--timeout", "5", "--no-detector", cache=cache, registry=reg
     )
     assert code == 0, stderr
     kinds = [e["event"] for e in events]
@@ -544,6 +561,7 @@ def test_cli_download_path_verify_round_trip(server, tmp_path):
     assert events[3] == {"event": "verify_summary", "checked": 3, "failed": [OFFICIAL]}
 
 
+@pytest.mark.slow
 def test_cli_offline_message_and_exit_codes(tmp_path):
     reg = registry_file(tmp_path, [{"name": OFFICIAL, "url": refused_url("o.tar.gz")}])
     cache = tmp_path / "c"
@@ -571,6 +589,7 @@ def test_cli_offline_message_and_exit_codes(tmp_path):
     assert code == 2
 
 
+@pytest.mark.slow
 def test_cli_module_imports_no_torch():
     code = (
         "import sys, inference.weights, inference.download; "
@@ -584,3 +603,103 @@ def test_tarball_detection_by_content(tmp_path):
     assert weights._is_tarball(archive) and tarfile.is_tarfile(archive)
     (tmp_path / "w.pth").write_bytes(b"PK\x03\x04")
     assert not weights._is_tarball(tmp_path / "w.pth")
+
+
+# ------------------------------------------------------------------------------------------------
+# What an install trusts, and what an analysis checks
+
+
+@pytest.mark.slow
+def test_downloading_a_pose_model_brings_a_person_detector_unless_one_is_installed(
+    server, tmp_path
+):
+    archive = bundle_tarball(tmp_path / "b.tar.gz")
+    server.files["b.tar.gz"] = archive.read_bytes()
+    detector = server.files["yolox_s.pth"] = checkpoint_bytes()
+    reg = registry_file(tmp_path, [{"name": OFFICIAL, "url": server.url("b.tar.gz")},
+                                   {"name": "yolox_s", "url": server.url("yolox_s.pth")}])  # fmt: skip
+    cache = tmp_path / "c"
+    code, events, stderr = run_cli("download", OFFICIAL, cache=cache, registry=reg)
+    assert code == 0, stderr
+    assert (cache / "models" / "yolox_s" / "yolox_s.pth").read_bytes() == detector
+    assert [e["name"] for e in events if e["event"] == "installed"] == [OFFICIAL, "yolox_s"]
+    assert events[-1]["event"] == "path" and events[-1]["name"] == OFFICIAL  # the model's folder
+
+    # Another YOLOX already there: nothing more is downloaded.
+    other = tmp_path / "c2"
+    code, *_ = run_cli("download", "yolox_s", cache=other, registry=reg)
+    requests = len(server.requests)
+    code, events, _ = run_cli("download", OFFICIAL, cache=other, registry=reg)
+    assert code == 0 and len(server.requests) == requests + 1  # the pose model only
+
+
+@pytest.mark.slow
+def test_a_detector_that_cannot_be_had_leaves_the_pose_model_installed_with_a_warning(
+    server, tmp_path
+):
+    archive = bundle_tarball(tmp_path / "b.tar.gz")
+    server.files["b.tar.gz"] = archive.read_bytes()
+    reg = registry_file(tmp_path, [{"name": OFFICIAL, "url": server.url("b.tar.gz")},
+                                   {"name": "yolox_s", "url": refused_url("yolox_s.pth")}])  # fmt: skip
+    code, events, _ = run_cli("download", OFFICIAL, cache=tmp_path / "c", registry=reg)
+    assert code == 0 and (tmp_path / "c" / "models" / OFFICIAL / "ckpt.pt").is_file()
+    warning = next(e for e in events if e["event"] == "warning")
+    assert warning["name"] == "yolox_s" and "HOG" in warning["message"]
+
+
+def test_a_manual_install_that_does_not_load_is_refused_and_not_trusted(tmp_path, cache):
+    contents = dict(bundle_contents())
+    contents["ckpt.pt"] = checkpoint_bytes()  # a zip archive, but not this config's weights
+    wrong = make_tar(tmp_path / "wrong.tar.gz",
+                     [file_member(f"{OFFICIAL}/{n}", c) for n, c in contents.items()])  # fmt: skip
+    entry = load_registry()[OFFICIAL]
+    with pytest.raises(ModelIntegrityError, match="not a usable MeTRAbs model"):
+        weights.install_from_file(entry, wrong)
+    assert weights.recorded_hash(cache, OFFICIAL) is None and installed_path(entry) is None
+    right = bundle_tarball(tmp_path / "right.tar.gz")  # now the right file, no flags needed
+    assert weights.install_from_file(entry, right) == cache / "models" / OFFICIAL
+
+
+@pytest.mark.slow
+def test_an_unpacked_release_folder_installs_under_its_name(tmp_path, cache):
+    folder = tmp_path / "unpacked" / OFFICIAL
+    folder.mkdir(parents=True)
+    for name, content in bundle_contents().items():
+        (folder / name).write_bytes(content)
+    code, events, stderr = run_cli("download", OFFICIAL, "--model", str(folder), "--no-detector",
+                                   cache=cache)  # fmt: skip
+    assert code == 0, stderr
+    assert events[-1] == {
+        "event": "path",
+        "name": OFFICIAL,
+        "path": str(cache / "models" / OFFICIAL),
+    }
+    assert verify_model(load_registry()[OFFICIAL]).status == "ok"
+    assert weights.default_pose_model() == OFFICIAL  # the add-on's Automatic now takes it
+
+
+def test_changed_bytes_of_an_installed_model_are_caught_before_it_is_used(official, cache):
+    registry, _ = official
+    path = download_model(registry[OFFICIAL], options=FAST)
+    assert resolve_model(OFFICIAL, registry=registry) == path
+    checkpoint = path / "ckpt.pt"
+    data = bytearray(checkpoint.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 8] = bytes(8)  # 8 bytes in the middle
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="ckpt.pt changed.*--force"):
+        resolve_model(OFFICIAL, registry=registry)
+
+
+def test_the_model_id_hashes_every_byte(tmp_path, cache):
+    first = tmp_path / "a.pt"
+    data = bytearray(payload(5_000_000, 1))
+    first.write_bytes(bytes(data))
+    data[2_500_000:2_500_008] = bytes(8)  # outside the first and last MiB
+    second = tmp_path / "b.pt"
+    second.write_bytes(bytes(data))
+    assert weights.model_digest(first) != weights.model_digest(second)
+    full = hashlib.sha256(second.read_bytes()).hexdigest()
+    assert weights.model_digest(second) == f"sha256:{full[:32]}"
+    # remembered by size and mtime: a rewrite in place is hashed again
+    second.write_bytes(first.read_bytes())
+    assert weights.model_digest(second) == weights.model_digest(first)

@@ -16,6 +16,9 @@ from tests import mp4edit
 from tests.synthvideo import frames_of, walking_people, write_clip
 from tests.workerrun import analyze, parse_events, start
 
+# Slow (the analysis worker runs as a process): `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def two_people(tmp_path_factory):
@@ -222,7 +225,7 @@ def test_image_sequences_folder_and_pattern(tmp_path):
     (folder / "notes.txt").write_text("not an image")
     for source in (folder, folder / "img_%04d.png"):
         output = tmp_path / "sequence.npz"
-        run = analyze(source, "-o", output, "--sequence-fps", "10", frame_model=True)
+        run = analyze(source, "-o", output, "--sequence-fps", "10", "--overwrite", frame_model=True)
         assert run.returncode == EXIT_OK, run.stderr[-2000:]
         result = read_trajectory(output)
         np.testing.assert_allclose(result.frame_times, np.arange(6) / 10)
@@ -245,7 +248,15 @@ def test_camera_from_lens_and_from_file(two_people, tmp_path):
     )
     assert (
         analyze(
-            video, "-o", output, "--intrinsics", camera, "--stop", "6", frame_model=True
+            video,
+            "-o",
+            output,
+            "--intrinsics",
+            camera,
+            "--stop",
+            "6",
+            "--overwrite",
+            frame_model=True,
         ).returncode
         == EXIT_OK
     )

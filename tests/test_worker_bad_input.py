@@ -20,6 +20,9 @@ from tests.synthvideo import (
 )
 from tests.workerrun import analyze
 
+# Slow (the analysis worker runs as a process): `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 

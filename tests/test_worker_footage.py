@@ -19,6 +19,9 @@ from tests.synthvideo import (
 )
 from tests.workerrun import analyze
 
+# Slow (the analysis worker runs as a process): `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
@@ -52,7 +55,6 @@ def test_single_frame_clip(clip, tmp_path):
     assert np.nanmedian(np.linalg.norm(result.poses2d[0, 0] - truth.poses2d[0, 0], axis=-1)) < 2
 
 
-@pytest.mark.slow
 def test_8k_frames(clip, tmp_path):
     _, truth = clip
     scale = 12  # 640x360 -> 7680x4320

@@ -16,6 +16,9 @@ from retarget.contract import read_trajectory
 from tests.synthvideo import walking_people, write_clip
 from tests.workerrun import analyze
 
+# Slow (the analysis worker runs as a process): `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
@@ -59,7 +62,7 @@ def test_bundle_runs_end_to_end(bundle, clip, tmp_path):
     assert json.loads(str(result.extras["worker_settings"]))["batch_size"] == CPU_BATCH_SIZE
     assert f"batch size: {CPU_BATCH_SIZE} crops per network call (automatic)" in run.stderr
 
-    run = analyze(video, "-o", output, *common, "--skeleton", "upper_5", real=True)
+    run = analyze(video, "-o", output, *common, "--skeleton", "upper_5", "--overwrite", real=True)
     assert run.returncode == EXIT_OK, run.stderr[-3000:]
     result = read_trajectory(output)
     assert result.skeleton == "upper_5" and result.joint_names == (

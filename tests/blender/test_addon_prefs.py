@@ -4,20 +4,16 @@ through the installed extension."""
 import functools
 import http.server
 import importlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import threading
 from pathlib import Path
 
 import bpy
 import pytest
-
-from inference.weights import BUNDLE_FILES
 
 MODULE = "bl_ext.user_default.metrabs_mocap"
 REPO = Path(__file__).resolve().parents[2]
@@ -274,19 +270,24 @@ def local_server(tmp_path):
 def test_download_model_installs_from_a_mirror(
     prefs, online_access, local_server, tmp_path, monkeypatch
 ):
-    """Download Model runs the weights manager in the backend: fetch, unpack, verify, install;
-    then the preferences show the model as installed."""
+    """Download Model runs the weights manager in the backend: fetch, unpack, load, verify,
+    install the model and the YOLOX-S person detector that comes with it; then the preferences
+    show the model as installed."""
     root, url = local_server
     name = "metrabs_eff2l_384px_800k_28ds_pytorch"
-    archive = root / f"{name}.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for file in BUNDLE_FILES:
-            data = f"test bundle file {file}".encode()
-            info = tarfile.TarInfo(f"{name}/{file}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    build = (
+        "import sys; from pathlib import Path; from tests.official_layout import "
+        "official_layout_bundle; official_layout_bundle(Path(sys.argv[1]), archive=True)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([str(TORCH_PYTHON), "-c", build, str(root)], check=True, env=env, cwd=REPO)
+    detector = (REPO / "models" / "yolox_synth" / "yolox_synth.pth").read_bytes()
+    (root / "yolox_s.pth").write_bytes(detector)  # stands in for YOLOX-S's weights
     registry = tmp_path / "registry.json"
-    registry.write_text(json.dumps({"models": [{"name": name, "urls": [f"{url}/{archive.name}"]}]}))
+    registry.write_text(json.dumps({"models": [
+        {"name": name, "urls": [f"{url}/{name}.tar.gz"]},
+        {"name": "yolox_s", "urls": [f"{url}/yolox_s.pth"]},
+    ]}))  # fmt: skip
     monkeypatch.setenv("METRABS_MOCAP_REGISTRY", str(registry))
     online_access(True)
     prefs.python_path, prefs.model, prefs.cache_dir = (
@@ -301,4 +302,6 @@ def test_download_model_installs_from_a_mirror(
     preferences = importlib.import_module(MODULE + ".metrabs_blender.preferences")
     entry = {m["name"]: m for m in preferences.STATUS["models"]}[name]
     assert entry["installed"] and Path(entry["path"]).is_relative_to(tmp_path / "cache")
-    assert (Path(entry["path"]) / "ckpt.pt").read_bytes() == b"test bundle file ckpt.pt"
+    installed = Path(entry["path"]) / "joint_info.npz"
+    assert installed.read_bytes() == (root / name / "joint_info.npz").read_bytes()
+    assert (tmp_path / "cache" / "models" / "yolox_s" / "yolox_s.pth").read_bytes() == detector

@@ -242,3 +242,57 @@ def test_a_movie_clip_of_numbered_images_is_analysed_as_the_whole_sequence(modul
     assert request.video == str(tmp_path / "shot_%04d.png")
     assert request.sequence_fps == pytest.approx(24 / 1.001)
     assert modules.operators.sequence_pattern("/a/take 2/img.png") == "/a/take 2/img.png"
+
+
+def test_the_model_status_says_the_download_sizes_and_the_detector_that_comes_with_it(modules):
+    official = modules.preferences.OFFICIAL_MODEL
+    models = [
+        {"name": official, "installed": False, "size": None, "approx_size": "about 440 MB",
+         "license": "non-commercial use only (training-data licences)"},
+        {"name": "yolox_s", "installed": False, "size": None, "approx_size": "about 70 MB"},
+    ]  # fmt: skip
+    saved = modules.preferences.STATUS["models"]
+    modules.preferences.STATUS["models"] = models
+    try:
+        log = []
+        cls = modules.preferences.METRABS_AddonPreferences
+        proxy = SimpleNamespace(layout=RecordingLayout(log), model="AUTO")
+        proxy.registry_name = MethodType(cls.registry_name, proxy)
+        cls._draw_model_status(proxy, proxy.layout)
+        models[1]["installed"] = True  # a YOLOX is there: only the model is mentioned
+        cls._draw_model_status(proxy, proxy.layout)
+    finally:
+        modules.preferences.STATUS["models"] = saved
+    labels = [text for kind, text in log if kind == "label"]
+    assert (
+        labels.count(
+            "Not downloaded (about 440 MB); licence: non-commercial use only (training-data licences)"
+        )
+        == 2
+    )
+    detector = [text for text in labels if "person detector" in text]
+    assert detector == ["Download Model also installs the person detector yolox_s (about 70 MB; "
+                        "Apache-2.0)"]  # fmt: skip
+    assert ("operator", "metrabs.download_model") in log
+
+
+def test_the_download_progress_names_the_file_in_flight(modules):
+    backend = importlib.import_module(f"{MODULE}.metrabs_blender.backend")
+    state = backend.DownloadState()
+    official = modules.preferences.OFFICIAL_MODEL
+    for event in (
+        {"event": "download_start", "name": official},
+        {"event": "progress", "name": official, "downloaded": 2_000_000, "total": 8_000_000},
+    ):
+        state.update(event)
+    assert state.text() == f"Downloading {official}: 2.0/8.0 MB" and state.fraction == 0.25
+    for event in (
+        {"event": "installed", "name": official, "path": "/cache/models/official"},
+        {"event": "progress", "name": "yolox_s", "downloaded": 1_000_000, "total": 4_000_000},
+    ):
+        state.update(event)
+    assert state.text() == "Downloading yolox_s: 1.0/4.0 MB" and state.fraction == 0.25
+    state.update({"event": "installed", "name": "yolox_s", "path": "/cache/models/yolox_s"})
+    assert state.path is None  # not done until the model's own path comes last
+    state.update({"event": "path", "name": official, "path": "/cache/models/official"})
+    assert state.path == "/cache/models/official" and state.fraction == 1.0
