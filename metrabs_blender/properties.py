@@ -19,9 +19,13 @@ FOOTAGE_SOURCES = (
     ("FILE", "File", "A video file or image sequence on disk"),
 )
 CLEAN_PRESETS = (
-    ("default", "Default", "Outlier gates, gap filling, 6 Hz smoothing, bone lengths, foot lock"),
-    ("strong", "Strong", "Smoother (4 Hz): slow motion, noisy footage"),
-    ("fast", "Fast / Dance", "Keeps quick motion (9 Hz): sport, dance"),
+    (
+        "default",
+        "Default",
+        "Outlier gates, gap filling, motion-adaptive smoothing, bone lengths, foot lock",
+    ),
+    ("strong", "Strong", "Smoother: slow motion, noisy footage"),
+    ("fast", "Fast / Dance", "Keeps more of quick motion: sport, dance"),
     ("none", "Minimal", "Gap filling and the floor fit only; the estimate otherwise"),
     ("OFF", "Off", "The analysis as it is: no gap filling, level camera"),
 )
