@@ -1,7 +1,7 @@
 """Many clips from Blender: run ``python -m inference batch`` and import its results as takes.
 
 :func:`import_folder` imports every finished clip of a batch output folder through
-:func:`api.import_trajectory`: one new action per clip and person, named after the clip
+:func:`importer.import_trajectory`: one new action per clip and person, named after the clip
 (``MeTRAbs <clip> P<id> take N``). Without a ``target`` each person gets a new rig and the rigs of
 a clip are gathered in a collection named after the clip (under one collection for the folder);
 with a ``target`` armature every clip becomes one take on it (``use_nla`` stacks them as NLA
@@ -33,6 +33,8 @@ import bpy
 from ..retarget import RetargetError
 from . import backend
 from .errors import MocapError
+from .importer import ImportResult, import_trajectory, resolve_target
+from .paths import backend_venv_dir, default_output_path
 
 # The batch output layout, shared with inference/batch.py by these names only (Blender's Python
 # never imports the inference package).
@@ -58,7 +60,7 @@ BATCH_ENTRY: tuple[str, ...] = ("-m", "inference", "batch")
 class FolderImport:
     """What :func:`import_folder` created, and what it could not import."""
 
-    takes: dict[str, list] = field(default_factory=dict)  # clip -> api.ImportResult per person
+    takes: dict[str, list[ImportResult]] = field(default_factory=dict)  # clip -> one per person
     errors: dict[str, str] = field(default_factory=dict)  # clip -> why it was not imported
     collection: "bpy.types.Collection | None" = None  # new rigs, one child collection per clip
 
@@ -117,20 +119,18 @@ def import_folder(
     """Import every finished clip of a batch output ``folder`` as takes (see the module docstring).
 
     ``target`` and ``options`` (``rig_map``, ``root_motion``, ``foot_lock``, ``use_nla``,
-    ``joint_limits``, ``person``) are those of :func:`api.import_trajectory`. A clip that cannot
+    ``joint_limits``, ``person``) are those of :func:`importer.import_trajectory`. A clip that cannot
     be imported is listed in :attr:`FolderImport.errors` and the others are imported; if none can
     be, :class:`MocapError` says why and the scene is unchanged. With ``match_scene`` the scene
     takes the first clip's frame rate and its end frame covers the longest clip.
     """
-    from . import api  # here, so that api may re-export this function
-
     context = context or bpy.context
-    target = api.resolve_target(target, context)
+    target = resolve_target(target, context)
     imported = FolderImport()
     for name, path in result_files(folder, prefer_cleaned):
         first = match_scene and not imported.takes
         try:
-            imported.takes[name] = api.import_trajectory(
+            imported.takes[name] = import_trajectory(
                 path, target=target, context=context, match_scene=first, **options
             )
         except (MocapError, RetargetError) as error:
@@ -232,10 +232,8 @@ def analysis_options(
 def default_batch_output(videos: str | os.PathLike, results_dir: str | os.PathLike) -> Path:
     """Where the panel writes a folder's results when no Output Folder is chosen:
     ``<results_dir>/<videos folder name>``, ``results_dir`` resolved as
-    :func:`api.default_output_path` resolves it (next to the saved .blend for ``//``, else in the
-    extension's user folder)."""
-    from .api import default_output_path
-
+    :func:`paths.default_output_path` resolves it (next to the saved .blend for ``//``, else in
+    the extension's user folder)."""
     name = Path(str(videos).rstrip("/\\")).name or "videos"
     return default_output_path(name, results_dir).parent / name
 
@@ -356,8 +354,6 @@ def start_batch(
     Python (default: auto-detected) and return at once."""
     check_request(request)
     if python is None:
-        from .api import backend_venv_dir
-
         python = backend.find_backend_python(venv_dir=backend_venv_dir()).python
     # the batch runs in the extension's folder: the caller's relative paths would name other files
     inputs = tuple(backend.caller_path(item) for item in request.inputs)

@@ -20,6 +20,7 @@ from ..retarget import contract
 from ..retarget.contract import output_problem
 from . import api
 from .errors import MocapError
+from .importer import read_source
 
 log = logging.getLogger(__name__)
 ROOT_MOTIONS = ("relative", "camera", "in_place")
@@ -189,14 +190,15 @@ def _import(args: argparse.Namespace) -> list:
     if args.clean:
         path = api.clean_file(path, args.clean)
     target = _open_target(args.target) if args.target else _new_scene()
-    results = api.import_trajectory(path, target=target, **options)
+    source = read_source(path)  # the one read of the file imported
+    results = api.import_trajectory(source, target=target, **options)
     if args.no_camera:
         return results
-    if not contract.has_camera(contract.read_trajectory(path)):
+    if not contract.has_camera(source.trajectory):
         log.warning("%s gives no image size or intrinsics: no camera is made", path.name)
         return results
     footage = None if args.input.suffix.lower() == ".npz" else args.input
-    api.setup_camera(path, footage=footage)
+    api.setup_camera(source.trajectory, footage=footage)
     return results
 
 

@@ -105,7 +105,7 @@ class METRABS_AddonPreferences(bpy.types.AddonPreferences):
         return OFFICIAL_MODEL if self.model == "AUTO" else self.model
 
     def draw(self, context):
-        from . import operators
+        from . import operators, requests
 
         layout = self.layout
         box = layout.box()
@@ -131,7 +131,7 @@ class METRABS_AddonPreferences(bpy.types.AddonPreferences):
             col.label(text="Online access is off: Set up backend runs only with --no-index pip")
             col.label(text="options. To install by hand, run these commands in a terminal:")
             try:
-                for line in operators.setup_command_text(context).splitlines():
+                for line in requests.setup_command_text(context).splitlines():
                     col.label(text=line)
                 col.operator("metrabs.copy_setup_command", icon="COPYDOWN")
             except MocapError as error:

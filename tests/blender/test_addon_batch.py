@@ -54,7 +54,7 @@ def videos(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def addon(extension, monkeypatch):
-    names = ("api", "backend", "batch_import", "operators", "panels")
+    names = ("api", "backend", "batch_import", "operators", "panels", "requests")
     modules = SimpleNamespace(
         **{name: importlib.import_module(f"{MODULE}.metrabs_blender.{name}") for name in names}
     )
@@ -112,7 +112,7 @@ def live_processes(group: int) -> list[int]:
 
 
 def test_the_panel_settings_become_the_batch_request(addon, folder_settings, videos, tmp_path):
-    request = addon.operators.folder_request(bpy.context)
+    request = addon.requests.folder_request(bpy.context)
     assert request == addon.api.BatchRequest(
         inputs=(str(videos),),
         output=str(tmp_path / "results"),
@@ -125,12 +125,12 @@ def test_the_panel_settings_become_the_batch_request(addon, folder_settings, vid
     )  # what a script passes to api.analyze_folder for the same run
     folder_settings.batch_output_dir, folder_settings.batch_workers = "", 0
     folder_settings.batch_clean_preset, folder_settings.use_batch_recursive = "OFF", True
-    request = addon.operators.folder_request(bpy.context)
+    request = addon.requests.folder_request(bpy.context)
     assert (request.workers, request.clean_preset, request.recursive) == (None, None, True)
     # unsaved file: the Results Folder "//mocap/" means the extension's user folder
     assert request.output == str(Path(addon.api.extension_user_dir("analyses")) / "day 1")
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
-    request = addon.operators.folder_request(bpy.context)
+    request = addon.requests.folder_request(bpy.context)
     assert request.output == str(tmp_path / "mocap" / "day 1")
 
 
@@ -177,7 +177,7 @@ def test_cancel_keeps_finished_clips_and_analyze_folder_resumes(addon, folder_se
     # a slow model (30 ms a frame: take_b takes over 2 s) lets the cancel land mid-clip anywhere
     folder_settings.batch_options = "--analyzer tests.batchclips:make_slow_worker_analyzer"
     # what the modal Analyze Folder starts and follows on its timer
-    request = addon.operators.folder_request(bpy.context)
+    request = addon.requests.folder_request(bpy.context)
     process = addon.batch_import.start_batch(request, TORCH_PYTHON, entry=ENTRY)
     job = addon.backend.WorkerJob(process, addon.batch_import.BatchState())
     addon.operators._JOBS["batch"] = job
@@ -341,7 +341,7 @@ def test_unregister_stops_a_running_batch(addon, folder_settings, tmp_path):
     """Disabling the add-on while a folder is analysed: the batch and its workers end, and no
     operator, panel or property of the folder workflow stays registered."""
     package = importlib.import_module(MODULE + ".metrabs_blender")
-    request = addon.operators.folder_request(bpy.context)
+    request = addon.requests.folder_request(bpy.context)
     job = addon.backend.WorkerJob(
         addon.batch_import.start_batch(request, TORCH_PYTHON, entry=ENTRY),
         addon.batch_import.BatchState(),

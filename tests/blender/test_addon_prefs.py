@@ -78,8 +78,8 @@ def test_check_backend_names_the_fix_for_a_python_without_torch(prefs, tmp_path)
 def test_setup_offline_refuses_and_shows_the_command(prefs, online_access):
     online_access(False)
     prefs.pip_options = ""
-    operators = importlib.import_module(MODULE + ".metrabs_blender.operators")
-    text = operators.setup_command_text(bpy.context)
+    requests = importlib.import_module(MODULE + ".metrabs_blender.requests")
+    text = requests.setup_command_text(bpy.context)
     api = importlib.import_module(MODULE + ".metrabs_blender.api")
     venv = api.backend_venv_dir()
     assert f"-m venv {venv}" in text.splitlines()[0] and "pip install" in text.splitlines()[1]

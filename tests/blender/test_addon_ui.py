@@ -78,7 +78,7 @@ class StoppableJob(FakeJob):
 
 @pytest.fixture
 def modules(extension):
-    names = ("panels", "preferences", "operators")
+    names = ("panels", "preferences", "operators", "requests")
     return SimpleNamespace(
         **{n: importlib.import_module(f"{MODULE}.metrabs_blender.{n}") for n in names}
     )
@@ -199,14 +199,14 @@ def test_a_new_analysis_keeps_earlier_results_and_resume_continues_the_partial_o
     video.write_bytes(b"footage")
     settings.footage_source, settings.footage_path = "FILE", str(video)
     settings.output_dir = str(tmp_path / "results")
-    first = Path(modules.operators.analysis_request(bpy.context).output)
+    first = Path(modules.requests.analysis_request(bpy.context).output)
     assert first == tmp_path / "results" / "take.npz"
     first.parent.mkdir()
     first.write_bytes(b"an earlier result")
-    second = Path(modules.operators.analysis_request(bpy.context).output)
+    second = Path(modules.requests.analysis_request(bpy.context).output)
     assert second == tmp_path / "results" / "take-2.npz"
     settings.trajectory_path, settings.analysis_partial = str(first), True
-    assert Path(modules.operators.analysis_request(bpy.context, resume=True).output) == first
+    assert Path(modules.requests.analysis_request(bpy.context, resume=True).output) == first
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (720, 1280)])
@@ -223,7 +223,7 @@ def test_clip_camera_gives_the_field_of_view_of_the_clips_lens(modules, tmp_path
     settings.clip.tracking.camera.focal_length = 24.0
     fx = 24.0 / 36.0 * size[0]  # pixels, relative to the width
     expected = np.degrees(2 * np.arctan(max(size) / 2 / fx))
-    options = modules.operators.camera_options(settings)
+    options = modules.requests.camera_options(settings)
     assert options == {"fov_deg": pytest.approx(expected, rel=1e-6)}
 
 
@@ -238,10 +238,10 @@ def test_a_movie_clip_of_numbered_images_is_analysed_as_the_whole_sequence(modul
     settings.clip = bpy.data.movieclips.load(str(tmp_path / "shot_0001.png"))
     assert settings.clip.source == "SEQUENCE" and settings.clip.frame_duration == 5
     bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 24, 1.001
-    request = modules.operators.analysis_request(bpy.context)
+    request = modules.requests.analysis_request(bpy.context)
     assert request.video == str(tmp_path / "shot_%04d.png")
     assert request.sequence_fps == pytest.approx(24 / 1.001)
-    assert modules.operators.sequence_pattern("/a/take 2/img.png") == "/a/take 2/img.png"
+    assert modules.requests.sequence_pattern("/a/take 2/img.png") == "/a/take 2/img.png"
 
 
 def test_the_model_status_says_the_download_sizes_and_the_detector_that_comes_with_it(modules):
