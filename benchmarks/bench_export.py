@@ -29,7 +29,7 @@ FINGERS = ("Thumb", "Index", "Middle", "Ring", "Pinky")
 def with_fingers(spec):
     """A Mixamo rig's 4 bones per finger (3 + an end bone) on each hand: 65 bones in all."""
     bones = [b for b in spec.bones if "HandIndex1" not in b[0]]
-    for side, sign in (("Left", 1.0), ("Right", -1.0)):
+    for side in ("Left", "Right"):
         hand = next(b for b in bones if b[0].endswith(f"{side}Hand"))
         prefix = hand[0][: -len(f"{side}Hand")]
         along = (hand[3] - hand[2]) / np.linalg.norm(hand[3] - hand[2])
