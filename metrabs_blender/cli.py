@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from .. import retarget
 from ..retarget import contract
@@ -62,6 +63,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _export_file(text: str) -> Path:
+    from .export import FORMATS
+
+    if Path(text).suffix.lower() not in FORMATS:
+        raise argparse.ArgumentTypeError(f"the file name must end in {', '.join(FORMATS)}")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m metrabs_blender",
@@ -107,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nla", action="store_true", help="also stack each take as an NLA track")
     parser.add_argument(
         "--clean", metavar="PRESET", help="clean the trajectory first (default, strong, fast, none)"
+    )
+    parser.add_argument(
+        "--export",
+        type=_export_file,
+        metavar="FILE",
+        help="also export each take's deform skeleton and motion for game engines and other tools: "
+        "FILE.fbx, FILE.bvh or FILE.glb (several people: FILE_P<id>.fbx, ...)",
     )
     parser.add_argument(
         "--no-camera",
@@ -219,6 +235,8 @@ def _absolute(args: argparse.Namespace) -> None:
         args.python = backend.caller_python(args.python)
     if args.model and Path(args.model).exists():  # a bundle path, not a model name
         args.model = os.path.abspath(args.model)
+    if args.export:
+        args.export = Path(os.path.abspath(args.export))
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -251,6 +269,35 @@ def _check_outputs(args: argparse.Namespace) -> None:
     problem = output_problem(out)
     if problem is not None:
         raise MocapError(f"cannot write --out: {problem}")
+    if args.export:
+        _check_export_file(args.export, args.overwrite)
+
+
+def _check_export_file(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise MocapError(f"{path} exists; pass --overwrite to replace it")
+    problem = output_problem(path)
+    if problem is not None:
+        raise MocapError(f"cannot write --export: {problem}")
+
+
+def _export(results: list, path: Path, overwrite: bool) -> list[Path]:
+    """Each imported take to ``path`` (one person) or ``<stem>_P<id><suffix>`` (several)."""
+    from .export import check_export, export_take
+
+    targets = [
+        path if len(results) == 1 else path.with_name(f"{path.stem}_P{r.track_id}{path.suffix}")
+        for r in results
+    ]
+    for result, target in zip(results, targets, strict=True):  # all checked before any is written
+        _check_export_file(target, overwrite)
+        check_export(target, result.armature)
+    for result, target in zip(results, targets, strict=True):
+        first, last = int(np.ceil(result.frames.min())), int(np.floor(result.frames.max()))
+        written = export_take(result.armature, target, first, last)
+        log.info("exported %s: %d bones, frames %d-%d, %.1f s", written.path, written.bones,
+                 *written.frames, written.seconds)  # fmt: skip
+    return targets
 
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # a compressed .blend: a seekable zstd archive
@@ -296,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         _absolute(args)
         _check_outputs(args)
         results = _import(args)
+        if args.export:
+            _export(results, args.export, args.overwrite)
         _save(args.out)
     except (MocapError, retarget.RetargetError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -34,6 +34,13 @@ def test_retarget_onto_a_generated_rigify_rig(extension_zip, tmp_path):
     assert result["sign_flips"] == 0 and result["twist_jumps"] == 0
     assert result["def_forearm_error"] < 2.0  # the deforming bones follow
     assert not [path for path in result["keyed_paths"] if "ORG-" in path or "DEF-" in path]
+    # Export: the DEF bones only, as they move through the rig's constraints.
+    assert result["export_bones"] == result["imported_bones"] > 50
+    assert result["export_max_error"] < 1.0 and result["export_head_error_mm"] < 1.0
+    # One tree for the body, as game engines expect (face bones hang from ORG-face, which has no
+    # deform counterpart); DEF-thigh hangs under DEF-spine, ORG-spine's deform bone.
+    assert not [r for r in result["export_roots"] if not r.startswith(("DEF-spine", "DEF-lid",
+                                                                       "DEF-tongue"))]  # fmt: skip
 
 
 def _child(zip_path: str, work: str, out: str) -> None:
@@ -92,7 +99,61 @@ def _child(zip_path: str, work: str, out: str) -> None:
             fc.data_path for fc in extension.retarget.keyframes.action_fcurves(take.action)
         ],
     }
+    result.update(_export_check(rig, take, Path(work)))
     Path(out).write_text(json.dumps(result))
+
+
+def _export_check(rig, take, work: Path) -> dict:
+    """Export the take (the DEF bones, driven by the controls through constraints) as glTF, read
+    it back, and compare the DEF bones' heads and the directions from each to its children's
+    heads, frame by frame (the formats keep joints, not bone tails)."""
+    import importlib
+    import time
+
+    bpy = importlib.import_module("bpy")
+    export = importlib.import_module("bl_ext.user_default.metrabs_mocap.metrabs_blender.export")
+    first, last = int(np.ceil(take.frames.min())), int(np.floor(take.frames.max()))
+    frames = range(first, last + 1, 5)
+    names = export.deform_bones(rig)
+
+    def heads(armature):
+        out = []
+        for frame in frames:
+            bpy.context.scene.frame_set(frame)
+            world = armature.matrix_world
+            out.append([np.array(world @ armature.pose.bones[name].head) for name in names])
+        return np.array(out)
+
+    before = heads(rig)
+    started = time.perf_counter()
+    result = export.export_take(rig, work / "rigify.glb", first, last)
+    seconds = time.perf_counter() - started
+    fps = bpy.context.scene.render.fps
+    bpy.ops.wm.read_homefile(app_template="")
+    bpy.context.scene.render.fps = fps  # glTF keeps seconds
+    bpy.ops.import_scene.gltf(filepath=str(result.path))
+    imported = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+    after = heads(imported)
+    pairs = [(names.index(b.parent.name), names.index(b.name)) for b in imported.data.bones
+             if b.parent is not None]  # fmt: skip
+    # (heads that coincide, e.g. a face bone on its parent's head, have no direction)
+    pairs = [
+        (p, c)
+        for p, c in pairs
+        if np.linalg.norm(before[:, c] - before[:, p], axis=-1).min() > 1e-3
+    ]
+
+    def directions(points):
+        vectors = np.stack([points[:, c] - points[:, p] for p, c in pairs], axis=1)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+    angles = np.degrees(np.arccos(np.clip(np.sum(directions(before) * directions(after), -1),
+                                          -1.0, 1.0)))  # fmt: skip
+    roots = [b.name for b in imported.data.bones if b.parent is None]
+    return {"export_bones": result.bones, "export_seconds": seconds,
+            "export_max_error": float(angles.max()),
+            "export_head_error_mm": float(1000 * np.abs(after - before).max()),
+            "export_roots": roots, "imported_bones": len(imported.data.bones)}  # fmt: skip
 
 
 if __name__ == "__main__":
