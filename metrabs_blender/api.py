@@ -36,6 +36,7 @@ import numpy as np
 from ..retarget import contract, people
 from . import backend, review
 from . import camera as camera_tools
+from . import export as exporting
 from .batch_import import (
     BatchRequest,
     analysis_options,
@@ -410,3 +411,32 @@ def clean_file(
     the input, so rigs keep the clip's name). Cleaning a cleaned file starts again from its raw
     poses, so presets can be tried one after another. Returns the path written."""
     return _clean(read_source(path), preset, output).path
+
+
+def export_take(
+    armature: "bpy.types.Object | str",
+    path: str | os.PathLike,
+    frame_start: int | None = None,
+    frame_end: int | None = None,
+    *,
+    context: "bpy.types.Context | None" = None,
+) -> "exporting.ExportResult":
+    """Export ``armature``'s deform skeleton as it moves, for game engines and other tools: FBX,
+    BVH or glTF binary by ``path``'s suffix (``metrabs_blender.export``), over scene frames
+    ``frame_start`` to ``frame_end`` (default: its active action's frame range). Checked before
+    anything is written; the rig and the scene are left as they were."""
+    context = context or bpy.context
+    if isinstance(armature, str):
+        found = bpy.data.objects.get(armature)
+        if found is None:
+            raise MocapError(f"no object named {armature!r} to export")
+        armature = found
+    exporting.check_export(path, armature)
+    if frame_start is None or frame_end is None:
+        action = armature.animation_data.action if armature.animation_data else None
+        if action is None:
+            raise MocapError(f"{armature.name!r} has no active action: nothing to export")
+        first, last = action.frame_range
+        frame_start = int(np.ceil(first)) if frame_start is None else frame_start
+        frame_end = int(np.floor(last)) if frame_end is None else frame_end
+    return exporting.export_take(armature, path, frame_start, frame_end, context)

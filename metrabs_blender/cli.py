@@ -63,6 +63,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _frame(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frame number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"frames count from 0, got {value}")
+    return value
+
+
 def _export_file(text: str) -> Path:
     from .export import FORMATS
 
@@ -137,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--max-people", type=_count, help="keep at most this many people")
     video.add_argument("--device", default="auto", help="auto, cpu or cuda")
     video.add_argument(
+        "--start", type=_frame, default=None, metavar="FRAME",
+        help="first frame to analyse (0-based, as analyze's --start)",
+    )  # fmt: skip
+    video.add_argument("--stop", type=_frame, metavar="FRAME", help="frame to stop at (exclusive)")
+    video.add_argument(
         "--tta",
         type=_count,
         help="crops per person and frame, flipped and turned (5: better poses)",
@@ -157,6 +172,8 @@ def _trajectory_path(args: argparse.Namespace) -> Path:
         fov_deg=args.fov,
         max_people=args.max_people,
         device=args.device,
+        frame_start=args.start,
+        frame_stop=args.stop,
         extra_args=() if args.tta is None else ("--tta", str(args.tta)),
         overwrite=args.overwrite,
     )
@@ -337,7 +354,13 @@ def _save(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 1 bad input (message on stderr), 2 bad command line."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.start is not None and args.stop is not None and args.stop <= args.start:
+        parser.error(f"--stop {args.stop} must come after --start {args.start}")
+    is_video = not args.input.is_dir() and args.input.suffix.lower() != ".npz"
+    if not is_video and (args.start is not None or args.stop is not None):
+        parser.error("--start and --stop choose the frames of a video to analyse")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         _absolute(args)

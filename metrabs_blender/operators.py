@@ -208,6 +208,38 @@ class METRABS_OT_import_trajectory(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class METRABS_OT_export_take(bpy.types.Operator):
+    """Export the active armature's take for game engines and other tools (FBX, BVH or glTF
+    binary): its deform bones as they move, over its action's frames"""
+
+    bl_idname = "metrabs.export_take"
+    bl_label = "Export Take"
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
+    filter_glob: bpy.props.StringProperty(default="*.fbx;*.bvh;*.glb", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and obj.type == "ARMATURE"
+
+    def invoke(self, context, event):
+        if not self.filepath:
+            self.filepath = bpy.path.clean_name(context.active_object.name) + ".fbx"
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    @report_errors
+    def execute(self, context):
+        from . import api
+
+        result = api.export_take(context.active_object, bpy.path.abspath(self.filepath))
+        first, last = result.frames
+        self.report({"INFO"}, f"Exported {result.bones} bones, frames {first}-{last}, to "
+                              f"{result.path.name}")  # fmt: skip
+        return {"FINISHED"}
+
+
 # ------------------------------------------------------------------------------------------------
 # Analysis
 
@@ -582,6 +614,7 @@ class METRABS_OT_download_model(_ModalJob, bpy.types.Operator):
 
 CLASSES = (
     METRABS_OT_import_trajectory,
+    METRABS_OT_export_take,
     METRABS_OT_analyze_footage,
     METRABS_OT_analyze_folder,
     METRABS_OT_import_folder,

@@ -111,7 +111,9 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         retarget.operator(
             "metrabs.import_results", text="Re-target", icon="FILE_REFRESH"
         ).retarget = True
-        layout.operator("metrabs.import_trajectory", text="Import File...", icon="FILE_FOLDER")
+        row = layout.row(align=True)
+        row.operator("metrabs.import_trajectory", text="Import File...", icon="FILE_FOLDER")
+        row.operator("metrabs.export_take", text="Export Take...", icon="EXPORT")
 
 
 class VIEW3D_PT_metrabs_review(_MocapPanel, bpy.types.Panel):

@@ -495,3 +495,21 @@ def test_operators_report_typed_errors_and_let_bugs_through(addon, clip_file, mo
     monkeypatch.setattr(addon.api, "import_trajectory", bug)
     with pytest.raises(RuntimeError, match="(?s)Traceback.*ZeroDivisionError: a bug"):
         bpy.ops.metrabs.import_trajectory(filepath=str(clip_file))
+
+
+def test_export_take_is_api_export_take(addon, clip_file, tmp_path):
+    """The same BVH (a text format: byte for byte) from the script and from the button, on the
+    active armature's action range."""
+    written = {}
+    for how in ("script", "button"):
+        bpy.ops.wm.read_homefile(app_template="")
+        armature = addon.api.import_trajectory(clip_file, person=0)[0].armature
+        path = tmp_path / f"{how}.bvh"
+        if how == "script":
+            result = addon.api.export_take(armature, path)
+        else:
+            bpy.context.view_layer.objects.active = armature
+            assert bpy.ops.metrabs.export_take(filepath=str(path)) == {"FINISHED"}
+        written[how] = path.read_bytes().replace(b"script", b"").replace(b"button", b"")
+    first, last = (round(v) for v in armature.animation_data.action.frame_range)
+    assert result.frames == (first, last) and written["script"] == written["button"]
