@@ -56,7 +56,7 @@ def _bone_path(bone_name: str) -> str:
 
 def _rotation_channels(pose_bone, quaternions: np.ndarray) -> tuple[str, np.ndarray]:
     """Data path and values ``(T, 3|4)`` in the bone's own rotation mode (never changed)."""
-    from .solve import quaternion_to_axis_angle, quaternion_to_euler
+    from .rotations import quaternion_to_axis_angle, quaternion_to_euler
 
     path = _bone_path(pose_bone.name)
     mode = pose_bone.rotation_mode
