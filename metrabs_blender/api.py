@@ -33,12 +33,12 @@ import bpy
 import numpy as np
 
 from ..retarget import contract, frames, rig, solve
-from ..retarget.keyframes import write_bone_action
 from ..retarget.skeletons import get_rig_skeleton
 from . import backend, review
 from . import camera as camera_tools
 from . import scene as scene_tools
 from .errors import MocapError
+from .keyframes import write_bone_action
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def _contacts(trajectory: contract.Trajectory, motion: _PersonMotion) -> np.ndar
 
 
 def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones):
-    from ..retarget.keyframes import push_to_nla
+    from .keyframes import push_to_nla
 
     rotations = {bone: result.rotations[:, k] for k, bone in enumerate(result.bone_names)}
     if all_bones:  # the generated rig: every bone keyed, unmapped ones at rest

@@ -1,7 +1,7 @@
 """Pure-numpy motion processing: the trajectory contract, cleaning, and the retarget solve.
 
-Runs inside Blender's own Python (numpy only). ``retarget.keyframes`` is the one module that
-touches ``bpy``; everything else is importable and testable without Blender.
+Runs inside Blender's own Python (numpy only) and never imports ``bpy``: everything is importable
+and testable without Blender (the keyframe writer is ``metrabs_blender.keyframes``).
 """
 
 

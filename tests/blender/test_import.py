@@ -61,7 +61,7 @@ def test_operator_keys_the_motion(extension, tmp_path, two_person_trajectory):
     for person in range(2):
         armature = bpy.data.objects[f"MeTRAbs walk P{person}"]
         action = armature.animation_data.action
-        fcurves = extension.retarget.keyframes.action_fcurves(action)
+        fcurves = extension.metrabs_blender.keyframes.action_fcurves(action)
         assert len(fcurves) == 4 * len(BONE_NAMES) + 3
         assert {len(fc.keyframe_points) for fc in fcurves} == {90}
         for frame in (1, 23, 60, 90):

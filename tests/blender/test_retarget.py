@@ -170,7 +170,9 @@ def test_retarget_onto_test_rigs(api, extension, tmp_path, rig_name):
     if rig_name.startswith("rigify"):  # switched to FK, the switch keyed in the take
         for bone in ("upper_arm_parent.L", "thigh_parent.R"):
             assert obj.pose.bones[bone]["IK_FK"] == 1.0
-        paths = {fc.data_path for fc in extension.retarget.keyframes.action_fcurves(result.action)}
+        paths = {
+            fc.data_path for fc in extension.metrabs_blender.keyframes.action_fcurves(result.action)
+        }
         assert 'pose.bones["thigh_parent.L"]["IK_FK"]' in paths
         assert not any("ORG-" in p or "MCH-" in p for p in paths)
 
@@ -230,7 +232,7 @@ def test_re_import_makes_a_new_take_and_nla_tracks(api, extension, tmp_path):
     assert second.action.name == "unreal clip P0 take 2"
     assert obj.animation_data.action == second.action
     assert user_action.use_fake_user and first.action.use_fake_user  # kept in the saved file
-    keyframes = extension.retarget.keyframes
+    keyframes = extension.metrabs_blender.keyframes
     assert len(keyframes.action_fcurves(first.action)) == len(
         keyframes.action_fcurves(second.action)
     )
@@ -256,7 +258,7 @@ def test_clip_fps_differs_from_scene_fps(api, extension, tmp_path):
     assert scene.render.fps == 24
     np.testing.assert_allclose(result.frames, 1 + np.arange(len(world)) / 30 * 24)
     # Scene frame 1 + 0.8 k shows clip sample k: compare sample 10 (frame 9) with sample 10 keyed.
-    fcurves = extension.retarget.keyframes.action_fcurves(result.action)
+    fcurves = extension.metrabs_blender.keyframes.action_fcurves(result.action)
     curve = next(fc for fc in fcurves if "thigh_l" in fc.data_path and fc.array_index == 1)
     keys = np.array([tuple(k.co) for k in curve.keyframe_points])
     scene.frame_set(9)

@@ -89,7 +89,7 @@ def _child(zip_path: str, work: str, out: str) -> None:
             solve.direction_errors_deg(np.array(bone.tail - bone.head), source)
         ),
         "keyed_paths": [
-            fc.data_path for fc in extension.retarget.keyframes.action_fcurves(take.action)
+            fc.data_path for fc in extension.metrabs_blender.keyframes.action_fcurves(take.action)
         ],
     }
     Path(out).write_text(json.dumps(result))
