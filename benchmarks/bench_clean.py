@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from inference.synth.noise import make_scenario  # noqa: E402
 from retarget.clean import clean_trajectory  # noqa: E402
-from retarget.filters import baseline_butterworth  # noqa: E402
+from retarget.clean.filters import baseline_butterworth  # noqa: E402
 from retarget.skeletons import SMPL_24  # noqa: E402
 
 CASES = [

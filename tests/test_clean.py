@@ -13,7 +13,7 @@ import pytest
 
 from inference.synth.noise import make_scenario
 from retarget.clean import clean_trajectory
-from retarget.filters import baseline_butterworth
+from retarget.clean.filters import baseline_butterworth
 
 CASES = [
     ("walk", "left"), ("walk", "towards"), ("run", "right"), ("run", "away"),

@@ -8,12 +8,13 @@ from scipy.interpolate import PchipInterpolator
 from inference.synth.motion import FOOT_CHANNELS, SKELETON
 from inference.synth.noise import ErrorModel, _swap_permutation, make_scenario
 from retarget import RetargetError, metrics
-from retarget.bones import fit_bone_lengths, parents_from_edges, topological_order
 from retarget.clean import clean_trajectory
-from retarget.contacts import ContactSettings, detect_contacts, lock_feet, targets_and_weights
-from retarget.frames import camera_to_world, fit_floor, world_from_floor, world_to_camera
-from retarget.gaps import BRIDGED, HELD, INTERPOLATED, MEASURED, fill_gaps
-from retarget.outliers import GateSettings, gate_person
+from retarget.clean.bones import fit_bone_lengths, parents_from_edges, topological_order
+from retarget.clean.contacts import ContactSettings, detect_contacts, lock_feet, targets_and_weights
+from retarget.clean.floor import fit_floor, world_from_floor
+from retarget.clean.gaps import BRIDGED, HELD, INTERPOLATED, MEASURED, fill_gaps
+from retarget.clean.outliers import GateSettings, gate_person
+from retarget.frames import camera_to_world, world_to_camera
 
 PARENTS = np.array(SKELETON.parents)
 QUIET = ErrorModel(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .frames import norm3
+from .vectors import norm3
 
 CONTACT_CHANNELS = ("lank", "rank", "ltoe", "rtoe")
 _LEGS = (("lhip", "lkne", "lank", "ltoe"), ("rhip", "rkne", "rank", "rtoe"))
