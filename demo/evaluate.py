@@ -18,8 +18,8 @@ import numpy as np
 from inference.camera import project
 from inference.detect.nms import box_iou
 from retarget.contract import Trajectory
-from retarget.rig import BONE_NAMES, PRIMARY_CHILD
 from retarget.skeletons import SMPL_HEAD_30
+from retarget.solve.rig import BONE_NAMES, PRIMARY_CHILD
 
 #: joints that are bone heads of the generated MeTRAbs rig, in skeleton order
 RIG_JOINTS = tuple(name for name in SMPL_HEAD_30.joint_names if name in BONE_NAMES)

@@ -32,8 +32,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..retarget import contract, frames, rig, solve
+from ..retarget import contract, frames, solve
 from ..retarget.skeletons import get_rig_skeleton
+from ..retarget.solve import rig
 from . import backend, review
 from . import camera as camera_tools
 from . import scene as scene_tools
@@ -134,9 +135,11 @@ def _pick_person(motions: list[_PersonMotion], track_id: int | None) -> _PersonM
 
 
 def _contacts(trajectory: contract.Trajectory, motion: _PersonMotion) -> np.ndarray | None:
-    from ..retarget import ik
+    from ..retarget.solve import footlock
 
-    contacts = ik.contacts_from_extras(trajectory.extras, motion.person, trajectory.num_frames)
+    contacts = footlock.contacts_from_extras(
+        trajectory.extras, motion.person, trajectory.num_frames
+    )
     return None if contacts is None else contacts[motion.complete]
 
 
@@ -207,7 +210,7 @@ def import_trajectory(
     where the camera saw them. With a ``target`` armature (the object or its name), one person
     (``person`` = track id, else the one seen longest) is retargeted onto it: ``rig_map`` is
     "auto", a preset name
-    (``retarget.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
+    (``retarget.solve.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
     ``root_motion`` is "relative" (default for targets: the path starts where the rig stands),
     "camera" (default without target) or "in_place"; it is scaled by the target/source leg
     length and re-grounded on the rig's own feet. ``foot_lock`` holds feet during the contacts the
@@ -221,7 +224,7 @@ def import_trajectory(
     raises :class:`MocapError` or ``RetargetError`` and leaves the file as it was; re-importing
     makes a new take and never edits earlier ones or the user's actions.
     """
-    from ..retarget import rigmaps
+    from ..retarget.solve import rigmaps
 
     context = context or bpy.context
     target = resolve_target(target, context)

@@ -14,9 +14,13 @@ foot channels ``(T, C, 3)`` metres in a Z-up world frame with the floor at z = 0
   (mm/frame) and the share of contact frames sliding more than 2.5 cm (skate ratio).
 * :func:`penetration` — per-frame depth of the deepest foot joint below its clearance height
   above the floor (mm).
+* :func:`sign_flips`, :func:`twist_jumps`, :func:`direction_errors_deg` — of a solved take: sign
+  flips and twist jumps of its local quaternions, limb direction errors (degrees).
 """
 
 import numpy as np
+
+from .rotations import normalize
 
 SKATE_THRESHOLD_MM = 25.0
 
@@ -147,3 +151,29 @@ def summary(
         out["pen_ok"] = float(np.mean(depth < 10.0)) if depth.size else float("nan")
         out["pen_p99"] = float(np.percentile(depth, 99)) if depth.size else float("nan")
     return out
+
+
+# Quality measures of a solved take: local quaternions and limb directions.
+
+
+def sign_flips(quaternions: np.ndarray) -> int:
+    """Consecutive frames whose quaternions ``(T, ..., 4)`` have a negative dot product."""
+    return int(np.sum(np.sum(quaternions[1:] * quaternions[:-1], axis=-1) < 0))
+
+
+def twist_angles(quaternions: np.ndarray) -> np.ndarray:
+    """Twist about the bone's own Y axis (radians) of local quaternions ``(..., 4)``."""
+    return 2.0 * np.arctan2(quaternions[..., 2], quaternions[..., 0])
+
+
+def twist_jumps(quaternions: np.ndarray, limit_deg: float = 90.0) -> int:
+    """Frame-to-frame twist changes larger than ``limit_deg`` in quaternions ``(T, ..., 4)``."""
+    twist = twist_angles(quaternions)
+    step = np.angle(np.exp(1j * np.diff(twist, axis=0)))
+    return int(np.sum(np.abs(step) > np.radians(limit_deg)))
+
+
+def direction_errors_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angles (degrees) between direction vectors ``(..., 3)``."""
+    cos = np.sum(normalize(a) * normalize(b), axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))

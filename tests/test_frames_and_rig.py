@@ -6,7 +6,8 @@ import pytest
 
 from inference.camera import look_at
 from inference.synth.motion import SKELETON, generate_motion
-from retarget import frames, rig
+from retarget import frames
+from retarget.solve import rig
 
 
 def test_camera_world_round_trip_and_level_floor():
@@ -49,5 +50,5 @@ def test_retarget_imports_without_bpy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     imported = set(result.stdout.split())
-    assert {"retarget.contract", "retarget.solve", "retarget.rig", "retarget.frames"} <= imported
-    assert "retarget.rotations" in imported and "retarget.keyframes" not in imported
+    assert {"retarget.contract", "retarget.clean", "retarget.solve", "retarget.frames"} <= imported
+    assert "retarget.solve.rig" in imported and "retarget.keyframes" not in imported

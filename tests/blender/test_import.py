@@ -12,7 +12,7 @@ import pytest
 from inference.weights import BUNDLE_FILES
 from retarget import frames
 from retarget.contract import write_trajectory
-from retarget.rig import BONE_NAMES
+from retarget.solve.rig import BONE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 

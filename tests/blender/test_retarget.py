@@ -15,9 +15,10 @@ import pytest
 
 from inference.synth.clip import default_camera, motions_to_trajectory
 from retarget import frames as frame_tools
+from retarget import metrics
 from retarget.contract import write_trajectory
-from retarget.rig import rest_joints
 from retarget.skeletons import SMPL_HEAD_30 as SKELETON
+from retarget.solve.rig import rest_joints
 from tests.test_solve_rigs import (
     canonical_rest,
     metarig_like,
@@ -98,7 +99,7 @@ class _Posed:
 def read_back(obj, mapping, num_frames: int, extension):
     """Canonical joints ``name -> (T, 3)`` (world) from the evaluated pose bones of the rig map's
     anchors, and the keyed local quaternions ``(T, K, 4)`` read from the pose."""
-    solve = extension.retarget.solve
+    target = extension.retarget.solve.target
     scene = bpy.context.scene
     matrix = np.array(obj.matrix_world)
     names = [b.name for b in obj.pose.bones]
@@ -109,23 +110,23 @@ def read_back(obj, mapping, num_frames: int, extension):
         scene.frame_set(frame)
         heads = np.array([tuple(b.head) for b in obj.pose.bones]) @ matrix[:3, :3].T + matrix[:3, 3]
         tails = np.array([tuple(b.tail) for b in obj.pose.bones]) @ matrix[:3, :3].T + matrix[:3, 3]
-        for name, value in solve.target_rest_joints(_Posed(names, heads, tails), mapping).items():
+        for name, value in target.target_rest_joints(_Posed(names, heads, tails), mapping).items():
             joints.setdefault(name, []).append(value)
         quaternions.append([tuple(obj.pose.bones[b].rotation_quaternion) for b in keyed])
     return {k: np.array(v) for k, v in joints.items()}, np.array(quaternions)
 
 
-def direction_errors(joints, world, solve) -> np.ndarray:
+def direction_errors(joints, world) -> np.ndarray:
     errors = []
     for a, b in LIMB_PAIRS:
         if a in joints and b in joints:
             source = world[:, SKELETON.index(b)] - world[:, SKELETON.index(a)]
-            errors.append(solve.direction_errors_deg(joints[b] - joints[a], source))
+            errors.append(metrics.direction_errors_deg(joints[b] - joints[a], source))
     return np.concatenate(errors)
 
 
 def rig_map_of(extension, obj, how="auto"):
-    rigmaps, scene = extension.retarget.rigmaps, extension.metrabs_blender.scene
+    rigmaps, scene = extension.retarget.solve.rigmaps, extension.metrabs_blender.scene
     return rigmaps.resolve_rig_map(how, *scene.bone_hierarchy(obj))[0]
 
 
@@ -160,12 +161,12 @@ def test_retarget_onto_test_rigs(api, extension, tmp_path, rig_name):
     assert result.armature == obj and obj.animation_data.action == result.action
     mapping = rig_map_of(extension, obj)
     joints, quaternions = read_back(obj, mapping, len(world), extension)
-    solve = extension.retarget.solve
-    errors = direction_errors(joints, world, solve)
+    errors = direction_errors(joints, world)
     assert np.median(errors) <= 2.0 and np.percentile(errors, 95) <= 8.0, rig_name
-    assert solve.sign_flips(quaternions) == 0 and solve.twist_jumps(quaternions, 90.0) == 0
+    assert metrics.sign_flips(quaternions) == 0 and metrics.twist_jumps(quaternions, 90.0) == 0
     # Relative root motion: the take starts at the rig's own rest position (object at 0.5, -1).
-    rest_pelvis = solve.target_rest_joints(_Posed(*_rest(obj)), mapping)["pelv"]
+    target = extension.retarget.solve.target
+    rest_pelvis = target.target_rest_joints(_Posed(*_rest(obj)), mapping)["pelv"]
     np.testing.assert_allclose(joints["pelv"][0, :2], rest_pelvis[:2] + (0.5, -1.0), atol=1e-4)
     if rig_name.startswith("rigify"):  # switched to FK, the switch keyed in the take
         for bone in ("upper_arm_parent.L", "thigh_parent.R"):
@@ -208,7 +209,7 @@ def test_foot_locking_with_contacts_from_the_file(api, extension, tmp_path):
     api.import_trajectory(path, target=free, foot_lock=False)
     (result,) = api.import_trajectory(path, target=locked)
     assert result.locked_frames > 0.8 * len(world)
-    ik = extension.retarget.ik
+    ik = extension.retarget.solve.footlock
     slides = {}
     for obj in (free, locked):
         joints, _ = read_back(obj, rig_map_of(extension, obj), len(world), extension)

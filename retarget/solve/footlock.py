@@ -11,11 +11,16 @@ instead of popping. Pure numpy.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import RetargetError
-from .rotations import normalize
+from .. import RetargetError
+from ..rotations import matrix_to_quaternion, normalize, quaternion_to_matrix, rotation_between
+from .rigmaps import SIDES
+
+if TYPE_CHECKING:  # annotations only: target.py -> params.py -> this module would be a cycle
+    from .target import Plan
 
 
 @dataclass(frozen=True)
@@ -266,3 +271,80 @@ def foot_slide(positions: np.ndarray, contacts: np.ndarray) -> np.ndarray:
     both = np.asarray(contacts[1:], bool) & np.asarray(contacts[:-1], bool)
     steps = np.linalg.norm(np.diff(positions[:, :2], axis=0), axis=-1)
     return steps[both]
+
+
+def lock_feet(
+    plan: "Plan",
+    solver_deltas: dict[int, np.ndarray],
+    joints: dict[str, np.ndarray],
+    contacts: np.ndarray,
+    lock: FootLockParams,
+    offset: np.ndarray,
+) -> np.ndarray:
+    """Foot locking in place: updates thigh/shin deltas and the root offset; returns the frames
+    (T, 2) where each foot was held. ``contacts`` is (T, 2) per foot (the ankle is held) or
+    (T, 4) heel/toe channels in :data:`CHANNELS` order."""
+    rig = plan.rig
+    held = np.zeros((len(offset), 2), bool)
+    goals, drops, legs = {}, [], []
+    for s, side in enumerate(SIDES):
+        p = side.lower()
+        slots = (f"thigh.{side}", f"shin.{side}")
+        if not all(slot in plan.rig_map.bones for slot in slots):
+            continue
+        if not all(p + j in joints for j in ("hip", "kne", "ank")):
+            continue
+        ankle = joints[p + "ank"]
+        if contacts.shape[1] == 2:
+            foot = foot_goals(ankle, None, contacts[:, s], None, lock)
+        else:
+            toe = joints.get(p + "toe")
+            foot = foot_goals(ankle, toe, contacts[:, s], contacts[:, 2 + s], lock)
+        goal, held[:, s] = foot.ankle, foot.held
+        upper = float(np.linalg.norm(plan.joints[p + "kne"] - plan.joints[p + "hip"]))
+        lower = float(np.linalg.norm(plan.joints[p + "ank"] - plan.joints[p + "kne"]))
+        # The leg may reach as far as it did unlocked, and at least to the soft-reach limit.
+        free = np.linalg.norm(ankle - joints[p + "hip"], axis=-1)
+        reach = np.maximum(free, (upper + lower) * (1.0 - lock.soft_reach))
+        drops.append(required_drop(joints[p + "hip"], goal, reach))
+        goals[side] = (goal, free, foot)
+        legs.append((side, p, upper, lower))
+    if not legs:
+        return held
+    drop = smooth_drop(np.max(drops, axis=0), lock.root_smoothing_frames)
+    offset[:, 2] -= drop
+    for name in joints:
+        joints[name] = joints[name] - drop[:, None] * np.array([0.0, 0.0, 1.0])
+    for side, p, upper, lower in legs:
+        hip, knee, ankle = joints[p + "hip"], joints[p + "kne"], joints[p + "ank"]
+        goal, free, foot = goals[side]
+        new_knee, new_ankle = two_bone_ik(hip, knee, goal, upper, lower, lock.soft_reach, free)
+        turns = {
+            f"thigh.{side}": rotation_between(knee - hip, new_knee - hip),
+            f"shin.{side}": rotation_between(ankle - knee, new_ankle - new_knee),
+        }
+        if foot.toe is not None and f"foot.{side}" in plan.rig_map.bones and np.any(foot.orient):
+            # Heel and toe planted: turn the foot (about its ankle) so the toe lands on its spot;
+            # the foot is rigid, so its pitch is what puts the toe at the spot's distance.
+            toe = joints[p + "toe"]
+            length = np.linalg.norm(plan.joints[p + "toe"] - plan.joints[p + "ank"])
+            aim = foot.toe - new_ankle
+            across = np.linalg.norm(aim[:, :2], axis=-1)
+            drop = np.sqrt(np.maximum(length**2 - across**2, 0.0))
+            aim[:, 2] = np.where(toe[:, 2] < ankle[:, 2], -drop, drop)
+            turn = rotation_between(toe - ankle, aim)
+            turns[f"foot.{side}"] = _partial(turn, foot.orient)
+        for slot, turn in turns.items():
+            for name in plan.rig_map.bones[slot]:
+                b = rig.index(name)
+                solver_deltas[b] = turn @ solver_deltas[b]
+    return held
+
+
+def _partial(rotations: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``rotations`` ``(T, 3, 3)`` scaled to ``weights`` ``(T,)`` of their angle."""
+    q = matrix_to_quaternion(rotations)
+    half = np.arccos(np.clip(q[:, 0], -1.0, 1.0)) * weights
+    axis = normalize(q[:, 1:])
+    return quaternion_to_matrix(np.concatenate([np.cos(half)[:, None],
+                                                np.sin(half)[:, None] * axis], 1))  # fmt: skip
