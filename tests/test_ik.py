@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from inference.synth.motion import SKELETON
-from retarget import RetargetError, metrics
+from retarget import RetargetError, ik, metrics
 from retarget.solve import footlock
 from tests.test_solve import direction_errors, solve_on
 from tests.test_solve_rigs import canonical_rest, metarig_like, mixamo_like, noisy, world_motion
@@ -46,7 +46,7 @@ def test_two_bone_ik_reaches_reachable_targets_exactly(seed):
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     target = hip + direction * rng.uniform(0.1, 0.8, (count, 1))  # within 0.97 * 0.87
     pole = hip + rng.normal(size=(count, 3))
-    knee, ankle = footlock.two_bone_ik(hip, pole, target, upper, lower, soft_reach=0.03)
+    knee, ankle = ik.two_bone_ik(hip, pole, target, upper, lower, soft_reach=0.03)
     np.testing.assert_allclose(ankle, target, atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(knee - hip, axis=1), upper, atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(ankle - knee, axis=1), lower, atol=1e-9)
@@ -65,13 +65,13 @@ def test_two_bone_ik_gives_back_the_free_pose_and_straightens_softly():
     along = (upper**2 - lower**2 + 0.865**2) / (2 * 0.865)  # law of cosines: a bent free leg
     knee = np.array([[0.0, -np.sqrt(upper**2 - along**2), -along]])
     free = np.linalg.norm(ankle - hip, axis=1)
-    new_knee, new_ankle = footlock.two_bone_ik(hip, knee, ankle, upper, lower, 0.03, free)
+    new_knee, new_ankle = ik.two_bone_ik(hip, knee, ankle, upper, lower, 0.03, free)
     np.testing.assert_allclose(new_knee, knee, atol=1e-12)
     np.testing.assert_allclose(new_ankle, ankle, atol=1e-12)
     # Pull a target straight away from the hip through full length: no snap, never past full.
     distances = np.linspace(0.70, 1.10, 400)
     targets = np.stack([np.zeros(400), np.zeros(400), -distances], axis=1)
-    knees, ankles = footlock.two_bone_ik(
+    knees, ankles = ik.two_bone_ik(
         np.zeros((400, 3)), np.tile([0.0, -0.1, -0.4], (400, 1)), targets, upper, lower, 0.03
     )
     reach = np.linalg.norm(ankles, axis=1)

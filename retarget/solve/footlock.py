@@ -1,4 +1,5 @@
-"""Foot locking: planted targets from contact intervals and analytic two-bone IK for the legs.
+"""Foot locking in the solve: planted targets from contact intervals, the legs re-solved by
+analytic two-bone IK (:func:`retarget.ik.two_bone_ik`).
 
 During a contact the ankle is held at one planted spot (the mean horizontal position of the
 retargeted ankle over the interval; its height follows the motion, so the foot still rolls); the
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import RetargetError
+from ..ik import two_bone_ik
 from ..rotations import matrix_to_quaternion, normalize, quaternion_to_matrix, rotation_between
 from .rigmaps import SIDES
 
@@ -107,59 +109,6 @@ def smooth_drop(drop: np.ndarray, window: int) -> np.ndarray:
     peak = windows.max(axis=1)
     padded = np.pad(peak, half, mode="edge")
     return np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).mean(axis=1)
-
-
-def two_bone_ik(
-    root: np.ndarray,
-    mid: np.ndarray,
-    target: np.ndarray,
-    upper_length: float,
-    lower_length: float,
-    soft_reach: float = 0.03,
-    free_distance: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Analytic two-bone IK. ``root`` (hip), ``mid`` (current knee, the pole) and ``target``
-    (ankle goal) are ``(T, 3)``; returns the new knee and ankle ``(T, 3)``.
-
-    The knee stays in the plane through hip, target and current knee. Beyond the last
-    ``soft_reach`` fraction of the full leg length (or beyond ``free_distance`` ``(T,)``, the
-    hip-ankle distance of the unlocked pose, if that is longer) the reach approaches full length
-    exponentially, so the chain never snaps straight and the ankle stops short of a target that
-    is too far. A target at the unlocked ankle gives back the unlocked pose exactly.
-    """
-    full = upper_length + lower_length
-    shortest = abs(upper_length - lower_length) + 1e-6 * full
-    offset = target - root
-    distance = np.linalg.norm(offset, axis=-1)
-    axis = normalize(offset)
-    knee_start = np.full(len(distance), full * (1.0 - soft_reach))
-    if free_distance is not None:
-        knee_start = np.clip(free_distance, knee_start, full)
-    soft = np.maximum(full - knee_start, 1e-12)
-    reach = np.where(
-        distance > knee_start,
-        knee_start + soft * (1.0 - np.exp(-np.maximum(distance - knee_start, 0.0) / soft)),
-        distance,
-    )
-    reach = np.maximum(reach, shortest)
-    # Pole: the current knee's offset from the hip-target line; keep its side of the plane.
-    bend = mid - root
-    pole = bend - np.sum(bend * axis, axis=-1, keepdims=True) * axis
-    degenerate = np.linalg.norm(pole, axis=-1) < 1e-9 * full
-    if degenerate.any():
-        # Straight chain along the target line: any perpendicular works; keep a stable one.
-        fallback = np.cross(axis, [1.0, 0.0, 0.0])
-        fallback = np.where(np.linalg.norm(fallback, axis=-1, keepdims=True) < 1e-6,
-                            np.cross(axis, [0.0, 1.0, 0.0]), fallback)  # fmt: skip
-        pole = np.where(degenerate[:, None], fallback, pole)
-    pole = normalize(pole)
-    cos_root = np.clip(
-        (upper_length**2 + reach**2 - lower_length**2) / (2.0 * upper_length * reach), -1.0, 1.0
-    )
-    sin_root = np.sqrt(1.0 - cos_root**2)
-    knee = root + upper_length * (cos_root[:, None] * axis + sin_root[:, None] * pole)
-    ankle = root + reach[:, None] * axis
-    return knee, ankle
 
 
 CHANNELS = ("lank", "rank", "ltoe", "rtoe")  # heel (ankle) and toe channels, left then right
