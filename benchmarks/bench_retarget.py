@@ -174,8 +174,10 @@ def foot_lock_table() -> None:
             fresh()
             path, world = write_clip(WORK, motion, name=motion_name)
             row = measure(build_armature(spec), path, world, foot_lock=lock)
-            slide = np.concatenate([footlock.foot_slide(row["joints"][name], motion.channel_contacts[:, c])
-                                    for c, name in enumerate(footlock.CHANNELS)])  # fmt: skip
+            slide = 0.001 * np.concatenate([  # metres
+                metrics.foot_slide(row["joints"][name], motion.channel_contacts[:, c])
+                for c, name in enumerate(footlock.CHANNELS)
+            ])  # fmt: skip
             skate = 100 * np.mean(slide > 0.025)
             print(f"{motion_name:<8}{'on' if lock else 'off':<6}{1000 * slide.mean():>10.2f}"
                   f"{1000 * np.percentile(slide, 95):>8.2f}{1000 * slide.max():>8.2f}{skate:>9.1f}"

@@ -10,8 +10,9 @@ foot channels ``(T, C, 3)`` metres in a Z-up world frame with the floor at z = 0
   root-relative joints by default (as SmoothNet and others report it), or absolute.
 * :func:`bone_length_cv` — coefficient of variation of each bone's length over time, averaged
   over bones (%); 0 for a rigid skeleton.
-* :func:`foot_slide` — mean horizontal displacement per frame of a joint while it is in contact
-  (mm/frame) and the share of contact frames sliding more than 2.5 cm (skate ratio).
+* :func:`foot_slide` — horizontal displacement per frame of a joint while it is in contact
+  (mm/frame); :func:`slide_summary` its mean and the share of contact frames sliding more than
+  2.5 cm (skate ratio).
 * :func:`penetration` — per-frame depth of the deepest foot joint below its clearance height
   above the floor (mm).
 * :func:`sign_flips`, :func:`twist_jumps`, :func:`direction_errors_deg` — of a solved take: sign
@@ -75,17 +76,25 @@ def bone_length_cv(poses: np.ndarray, edges: np.ndarray) -> float:
     return 100.0 * float(np.mean(values)) if values else float("nan")
 
 
-def foot_slide(
-    feet_m: np.ndarray, contacts: np.ndarray, threshold_mm: float = SKATE_THRESHOLD_MM
-) -> tuple[float, float]:
-    """(mean slide mm/frame, skate ratio) of foot channels ``(T, C, 3)`` world metres while
-    ``contacts`` ``(T, C)`` holds on both ends of a frame step."""
+def foot_slide(feet_m: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """Horizontal displacement (mm) of foot joints ``(T, 3)`` or channels ``(T, C, 3)`` (world
+    metres) over every frame step where ``contacts`` ``(T,)`` / ``(T, C)`` holds on both ends, one
+    value per step and channel (unknown steps left out). A planted foot may still roll heel to toe,
+    which moves its ankle up and down, but it must not slide."""
     steps = 1000.0 * np.linalg.norm(np.diff(feet_m[..., :2], axis=0), axis=-1)
+    contacts = np.asarray(contacts, bool)
     held = contacts[1:] & contacts[:-1] & np.isfinite(steps)
-    slides = steps[held]
-    if slides.size == 0:
+    return steps[held]
+
+
+def slide_summary(
+    slides_mm: np.ndarray, threshold_mm: float = SKATE_THRESHOLD_MM
+) -> tuple[float, float]:
+    """(mean slide mm/frame, skate ratio: the share of slides over ``threshold_mm``) of
+    :func:`foot_slide`'s values; NaN for both when there are none."""
+    if slides_mm.size == 0:
         return float("nan"), float("nan")
-    return float(slides.mean()), float(np.mean(slides > threshold_mm))
+    return float(slides_mm.mean()), float(np.mean(slides_mm > threshold_mm))
 
 
 def penetration(feet_m: np.ndarray, clearance_m: np.ndarray) -> np.ndarray:
@@ -144,7 +153,7 @@ def summary(
         feet = pred_feet_m
         if support is not None and foot_joints is not None:
             feet = np.where(support[:, foot_joints, None], pred_feet_m, np.nan)
-        out["slide"], out["skate"] = foot_slide(feet, contacts)
+        out["slide"], out["skate"] = slide_summary(foot_slide(feet, contacts))
     if pred_feet_m is not None and clearance_m is not None:
         depth = penetration(pred_feet_m, clearance_m)
         depth = depth[np.isfinite(depth)]

@@ -252,6 +252,6 @@ def test_metrics_on_known_answers():
     assert metrics.bone_length_cv(truth[:, :2], edges[:1]) == 0.0
     feet = np.zeros((4, 1, 3))
     feet[:, 0, 0] = [0.0, 0.01, 0.05, 0.05]
-    slide, skate = metrics.foot_slide(feet, np.ones((4, 1), bool))
+    slide, skate = metrics.slide_summary(metrics.foot_slide(feet, np.ones((4, 1), bool)))
     assert slide == pytest.approx(50.0 / 3) and skate == pytest.approx(1 / 3)
     np.testing.assert_allclose(metrics.penetration(feet - [0, 0, 0.005], np.array([0.0])), 5.0)

@@ -118,9 +118,9 @@ def test_contacts_from_extras_layouts():
 
 def channel_slides(result, contacts) -> np.ndarray:
     """Slide (m/frame) of each heel/toe joint while its channel is planted."""
-    return np.concatenate(
+    return 0.001 * np.concatenate(
         [
-            footlock.foot_slide(result.joints[name], contacts[:, c])
+            metrics.foot_slide(result.joints[name], contacts[:, c])
             for c, name in enumerate(footlock.CHANNELS)
         ]
     )
@@ -159,7 +159,8 @@ def test_ground_truth_channels_of_the_generator_do_not_move():
     motion = world_motion("walk", 3.0, seed=8)
     source = {n: motion.joints[:, SKELETON.index(n)] for n in footlock.CHANNELS}
     for c, name in enumerate(footlock.CHANNELS):
-        assert footlock.foot_slide(source[name], motion.channel_contacts[:, c]).max() < 1e-9
+        slide = 0.001 * metrics.foot_slide(source[name], motion.channel_contacts[:, c])
+        assert slide.max() < 1e-9
 
 
 def test_toe_only_contact_holds_the_toe_and_lets_the_ankle_lift():
@@ -191,7 +192,7 @@ def test_heel_and_toe_channels_lock_like_foot_contacts():
     np.testing.assert_allclose(heels.rotations, feet.rotations, atol=1e-12)
     with_toes = solve_on(spec, joints, contacts=np.concatenate([motion.contacts] * 2, axis=1))[0]
     for k, s in enumerate("lr"):  # flat feet: heel and toe planted, the ankle is what is held
-        slide = footlock.foot_slide(with_toes.joints[s + "ank"], motion.contacts[:, k])
+        slide = 0.001 * metrics.foot_slide(with_toes.joints[s + "ank"], motion.contacts[:, k])
         assert slide.max() < 1e-9
 
 

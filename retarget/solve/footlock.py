@@ -213,15 +213,6 @@ def _toe_spots(ankle, toe, heel_goal, heel_held, toe_contacts, params) -> dict:
     return spots
 
 
-def foot_slide(positions: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Per-frame horizontal displacement (metres) of a foot joint ``(T, 3)`` between consecutive
-    frames that are both in contact ``(T,)``: the slide metric of docs/design.md §5 (a planted foot
-    may still roll heel-to-toe, which moves its ankle up and down, but it must not slide)."""
-    both = np.asarray(contacts[1:], bool) & np.asarray(contacts[:-1], bool)
-    steps = np.linalg.norm(np.diff(positions[:, :2], axis=0), axis=-1)
-    return steps[both]
-
-
 def lock_feet(
     plan: "Plan",
     solver_deltas: dict[int, np.ndarray],

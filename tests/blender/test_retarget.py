@@ -209,12 +209,11 @@ def test_foot_locking_with_contacts_from_the_file(api, extension, tmp_path):
     api.import_trajectory(path, target=free, foot_lock=False)
     (result,) = api.import_trajectory(path, target=locked)
     assert result.locked_frames > 0.8 * len(world)
-    ik = extension.retarget.solve.footlock
     slides = {}
     for obj in (free, locked):
         joints, _ = read_back(obj, rig_map_of(extension, obj), len(world), extension)
-        slides[obj.name] = np.concatenate([
-            ik.foot_slide(joints[name], motion.channel_contacts[:, c])
+        slides[obj.name] = 0.001 * np.concatenate([  # metres
+            metrics.foot_slide(joints[name], motion.channel_contacts[:, c])
             for c, name in enumerate(CHANNELS)
         ])  # fmt: skip
     assert slides["free"].mean() > 0.005
