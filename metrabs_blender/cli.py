@@ -18,11 +18,11 @@ import bpy
 from .. import retarget
 from ..retarget import contract
 from ..retarget.contract import output_problem
+from ..retarget.solve import ROOT_MOTIONS
 from . import api
 from .errors import MocapError
 
 log = logging.getLogger(__name__)
-ROOT_MOTIONS = ("relative", "camera", "in_place")
 
 
 def _blend_file(text: str) -> Path:

@@ -12,6 +12,7 @@ import pytest
 from inference.weights import BUNDLE_FILES
 from retarget import frames
 from retarget.contract import write_trajectory
+from retarget.solve import ROOT_MOTIONS
 from retarget.solve.rig import BONE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +50,13 @@ def test_register_unregister_round_trip(extension):
     assert not hasattr(bpy.types, "VIEW3D_PT_metrabs_import")
     extension.register()
     assert hasattr(bpy.types.Scene, "metrabs") and hasattr(bpy.types, "VIEW3D_PT_metrabs_import")
+
+
+def test_the_panel_offers_the_solves_root_motions(extension):
+    """The Root Motion menu is the solve's one list of root motions, after Auto."""
+    items = extension.metrabs_blender.properties.ROOT_MOTION_ITEMS
+    assert items[0][0] == "AUTO"
+    assert sorted(item[0] for item in items[1:]) == sorted(ROOT_MOTIONS)
 
 
 def test_operator_keys_the_motion(extension, tmp_path, two_person_trajectory):
