@@ -1,5 +1,5 @@
-"""Ground truth for the whole chain on the bundled sample (``inference.synth.sample``): the worker's
-tracking against the truth's visible boxes, and the final armature motion read back out of the
+"""Ground truth for the whole chain on the bundled sample (``inference.training.synth.sample``): the
+worker's tracking against the truth's visible boxes, and the final armature motion read back out of the
 saved .blend against the truth's 3D joints. Used by ``make demo`` and tests/test_end_to_end.py.
 
 The armatures are compared in the camera frame: bone heads (world metres) go through the inverse of

@@ -210,7 +210,7 @@ def import_trajectory(
     where the camera saw them. With a ``target`` armature (the object or its name), one person
     (``person`` = track id, else the one seen longest) is retargeted onto it: ``rig_map`` is
     "auto", a preset name
-    (``retarget.solve.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
+    (``retarget.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
     ``root_motion`` is "relative" (default for targets: the path starts where the rig stands),
     "camera" (default without target) or "in_place"; it is scaled by the target/source leg
     length and re-grounded on the rig's own feet. ``foot_lock`` holds feet during the contacts the

@@ -1,4 +1,5 @@
-"""Coordinate frames: camera (OpenCV axes, millimetres) <-> Blender world (Z up, metres, floor at z = 0).
+"""Coordinate frames: camera (OpenCV axes, millimetres) <-> Blender world (Z up, metres, floor at
+z = 0).
 
 A camera pose is a 4x4 ``world_from_camera`` matrix in metres: ``p_world = R @ (0.001 * p_cam) + t``.
 The cleaning stage fits it to the floor (:mod:`retarget.clean.floor`) and stores it in the cleaned

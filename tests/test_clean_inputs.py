@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.synth.clip import default_camera, motions_to_trajectory
-from inference.synth.motion import generate_motion
-from inference.synth.noise import make_scenario
+from inference.training.synth.clip import default_camera, motions_to_trajectory
+from inference.training.synth.motion import generate_motion
+from inference.training.synth.noise import make_scenario
 from retarget import metrics
 from retarget.clean import CLEAN_KEYS, CleanError, clean_trajectory
 from retarget.clean import pipeline as clean_module

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from inference.synth.motion import SKELETON
+from inference.training.synth.motion import SKELETON
 from retarget.clean import outliers, robust
 from retarget.clean.bones import fit_bone_lengths, topological_order
 from retarget.clean.contacts import ContactSettings, detect_contacts

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.interpolate import PchipInterpolator
 
-from inference.synth.motion import FOOT_CHANNELS, SKELETON
-from inference.synth.noise import ErrorModel, _swap_permutation, make_scenario
+from inference.training.synth.motion import FOOT_CHANNELS, SKELETON
+from inference.training.synth.noise import ErrorModel, _swap_permutation, make_scenario
 from retarget import RetargetError, metrics
 from retarget.clean import clean_trajectory
 from retarget.clean.bones import fit_bone_lengths, parents_from_edges, topological_order

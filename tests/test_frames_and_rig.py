@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from inference.camera import look_at
-from inference.synth.motion import SKELETON, generate_motion
+from inference.training.synth.motion import SKELETON, generate_motion
 from retarget import frames
 from retarget.solve import rig
 

@@ -4,7 +4,7 @@ a rig with other proportions driven by noisy ground-truth motion (pure numpy).""
 import numpy as np
 import pytest
 
-from inference.synth.motion import SKELETON
+from inference.training.synth.motion import SKELETON
 from retarget import RetargetError, ik, metrics
 from retarget.solve import footlock
 from tests.test_solve import direction_errors, solve_on

@@ -4,7 +4,7 @@ out (the solver's own forward kinematics; the Blender tests read the same from r
 import numpy as np
 import pytest
 
-from inference.synth.motion import SKELETON
+from inference.training.synth.motion import SKELETON
 from retarget import RetargetError, frames, metrics, solve
 from retarget.rotations import (
     make_continuous,

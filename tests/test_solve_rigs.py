@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.synth.motion import SKELETON, forward_kinematics, generate_motion, rest_pose
+from inference.training.synth.motion import SKELETON, forward_kinematics, generate_motion, rest_pose
 from retarget.rotations import normalize, quaternion_to_matrix
 from retarget.solve.target import TargetRig, bone_rest_matrix
 

@@ -6,7 +6,7 @@ follows them exactly; the others keep their rest pose relative to their parent."
 import numpy as np
 import pytest
 
-from inference.synth.motion import SKELETON as FULL
+from inference.training.synth.motion import SKELETON as FULL
 from retarget import RetargetError, metrics, solve
 from retarget.rotations import normalize
 from retarget.skeletons import H36M_17, SMPL_24, get_rig_skeleton

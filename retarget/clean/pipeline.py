@@ -13,10 +13,11 @@
    model uncertainty count less. Irregular frame times are handled throughout.
 4. **Bone lengths** (:mod:`retarget.clean.bones`): one median length per bone, the joints moved onto
    them with the least change (constraint projection), then made exact.
-5. **World frame** (:mod:`retarget.clean.floor`): robust floor fit over all people, Z up, floor z = 0.
-6. **Contacts** (:mod:`retarget.clean.contacts`): heel/toe contacts with hysteresis, planted targets,
-   and (``lock_feet``) the feet locked on them with two-bone IK of the legs, so ``poses3d``
-   already has planted, non-penetrating feet.
+5. **World frame** (:mod:`retarget.clean.floor`): robust floor fit over all people, Z up, floor
+   z = 0.
+6. **Contacts** (:mod:`retarget.clean.contacts`): heel/toe contacts with hysteresis, planted
+   targets, and (``lock_feet``) the feet locked on them with two-bone IK of the legs, so
+   ``poses3d`` already has planted, non-penetrating feet.
 
 For the retarget stage (foot locking at the rotation level): take ``world_from_camera`` to bring
 ``poses3d`` into the world; per person and channel, ``contact_intervals`` lists the plants and
@@ -61,8 +62,8 @@ intervals):
                                       and per stage (``stage_runtime_s``)
 ==================== ================ =========================================================
 
-``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...] [--overwrite]`` does
-the same from the command line (:mod:`retarget.clean.cli`); the settings and presets are in
+``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...] [--overwrite]``
+does the same from the command line (:mod:`retarget.clean.cli`); the settings and presets are in
 :mod:`retarget.clean.params`.
 """
 

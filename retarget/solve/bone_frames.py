@@ -44,7 +44,7 @@ def _from_frames(direction, hint, rest_direction, rest_hint) -> np.ndarray:
 
 
 class Solver:
-    """The armature-space rotations from rest ``(T, 3, 3)`` of every evaluated bone, parents first."""
+    """The armature-space rotation from rest ``(T, 3, 3)`` of each evaluated bone, parents first."""
 
     def __init__(self, plan: Plan, source: Source, params: RetargetParams) -> None:
         self.plan, self.source, self.params = plan, source, params

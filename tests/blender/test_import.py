@@ -27,7 +27,7 @@ def test_zip_holds_only_what_runs_in_blender(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "metrabs_blender/api.py" in names
     assert "inference/__main__.py" in names and "retarget/contract.py" in names
-    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "inference/synth/", ".ci/")
+    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "inference/training/", ".ci/")
     assert not [n for n in names if n.startswith(forbidden)]
     # The offline default models ship (the Analyze button works without a download), nothing else
     # of weights or data does.

@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 import pytest
 
-from inference.synth.clip import default_camera, motions_to_trajectory
+from inference.training.synth.clip import default_camera, motions_to_trajectory
 from retarget import frames as frame_tools
 from retarget import metrics
 from retarget.contract import write_trajectory
