@@ -46,9 +46,9 @@ extension = load_extension_package()
 api = __import__(extension.__name__ + ".metrabs_blender.api", fromlist=["api"])
 rigmaps = extension.retarget.solve.rigmaps
 solve = __import__(extension.__name__ + ".retarget.solve", fromlist=["solve"])
-footlock = __import__(extension.__name__ + ".retarget.solve.footlock", fromlist=["footlock"])
 scene_tools = __import__(extension.__name__ + ".metrabs_blender.scene", fromlist=["scene"])
 from retarget import metrics  # noqa: E402
+from retarget.frames import FOOT_JOINTS  # noqa: E402
 from retarget.skeletons import SMPL_HEAD_30 as SKELETON  # noqa: E402
 from retarget.solve.rig import rest_joints  # noqa: E402
 
@@ -176,7 +176,7 @@ def foot_lock_table() -> None:
             row = measure(build_armature(spec), path, world, foot_lock=lock)
             slide = 0.001 * np.concatenate([  # metres
                 metrics.foot_slide(row["joints"][name], motion.channel_contacts[:, c])
-                for c, name in enumerate(footlock.CHANNELS)
+                for c, name in enumerate(FOOT_JOINTS)
             ])  # fmt: skip
             skate = 100 * np.mean(slide > 0.025)
             print(f"{motion_name:<8}{'on' if lock else 'off':<6}{1000 * slide.mean():>10.2f}"

@@ -12,6 +12,8 @@ import numpy as np
 # Level camera looking along world +Y: camera x (right) -> +X, y (down) -> -Z, z (forward) -> +Y.
 LEVEL_CAMERA_ROTATION = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])
 
+# Heels (the ankle joints), then toes, left before right: also the contact channels of the cleaning
+# (the ``contact_channels`` extra) and of the solve's foot lock, in this order.
 FOOT_JOINTS = ("lank", "rank", "ltoe", "rtoe")
 
 

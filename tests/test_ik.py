@@ -6,6 +6,7 @@ import pytest
 
 from inference.training.synth.motion import SKELETON
 from retarget import RetargetError, ik, metrics
+from retarget.frames import FOOT_JOINTS
 from retarget.solve import footlock
 from tests.test_solve import direction_errors, solve_on
 from tests.test_solve_rigs import canonical_rest, metarig_like, mixamo_like, noisy, world_motion
@@ -121,7 +122,7 @@ def channel_slides(result, contacts) -> np.ndarray:
     return 0.001 * np.concatenate(
         [
             metrics.foot_slide(result.joints[name], contacts[:, c])
-            for c, name in enumerate(footlock.CHANNELS)
+            for c, name in enumerate(FOOT_JOINTS)
         ]
     )
 
@@ -157,8 +158,8 @@ def test_ground_truth_channels_of_the_generator_do_not_move():
     """The generator's planted heels and toes are exactly still: the slide metric reads 0 on the
     source, and a same-proportion retarget keeps it (the lock then changes nothing)."""
     motion = world_motion("walk", 3.0, seed=8)
-    source = {n: motion.joints[:, SKELETON.index(n)] for n in footlock.CHANNELS}
-    for c, name in enumerate(footlock.CHANNELS):
+    source = {n: motion.joints[:, SKELETON.index(n)] for n in FOOT_JOINTS}
+    for c, name in enumerate(FOOT_JOINTS):
         slide = 0.001 * metrics.foot_slide(source[name], motion.channel_contacts[:, c])
         assert slide.max() < 1e-9
 

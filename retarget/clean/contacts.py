@@ -2,7 +2,7 @@
 foot lock.
 
 Channels are foot joints in the Blender world frame (Z up, metres, floor at z = 0), in the order of
-:data:`CONTACT_CHANNELS` restricted to the joints a skeleton has: the heels are the ankle joints,
+:data:`~retarget.frames.FOOT_JOINTS` restricted to the joints a skeleton has: the heels are the ankle joints,
 the toes the toe joints. A channel's *height* is its joint's height above its own *clearance* (the
 height of that joint when the foot stands flat: ≈8 cm for ankles, ≈2 cm for toes).
 
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..frames import FOOT_JOINTS
 from ..ik import two_bone_ik
 from .vectors import norm3
 
-CONTACT_CHANNELS = ("lank", "rank", "ltoe", "rtoe")
 _LEGS = (("lhip", "lkne", "lank", "ltoe"), ("rhip", "rkne", "rank", "rtoe"))
 
 
@@ -48,8 +48,8 @@ class ContactSettings:
 
 
 def channels_of(joint_names: tuple[str, ...]) -> tuple[str, ...]:
-    """The contact channels a skeleton has, in :data:`CONTACT_CHANNELS` order."""
-    return tuple(name for name in CONTACT_CHANNELS if name in joint_names)
+    """The contact channels a skeleton has, in :data:`~retarget.frames.FOOT_JOINTS` order."""
+    return tuple(name for name in FOOT_JOINTS if name in joint_names)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import RetargetError
+from ..frames import FOOT_JOINTS
 from ..ik import two_bone_ik
 from ..rotations import matrix_to_quaternion, normalize, quaternion_to_matrix, rotation_between
 from .rigmaps import SIDES
@@ -111,9 +112,6 @@ def smooth_drop(drop: np.ndarray, window: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).mean(axis=1)
 
 
-CHANNELS = ("lank", "rank", "ltoe", "rtoe")  # heel (ankle) and toe channels, left then right
-
-
 def contacts_from_extras(
     extras: Mapping[str, np.ndarray], person: int, num_frames: int
 ) -> np.ndarray | None:
@@ -121,8 +119,9 @@ def contacts_from_extras(
 
     The cleaning stage writes ``contacts`` bool ``(T, P, C)`` with ``contact_channels`` naming the
     C channels (joint names ``lank, rank, ltoe, rtoe``: heels are the ankle joints); the result is
-    then ``(T, 4)`` in :data:`CHANNELS` order (a channel the file lacks is never in contact).
-    Without channel names, ``(T, P, 2)`` is read as per-foot (left, right) contacts ``(T, 2)``.
+    then ``(T, 4)`` in :data:`~retarget.frames.FOOT_JOINTS` order (a channel the file lacks is
+    never in contact). Without channel names, ``(T, P, 2)`` is read as per-foot (left, right)
+    contacts ``(T, 2)``.
     """
     if "contacts" not in extras:
         return None
@@ -138,12 +137,12 @@ def contacts_from_extras(
         names = [str(n) for n in np.asarray(extras[key]).reshape(-1)]
         if len(names) != channels.shape[1]:
             raise RetargetError(f"'{key}' must name every channel of 'contacts'")
-        unknown = sorted(set(names) - set(CHANNELS))
+        unknown = sorted(set(names) - set(FOOT_JOINTS))
         if unknown:
-            raise RetargetError(f"unknown contact channels {unknown}; expected {list(CHANNELS)}")
-        out = np.zeros((num_frames, len(CHANNELS)), bool)
+            raise RetargetError(f"unknown contact channels {unknown}; expected {list(FOOT_JOINTS)}")
+        out = np.zeros((num_frames, len(FOOT_JOINTS)), bool)
         for c, name in enumerate(names):
-            out[:, CHANNELS.index(name)] = channels[:, c]
+            out[:, FOOT_JOINTS.index(name)] = channels[:, c]
         return out
     if channels.shape[1] != 2:
         raise RetargetError(
@@ -223,7 +222,7 @@ def lock_feet(
 ) -> np.ndarray:
     """Foot locking in place: updates thigh/shin deltas and the root offset; returns the frames
     (T, 2) where each foot was held. ``contacts`` is (T, 2) per foot (the ankle is held) or
-    (T, 4) heel/toe channels in :data:`CHANNELS` order."""
+    (T, 4) heel/toe channels in :data:`~retarget.frames.FOOT_JOINTS` order."""
     rig = plan.rig
     held = np.zeros((len(offset), 2), bool)
     goals, drops, legs = {}, [], []

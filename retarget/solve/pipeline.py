@@ -78,7 +78,7 @@ def retarget(
 
     Root motion is scaled by the target/source ratio of leg lengths (:func:`leg_length`, the
     hip-height ratio without the rest pose's feet in it). ``contacts`` ``(T, 2)`` bool per
-    (left, right) foot, or ``(T, 4)`` heel/toe channels (:data:`~retarget.solve.footlock.CHANNELS`),
+    (left, right) foot, or ``(T, 4)`` heel/toe channels (:data:`~retarget.frames.FOOT_JOINTS`),
     enables foot locking; ``origin`` ``(3,)`` is the armature object's world location (the object
     must have no rotation or scale).
     """
