@@ -17,7 +17,7 @@ class CleanError(RetargetError):
 
 @dataclass(frozen=True)
 class CleanParams:
-    """All settings of :func:`clean_trajectory`. Presets are instances of this class."""
+    """All settings of :func:`~retarget.clean.pipeline.clean_trajectory`; presets are instances."""
 
     # outlier gates
     gate_outliers: bool = True  # run the gates at all
