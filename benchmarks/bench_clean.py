@@ -3,8 +3,8 @@
 60 fps, then the floor fit under tilted/rolled cameras, then runtime.
 
 Clips: synthetic motions (walk, run, turn, jump, sit, dance; towards, away from and across the
-camera; 8 s each) corrupted by the error model of ``inference/synth/noise.py``. Position and
-acceleration errors and foot slide are averaged over the joint-frames where the raw estimate
+camera; 8 s each) corrupted by the error model of ``inference/training/synth/noise.py``. Position
+and acceleration errors and foot slide are averaged over the joint-frames where the raw estimate
 exists (the same samples for every method); "gap" is the error on the filled samples; penetration
 counts every frame. Raw and baseline have no floor of their own and are measured in the true world
 frame; the presets in the world frame they estimate. Targets (issue 4, default preset): accel
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from inference.synth.noise import make_scenario  # noqa: E402
+from inference.training.synth.noise import make_scenario  # noqa: E402
 from retarget.clean import clean_trajectory  # noqa: E402
-from retarget.filters import baseline_butterworth  # noqa: E402
+from retarget.clean.filters import baseline_butterworth  # noqa: E402
 from retarget.skeletons import SMPL_24  # noqa: E402
 
 CASES = [

@@ -47,7 +47,7 @@ def with_fingers(spec):
 
 def one_minute_take(folder: Path):
     """A new Mixamo-style rig keyed with one minute of walking (the extension's own import)."""
-    from inference.synth.clip import default_camera, motions_to_trajectory
+    from inference.training.synth.clip import default_camera, motions_to_trajectory
 
     motion = world_motion("walk", SECONDS, seed=3, turn_deg_per_s=15.0)
     trajectory = motions_to_trajectory([motion], default_camera([motion]))

@@ -10,8 +10,13 @@ import bpy
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from retarget.keyframes import action_fcurves, write_bone_action  # noqa: E402
+from metrabs_blender.__main__ import load_extension_package  # noqa: E402
 from retarget.rotations import make_continuous  # noqa: E402
+
+# The writer imports its package relatively: load it as the extension does.
+keyframes = __import__(load_extension_package().__name__ + ".metrabs_blender.keyframes",
+                       fromlist=["keyframes"])  # fmt: skip
+action_fcurves, write_bone_action = keyframes.action_fcurves, keyframes.write_bone_action
 
 NUM_BONES = 24
 

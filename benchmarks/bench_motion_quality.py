@@ -1,13 +1,13 @@
 """Motion quality on real motion capture (issue 21): raw estimate vs the classic Butterworth filter
 vs the cleaning presets, clip by clip.
 
-Ground truth: the DeepMimic optical motion-capture clips (``inference/synth/mocap.py``: a dance, a
+Ground truth: the DeepMimic optical motion-capture clips (``inference/training/synth/mocap.py``: a dance, a
 dash, a kick, a spin kick, a run, a walking turn and a jump, at 30 fps), seen by a camera and
-turned into raw estimates by the estimator error model of ``inference/synth/noise.py`` (per-joint
+turned into raw estimates by the estimator error model of ``inference/training/synth/noise.py`` (per-joint
 bias drifting over ~0.7 s, white noise 3x larger in depth, whole-body depth jitter and drift,
 ~1 % outliers, left/right swaps, ~2 % missing frames and ~1 % missing joints), three error-model
 seeds per clip (``--seeds N``), each row the mean over them. Baseline: linear gap fill (<= 10 frames) and zero-phase Butterworth,
-order 4, 7 Hz (``retarget.filters.baseline_butterworth``, as the FreeMoCap add-on does).
+order 4, 7 Hz (``retarget.clean.filters.baseline_butterworth``, as the FreeMoCap add-on does).
 
 Columns: root-relative MPJPE (``rrMPJPE``) and MPJPE without alignment (``MPJPE``), mm;
 acceleration error of root-relative joints (``accel``, mm/frame²) and its change vs raw; the same
@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from inference.synth.mocap import MOCAP_CASES, make_mocap_scenario  # noqa: E402
+from inference.training.synth.mocap import MOCAP_CASES, make_mocap_scenario  # noqa: E402
 from retarget.clean import clean_trajectory  # noqa: E402
-from retarget.filters import baseline_butterworth  # noqa: E402
+from retarget.clean.filters import baseline_butterworth  # noqa: E402
 
 COLUMNS = [  # key, header, format
     ("mpjpe", "rrMPJPE", "{:7.1f}"), ("abs", "MPJPE", "{:6.1f}"), ("accel", "accel", "{:6.2f}"),

@@ -44,12 +44,13 @@ from tests.test_solve_rigs import (  # noqa: E402
 
 extension = load_extension_package()
 api = __import__(extension.__name__ + ".metrabs_blender.api", fromlist=["api"])
-rigmaps = extension.retarget.rigmaps
+rigmaps = extension.retarget.solve.rigmaps
 solve = __import__(extension.__name__ + ".retarget.solve", fromlist=["solve"])
-ik = __import__(extension.__name__ + ".retarget.ik", fromlist=["ik"])
 scene_tools = __import__(extension.__name__ + ".metrabs_blender.scene", fromlist=["scene"])
-from retarget.rig import rest_joints  # noqa: E402
+from retarget import metrics  # noqa: E402
+from retarget.frames import FOOT_JOINTS  # noqa: E402
 from retarget.skeletons import SMPL_HEAD_30 as SKELETON  # noqa: E402
+from retarget.solve.rig import rest_joints  # noqa: E402
 
 WORK = Path(tempfile.mkdtemp(prefix="bench-retarget-"))
 
@@ -65,7 +66,7 @@ def measure(obj, path, world, **options) -> dict:
     mapping = rigmaps.resolve_rig_map("auto", *scene_tools.bone_hierarchy(obj))[0]
     joints, quaternions = read_back(obj, mapping, len(world), extension)
     errors = np.concatenate([
-        solve.direction_errors_deg(joints[b] - joints[a],
+        metrics.direction_errors_deg(joints[b] - joints[a],
                                    world[:, SKELETON.index(b)] - world[:, SKELETON.index(a)])
         for a, b in LIMB_PAIRS if a in joints and b in joints
     ])  # fmt: skip
@@ -73,8 +74,8 @@ def measure(obj, path, world, **options) -> dict:
         "take": take,
         "joints": joints,
         "errors": errors,
-        "flips": solve.sign_flips(quaternions),
-        "jumps": solve.twist_jumps(quaternions, 90.0),
+        "flips": metrics.sign_flips(quaternions),
+        "jumps": metrics.twist_jumps(quaternions, 90.0),
         "seconds": seconds,
     }
 
@@ -173,8 +174,10 @@ def foot_lock_table() -> None:
             fresh()
             path, world = write_clip(WORK, motion, name=motion_name)
             row = measure(build_armature(spec), path, world, foot_lock=lock)
-            slide = np.concatenate([ik.foot_slide(row["joints"][name], motion.channel_contacts[:, c])
-                                    for c, name in enumerate(ik.CHANNELS)])  # fmt: skip
+            slide = 0.001 * np.concatenate([  # metres
+                metrics.foot_slide(row["joints"][name], motion.channel_contacts[:, c])
+                for c, name in enumerate(FOOT_JOINTS)
+            ])  # fmt: skip
             skate = 100 * np.mean(slide > 0.025)
             print(f"{motion_name:<8}{'on' if lock else 'off':<6}{1000 * slide.mean():>10.2f}"
                   f"{1000 * np.percentile(slide, 95):>8.2f}{1000 * slide.max():>8.2f}{skate:>9.1f}"

@@ -1,5 +1,5 @@
-"""End to end on the bundled sample (``inference.synth.sample``: a walker and a dancer, 4 s at 25 fps)
-with the bundled offline models, for a few worker settings side by side: the worker's tracking
+"""End to end on the bundled sample (``inference.training.synth.sample``: a walker and a dancer,
+4 s at 25 fps) with the bundled offline models, for a few worker settings side by side: the worker's tracking
 against the truth's visible boxes (detection rate, id switches) and the final armature motion
 (worker -> default cleaning -> generated rigs -> saved .blend, read back) against the truth's 3D
 joints in the camera frame. See demo/evaluate.py for the measures."""
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from demo import evaluate  # noqa: E402
-from inference.synth.sample import render_sample  # noqa: E402
+from inference.training.synth.sample import render_sample  # noqa: E402
 from retarget.contract import read_trajectory  # noqa: E402
 
 VARIANTS = {

@@ -1,7 +1,7 @@
 """Tracking with the bundled offline models on clips of two people passing each other.
 
-Two people walk opposite ways in lanes 1.2 m apart (``inference.synth.render``, 4 s at 25 fps,
-640x360), so that in most clips one passes in front of the other. Per clip: how close they come in the image, their depth gap,
+Two people walk opposite ways in lanes 1.2 m apart (``inference.training.synth.render``, 4 s at
+25 fps, 640x360), so that in most clips one passes in front of the other. Per clip: how close they come in the image, their depth gap,
 and the worker's detection rate and track-id switches against the truth's visible boxes
 (demo/evaluate.py); then the totals. The seeds are used by no training run (models/*/TRAINING.md).
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from demo import evaluate  # noqa: E402
-from inference.synth.render import ClipConfig, render_clip  # noqa: E402
+from inference.training.synth.render import ClipConfig, render_clip  # noqa: E402
 from retarget.contract import read_trajectory  # noqa: E402
 
 SEEDS = tuple(range(20261301, 20261311))

@@ -55,7 +55,7 @@ from inference import worker  # noqa: E402
 from inference.__main__ import build_parser  # noqa: E402
 from inference.model import MetrabsModel, ModelConfig  # noqa: E402
 from inference.poses import EstimatorConfig, FramePoses, PoseEstimator  # noqa: E402
-from inference.synth.motion import SKELETON  # noqa: E402
+from inference.training.synth.motion import SKELETON  # noqa: E402
 from tests.synthvideo import walking_people, write_clip  # noqa: E402
 from tests.tinycrop import ColourJointCropModel  # noqa: E402
 from tests.tinymodels import ColourJointPoseEstimator, PersonColourDetector  # noqa: E402

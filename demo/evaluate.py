@@ -1,5 +1,5 @@
-"""Ground truth for the whole chain on the bundled sample (``inference.synth.sample``): the worker's
-tracking against the truth's visible boxes, and the final armature motion read back out of the
+"""Ground truth for the whole chain on the bundled sample (``inference.training.synth.sample``): the
+worker's tracking against the truth's visible boxes, and the final armature motion read back out of the
 saved .blend against the truth's 3D joints. Used by ``make demo`` and tests/test_end_to_end.py.
 
 The armatures are compared in the camera frame: bone heads (world metres) go through the inverse of
@@ -18,8 +18,8 @@ import numpy as np
 from inference.camera import project
 from inference.detect.nms import box_iou
 from retarget.contract import Trajectory
-from retarget.rig import BONE_NAMES, PRIMARY_CHILD
 from retarget.skeletons import SMPL_HEAD_30
+from retarget.solve.rig import BONE_NAMES, PRIMARY_CHILD
 
 #: joints that are bone heads of the generated MeTRAbs rig, in skeleton order
 RIG_JOINTS = tuple(name for name in SMPL_HEAD_30.joint_names if name in BONE_NAMES)

@@ -3,7 +3,7 @@ with the bundled models -> cleaning -> retarget onto generated MeTRAbs rigs in a
 the matched camera -> an overlay strip and the errors against the clip's ground truth.
 
 Writes into ``demo/out/``: ``sample.mp4`` + ``sample_truth.npz`` (rendered by
-``inference.synth.sample``, kept for later runs), ``demo.npz`` (the worker's trajectory),
+``inference.training.synth.sample``, kept for later runs), ``demo.npz`` (the worker's trajectory),
 ``cleaned/`` (the cleaned trajectory), ``demo.blend`` (built by the headless main job ``python -m
 metrabs_blender``) and ``overlay.png`` (frames with the true skeleton in white and the armatures
 read back out of the saved .blend, projected through the camera, in colour).
@@ -19,7 +19,7 @@ OUT = REPO / "demo" / "out"
 sys.path.insert(0, str(REPO))
 
 from demo import evaluate  # noqa: E402
-from inference.synth.sample import SAMPLE_SEED, render_sample  # noqa: E402
+from inference.training.synth.sample import SAMPLE_SEED, render_sample  # noqa: E402
 from retarget.contract import read_trajectory  # noqa: E402
 
 OVERLAY_FRAMES = [0, 20, 40, 60, 80, 99]

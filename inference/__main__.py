@@ -13,7 +13,10 @@ COMMANDS = {
     "analyze": (".worker", "estimate 3D poses of everyone in a video, write a trajectory .npz"),
     "weights": (".weights", "list, download, verify and locate model weights"),
     "batch": (".batch", "analyse many clips (folders, patterns) locally or on a Ray cluster"),
-    "train": (".train", "train the crop model: synthetic data, fitting, evaluation, bundles"),
+    "train": (
+        ".training.train",
+        "train the crop model: synthetic data, fitting, evaluation, bundles",
+    ),
 }
 
 

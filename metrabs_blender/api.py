@@ -33,7 +33,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..retarget import contract, people
+from ..retarget import contract
+from ..retarget.solve import people
 from . import backend, review
 from . import camera as camera_tools
 from . import export as exporting
@@ -270,7 +271,7 @@ def add_raw_joints(
 
 def select_people(trajectory: contract.Trajectory, track_ids: Sequence[int]) -> contract.Trajectory:
     """The trajectory of only the people ``track_ids`` (in that order), extras included (see
-    ``retarget.people.select_people``); an unknown track id raises :class:`MocapError`."""
+    ``retarget.solve.people.select_people``); an unknown track id raises :class:`MocapError`."""
     with refusals():
         return people.select_people(trajectory, track_ids)
 

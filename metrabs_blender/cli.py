@@ -19,12 +19,12 @@ import numpy as np
 from .. import retarget
 from ..retarget import contract
 from ..retarget.contract import output_problem
+from ..retarget.solve import ROOT_MOTIONS
 from . import api
 from .errors import MocapError
 from .importer import read_source
 
 log = logging.getLogger(__name__)
-ROOT_MOTIONS = ("relative", "camera", "in_place")
 
 
 def _blend_file(text: str) -> Path:

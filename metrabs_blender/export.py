@@ -200,8 +200,8 @@ def _key_skeleton(skeleton, names: list[str], matrices: np.ndarray, frames: np.n
     """Key every bone of ``skeleton`` so that it turns and sits as the armature-space
     ``matrices`` say. A game skeleton is rigid: a stretching bone (Rigify's) keeps its length, its
     children their places; locations are keyed only where they change (most bones only turn)."""
-    from ..retarget.keyframes import write_bone_action
     from ..retarget.rotations import make_continuous, matrix_to_quaternion
+    from .keyframes import write_bone_action
 
     bones = skeleton.data.bones
     rest = np.array([np.array(bones[name].matrix_local) for name in names])  # (B, 4, 4)

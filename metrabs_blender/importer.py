@@ -4,7 +4,7 @@ new action (a "take"). ``api.import_trajectory`` and ``api.import_people`` are t
 A file is read once, at the edge (:func:`read_source`); below it the :class:`Source` (the
 trajectory, its clip name and its file) is passed down, so the panel's Import, a folder import and
 the headless main job each read a trajectory once. Who is imported and each person's world-frame
-motion are numpy (``retarget.people``), the rotations too (``retarget.solve``); this module checks
+motion are numpy (``retarget.solve.people``), the rotations too (``retarget.solve``); this module checks
 the target, creates the armatures and writes the keys.
 """
 
@@ -18,12 +18,13 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..retarget import contract, people, solve
-from ..retarget.keyframes import write_bone_action
+from ..retarget import contract, solve
 from ..retarget.skeletons import get_rig_skeleton
+from ..retarget.solve import people
 from . import camera as camera_tools
 from . import scene as scene_tools
 from .errors import MocapError
+from .keyframes import write_bone_action
 
 
 @dataclass
@@ -71,7 +72,7 @@ def read_source(
 
 @contextlib.contextmanager
 def refusals() -> Iterator[None]:
-    """``retarget.people``'s refusals (an unknown track id, nobody who can be imported) raised as
+    """``retarget.solve.people``'s refusals (an unknown track id, nobody who can be imported) raised as
     :class:`MocapError`, the error this API raises for them and scripts catch."""
     try:
         yield
@@ -105,7 +106,7 @@ def resolve_target(
 
 
 def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones):
-    from ..retarget.keyframes import push_to_nla
+    from .keyframes import push_to_nla
 
     rotations = {bone: result.rotations[:, k] for k, bone in enumerate(result.bone_names)}
     if all_bones:  # the generated rig: every bone keyed, unmapped ones at rest
@@ -149,7 +150,7 @@ def import_trajectory(
     "clip" for a Trajectory object). With a ``target`` armature (the object or its name), one
     person (``person`` = track id, else the one seen longest) is retargeted onto it: ``rig_map``
     is "auto", a preset name
-    (``retarget.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
+    (``retarget.solve.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
     ``root_motion`` is "relative" (default for targets: the path starts where the rig stands),
     "camera" (default without target) or "in_place"; it is scaled by the target/source leg
     length and re-grounded on the rig's own feet. ``foot_lock`` holds feet during the contacts the

@@ -39,7 +39,9 @@ RIG_MAPS = (
     ("metrabs", "MeTRAbs Rig", "A rig this add-on generated"),
     ("JSON", "JSON File", "A rig map file (format metrabs-rigmap)"),
 )
-ROOT_MOTIONS = (
+# The solve's root motions (retarget.solve.ROOT_MOTIONS) after the automatic choice, in the panel's
+# order: a saved scene stores an item's position, so new items go at the end.
+ROOT_MOTION_ITEMS = (
     ("AUTO", "Auto", "As the camera saw it for new rigs; starting where a target stands"),
     ("camera", "Camera", "The path as the camera saw it"),
     ("relative", "Relative", "The path starts where the rig stands"),
@@ -146,7 +148,7 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         name="Rig Map File", subtype="FILE_PATH", options=_RELATIVE_PATH,
         description="JSON rig map (for Rig Map: JSON File)",
     )  # fmt: skip
-    root_motion: bpy.props.EnumProperty(name="Root Motion", items=ROOT_MOTIONS, default="AUTO")
+    root_motion: bpy.props.EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="AUTO")
     use_foot_lock: bpy.props.BoolProperty(
         name="Foot Lock", description="Hold the feet still while they touch the floor", default=True
     )

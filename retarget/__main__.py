@@ -11,7 +11,10 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS = {
-    "clean": (".clean", "clean a trajectory .npz: outliers, gaps, smoothing, floor, foot contacts"),
+    "clean": (
+        ".clean.cli",
+        "clean a trajectory .npz: outliers, gaps, smoothing, floor, foot contacts",
+    ),
 }
 
 

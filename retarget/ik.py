@@ -1,141 +1,50 @@
-"""Foot locking: planted targets from contact intervals and analytic two-bone IK for the legs.
-
-During a contact the ankle is held at one planted spot (the mean horizontal position of the
-retargeted ankle over the interval; its height follows the motion, so the foot still rolls); the
-correction fades in and out over ``ease_frames`` around the contact. If a locked foot is
-out of the leg's reach, the root is lowered just enough (smoothed in time), and each leg is then
-solved in closed form: the knee stays in the plane of hip, ankle target and the original knee (the
-pole comes from the source motion), with a soft reach limit so the knee straightens smoothly
-instead of popping. Pure numpy.
-"""
-
-from collections.abc import Mapping
-from dataclasses import dataclass
+"""Analytic two-bone inverse kinematics (hip -> knee -> ankle), the one solver both foot locks use:
+the cleaning's joint-level lock (:func:`retarget.clean.contacts.lock_feet`) and the solve's
+rotation-level one (:mod:`retarget.solve.footlock`). Pure numpy."""
 
 import numpy as np
 
-from . import RetargetError
 from .rotations import normalize
-
-
-@dataclass(frozen=True)
-class FootLockParams:
-    """Foot-locking settings."""
-
-    ease_frames: int = 5  # frames of blend into and out of each contact (docs/design.md §5)
-    min_contact_frames: int = 2  # shorter contacts (single frames) are noise, not locked
-    soft_reach: float = 0.03  # the last 3 % of leg length is approached softly (no knee pop)
-    root_smoothing_frames: int = 7  # window of the moving average that eases the root lowering
-
-
-def contact_intervals(contacts: np.ndarray, min_frames: int = 1) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` (stop exclusive) of the runs of True in ``contacts`` ``(T,)``."""
-    padded = np.concatenate([[False], np.asarray(contacts, bool), [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    runs = list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
-    return [(a, b) for a, b in runs if b - a >= min_frames]
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
-def lock_targets(
-    positions: np.ndarray,
-    contacts: np.ndarray,
-    params: FootLockParams = FootLockParams(),
-    spots: dict[tuple[int, int], np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Goal positions ``(T, 3)`` and lock weights ``(T,)`` for one foot joint.
-
-    ``positions`` ``(T, 3)`` is where the joint is without locking, ``contacts`` ``(T,)`` bool.
-    Inside a contact (weight 1) the goal's horizontal position is the interval's planted spot:
-    ``spots[(start, stop)]`` ``(2,)`` if given, else the interval's mean; its height stays the
-    motion's own, so the foot can still roll heel to toe. Around a contact the correction it
-    needed at its first/last frame fades in/out over ``ease_frames`` (the foot in the air is
-    never pulled towards where it will land). Where two fades overlap, the nearer contact wins.
-    """
-    positions = np.asarray(positions, np.float64)
-    num_frames = len(positions)
-    correction = np.zeros((num_frames, 3))
-    weights = np.zeros(num_frames)
-    ease = max(int(params.ease_frames), 0)
-    for start, stop in contact_intervals(contacts, params.min_contact_frames):
-        planted = (spots or {}).get((start, stop))
-        if planted is None:
-            planted = positions[start:stop, :2].mean(axis=0)
-        first, last = max(start - ease, 0), min(stop + ease, num_frames)
-        frames = np.arange(first, last)  # the interval and its fades only
-        weight = np.ones(len(frames))
-        inside = planted - positions[first:last, :2]
-        before, after = frames < start, frames >= stop
-        weight[before] = _smoothstep((frames[before] - (start - ease - 1)) / (ease + 1))
-        weight[after] = _smoothstep(((stop + ease) - frames[after]) / (ease + 1))
-        inside[before] = planted - positions[start, :2]
-        inside[after] = planted - positions[stop - 1, :2]
-        take = weight > weights[first:last]
-        weights[first:last][take] = weight[take]
-        correction[first:last][take, :2] = weight[take, None] * inside[take]
-    return positions + correction, weights
-
-
-def required_drop(hip: np.ndarray, target: np.ndarray, reach: np.ndarray | float) -> np.ndarray:
-    """How far ``(T,)`` the hip must move down (-Z) so ``target`` is within ``reach`` (metres,
-    scalar or ``(T,)``) of it."""
-    offset = target - hip
-    horizontal_sq = offset[:, 0] ** 2 + offset[:, 1] ** 2
-    # |offset + drop·ẑ| = reach  ->  drop = -dz - sqrt(reach² - h²) where the target is reachable
-    vertical = np.sqrt(np.maximum(reach**2 - horizontal_sq, 0.0))
-    drop = -offset[:, 2] - vertical
-    return np.maximum(drop, 0.0)
-
-
-def smooth_drop(drop: np.ndarray, window: int) -> np.ndarray:
-    """Spread a per-frame lowering in time: running maximum, then a moving average, so the root
-    eases down ahead of the frames that need it and never ends up higher than required."""
-    if window <= 1 or len(drop) < 2:
-        return drop
-    half = window // 2
-    padded = np.pad(drop, half, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
-    peak = windows.max(axis=1)
-    padded = np.pad(peak, half, mode="edge")
-    return np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).mean(axis=1)
 
 
 def two_bone_ik(
     root: np.ndarray,
     mid: np.ndarray,
     target: np.ndarray,
-    upper_length: float,
-    lower_length: float,
+    upper_length: float | np.ndarray,
+    lower_length: float | np.ndarray,
     soft_reach: float = 0.03,
     free_distance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Analytic two-bone IK. ``root`` (hip), ``mid`` (current knee, the pole) and ``target``
-    (ankle goal) are ``(T, 3)``; returns the new knee and ankle ``(T, 3)``.
+    (ankle goal) are ``(T, 3)``, the bone lengths metres, one each or per frame ``(T,)``; returns
+    the new knee and ankle ``(T, 3)``.
 
     The knee stays in the plane through hip, target and current knee. Beyond the last
     ``soft_reach`` fraction of the full leg length (or beyond ``free_distance`` ``(T,)``, the
     hip-ankle distance of the unlocked pose, if that is longer) the reach approaches full length
     exponentially, so the chain never snaps straight and the ankle stops short of a target that
-    is too far. A target at the unlocked ankle gives back the unlocked pose exactly.
+    is too far. A target at the unlocked ankle gives back the unlocked pose exactly. With
+    ``soft_reach`` 0 a target out of reach stops the chain at full length.
     """
-    full = upper_length + lower_length
-    shortest = abs(upper_length - lower_length) + 1e-6 * full
+    upper, lower = np.asarray(upper_length, float), np.asarray(lower_length, float)
+    full = upper + lower
+    shortest = abs(upper - lower) + 1e-6 * full
     offset = target - root
     distance = np.linalg.norm(offset, axis=-1)
     axis = normalize(offset)
-    knee_start = np.full(len(distance), full * (1.0 - soft_reach))
-    if free_distance is not None:
-        knee_start = np.clip(free_distance, knee_start, full)
-    soft = np.maximum(full - knee_start, 1e-12)
-    reach = np.where(
-        distance > knee_start,
-        knee_start + soft * (1.0 - np.exp(-np.maximum(distance - knee_start, 0.0) / soft)),
-        distance,
-    )
+    if soft_reach > 0:
+        knee_start = np.full(len(distance), full * (1.0 - soft_reach))
+        if free_distance is not None:
+            knee_start = np.clip(free_distance, knee_start, full)
+        soft = np.maximum(full - knee_start, 1e-12)
+        reach = np.where(
+            distance > knee_start,
+            knee_start + soft * (1.0 - np.exp(-np.maximum(distance - knee_start, 0.0) / soft)),
+            distance,
+        )
+    else:
+        reach = np.minimum(distance, full)
     reach = np.maximum(reach, shortest)
     # Pole: the current knee's offset from the hip-target line; keep its side of the plane.
     bend = mid - root
@@ -148,121 +57,8 @@ def two_bone_ik(
                             np.cross(axis, [0.0, 1.0, 0.0]), fallback)  # fmt: skip
         pole = np.where(degenerate[:, None], fallback, pole)
     pole = normalize(pole)
-    cos_root = np.clip(
-        (upper_length**2 + reach**2 - lower_length**2) / (2.0 * upper_length * reach), -1.0, 1.0
-    )
+    cos_root = np.clip((upper**2 + reach**2 - lower**2) / (2.0 * upper * reach), -1.0, 1.0)
     sin_root = np.sqrt(1.0 - cos_root**2)
-    knee = root + upper_length * (cos_root[:, None] * axis + sin_root[:, None] * pole)
+    knee = root + upper[..., None] * (cos_root[:, None] * axis + sin_root[:, None] * pole)
     ankle = root + reach[:, None] * axis
     return knee, ankle
-
-
-CHANNELS = ("lank", "rank", "ltoe", "rtoe")  # heel (ankle) and toe channels, left then right
-
-
-def contacts_from_extras(
-    extras: Mapping[str, np.ndarray], person: int, num_frames: int
-) -> np.ndarray | None:
-    """Contacts of one person from a trajectory's extras, or None when the file carries none.
-
-    The cleaning stage writes ``contacts`` bool ``(T, P, C)`` with ``contact_channels`` naming the
-    C channels (joint names ``lank, rank, ltoe, rtoe``: heels are the ankle joints); the result is
-    then ``(T, 4)`` in :data:`CHANNELS` order (a channel the file lacks is never in contact).
-    Without channel names, ``(T, P, 2)`` is read as per-foot (left, right) contacts ``(T, 2)``.
-    """
-    if "contacts" not in extras:
-        return None
-    contacts = np.asarray(extras["contacts"]).astype(bool)
-    if contacts.ndim != 3 or contacts.shape[0] != num_frames or person >= contacts.shape[1]:
-        raise RetargetError(
-            f"'contacts' in the trajectory has shape {contacts.shape}; expected (T, P, channels) "
-            f"with T = {num_frames}"
-        )
-    channels = contacts[:, person]
-    key = "contact_channels" if "contact_channels" in extras else "contact_joints"
-    if key in extras:
-        names = [str(n) for n in np.asarray(extras[key]).reshape(-1)]
-        if len(names) != channels.shape[1]:
-            raise RetargetError(f"'{key}' must name every channel of 'contacts'")
-        unknown = sorted(set(names) - set(CHANNELS))
-        if unknown:
-            raise RetargetError(f"unknown contact channels {unknown}; expected {list(CHANNELS)}")
-        out = np.zeros((num_frames, len(CHANNELS)), bool)
-        for c, name in enumerate(names):
-            out[:, CHANNELS.index(name)] = channels[:, c]
-        return out
-    if channels.shape[1] != 2:
-        raise RetargetError(
-            f"'contacts' has {channels.shape[1]} channels per person but no 'contact_channels' "
-            "to name them; expected 2 (left, right)"
-        )
-    return channels
-
-
-@dataclass
-class FootGoals:
-    """Where one foot must go: ``ankle`` ``(T, 3)`` goals; ``toe`` ``(T, 3)`` goals with
-    ``orient`` ``(T,)`` in [0, 1], how much the foot must turn to point at them (heel and toe both
-    planted); ``held`` ``(T,)`` frames where a heel or toe is planted."""
-
-    ankle: np.ndarray
-    toe: np.ndarray | None
-    orient: np.ndarray
-    held: np.ndarray
-
-
-def foot_goals(
-    ankle: np.ndarray,
-    toe: np.ndarray | None,
-    heel_contacts: np.ndarray,
-    toe_contacts: np.ndarray | None,
-    params: FootLockParams = FootLockParams(),
-) -> FootGoals:
-    """Goals of one foot from its heel (ankle joint) and toe contacts ``(T,)``.
-
-    A planted heel holds the ankle. A planted toe alone (heel lifted, pushing off) holds the toe:
-    the ankle goal moves by the toe's correction, so the foot turns about its toe instead of
-    sliding. Heel and toe both planted hold both: the ankle, and the foot turned to point at the
-    toe's spot. Around contacts the corrections fade (see :func:`lock_targets`).
-    """
-    heel_goal, heel_weight = lock_targets(ankle, heel_contacts, params)
-    heel_fix = heel_goal - ankle
-    held = heel_weight >= 1.0
-    if toe is None or toe_contacts is None or not np.any(toe_contacts):
-        return FootGoals(heel_goal, None, np.zeros(len(ankle)), held)
-    toe_goal, toe_weight = lock_targets(
-        toe, toe_contacts, params, _toe_spots(ankle, toe, heel_goal, held, toe_contacts, params)
-    )
-    toe_fix = toe_goal - toe
-    toe_only = (toe_weight >= 1.0) & ~held
-    # Fades mix; in contact the planted channel rules: the heel, or the toe when only it is down.
-    correction = heel_fix + (1.0 - heel_weight)[:, None] * toe_fix
-    correction[toe_only] = toe_fix[toe_only]
-    orient = np.minimum(heel_weight, toe_weight)
-    return FootGoals(ankle + correction, toe_goal, orient, held | (toe_weight >= 1.0))
-
-
-def _toe_spots(ankle, toe, heel_goal, heel_held, toe_contacts, params) -> dict:
-    """Planted toe spots that agree with the planted heel: a rigid foot cannot put heel and toe on
-    two independently averaged spots, so where a toe contact overlaps a held heel, its spot is
-    the heel's spot plus the foot's horizontal length, in the direction the toe was planted. The
-    toe then stays where the flat foot put it when the heel lifts."""
-    spots = {}
-    for start, stop in contact_intervals(toe_contacts, params.min_contact_frames):
-        both = np.flatnonzero(heel_held[start:stop]) + start
-        if not len(both):
-            continue
-        heel = heel_goal[both, :2].mean(axis=0)
-        length = np.linalg.norm(toe[both, :2] - ankle[both, :2], axis=-1).mean()
-        direction = normalize(toe[start:stop, :2].mean(axis=0) - heel)
-        spots[(start, stop)] = heel + length * direction
-    return spots
-
-
-def foot_slide(positions: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Per-frame horizontal displacement (metres) of a foot joint ``(T, 3)`` between consecutive
-    frames that are both in contact ``(T,)``: the slide metric of docs/design.md §5 (a planted foot
-    may still roll heel-to-toe, which moves its ankle up and down, but it must not slide)."""
-    both = np.asarray(contacts[1:], bool) & np.asarray(contacts[:-1], bool)
-    steps = np.linalg.norm(np.diff(positions[:, :2], axis=0), axis=-1)
-    return steps[both]

@@ -10,13 +10,18 @@ foot channels ``(T, C, 3)`` metres in a Z-up world frame with the floor at z = 0
   root-relative joints by default (as SmoothNet and others report it), or absolute.
 * :func:`bone_length_cv` — coefficient of variation of each bone's length over time, averaged
   over bones (%); 0 for a rigid skeleton.
-* :func:`foot_slide` — mean horizontal displacement per frame of a joint while it is in contact
-  (mm/frame) and the share of contact frames sliding more than 2.5 cm (skate ratio).
+* :func:`foot_slide` — horizontal displacement per frame of a joint while it is in contact
+  (mm/frame); :func:`slide_summary` its mean and the share of contact frames sliding more than
+  2.5 cm (skate ratio).
 * :func:`penetration` — per-frame depth of the deepest foot joint below its clearance height
   above the floor (mm).
+* :func:`sign_flips`, :func:`twist_jumps`, :func:`direction_errors_deg` — of a solved take: sign
+  flips and twist jumps of its local quaternions, limb direction errors (degrees).
 """
 
 import numpy as np
+
+from .rotations import normalize
 
 SKATE_THRESHOLD_MM = 25.0
 
@@ -71,17 +76,25 @@ def bone_length_cv(poses: np.ndarray, edges: np.ndarray) -> float:
     return 100.0 * float(np.mean(values)) if values else float("nan")
 
 
-def foot_slide(
-    feet_m: np.ndarray, contacts: np.ndarray, threshold_mm: float = SKATE_THRESHOLD_MM
-) -> tuple[float, float]:
-    """(mean slide mm/frame, skate ratio) of foot channels ``(T, C, 3)`` world metres while
-    ``contacts`` ``(T, C)`` holds on both ends of a frame step."""
+def foot_slide(feet_m: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """Horizontal displacement (mm) of foot joints ``(T, 3)`` or channels ``(T, C, 3)`` (world
+    metres) over every frame step where ``contacts`` ``(T,)`` / ``(T, C)`` holds on both ends, one
+    value per step and channel (unknown steps left out). A planted foot may still roll heel to toe,
+    which moves its ankle up and down, but it must not slide."""
     steps = 1000.0 * np.linalg.norm(np.diff(feet_m[..., :2], axis=0), axis=-1)
+    contacts = np.asarray(contacts, bool)
     held = contacts[1:] & contacts[:-1] & np.isfinite(steps)
-    slides = steps[held]
-    if slides.size == 0:
+    return steps[held]
+
+
+def slide_summary(
+    slides_mm: np.ndarray, threshold_mm: float = SKATE_THRESHOLD_MM
+) -> tuple[float, float]:
+    """(mean slide mm/frame, skate ratio: the share of slides over ``threshold_mm``) of
+    :func:`foot_slide`'s values; NaN for both when there are none."""
+    if slides_mm.size == 0:
         return float("nan"), float("nan")
-    return float(slides.mean()), float(np.mean(slides > threshold_mm))
+    return float(slides_mm.mean()), float(np.mean(slides_mm > threshold_mm))
 
 
 def penetration(feet_m: np.ndarray, clearance_m: np.ndarray) -> np.ndarray:
@@ -140,10 +153,36 @@ def summary(
         feet = pred_feet_m
         if support is not None and foot_joints is not None:
             feet = np.where(support[:, foot_joints, None], pred_feet_m, np.nan)
-        out["slide"], out["skate"] = foot_slide(feet, contacts)
+        out["slide"], out["skate"] = slide_summary(foot_slide(feet, contacts))
     if pred_feet_m is not None and clearance_m is not None:
         depth = penetration(pred_feet_m, clearance_m)
         depth = depth[np.isfinite(depth)]
         out["pen_ok"] = float(np.mean(depth < 10.0)) if depth.size else float("nan")
         out["pen_p99"] = float(np.percentile(depth, 99)) if depth.size else float("nan")
     return out
+
+
+# Quality measures of a solved take: local quaternions and limb directions.
+
+
+def sign_flips(quaternions: np.ndarray) -> int:
+    """Consecutive frames whose quaternions ``(T, ..., 4)`` have a negative dot product."""
+    return int(np.sum(np.sum(quaternions[1:] * quaternions[:-1], axis=-1) < 0))
+
+
+def twist_angles(quaternions: np.ndarray) -> np.ndarray:
+    """Twist about the bone's own Y axis (radians) of local quaternions ``(..., 4)``."""
+    return 2.0 * np.arctan2(quaternions[..., 2], quaternions[..., 0])
+
+
+def twist_jumps(quaternions: np.ndarray, limit_deg: float = 90.0) -> int:
+    """Frame-to-frame twist changes larger than ``limit_deg`` in quaternions ``(T, ..., 4)``."""
+    twist = twist_angles(quaternions)
+    step = np.angle(np.exp(1j * np.diff(twist, axis=0)))
+    return int(np.sum(np.abs(step) > np.radians(limit_deg)))
+
+
+def direction_errors_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angles (degrees) between direction vectors ``(..., 3)``."""
+    cos = np.sum(normalize(a) * normalize(b), axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))

@@ -1,5 +1,8 @@
 """Rotation helpers on stacked numpy arrays. Quaternions are ``(..., 4)`` in Blender's (w, x, y, z)
-order; rotation matrices are ``(..., 3, 3)`` acting on column vectors."""
+order; rotation matrices are ``(..., 3, 3)`` acting on column vectors; Euler and axis-angle values
+are in the channel layout of Blender's other rotation modes."""
+
+import math
 
 import numpy as np
 
@@ -91,3 +94,58 @@ def rotation_between(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     kx = kx - np.swapaxes(kx, -1, -2)
     angle = np.arctan2(sin, cos)[..., None, None]
     return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * (kx @ kx)
+
+
+# Blender's other rotation modes: keys go into the channels of the bone's own mode (never changed).
+_AXES = {"X": 0, "Y": 1, "Z": 2}
+
+
+def quaternion_to_euler(quaternions: np.ndarray, order: str) -> np.ndarray:
+    """Euler angles ``(T, 3)`` (radians, in X, Y, Z channel order as Blender stores them) of
+    quaternions ``(T, 4)`` for a Blender rotation mode such as "XYZ" (X applied first:
+    ``R = Rz · Ry · Rx``). Each frame takes whichever of the rotation's two Euler triples, each
+    angle shifted by whole turns, lies closest to the previous frame's (as Blender's compatible
+    Euler), so the channels stay continuous through the middle axis's ±90° too: the curves
+    Blender interpolates between keys are the motion, not a flip."""
+    matrix = quaternion_to_matrix(quaternions)
+    a0, a1, a2 = (_AXES[c] for c in order)
+    even = (a1 - a0) % 3 == 1  # XYZ, YZX, ZXY: R = R_a2 · R_a1 · R_a0 with a cyclic order
+    sign = 1.0 if even else -1.0
+    middle = np.arcsin(np.clip(-sign * matrix[:, a2, a0], -1.0, 1.0))
+    first = np.arctan2(sign * matrix[:, a2, a1], matrix[:, a2, a2])
+    last = np.arctan2(sign * matrix[:, a1, a0], matrix[:, a0, a0])
+    one, other = np.empty((len(matrix), 3)), np.empty((len(matrix), 3))
+    one[:, a0], one[:, a1], one[:, a2] = first, middle, last
+    if not len(matrix) or np.abs(middle).max() < 1.4:  # far from ±90°: the other triple never wins
+        return np.unwrap(one, axis=0)
+    other[:, a0], other[:, a1], other[:, a2] = first + np.pi, np.pi - middle, last + np.pi
+    return _continuous_euler(one, other)
+
+
+def _continuous_euler(one: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per frame, ``one`` or ``other`` (T, 3: the same rotations), each angle moved by whole
+    turns, closest to the previous frame's choice."""
+    turn = 2.0 * math.pi
+    chosen = np.empty_like(one)
+    previous = one[0].tolist() if len(one) else []
+    for t, candidates in enumerate(zip(one.tolist(), other.tolist(), strict=True)):
+        best, best_distance = previous, math.inf
+        for angles in candidates:
+            shifted = [
+                a + turn * round((p - a) / turn) for a, p in zip(angles, previous, strict=True)
+            ]
+            distance = sum(abs(a - p) for a, p in zip(shifted, previous, strict=True))
+            if distance < best_distance:
+                best, best_distance = shifted, distance
+        chosen[t] = previous = best
+    return chosen
+
+
+def quaternion_to_axis_angle(quaternions: np.ndarray) -> np.ndarray:
+    """Blender axis-angle channels ``(T, 4)`` (angle, x, y, z) of continuous quaternions."""
+    q = np.asarray(quaternions, np.float64)
+    vector = q[:, 1:]
+    size = np.linalg.norm(vector, axis=-1)
+    angle = 2.0 * np.arctan2(size, q[:, 0])
+    axis = np.where(size[:, None] > 1e-12, vector / np.maximum(size, 1e-12)[:, None], [0, 1.0, 0])
+    return np.concatenate([angle[:, None], axis], axis=1)

@@ -26,7 +26,7 @@ import numpy as np
 
 from inference import InferenceError
 from inference.batch import ClipOutcome
-from inference.synth.motion import SKELETON
+from inference.training.synth.motion import SKELETON
 from retarget.contract import Trajectory, read_trajectory, write_trajectory
 
 SIZE = (160, 120)  # width, height px

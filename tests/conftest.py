@@ -144,8 +144,8 @@ def pytest_terminal_summary(terminalreporter, config):
 def two_person_trajectory():
     """Exact (noise-free) trajectory of a walker and a runner crossing in front of a level camera,
     3 s @ 30 fps."""
-    from inference.synth.clip import default_camera, motions_to_trajectory
-    from inference.synth.motion import generate_motion
+    from inference.training.synth.clip import default_camera, motions_to_trajectory
+    from inference.training.synth.motion import generate_motion
 
     motions = [
         generate_motion("walk", 3.0, 30.0, seed=0, start_xy=(-1.0, 0.0)),
@@ -161,15 +161,16 @@ def rng():
 
 @pytest.fixture(scope="session")
 def bundled_sample(tmp_path_factory):
-    """The bundled sample clip (``inference.synth.sample``) and its ground truth, rendered once per
-    session by the project's main environment (the Blender 4.2 test venv has no OpenCV)."""
+    """The bundled sample clip (``inference.training.synth.sample``) and its ground truth, rendered
+    once per session by the project's main environment (the Blender 4.2 test venv has no OpenCV)."""
     import subprocess
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
     folder = tmp_path_factory.mktemp("bundled sample")
     render = (
-        "import sys; from inference.synth.sample import render_sample; render_sample(sys.argv[1])"
+        "import sys; from inference.training.synth.sample import render_sample; "
+        "render_sample(sys.argv[1])"
     )
     python = repo / ".venv" / "bin" / "python"
     subprocess.run([str(python), "-c", render, str(folder)], cwd=repo, check=True)

@@ -153,7 +153,7 @@ SHORT_CLIP_SEED = 20261216
 
 def render_short_clip(folder: Path) -> tuple[Path, Path]:
     """``clip.mp4`` and its ground truth ``truth.npz`` in ``folder``."""
-    from inference.synth.render import ClipConfig, render_clip
+    from inference.training.synth.render import ClipConfig, render_clip
 
     config = ClipConfig(num_people=2, duration_s=1.2, fps=25.0, image_size=(640, 360),
                         kinds=("walk", "dance"))  # fmt: skip

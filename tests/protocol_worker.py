@@ -21,8 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inference.camera import look_at  # noqa: E402
-from inference.synth.clip import motions_to_trajectory  # noqa: E402
-from inference.synth.motion import generate_motion  # noqa: E402
+from inference.training.synth.clip import motions_to_trajectory  # noqa: E402
+from inference.training.synth.motion import generate_motion  # noqa: E402
 from retarget.contract import Trajectory, write_trajectory  # noqa: E402
 
 FPS = 30.0

@@ -1,7 +1,7 @@
 """Synthetic test footage with exact ground truth (test helper).
 
-People from ``inference.synth.motion`` are drawn as grey limbs with one coloured disc per joint; the
-joint colours are 30 hues 12 degrees apart at full saturation (``JOINT_HUES``, OpenCV hue units), so
+People from ``inference.training.synth.motion`` are drawn as grey limbs with one coloured disc per
+joint; the joint colours are 30 hues 12 degrees apart at full saturation (``JOINT_HUES``, OpenCV hue units), so
 the test pose model in ``tinymodels.py`` can find joints by colour. Far people are drawn first.
 """
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inference.synth.clip import default_camera, motions_to_trajectory
-from inference.synth.motion import SKELETON, generate_motion
+from inference.training.synth.clip import default_camera, motions_to_trajectory
+from inference.training.synth.motion import SKELETON, generate_motion
 from retarget.contract import Trajectory
 
 JOINT_HUES = np.arange(SKELETON.num_joints) * 6  # OpenCV hue (0..179) of each joint's disc

@@ -198,7 +198,7 @@ def walking_clip(tmp_path_factory):
 
 
 def run_worker(clip, tmp_path, model, *options):
-    from inference.synth.motion import SKELETON
+    from inference.training.synth.motion import SKELETON
 
     output = tmp_path / "out.npz"
     args = build_parser("analyze").parse_args(

@@ -1,8 +1,8 @@
 """Motion cleaning measured on ground truth: the issue's targets on fixed seeds, at 25, 30 and 60 fps.
 
 Every clip is a synthetic motion (walk, run, turn, jump, sit, dance; towards, away from and across
-the camera) corrupted by the realistic error model of ``inference.synth.noise``. The cleaned result
-is compared with the truth, with the raw input, and with the baseline most open tools use
+the camera) corrupted by the realistic error model of ``inference.training.synth.noise``. The
+cleaned result is compared with the truth, with the raw input, and with the baseline most open tools use
 (zero-phase Butterworth order 4 at 7 Hz after linear gap filling of <= 10 frames). Position and
 acceleration errors and foot slide are measured where the raw estimate exists, so all three are
 compared on the same joint-frames; penetration on every frame.
@@ -11,9 +11,9 @@ compared on the same joint-frames; penetration on every frame.
 import numpy as np
 import pytest
 
-from inference.synth.noise import make_scenario
+from inference.training.synth.noise import make_scenario
 from retarget.clean import clean_trajectory
-from retarget.filters import baseline_butterworth
+from retarget.clean.filters import baseline_butterworth
 
 CASES = [
     ("walk", "left"), ("walk", "towards"), ("run", "right"), ("run", "away"),
@@ -79,6 +79,6 @@ def test_noise_free_input_comes_out_nearly_unchanged():
 
 
 def _no_errors():
-    from inference.synth.noise import NO_ERRORS
+    from inference.training.synth.noise import NO_ERRORS
 
     return NO_ERRORS

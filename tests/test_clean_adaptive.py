@@ -4,10 +4,10 @@ drift-aware bone fit, and the first-pass low-pass above 0.4 x Nyquist."""
 import numpy as np
 import pytest
 
-from retarget.bones import fit_bone_lengths
 from retarget.clean import CleanError, resolve_params
-from retarget.filters import lowpass
-from retarget.kalman import estimate_noise, motion_adaptive_smooth
+from retarget.clean.bones import fit_bone_lengths
+from retarget.clean.filters import lowpass
+from retarget.clean.kalman import estimate_noise, motion_adaptive_smooth
 
 FPS = 30.0
 SIGMA = np.array([3.0, 3.0, 9.0])  # mm, camera x, y, z (depth three times noisier)

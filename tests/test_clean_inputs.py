@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.synth.clip import default_camera, motions_to_trajectory
-from inference.synth.motion import generate_motion
-from inference.synth.noise import make_scenario
-from retarget import clean as clean_module
+from inference.training.synth.clip import default_camera, motions_to_trajectory
+from inference.training.synth.motion import generate_motion
+from inference.training.synth.noise import make_scenario
 from retarget import metrics
 from retarget.clean import CLEAN_KEYS, CleanError, clean_trajectory
+from retarget.clean import pipeline as clean_module
+from retarget.clean.gaps import ABSENT, BRIDGED, HELD, INTERPOLATED, MEASURED
 from retarget.contract import read_trajectory, write_trajectory
-from retarget.gaps import ABSENT, BRIDGED, HELD, INTERPOLATED, MEASURED
 
 REPO = Path(__file__).resolve().parents[1]
 

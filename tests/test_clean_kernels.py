@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
-from inference.synth.motion import SKELETON
-from retarget import outliers
-from retarget.bones import fit_bone_lengths, topological_order
-from retarget.contacts import ContactSettings, detect_contacts
-from retarget.frames import finite3, norm3
-from retarget.gaps import BRIDGED, HELD, INTERPOLATED, gap_codes
+from inference.training.synth.motion import SKELETON
+from retarget.clean import outliers, robust
+from retarget.clean.bones import fit_bone_lengths, topological_order
+from retarget.clean.contacts import ContactSettings, detect_contacts
+from retarget.clean.gaps import BRIDGED, HELD, INTERPOLATED, gap_codes
+from retarget.clean.vectors import finite3, norm3
 
 PARENTS = np.array(SKELETON.parents)
 
@@ -26,7 +26,7 @@ def _with_ties(rng, shape):
 def test_selection_networks_sort_every_zero_one_input():
     for lines in (2, 4, 8, 16):
         bits = np.array(list(itertools.product([0, 1], repeat=lines)), np.int8).T.copy()
-        for i, j, _, _ in outliers.selection_network(lines, tuple(range(lines))):
+        for i, j, _, _ in robust.selection_network(lines, tuple(range(lines))):
             bits[i], bits[j] = np.minimum(bits[i], bits[j]), np.maximum(bits[i], bits[j])
         assert (np.diff(bits, axis=0) >= 0).all()
 
@@ -39,9 +39,9 @@ def test_running_median_is_the_middle_of_each_sorted_window(rng, window, shape):
     padded = np.concatenate([values[:1].repeat(half, 0), values, values[-1:].repeat(half, 0)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
     expected = np.sort(windows, axis=-1)[..., half]
-    np.testing.assert_array_equal(outliers.running_median(values, np.int64(window)), expected)
+    np.testing.assert_array_equal(robust.running_median(values, np.int64(window)), expected)
     rows = rng.random(shape[0]) < 0.4
-    np.testing.assert_array_equal(outliers.running_median(values, window, rows), expected[rows])
+    np.testing.assert_array_equal(robust.running_median(values, window, rows), expected[rows])
 
 
 @pytest.mark.parametrize("shape", [(5,), (6, 40, 3), (24, 300, 3), (300, 24, 3), (1800, 4)])
@@ -55,11 +55,11 @@ def test_masked_medians_and_mad_equal_nanmedian(rng, shape, missing):
         warnings.simplefilter("ignore", RuntimeWarning)
         median = np.nanmedian(hidden, axis=0)
         mad = np.nanmedian(np.abs(hidden - median), axis=0)
-    np.testing.assert_array_equal(outliers.masked_median(values, mask), median)
-    centre, sigma = outliers.median_and_sigma(values, mask)
+    np.testing.assert_array_equal(robust.masked_median(values, mask), median)
+    centre, sigma = robust.median_and_sigma(values, mask)
     np.testing.assert_array_equal(centre, median)
-    np.testing.assert_array_equal(sigma, outliers.MAD_TO_SIGMA * mad)
-    np.testing.assert_array_equal(outliers.robust_sigma(values, mask), sigma)
+    np.testing.assert_array_equal(sigma, robust.MAD_TO_SIGMA * mad)
+    np.testing.assert_array_equal(robust.robust_sigma(values, mask), sigma)
 
 
 def test_fill_linear_equals_np_interp_per_column(rng):
@@ -68,7 +68,7 @@ def test_fill_linear_equals_np_interp_per_column(rng):
     valid[:, 0] = False  # never seen: 0
     valid[:, 1] = False
     valid[40, 1] = True  # one sample: held everywhere
-    out = outliers.fill_linear(np.where(valid[..., None], values, np.nan), valid)
+    out = robust.fill_linear(np.where(valid[..., None], values, np.nan), valid)
     index = np.arange(80)
     for joint in range(6):
         known = np.flatnonzero(valid[:, joint])

@@ -1,7 +1,7 @@
 """Motion quality on real motion capture (issue 21): the default preset against the raw estimate and
 the classic filter (zero-phase Butterworth, order 4, 7 Hz) on every clip of the mocap ground truth.
 
-The clips are ``inference.synth.mocap.MOCAP_CASES`` (DeepMimic optical motion capture: a dance, a
+The clips are ``inference.training.synth.mocap.MOCAP_CASES`` (DeepMimic optical motion capture: a dance, a
 dash, a kick, a spin kick, a run, a walking turn and a jump, 30 fps) through the estimator error
 model with the three seeds per clip that ``benchmarks/bench_motion_quality.py`` uses; per clip the
 metrics are the means over them (one seed alone says little: the kick's raw error is 40-54
@@ -14,9 +14,9 @@ raw one 43-65).
 import numpy as np
 import pytest
 
-from inference.synth.mocap import MOCAP_CASES, make_mocap_scenario
+from inference.training.synth.mocap import MOCAP_CASES, make_mocap_scenario
 from retarget.clean import clean_trajectory
-from retarget.filters import baseline_butterworth
+from retarget.clean.filters import baseline_butterworth
 
 NAMES = tuple(case.name for case in MOCAP_CASES)
 # Clips whose planted feet sit where the cleaning puts a planted SMPL foot (toe 2 cm up, ankle

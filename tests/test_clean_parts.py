@@ -5,15 +5,16 @@ import numpy as np
 import pytest
 from scipy.interpolate import PchipInterpolator
 
-from inference.synth.motion import FOOT_CHANNELS, SKELETON
-from inference.synth.noise import ErrorModel, _swap_permutation, make_scenario
+from inference.training.synth.motion import FOOT_CHANNELS, SKELETON
+from inference.training.synth.noise import ErrorModel, _swap_permutation, make_scenario
 from retarget import RetargetError, metrics
-from retarget.bones import fit_bone_lengths, parents_from_edges, topological_order
 from retarget.clean import clean_trajectory
-from retarget.contacts import ContactSettings, detect_contacts, lock_feet, targets_and_weights
-from retarget.frames import camera_to_world, fit_floor, world_from_floor, world_to_camera
-from retarget.gaps import BRIDGED, HELD, INTERPOLATED, MEASURED, fill_gaps
-from retarget.outliers import GateSettings, gate_person
+from retarget.clean.bones import fit_bone_lengths, parents_from_edges, topological_order
+from retarget.clean.contacts import ContactSettings, detect_contacts, lock_feet, targets_and_weights
+from retarget.clean.floor import fit_floor, world_from_floor
+from retarget.clean.gaps import BRIDGED, HELD, INTERPOLATED, MEASURED, fill_gaps
+from retarget.clean.outliers import GateSettings, gate_person
+from retarget.frames import camera_to_world, world_to_camera
 
 PARENTS = np.array(SKELETON.parents)
 QUIET = ErrorModel(
@@ -251,6 +252,6 @@ def test_metrics_on_known_answers():
     assert metrics.bone_length_cv(truth[:, :2], edges[:1]) == 0.0
     feet = np.zeros((4, 1, 3))
     feet[:, 0, 0] = [0.0, 0.01, 0.05, 0.05]
-    slide, skate = metrics.foot_slide(feet, np.ones((4, 1), bool))
+    slide, skate = metrics.slide_summary(metrics.foot_slide(feet, np.ones((4, 1), bool)))
     assert slide == pytest.approx(50.0 / 3) and skate == pytest.approx(1 / 3)
     np.testing.assert_allclose(metrics.penetration(feet - [0, 0, 0.005], np.array([0.0])), 5.0)

@@ -58,12 +58,12 @@ def test_clean_refuses_an_output_it_cannot_write_before_cleaning(tmp_path, traje
 
 def test_clean_checks_its_output_before_the_work(monkeypatch, trajectory_file):
     from retarget import __main__ as cli
-    from retarget import clean
+    from retarget.clean import pipeline
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("cleaned before the output was checked")
 
-    monkeypatch.setattr(clean, "clean_trajectory", must_not_run)
+    monkeypatch.setattr(pipeline, "clean_trajectory", must_not_run)
     assert cli.main(["clean", str(trajectory_file), "-o", str(trajectory_file / "x.npz")]) == 2
 
 

@@ -5,8 +5,8 @@ import pytest
 from scipy.interpolate import PchipInterpolator
 from scipy.signal import butter, filtfilt, lfilter, lfilter_zi, savgol_coeffs, savgol_filter
 
-from retarget import filters
-from retarget.kalman import KalmanError, rts_smooth, rts_smooth_segments
+from retarget.clean import filters
+from retarget.clean.kalman import KalmanError, rts_smooth, rts_smooth_segments
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])

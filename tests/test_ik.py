@@ -4,17 +4,19 @@ a rig with other proportions driven by noisy ground-truth motion (pure numpy).""
 import numpy as np
 import pytest
 
-from inference.synth.motion import SKELETON
-from retarget import RetargetError, ik, solve
+from inference.training.synth.motion import SKELETON
+from retarget import RetargetError, ik, metrics
+from retarget.frames import FOOT_JOINTS
+from retarget.solve import footlock
 from tests.test_solve import direction_errors, solve_on
 from tests.test_solve_rigs import canonical_rest, metarig_like, mixamo_like, noisy, world_motion
 
 
 def test_contact_intervals_and_minimum_length():
     contacts = np.array([0, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1], bool)
-    assert ik.contact_intervals(contacts) == [(1, 4), (6, 7), (8, 12)]
-    assert ik.contact_intervals(contacts, min_frames=3) == [(1, 4), (8, 12)]
-    assert ik.contact_intervals(np.zeros(5, bool)) == []
+    assert footlock.contact_intervals(contacts) == [(1, 4), (6, 7), (8, 12)]
+    assert footlock.contact_intervals(contacts, min_frames=3) == [(1, 4), (8, 12)]
+    assert footlock.contact_intervals(np.zeros(5, bool)) == []
 
 
 def test_lock_targets_plant_inside_and_fade_the_correction_outside():
@@ -22,8 +24,8 @@ def test_lock_targets_plant_inside_and_fade_the_correction_outside():
     positions = np.cumsum(rng.normal(scale=0.01, size=(60, 3)), axis=0)
     contacts = np.zeros(60, bool)
     contacts[20:35] = True
-    params = ik.FootLockParams(ease_frames=5)
-    goals, weights = ik.lock_targets(positions, contacts, params)
+    params = footlock.FootLockParams(ease_frames=5)
+    goals, weights = footlock.lock_targets(positions, contacts, params)
     planted = positions[20:35, :2].mean(axis=0)
     np.testing.assert_allclose(goals[20:35, :2], np.tile(planted, (15, 1)), atol=1e-12)
     np.testing.assert_allclose(goals[:, 2], positions[:, 2])  # heights untouched (foot roll)
@@ -82,11 +84,11 @@ def test_two_bone_ik_gives_back_the_free_pose_and_straightens_softly():
 def test_required_drop_brings_targets_into_reach():
     hip = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
     target = np.array([[0.3, 0.0, 0.0], [0.0, 0.0, 0.5]])
-    drop = ik.required_drop(hip, target, 0.9)
+    drop = footlock.required_drop(hip, target, 0.9)
     assert drop[1] == 0.0
     lowered = hip[0] - np.array([0.0, 0.0, drop[0]])
     assert np.linalg.norm(target[0] - lowered) == pytest.approx(0.9)
-    smoothed = ik.smooth_drop(np.r_[np.zeros(10), 0.05, np.zeros(10)], 5)
+    smoothed = footlock.smooth_drop(np.r_[np.zeros(10), 0.05, np.zeros(10)], 5)
     assert smoothed.max() <= 0.05 and smoothed[10] > 0 and smoothed[7] > 0  # eases in early
 
 
@@ -95,30 +97,33 @@ def test_contacts_from_extras_layouts():
     pair = np.zeros((frames, people, 2), bool)
     pair[2:5, 1, 0] = True
     np.testing.assert_array_equal(
-        ik.contacts_from_extras({"contacts": pair}, 1, frames), pair[:, 1]
+        footlock.contacts_from_extras({"contacts": pair}, 1, frames), pair[:, 1]
     )
-    assert ik.contacts_from_extras({}, 0, frames) is None
+    assert footlock.contacts_from_extras({}, 0, frames) is None
     # The cleaning stage's layout: named heel/toe channels, in any order and subset.
     three = np.zeros((frames, people, 3), bool)
     three[3, 0, 0] = True  # rtoe
     three[4, 0, 2] = True  # lank
     names = np.array(["rtoe", "ltoe", "lank"])
-    got = ik.contacts_from_extras({"contacts": three, "contact_channels": names}, 0, frames)
+    got = footlock.contacts_from_extras({"contacts": three, "contact_channels": names}, 0, frames)
     assert got.shape == (frames, 4) and got.sum() == 2
     assert got[3].tolist() == [False, False, False, True] and got[4, 0]
     with pytest.raises(RetargetError, match="no 'contact_channels'"):
-        ik.contacts_from_extras({"contacts": three}, 0, frames)
+        footlock.contacts_from_extras({"contacts": three}, 0, frames)
     with pytest.raises(RetargetError, match="unknown contact channels \\['lheel'\\]"):
         bad = np.array(["lheel", "ltoe", "lank"])
-        ik.contacts_from_extras({"contacts": three, "contact_channels": bad}, 0, frames)
+        footlock.contacts_from_extras({"contacts": three, "contact_channels": bad}, 0, frames)
     with pytest.raises(RetargetError, match="expected \\(T, P, channels\\)"):
-        ik.contacts_from_extras({"contacts": pair[:4]}, 0, frames)
+        footlock.contacts_from_extras({"contacts": pair[:4]}, 0, frames)
 
 
 def channel_slides(result, contacts) -> np.ndarray:
     """Slide (m/frame) of each heel/toe joint while its channel is planted."""
-    return np.concatenate(
-        [ik.foot_slide(result.joints[name], contacts[:, c]) for c, name in enumerate(ik.CHANNELS)]
+    return 0.001 * np.concatenate(
+        [
+            metrics.foot_slide(result.joints[name], contacts[:, c])
+            for c, name in enumerate(FOOT_JOINTS)
+        ]
     )
 
 
@@ -138,7 +143,7 @@ def test_locked_feet_do_not_slide_on_another_body(kind):
     assert channel_slides(locked, contacts).max() <= 0.005  # 5 mm/frame
     expected = np.zeros((len(joints), 4), bool)
     for c in range(4):  # contacts shorter than min_contact_frames stay free
-        for start, stop in ik.contact_intervals(contacts[:, c], 2):
+        for start, stop in footlock.contact_intervals(contacts[:, c], 2):
             expected[start:stop, c] = True
     np.testing.assert_array_equal(locked.locked, expected[:, :2] | expected[:, 2:])
     errors = direction_errors(locked, joints)
@@ -146,16 +151,17 @@ def test_locked_feet_do_not_slide_on_another_body(kind):
     for a, b in (("lsho", "lelb"), ("relb", "rwri"), ("neck", "head")):  # upper body untouched
         np.testing.assert_allclose(locked.joints[b] - locked.joints[a],
                                    free.joints[b] - free.joints[a], atol=1e-9)  # fmt: skip
-    assert solve.sign_flips(locked.rotations) == 0 and solve.twist_jumps(locked.rotations) == 0
+    assert metrics.sign_flips(locked.rotations) == 0 and metrics.twist_jumps(locked.rotations) == 0
 
 
 def test_ground_truth_channels_of_the_generator_do_not_move():
     """The generator's planted heels and toes are exactly still: the slide metric reads 0 on the
     source, and a same-proportion retarget keeps it (the lock then changes nothing)."""
     motion = world_motion("walk", 3.0, seed=8)
-    source = {n: motion.joints[:, SKELETON.index(n)] for n in ik.CHANNELS}
-    for c, name in enumerate(ik.CHANNELS):
-        assert ik.foot_slide(source[name], motion.channel_contacts[:, c]).max() < 1e-9
+    source = {n: motion.joints[:, SKELETON.index(n)] for n in FOOT_JOINTS}
+    for c, name in enumerate(FOOT_JOINTS):
+        slide = 0.001 * metrics.foot_slide(source[name], motion.channel_contacts[:, c])
+        assert slide.max() < 1e-9
 
 
 def test_toe_only_contact_holds_the_toe_and_lets_the_ankle_lift():
@@ -168,7 +174,7 @@ def test_toe_only_contact_holds_the_toe_and_lets_the_ankle_lift():
     heel = np.zeros(frames, bool)
     toes = np.zeros(frames, bool)
     toes[5:25] = True
-    goals = ik.foot_goals(ankle, toe, heel, toes, ik.FootLockParams())
+    goals = footlock.foot_goals(ankle, toe, heel, toes, footlock.FootLockParams())
     goal, held = goals.ankle, goals.held
     assert not goals.orient.any()  # the heel is up: the foot keeps turning about the toe
     toe_after = toe + (goal - ankle)
@@ -187,7 +193,7 @@ def test_heel_and_toe_channels_lock_like_foot_contacts():
     np.testing.assert_allclose(heels.rotations, feet.rotations, atol=1e-12)
     with_toes = solve_on(spec, joints, contacts=np.concatenate([motion.contacts] * 2, axis=1))[0]
     for k, s in enumerate("lr"):  # flat feet: heel and toe planted, the ankle is what is held
-        slide = ik.foot_slide(with_toes.joints[s + "ank"], motion.contacts[:, k])
+        slide = 0.001 * metrics.foot_slide(with_toes.joints[s + "ank"], motion.contacts[:, k])
         assert slide.max() < 1e-9
 
 

@@ -1,11 +1,11 @@
-"""The motion-capture ground truth (inference/synth/mocap.py): rigid bones, no jumps, feet on the
+"""The motion-capture ground truth (inference/training/synth/mocap.py): rigid bones, no jumps, feet on the
 recorded floor, contacts, the dash's speed ramp, and cameras/errors like the synthetic scenarios."""
 
 import numpy as np
 import pytest
 
-from inference.synth import mocap
-from inference.synth.motion import SKELETON
+from inference.training.synth import mocap
+from inference.training.synth.motion import SKELETON
 
 CLIPS = ("dance_a", "dance_b", "jump", "kick", "punch", "run", "spinkick", "walk", "walk_turn_left")
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from inference.synth.motion import FOOT_CHANNELS, KINDS, SKELETON, Motion, generate_motion
-from inference.synth.noise import NO_ERRORS, ErrorModel, corrupt, make_scenario
+from inference.training.synth.motion import FOOT_CHANNELS, KINDS, SKELETON, Motion, generate_motion
+from inference.training.synth.noise import NO_ERRORS, ErrorModel, corrupt, make_scenario
 
 PARENTS = np.array(SKELETON.parents)
 FEET = [SKELETON.index(name) for name in FOOT_CHANNELS]

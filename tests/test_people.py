@@ -1,4 +1,4 @@
-"""``retarget.people``: who the Blender import takes and each person's world-frame motion, without
+"""``retarget.solve.people``: who the Blender import takes and each person's world-frame motion, without
 Blender; and that a cleaned trajectory is what its file reads back (the panel's Import cleans, writes
 ``cleaned/<name>.npz`` and imports the object it holds instead of reading that file again)."""
 
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from inference.synth.clip import default_camera, motions_to_trajectory
-from inference.synth.motion import generate_motion
-from retarget import clean, frames, people
+from inference.training.synth.clip import default_camera, motions_to_trajectory
+from inference.training.synth.motion import generate_motion
+from retarget import clean, frames
 from retarget.contract import read_trajectory, write_trajectory
+from retarget.solve import people
 
 
 def _flipped(trajectory, persons):
@@ -55,7 +56,7 @@ def test_selecting_people_slices_their_arrays_and_extras_in_the_order_asked(clea
 
 
 def test_people_behind_the_camera_are_left_out_or_refused(two_person_trajectory, caplog):
-    with caplog.at_level(logging.WARNING, logger="retarget.people"):
+    with caplog.at_level(logging.WARNING, logger="retarget.solve.people"):
         kept = people.people_in_front(_flipped(two_person_trajectory, [1]), "clip.npz")
     assert list(kept.track_ids) == [0]
     assert "clip.npz: person 1 is behind the camera and is not imported" in caplog.text

@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 
 from inference.camera import intrinsics_from_fov, project
-from inference.synth import poses
-from inference.synth.motion import SKELETON, forward_kinematics, rest_pose
-from inference.synth.raycast import Capsule, Ellipsoid, Material, ZBuffer, draw, draw_ground
-from inference.synth.render import (
+from inference.training.synth import poses
+from inference.training.synth.motion import SKELETON, forward_kinematics, rest_pose
+from inference.training.synth.raycast import (
+    Capsule,
+    Ellipsoid,
+    Material,
+    ZBuffer,
+    draw,
+    draw_ground,
+)
+from inference.training.synth.render import (
     ClipConfig,
     RenderError,
     SceneConfig,

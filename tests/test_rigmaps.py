@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from retarget import rigmaps
-from retarget.rigmaps import RigMap, RigMapError, name_tokens, resolve_rig_map
+from retarget.solve import rigmaps
+from retarget.solve.rigmaps import RigMap, RigMapError, name_tokens, resolve_rig_map
 from tests.test_solve_rigs import (
     canonical_rest,
     generated_like,

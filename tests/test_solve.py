@@ -4,14 +4,18 @@ out (the solver's own forward kinematics; the Blender tests read the same from r
 import numpy as np
 import pytest
 
-from inference.synth.motion import SKELETON
-from retarget import RetargetError, rigmaps, solve
+from inference.training.synth.motion import SKELETON
+from retarget import RetargetError, frames, metrics, solve
 from retarget.rotations import (
     make_continuous,
     matrix_to_quaternion,
     normalize,
+    quaternion_to_axis_angle,
+    quaternion_to_euler,
     quaternion_to_matrix,
 )
+from retarget.solve import rigmaps
+from retarget.solve.target import build_plan, chain_point
 from tests.test_solve_rigs import (
     canonical_rest,
     generated_like,
@@ -46,7 +50,7 @@ def direction_errors(result, joints) -> np.ndarray:
         if a in result.joints and b in result.joints:
             source = joints[:, SKELETON.index(b)] - joints[:, SKELETON.index(a)]
             target = result.joints[b] - result.joints[a]
-            errors.append(solve.direction_errors_deg(target, source))
+            errors.append(metrics.direction_errors_deg(target, source))
     return np.concatenate(errors)
 
 
@@ -76,13 +80,13 @@ def test_limb_directions_follow_the_source(spec, motion):
     errors = direction_errors(result, joints)
     assert np.median(errors) <= 2.0 and np.percentile(errors, 95) <= 8.0
     assert errors.max() < 0.01  # the solve is exact for bone directions; no locking here
-    assert solve.sign_flips(result.rotations) == 0
-    assert solve.twist_jumps(result.rotations, 90.0) == 0
+    assert metrics.sign_flips(result.rotations) == 0
+    assert metrics.twist_jumps(result.rotations, 90.0) == 0
     np.testing.assert_allclose(np.linalg.norm(result.rotations, axis=-1), 1.0, atol=1e-9)
 
 
 def same_proportion_rest(joints) -> dict:
-    from retarget.rig import rest_joints
+    from retarget.solve.rig import rest_joints
 
     rest = rest_joints(SKELETON, joints)
     return {name: rest[j] for j, name in enumerate(SKELETON.joint_names)}
@@ -131,7 +135,7 @@ def test_twist_follows_the_limb_plane_when_bent():
     ):
         joints = motion
         result, mapping, rig, _ = solve_on(spec, joints)
-        plan = solve.build_plan(rig, mapping)
+        plan = build_plan(rig, mapping)
         for side in "lr":
             pa, pb, pc = (joints[:, SKELETON.index(side + n)] for n in (a, b, c))
             bend = np.cross(normalize(pc - pb), normalize(pb - pa))
@@ -139,7 +143,7 @@ def test_twist_follows_the_limb_plane_when_bent():
             rest_axis = plan.hinge_rest[f"{side}.{hinge}"]
             bone = mapping.bones[f"{upper}.{side.upper()}"][0]
             axis = np.einsum("tij,j->ti", result.deltas[bone], rest_axis)
-            angle = solve.direction_errors_deg(axis[bent], bend[bent])
+            angle = metrics.direction_errors_deg(axis[bent], bend[bent])
             assert bent.sum() > 10 and angle.max() < 1e-4
             checked += 1
     assert checked == 4
@@ -157,8 +161,8 @@ def test_straight_arms_raised_overhead_stay_smooth():
         q = result.rotations[:, names.index(mapping.bones[slot][0])]
         steps = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(q[1:] * q[:-1], -1)), 0, 1)))
         assert steps.max() < 12.0, slot  # the whole motion moves < 10°/frame
-    assert solve.sign_flips(result.rotations) == 0
-    assert solve.twist_jumps(result.rotations, 90.0) == 0
+    assert metrics.sign_flips(result.rotations) == 0
+    assert metrics.twist_jumps(result.rotations, 90.0) == 0
 
 
 @pytest.mark.parametrize("count", [3, 5])
@@ -167,7 +171,7 @@ def test_spine_chains_are_laid_along_the_source_spine(count):
     rest = canonical_rest()
     spec = unreal_like(rest, spine_count=count) if count == 5 else mixamo_like(rest)
     result, mapping, rig, _ = solve_on(spec, joints)
-    plan = solve.build_plan(rig, mapping)
+    plan = build_plan(rig, mapping)
     chain = [u for u in plan.units if u.slot == "spine"]
     assert len(chain) == count
     points = np.stack([joints[:, SKELETON.index(n)] for n in ("bell", "spin", "thor", "neck")], 1)
@@ -175,12 +179,12 @@ def test_spine_chains_are_laid_along_the_source_spine(count):
     fractions = np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum()
     twists = []
     for unit in chain:
-        source = solve._chain_point(points, fractions, unit.tail) - solve._chain_point(
+        source = chain_point(points, fractions, unit.tail) - chain_point(
             points, fractions, unit.head
         )
         bone = rig.names[unit.bones[0]]
         target = np.einsum("tij,j->ti", result.deltas[bone], unit.rest_direction)
-        assert solve.direction_errors_deg(target, source).max() < 1e-4
+        assert metrics.direction_errors_deg(target, source).max() < 1e-4
         lateral = np.einsum("tij,j->ti", result.deltas[bone], [1.0, 0.0, 0.0])
         twists.append(np.degrees(np.arctan2(lateral[:, 1], lateral[:, 0])))
     # Twist grows monotonically up the chain (shared out, not dumped on one bone)...
@@ -191,7 +195,7 @@ def test_spine_chains_are_laid_along_the_source_spine(count):
     for side in "lr":
         target = result.joints[side + "sho"] - result.joints[side + "cla"]
         source = joints[:, SKELETON.index(side + "sho")] - joints[:, SKELETON.index(side + "cla")]
-        assert solve.direction_errors_deg(target, source).max() < 1e-4
+        assert metrics.direction_errors_deg(target, source).max() < 1e-4
 
 
 def test_root_motion_modes_scale_by_leg_length_and_reground():
@@ -216,8 +220,8 @@ def test_root_motion_modes_scale_by_leg_length_and_reground():
     )
     np.testing.assert_allclose(in_place[:, :2], np.tile(rest["pelv"][:2], (len(joints), 1)))
     for result in results.values():
-        feet = np.min([result.joints[n][:, 2] for n in solve.FOOT_JOINTS], axis=0)
-        rest_lowest = min(rest[n][2] for n in solve.FOOT_JOINTS)
+        feet = np.min([result.joints[n][:, 2] for n in frames.FOOT_JOINTS], axis=0)
+        rest_lowest = min(rest[n][2] for n in frames.FOOT_JOINTS)
         assert np.percentile(feet, 5) == pytest.approx(rest_lowest, abs=1e-9)
         assert feet.min() > rest_lowest - 0.01  # no foot sinks more than 1 cm into the floor
 
@@ -245,7 +249,7 @@ def test_joint_limits_clamp_local_rotations():
         for k, name in enumerate(limited.bone_names):
             slot = next(s for s, bones in mapping.bones.items() if name in bones)
             assert angles[:, k].max() <= table[slot.split(".")[0]] + 1e-6
-        assert solve.sign_flips(limited.rotations) == 0
+        assert metrics.sign_flips(limited.rotations) == 0
     np.testing.assert_allclose(  # the default table leaves this (anatomical) motion alone
         solve_on(spec, joints, solve.RetargetParams(joint_limits=solve.JOINT_LIMITS_DEG))[
             0
@@ -258,7 +262,7 @@ def test_joint_limits_clamp_local_rotations():
     for side in "lr":
         target = limited.joints[side + "wri"] - limited.joints[side + "elb"]
         source = joints[:, SKELETON.index(side + "wri")] - joints[:, SKELETON.index(side + "elb")]
-        assert solve.direction_errors_deg(target, source).max() < 1e-4
+        assert metrics.direction_errors_deg(target, source).max() < 1e-4
 
 
 def test_unmapped_bones_follow_their_parent_and_are_not_keyed():
@@ -322,7 +326,7 @@ def test_euler_channels_stay_continuous_through_the_middle_axis_at_90_degrees(or
     channels[:, "XYZ".index(order[1])] = sweep
     matrices = euler_rotation(channels, order)
     q = make_continuous(matrix_to_quaternion(matrices))
-    angles = solve.quaternion_to_euler(q, order)
+    angles = quaternion_to_euler(q, order)
     assert np.abs(np.diff(angles, axis=0)).max() < 0.05  # the sweep's step is 0.013
     np.testing.assert_allclose(euler_rotation(angles, order), matrices, atol=1e-9)
 
@@ -330,10 +334,10 @@ def test_euler_channels_stay_continuous_through_the_middle_axis_at_90_degrees(or
 @pytest.mark.parametrize("order", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"])
 def test_euler_channels_rebuild_the_rotation(order, rng):
     q = make_continuous(normalize(np.cumsum(rng.normal(scale=0.2, size=(400, 4)), axis=0)))
-    angles = solve.quaternion_to_euler(q, order)
+    angles = quaternion_to_euler(q, order)
     assert np.abs(np.diff(angles, axis=0)).max() < np.pi  # unwrapped: no 2π jumps
     np.testing.assert_allclose(euler_rotation(angles, order), quaternion_to_matrix(q), atol=1e-9)
-    axis_angle = solve.quaternion_to_axis_angle(q)
+    axis_angle = quaternion_to_axis_angle(q)
     back = np.concatenate(
         [np.cos(axis_angle[:, :1] / 2), np.sin(axis_angle[:, :1] / 2) * axis_angle[:, 1:]], 1
     )

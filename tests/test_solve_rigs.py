@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.synth.motion import SKELETON, forward_kinematics, generate_motion, rest_pose
+from inference.training.synth.motion import SKELETON, forward_kinematics, generate_motion, rest_pose
 from retarget.rotations import normalize, quaternion_to_matrix
-from retarget.solve import TargetRig, bone_rest_matrix
+from retarget.solve.target import TargetRig, bone_rest_matrix
 
 FACE_BLENDER_FRONT = np.diag([-1.0, -1.0, 1.0])  # the generator faces +Y; rigs face -Y
 UP = np.array([0.0, 0.0, 1.0])
@@ -337,7 +337,7 @@ def _short(head, tail, fraction=0.3):
 
 def generated_like(joints) -> RigSpec:
     """The generated MeTRAbs rig's names and layout (roll 0) for arbitrary rest joints."""
-    from retarget.rig import BONE_NAMES, PRIMARY_CHILD
+    from retarget.solve.rig import BONE_NAMES, PRIMARY_CHILD
 
     rest = np.array([joints[n] for n in SKELETON.joint_names])
     bones = []

@@ -6,10 +6,11 @@ follows them exactly; the others keep their rest pose relative to their parent."
 import numpy as np
 import pytest
 
-from inference.synth.motion import SKELETON as FULL
-from retarget import RetargetError, rig, rigmaps, solve
+from inference.training.synth.motion import SKELETON as FULL
+from retarget import RetargetError, metrics, solve
 from retarget.rotations import normalize
 from retarget.skeletons import H36M_17, SMPL_24, get_rig_skeleton
+from retarget.solve import rig, rigmaps
 from tests.test_solve import LIMB_PAIRS, MOTIONS, SPECS
 
 
@@ -39,7 +40,7 @@ def _solve(spec_name, skeleton, joints):
 
 def _angle_spread(a: np.ndarray, b: np.ndarray) -> float:
     """Range (degrees) over time of the angle between directions ``a`` and ``b`` ``(T, 3)``."""
-    angles = solve.direction_errors_deg(a, b)
+    angles = metrics.direction_errors_deg(a, b)
     return float(angles.max() - angles.min())
 
 
@@ -53,13 +54,13 @@ def test_bones_follow_the_joints_the_source_has(skeleton, spec, motion):
     for a, b in LIMB_PAIRS:
         if {a, b} <= set(skeleton.joint_names) and {a, b} <= set(result.joints):
             source = joints[:, skeleton.index(b)] - joints[:, skeleton.index(a)]
-            errors.append(solve.direction_errors_deg(result.joints[b] - result.joints[a], source))
+            errors.append(metrics.direction_errors_deg(result.joints[b] - result.joints[a], source))
     errors = np.concatenate(errors)
     assert len(errors) >= 10 * len(joints)  # arms and legs at least: the check covers the limbs
     assert np.median(errors) <= 2.0 and np.percentile(errors, 95) <= 8.0
     assert errors.max() < 0.01  # exact for the bones the source has
-    assert solve.sign_flips(result.rotations) == 0
-    assert solve.twist_jumps(result.rotations, 90.0) == 0
+    assert metrics.sign_flips(result.rotations) == 0
+    assert metrics.twist_jumps(result.rotations, 90.0) == 0
 
 
 @pytest.mark.parametrize("motion", MOTIONS)
@@ -73,7 +74,7 @@ def test_without_head_points_the_head_follows_neck_to_head(motion):
     true_axis = truth[:, FULL.index("htop")] - truth[:, FULL.index("head")]
     # The rest pose's offset is gone: where the true head does not nod, the axis is the truth's.
     if motion != "reach":
-        assert solve.direction_errors_deg(head_axis, true_axis).max() < 1.0
+        assert metrics.direction_errors_deg(head_axis, true_axis).max() < 1.0
 
 
 @pytest.mark.parametrize("motion", MOTIONS)
@@ -98,7 +99,7 @@ def test_generated_rigs_of_smaller_skeletons():
     }
     head, neck = bones["head"], bones["neck"]
     # The head bone continues the neck -> head line (no head top to aim at).
-    assert solve.direction_errors_deg(head.tail - head.head, neck.tail - neck.head) < 1e-6
+    assert metrics.direction_errors_deg(head.tail - head.head, neck.tail - neck.head) < 1e-6
     h36m = rig.rest_joints(H36M_17, _subset(walk, H36M_17))
     bones = {b.name: b for b in rig.generated_rig(H36M_17, h36m)}
     assert set(bones) == {

@@ -3,7 +3,6 @@
 import numpy as np
 
 from inference.camera import intrinsics_from_fov, look_at, project
-from inference.synth.motion import generate_motion
 from inference.track import (
     Candidates,
     Tracker,
@@ -13,6 +12,7 @@ from inference.track import (
     stack_tracks,
     tracker_from_arrays,
 )
+from inference.training.synth.motion import generate_motion
 from retarget.frames import world_to_camera
 
 FPS = 30.0

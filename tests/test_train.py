@@ -13,7 +13,8 @@ import torch
 
 from inference.camera import intrinsics_from_fov, project
 from inference.crops import apply_homography
-from inference.datasets import (
+from inference.model import HeadOutputs, ModelConfig
+from inference.training.datasets import (
     AugmentConfig,
     CropDataset,
     DatasetError,
@@ -22,9 +23,8 @@ from inference.datasets import (
     render_synthetic_dataset,
     write_pose_dataset,
 )
-from inference.model import HeadOutputs, ModelConfig
-from inference.synth.render import SceneConfig
-from inference.train import (
+from inference.training.synth.render import SceneConfig
+from inference.training.train import (
     TrainConfig,
     TrainingError,
     fit,

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from inference.datasets import render_synthetic_dataset
 from inference.model import load_bundle
 from inference.poses import EstimatorConfig, PoseEstimator
-from inference.synth.render import ClipConfig, SceneConfig, render_clip
-from inference.train import evaluate_dataset, pose_errors
+from inference.training.datasets import render_synthetic_dataset
+from inference.training.synth.render import ClipConfig, SceneConfig, render_clip
+from inference.training.train import evaluate_dataset, pose_errors
 from retarget.contract import read_trajectory
 from retarget.skeletons import SMPL_HEAD_30
 
@@ -51,7 +51,7 @@ def test_accuracy_on_held_apart_synthetic_crops(bundle, tmp_path):
     metrics = evaluate_dataset(bundle.model, tmp_path)
     # Baseline: the mean root-relative pose of these very crops (crop camera axes) at the true
     # root: measured 266 mm root-relative MPJPE against the model's 187 mm (0.70 of it).
-    from inference.datasets import AugmentConfig, CropDataset, load_pose_dataset
+    from inference.training.datasets import AugmentConfig, CropDataset, load_pose_dataset
 
     data = load_pose_dataset(tmp_path, SMPL_HEAD_30.joint_names)
     crops = CropDataset(data, bundle.config.proc_side, AugmentConfig(enabled=False))

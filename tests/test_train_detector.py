@@ -10,7 +10,7 @@ import torch
 
 from inference.detect import DetectorWeightsError
 from inference.detect.yolox import STRIDES, Yolox, YoloxDetector
-from inference.train_detector import (
+from inference.training.train_detector import (
     DETECTIONS_FILE,
     DetectionCrops,
     DetectionDataset,
@@ -139,7 +139,7 @@ def test_bundled_detector_finds_people_in_held_apart_synthetic_data(tmp_path):
     AP50 0.61, recall 0.67 on these 60 hard random frames (small, cut and occluded people; the
     first, shorter training run scored 0.31 / 0.50 here). Bounds: clip 31 may lose 3 of its 30
     boxes; the hard frames keep about 10 % of margin."""
-    from inference.synth.render import ClipConfig, render_clip
+    from inference.training.synth.render import ClipConfig, render_clip
     from retarget.contract import read_trajectory
 
     detector = YoloxDetector.from_file(BUNDLED)

@@ -13,7 +13,7 @@ import time
 import cv2
 import numpy as np
 
-from inference.synth.motion import SKELETON, rest_pose
+from inference.training.synth.motion import SKELETON, rest_pose
 from tests.synthvideo import BACKGROUND, JOINT_HUES
 
 _REST = rest_pose()  # metres, a 1.75 m adult

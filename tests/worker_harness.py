@@ -15,7 +15,7 @@ import time
 
 from inference import worker
 from inference.__main__ import build_parser
-from inference.synth.motion import SKELETON
+from inference.training.synth.motion import SKELETON
 from tests.tinymodels import ColourJointPoseEstimator, PersonColourDetector
 
 

@@ -17,7 +17,7 @@ from mathutils import Vector
 from inference.camera import look_at
 from retarget import frames
 from retarget.contract import read_trajectory, write_trajectory
-from retarget.rig import BONE_NAMES
+from retarget.solve.rig import BONE_NAMES
 from tests.protocol_worker import GAP, UNCERTAIN, tilted_scene
 
 MODULE = "bl_ext.user_default.metrabs_mocap"
@@ -226,7 +226,7 @@ def test_raw_joint_empties_follow_the_trajectory(addon, extension, tmp_path):
     for index in (0, 30, 89):
         scene.frame_set(scene.frame_start + index)
         assert np.allclose(head.matrix_world.translation, world[index, 1, j], atol=1e-5)
-    fcurve = extension.retarget.keyframes.action_fcurves(head.animation_data.action)[0]
+    fcurve = extension.metrabs_blender.keyframes.action_fcurves(head.animation_data.action)[0]
     keyed = np.array([point.co[0] for point in fcurve.keyframe_points])
     assert len(keyed) == 90 - (GAP[1] - GAP[0])  # the gap is not keyed
 
@@ -325,7 +325,7 @@ def test_import_onto_a_target_armature(addon, extension, tmp_path):
     track = character.animation_data.nla_tracks[-1]  # pushed down as an NLA track
     take = track.strips[0].action
     assert take != first_take and "P1" in take.name and set(bpy.data.objects) == objects
-    assert len(extension.retarget.keyframes.action_fcurves(take)) > 0
+    assert len(extension.metrabs_blender.keyframes.action_fcurves(take)) > 0
     assert character.color[:] == pytest.approx((*settings.people[0].colour, 1.0))  # kept
     settings.rig_map = "JSON"
     with pytest.raises(RuntimeError, match="Choose a rig map file"):

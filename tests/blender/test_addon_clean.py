@@ -12,7 +12,7 @@ from mathutils import Vector
 
 from inference.camera import project
 from retarget.contract import read_trajectory, write_trajectory
-from retarget.rig import BONE_NAMES
+from retarget.solve.rig import BONE_NAMES
 from tests.protocol_worker import GAP, tilted_scene
 
 MODULE = "bl_ext.user_default.metrabs_mocap"

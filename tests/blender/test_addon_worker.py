@@ -18,7 +18,7 @@ from bpy_extras.object_utils import world_to_camera_view
 
 from inference.camera import project
 from retarget.contract import read_trajectory
-from retarget.rig import BONE_NAMES
+from retarget.solve.rig import BONE_NAMES
 
 MODULE = "bl_ext.user_default.metrabs_mocap"
 REPO = Path(__file__).resolve().parents[2]

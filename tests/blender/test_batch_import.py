@@ -10,8 +10,8 @@ import bpy
 import pytest
 
 from inference.batch import VIDEO_SUFFIXES, ClipJob, ClipRecord, Manifest
-from inference.synth.clip import default_camera, motions_to_trajectory
-from inference.synth.motion import generate_motion
+from inference.training.synth.clip import default_camera, motions_to_trajectory
+from inference.training.synth.motion import generate_motion
 from retarget.contract import write_trajectory
 
 MODULE = "bl_ext.user_default.metrabs_mocap.metrabs_blender.batch_import"

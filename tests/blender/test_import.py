@@ -12,7 +12,8 @@ import pytest
 from inference.weights import BUNDLE_FILES
 from retarget import frames
 from retarget.contract import write_trajectory
-from retarget.rig import BONE_NAMES
+from retarget.solve import ROOT_MOTIONS
+from retarget.solve.rig import BONE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ def test_zip_holds_only_what_runs_in_blender(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "metrabs_blender/api.py" in names
     assert "inference/__main__.py" in names and "retarget/contract.py" in names
-    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "inference/synth/", ".ci/")
+    forbidden = ("tests/", "benchmarks/", "tools/", "demo/", "inference/training/", ".ci/")
     assert not [n for n in names if n.startswith(forbidden)]
     # The offline default models ship (the Analyze button works without a download), nothing else
     # of weights or data does.
@@ -51,6 +52,13 @@ def test_register_unregister_round_trip(extension):
     assert hasattr(bpy.types.Scene, "metrabs") and hasattr(bpy.types, "VIEW3D_PT_metrabs_import")
 
 
+def test_the_panel_offers_the_solves_root_motions(extension):
+    """The Root Motion menu is the solve's one list of root motions, after Auto."""
+    items = extension.metrabs_blender.properties.ROOT_MOTION_ITEMS
+    assert items[0][0] == "AUTO"
+    assert sorted(item[0] for item in items[1:]) == sorted(ROOT_MOTIONS)
+
+
 def test_operator_keys_the_motion(extension, tmp_path, two_person_trajectory):
     path = write_trajectory(tmp_path / "walk.npz", two_person_trajectory)
     assert bpy.ops.metrabs.import_trajectory(filepath=str(path)) == {"FINISHED"}
@@ -61,7 +69,7 @@ def test_operator_keys_the_motion(extension, tmp_path, two_person_trajectory):
     for person in range(2):
         armature = bpy.data.objects[f"MeTRAbs walk P{person}"]
         action = armature.animation_data.action
-        fcurves = extension.retarget.keyframes.action_fcurves(action)
+        fcurves = extension.metrabs_blender.keyframes.action_fcurves(action)
         assert len(fcurves) == 4 * len(BONE_NAMES) + 3
         assert {len(fc.keyframe_points) for fc in fcurves} == {90}
         for frame in (1, 23, 60, 90):

@@ -12,8 +12,8 @@ import pytest
 from retarget import frames
 from retarget.contract import read_trajectory, write_trajectory
 from retarget.joints import canonical_name
-from retarget.rig import BONE_NAMES
 from retarget.skeletons import H36M_17, SMPL_24
+from retarget.solve.rig import BONE_NAMES
 from tests.official_names import SKELETON_INFOS
 
 REPO = Path(__file__).resolve().parents[2]

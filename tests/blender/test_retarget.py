@@ -13,11 +13,12 @@ import bpy
 import numpy as np
 import pytest
 
-from inference.synth.clip import default_camera, motions_to_trajectory
+from inference.training.synth.clip import default_camera, motions_to_trajectory
 from retarget import frames as frame_tools
+from retarget import metrics
 from retarget.contract import write_trajectory
-from retarget.rig import rest_joints
 from retarget.skeletons import SMPL_HEAD_30 as SKELETON
+from retarget.solve.rig import rest_joints
 from tests.test_solve_rigs import (
     canonical_rest,
     metarig_like,
@@ -98,7 +99,7 @@ class _Posed:
 def read_back(obj, mapping, num_frames: int, extension):
     """Canonical joints ``name -> (T, 3)`` (world) from the evaluated pose bones of the rig map's
     anchors, and the keyed local quaternions ``(T, K, 4)`` read from the pose."""
-    solve = extension.retarget.solve
+    target = extension.retarget.solve.target
     scene = bpy.context.scene
     matrix = np.array(obj.matrix_world)
     names = [b.name for b in obj.pose.bones]
@@ -109,23 +110,23 @@ def read_back(obj, mapping, num_frames: int, extension):
         scene.frame_set(frame)
         heads = np.array([tuple(b.head) for b in obj.pose.bones]) @ matrix[:3, :3].T + matrix[:3, 3]
         tails = np.array([tuple(b.tail) for b in obj.pose.bones]) @ matrix[:3, :3].T + matrix[:3, 3]
-        for name, value in solve.target_rest_joints(_Posed(names, heads, tails), mapping).items():
+        for name, value in target.target_rest_joints(_Posed(names, heads, tails), mapping).items():
             joints.setdefault(name, []).append(value)
         quaternions.append([tuple(obj.pose.bones[b].rotation_quaternion) for b in keyed])
     return {k: np.array(v) for k, v in joints.items()}, np.array(quaternions)
 
 
-def direction_errors(joints, world, solve) -> np.ndarray:
+def direction_errors(joints, world) -> np.ndarray:
     errors = []
     for a, b in LIMB_PAIRS:
         if a in joints and b in joints:
             source = world[:, SKELETON.index(b)] - world[:, SKELETON.index(a)]
-            errors.append(solve.direction_errors_deg(joints[b] - joints[a], source))
+            errors.append(metrics.direction_errors_deg(joints[b] - joints[a], source))
     return np.concatenate(errors)
 
 
 def rig_map_of(extension, obj, how="auto"):
-    rigmaps, scene = extension.retarget.rigmaps, extension.metrabs_blender.scene
+    rigmaps, scene = extension.retarget.solve.rigmaps, extension.metrabs_blender.scene
     return rigmaps.resolve_rig_map(how, *scene.bone_hierarchy(obj))[0]
 
 
@@ -160,17 +161,19 @@ def test_retarget_onto_test_rigs(api, extension, tmp_path, rig_name):
     assert result.armature == obj and obj.animation_data.action == result.action
     mapping = rig_map_of(extension, obj)
     joints, quaternions = read_back(obj, mapping, len(world), extension)
-    solve = extension.retarget.solve
-    errors = direction_errors(joints, world, solve)
+    errors = direction_errors(joints, world)
     assert np.median(errors) <= 2.0 and np.percentile(errors, 95) <= 8.0, rig_name
-    assert solve.sign_flips(quaternions) == 0 and solve.twist_jumps(quaternions, 90.0) == 0
+    assert metrics.sign_flips(quaternions) == 0 and metrics.twist_jumps(quaternions, 90.0) == 0
     # Relative root motion: the take starts at the rig's own rest position (object at 0.5, -1).
-    rest_pelvis = solve.target_rest_joints(_Posed(*_rest(obj)), mapping)["pelv"]
+    target = extension.retarget.solve.target
+    rest_pelvis = target.target_rest_joints(_Posed(*_rest(obj)), mapping)["pelv"]
     np.testing.assert_allclose(joints["pelv"][0, :2], rest_pelvis[:2] + (0.5, -1.0), atol=1e-4)
     if rig_name.startswith("rigify"):  # switched to FK, the switch keyed in the take
         for bone in ("upper_arm_parent.L", "thigh_parent.R"):
             assert obj.pose.bones[bone]["IK_FK"] == 1.0
-        paths = {fc.data_path for fc in extension.retarget.keyframes.action_fcurves(result.action)}
+        paths = {
+            fc.data_path for fc in extension.metrabs_blender.keyframes.action_fcurves(result.action)
+        }
         assert 'pose.bones["thigh_parent.L"]["IK_FK"]' in paths
         assert not any("ORG-" in p or "MCH-" in p for p in paths)
 
@@ -206,12 +209,11 @@ def test_foot_locking_with_contacts_from_the_file(api, extension, tmp_path):
     api.import_trajectory(path, target=free, foot_lock=False)
     (result,) = api.import_trajectory(path, target=locked)
     assert result.locked_frames > 0.8 * len(world)
-    ik = extension.retarget.ik
     slides = {}
     for obj in (free, locked):
         joints, _ = read_back(obj, rig_map_of(extension, obj), len(world), extension)
-        slides[obj.name] = np.concatenate([
-            ik.foot_slide(joints[name], motion.channel_contacts[:, c])
+        slides[obj.name] = 0.001 * np.concatenate([  # metres
+            metrics.foot_slide(joints[name], motion.channel_contacts[:, c])
             for c, name in enumerate(CHANNELS)
         ])  # fmt: skip
     assert slides["free"].mean() > 0.005
@@ -230,7 +232,7 @@ def test_re_import_makes_a_new_take_and_nla_tracks(api, extension, tmp_path):
     assert second.action.name == "unreal clip P0 take 2"
     assert obj.animation_data.action == second.action
     assert user_action.use_fake_user and first.action.use_fake_user  # kept in the saved file
-    keyframes = extension.retarget.keyframes
+    keyframes = extension.metrabs_blender.keyframes
     assert len(keyframes.action_fcurves(first.action)) == len(
         keyframes.action_fcurves(second.action)
     )
@@ -256,7 +258,7 @@ def test_clip_fps_differs_from_scene_fps(api, extension, tmp_path):
     assert scene.render.fps == 24
     np.testing.assert_allclose(result.frames, 1 + np.arange(len(world)) / 30 * 24)
     # Scene frame 1 + 0.8 k shows clip sample k: compare sample 10 (frame 9) with sample 10 keyed.
-    fcurves = extension.retarget.keyframes.action_fcurves(result.action)
+    fcurves = extension.metrabs_blender.keyframes.action_fcurves(result.action)
     curve = next(fc for fc in fcurves if "thigh_l" in fc.data_path and fc.array_index == 1)
     keys = np.array([tuple(k.co) for k in curve.keyframe_points])
     scene.frame_set(9)

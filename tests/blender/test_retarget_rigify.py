@@ -76,12 +76,13 @@ def _child(zip_path: str, work: str, out: str) -> None:
     motion = world_motion("walk", 2.0, seed=11, turn_deg_per_s=20.0)
     path, world = write_clip(Path(work), motion)
     (take,) = api.import_trajectory(path, target=rig)
-    solve = extension.retarget.solve
+    from retarget import metrics
+
     joints, quaternions = read_back(rig, rig_map_of(extension, rig), len(world), extension)
     errors = []
     for a, b in LIMB_PAIRS:
         source = world[:, SKELETON.index(b)] - world[:, SKELETON.index(a)]
-        errors.extend(solve.direction_errors_deg(joints[b] - joints[a], source).tolist())
+        errors.extend(metrics.direction_errors_deg(joints[b] - joints[a], source).tolist())
     bpy.context.scene.frame_set(15)
     bone = rig.pose.bones["DEF-forearm.L"]
     source = world[14, SKELETON.index("lwri")] - world[14, SKELETON.index("lelb")]
@@ -90,13 +91,13 @@ def _child(zip_path: str, work: str, out: str) -> None:
         "ik_fk_before": before,
         "ik_fk_after": [float(rig.pose.bones[b]["IK_FK"]) for b in switches],
         "direction_errors": errors,
-        "sign_flips": solve.sign_flips(quaternions),
-        "twist_jumps": solve.twist_jumps(quaternions),
+        "sign_flips": metrics.sign_flips(quaternions),
+        "twist_jumps": metrics.twist_jumps(quaternions),
         "def_forearm_error": float(
-            solve.direction_errors_deg(np.array(bone.tail - bone.head), source)
+            metrics.direction_errors_deg(np.array(bone.tail - bone.head), source)
         ),
         "keyed_paths": [
-            fc.data_path for fc in extension.retarget.keyframes.action_fcurves(take.action)
+            fc.data_path for fc in extension.metrabs_blender.keyframes.action_fcurves(take.action)
         ],
     }
     result.update(_export_check(rig, take, Path(work)))

@@ -14,7 +14,7 @@ SAMPLE_CONFIG = ClipConfig(
 
 def render_sample(folder: str | Path, name: str = "sample") -> tuple[Path, Path]:
     """Write ``<name>.mp4`` and its ground truth ``<name>_truth.npz`` (the contract, see
-    :func:`inference.synth.render.render_clip`) into ``folder``; return both paths."""
+    :func:`inference.training.synth.render.render_clip`) into ``folder``; return both paths."""
     folder = Path(folder)
     video, truth = folder / f"{name}.mp4", folder / f"{name}_truth.npz"
     render_clip(video, truth, SAMPLE_SEED, SAMPLE_CONFIG)

@@ -11,8 +11,8 @@ Joint arrays are ``(T, J, 3)`` in any length unit; ``parents`` is ``(J,)`` with 
 
 import numpy as np
 
-from . import RetargetError
-from .frames import norm3
+from .. import RetargetError
+from .vectors import norm3
 
 
 def parents_from_edges(edges: np.ndarray, num_joints: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import RetargetError
+from .. import RetargetError
 
 SIDES = ("L", "R")
 LIMB_SLOTS = ("shoulder", "upper_arm", "forearm", "hand", "thigh", "shin", "foot", "toe")

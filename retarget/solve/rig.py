@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import RetargetError
-from .rotations import frame_from_axes, normalize
-from .skeletons import Skeleton
+from .. import RetargetError
+from ..rotations import frame_from_axes, normalize
+from ..skeletons import Skeleton
 
 # Blender-style names (".L"/".R" mirror in Blender's tools) for the smpl_24 body joints.
 BONE_NAMES = {

@@ -8,15 +8,12 @@ gaps first). The designs reproduce ``scipy.signal.butter``, ``lfilter``, ``filtf
 them against scipy, which is never imported here (Blender's Python has no scipy).
 """
 
-import logging
 from functools import lru_cache
 from math import factorial
 
 import numpy as np
 
-from . import RetargetError
-
-logger = logging.getLogger(__name__)
+from .. import RetargetError
 
 # Frame times whose steps all lie within this fraction of the median step count as uniform.
 UNIFORM_TOLERANCE = 1e-3

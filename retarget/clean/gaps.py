@@ -13,7 +13,7 @@ import numpy as np
 
 from .filters import linear_resample, pchip_fill
 from .kalman import rts_smooth_segments
-from .outliers import valid_neighbours
+from .robust import valid_neighbours
 
 # Per-sample codes of the ``filled`` flags (uint8).
 MEASURED = 0  # the estimator's value (possibly smoothed)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import RetargetError
+from .. import RetargetError
 
 # Above this many channels the per-frame numpy version beats the per-channel float loop.
 _VECTORISE_ABOVE = 8

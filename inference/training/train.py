@@ -42,7 +42,15 @@ import cv2
 import numpy as np
 import torch
 
-from . import InferenceError
+from .. import InferenceError
+from ..model import (
+    HeadOutputs,
+    MetrabsModel,
+    ModelConfig,
+    load_bundle,
+    reconstruct_absolute,
+    save_bundle,
+)
 from .datasets import (
     AugmentConfig,
     CropBatch,
@@ -51,14 +59,6 @@ from .datasets import (
     collate_crops,
     load_pose_dataset,
     render_synthetic_dataset,
-)
-from .model import (
-    HeadOutputs,
-    MetrabsModel,
-    ModelConfig,
-    load_bundle,
-    reconstruct_absolute,
-    save_bundle,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class TrainingError(InferenceError):
 class TrainConfig:
     """Everything that defines a training run (saved in the checkpoint and the bundle)."""
 
-    data: str  # dataset folder (generic layout, see inference.datasets)
+    data: str  # dataset folder (generic layout, see inference.training.datasets)
     out: str  # run folder: checkpoint.pt, metrics.jsonl
     val_data: str | None = None  # validation dataset folder (metrics per epoch); None = none
     backbone: str = "efficientnetv2-b0"

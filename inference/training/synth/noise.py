@@ -1,7 +1,7 @@
 """A realistic error model for per-frame monocular 3D pose estimates, and ground-truth scenarios.
 
-:func:`corrupt` turns an exact trajectory (as :func:`inference.synth.clip.motions_to_trajectory`
-writes it) into what a per-frame estimator such as MeTRAbs delivers, in the camera frame:
+:func:`corrupt` turns an exact trajectory (as
+:func:`inference.training.synth.clip.motions_to_trajectory` writes it) into what a per-frame estimator such as MeTRAbs delivers, in the camera frame:
 
 * per-joint white noise, with depth (camera z) several times noisier than x/y;
 * a slowly varying per-joint bias (Gaussian-smoothed noise, ~0.5 s correlation), the part of the
@@ -15,8 +15,8 @@ writes it) into what a per-frame estimator such as MeTRAbs delivers, in the came
 The ``uncertainty`` key gets a per-joint spread that follows the model's own noise level, and
 flags about half of the large errors, as a real model's uncertainty output does.
 
-:func:`make_scenario` builds a whole test case: a :mod:`~inference.synth.motion` motion, a camera
-(position, height, tilt, direction of travel relative to it) and the exact and corrupted
+:func:`make_scenario` builds a whole test case: a :mod:`~inference.training.synth.motion` motion, a
+camera (position, height, tilt, direction of travel relative to it) and the exact and corrupted
 trajectories.
 """
 
@@ -28,7 +28,7 @@ from retarget import metrics
 from retarget.contract import Trajectory
 from retarget.frames import camera_to_world
 
-from ..camera import look_at
+from ...camera import look_at
 from .clip import motions_to_trajectory
 from .motion import FOOT_CHANNELS, SKELETON, Motion, generate_motion
 

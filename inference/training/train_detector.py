@@ -37,10 +37,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import DatasetError, frame_seed
-from .detect import DetectorWeightsError
-from .detect.nms import box_iou, xywh_to_xyxy
-from .detect.yolox import (
+from ..detect import DetectorWeightsError
+from ..detect.nms import box_iou, xywh_to_xyxy
+from ..detect.yolox import (
     PAD_VALUE,
     STRIDES,
     Yolox,
@@ -50,6 +49,7 @@ from .detect.yolox import (
     letterbox,
     load_state_dict,
 )
+from .datasets import DatasetError, frame_seed
 
 logger = logging.getLogger(__name__)
 

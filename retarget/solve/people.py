@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import RetargetError, frames, ik, rig
-from .contract import Trajectory
-from .skeletons import get_rig_skeleton
+from .. import RetargetError, frames
+from ..contract import Trajectory
+from ..skeletons import get_rig_skeleton
+from . import footlock, rig
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,8 @@ def pick_person(motions: list[PersonMotion], track_id: int | None) -> PersonMoti
 
 def motion_contacts(trajectory: Trajectory, motion: PersonMotion) -> np.ndarray | None:
     """The foot contacts the cleaning stored for ``motion``'s person, on its kept frames
-    (``(T_valid, C)`` bool, see ``ik.contacts_from_extras``), or None when the file has none."""
-    contacts = ik.contacts_from_extras(trajectory.extras, motion.person, trajectory.num_frames)
+    (``(T_valid, C)`` bool, see ``footlock.contacts_from_extras``), or None when the file has none."""
+    contacts = footlock.contacts_from_extras(
+        trajectory.extras, motion.person, trajectory.num_frames
+    )
     return None if contacts is None else contacts[motion.complete]

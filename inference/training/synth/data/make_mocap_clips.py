@@ -6,7 +6,7 @@ ships (``pybullet_data/data/motions``; DeepMimic, MIT licence, see ``LICENSE-Dee
 Each clip is stored verbatim as its ``Frames`` array (N, 44) float64: frame duration (s), root
 position (3, metres, Y up), root rotation (w, x, y, z), then the joints' local rotations
 (quaternions, w first; knees and elbows one angle in radians) in the order of
-:data:`inference.synth.mocap.DEEPMIMIC_JOINTS`, plus its ``Loop`` mode (``wrap``: cyclic).
+:data:`inference.training.synth.mocap.DEEPMIMIC_JOINTS`, plus its ``Loop`` mode (``wrap``: cyclic).
 """
 
 import json

@@ -22,7 +22,7 @@ import numpy as np
 
 from retarget.contract import write_trajectory
 
-from ..camera import intrinsics_from_fov, look_at, project
+from ...camera import intrinsics_from_fov, look_at, project
 from . import motion as motion_module
 from .clip import motions_to_trajectory
 from .poses import axis_angle_matrix, random_bone_scales, random_pose, scale_bones, yaw_matrix
@@ -323,7 +323,7 @@ class RenderedFrame:
 
 
 def available_motion_kinds() -> tuple[str, ...]:
-    """Motion kinds the motion generator offers (:data:`inference.synth.motion.KINDS`)."""
+    """Motion kinds the motion generator offers (:data:`inference.training.synth.motion.KINDS`)."""
     return tuple(motion_module.KINDS)
 
 

@@ -20,8 +20,8 @@ is planted while it is within 3 cm of its planted height and slower than 0.3 m/s
 
 :data:`MOCAP_CASES` is the benchmark's set: a dance, a dash, a kick, a spin kick, a run, a walking
 turn and a jump, each with a camera direction; :func:`make_mocap_scenario` builds one as a
-:class:`~inference.synth.noise.Scenario` with the estimator error model of
-:mod:`inference.synth.noise`.
+:class:`~inference.training.synth.noise.Scenario` with the estimator error model of
+:mod:`inference.training.synth.noise`.
 """
 
 from dataclasses import dataclass
@@ -399,7 +399,7 @@ def make_mocap_scenario(
     tilt_deg: float = 8.0,
 ) -> Scenario:
     """One :data:`MOCAP_CASES` clip seen by a camera and corrupted by the estimator error model
-    (seed ``seed + 1000``, as :func:`~inference.synth.noise.make_scenario` does)."""
+    (seed ``seed + 1000``, as :func:`~inference.training.synth.noise.make_scenario` does)."""
     case = mocap_case(case) if isinstance(case, str) else case
     motion = mocap_motion(
         case.clip,

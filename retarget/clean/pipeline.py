@@ -3,34 +3,36 @@
 ``clean_trajectory(trajectory, preset="default", **overrides)`` runs, per person
 (docs/design.md §4–5):
 
-1. **Gate outliers** (:mod:`retarget.outliers`): impossible values, high model uncertainty,
+1. **Gate outliers** (:mod:`retarget.clean.outliers`): impossible values, high model uncertainty,
    frame-level depth jumps, left/right swaps (undone), bone-length, speed and trend-residual gates.
-2. **Fill gaps** (:mod:`retarget.gaps`): PCHIP up to ``max_interpolate_s``, Kalman/RTS bridges
+2. **Fill gaps** (:mod:`retarget.clean.gaps`): PCHIP up to ``max_interpolate_s``, Kalman/RTS bridges
    beyond, every filled sample flagged.
 3. **Smooth**: the body (joints relative to the root) with a motion-adaptive constant-velocity
-   RTS smoother per joint (:func:`~retarget.kalman.motion_adaptive_smooth`): the estimator's
-   white noise is measured per camera axis, each joint's acceleration noise follows its own motion
-   (a still limb is smoothed hard, a kicking leg keeps its bandwidth), and every frame's root is
-   placed by all its joints first, so a joint's signal does not carry the root's noise as well
-   (``body_smoother="butterworth"``: the fixed zero-phase low-pass of earlier versions). The root
-   (pelvis) with a constant-velocity Kalman/RTS smoother in ray coordinates ``(x/z, y/z, z)``, so
-   the noisy camera depth is smoothed harder than the well-measured image-plane position; frames
-   with a high model uncertainty count less. Irregular frame times are handled throughout.
-4. **Bone lengths** (:mod:`retarget.bones`): one median length per bone; slow offsets first take
-   out the slowly drifting per-joint errors (``bone_drift_window_s``), then the joints are moved
-   onto the lengths with the least change (constraint projection, the noisier joint of a bone
-   moving more), then made exact.
-5. **World frame** (:mod:`retarget.frames`): robust floor fit over all people, Z up, floor z = 0.
-6. **Contacts** (:mod:`retarget.contacts`): heel/toe contacts with hysteresis, planted targets,
-   and (``lock_feet``) the feet locked on them with two-bone IK of the legs, so ``poses3d``
-   already has planted, non-penetrating feet.
+   RTS smoother per joint (:func:`~retarget.clean.kalman.motion_adaptive_smooth`): the
+   estimator's white noise is measured per camera axis, each joint's acceleration noise follows
+   its own motion (a still limb is smoothed hard, a kicking leg keeps its bandwidth), and every
+   frame's root is placed by all its joints first, so a joint's signal does not carry the root's
+   noise as well (``body_smoother="butterworth"``: the fixed zero-phase low-pass of earlier
+   versions). The root (pelvis) with a constant-velocity Kalman/RTS smoother in ray coordinates
+   ``(x/z, y/z, z)``, so the noisy camera depth is smoothed harder than the well-measured
+   image-plane position; frames with a high model uncertainty count less. Irregular frame times
+   are handled throughout.
+4. **Bone lengths** (:mod:`retarget.clean.bones`): one median length per bone; slow offsets first
+   take out the slowly drifting per-joint errors (``bone_drift_window_s``), then the joints are
+   moved onto the lengths with the least change (constraint projection, the noisier joint of a
+   bone moving more), then made exact.
+5. **World frame** (:mod:`retarget.clean.floor`): robust floor fit over all people, Z up, floor
+   z = 0.
+6. **Contacts** (:mod:`retarget.clean.contacts`): heel/toe contacts with hysteresis, planted
+   targets, and (``lock_feet``) the feet locked on them with two-bone IK of the legs, so
+   ``poses3d`` already has planted, non-penetrating feet.
 
 For the retarget stage (foot locking at the rotation level): take ``world_from_camera`` to bring
 ``poses3d`` into the world; per person and channel, ``contact_intervals`` lists the plants and
 ``contact_weights``/``contact_targets`` say where each heel/toe joint must be: the locked position
 is ``p + w * (target - p)`` (world metres). Inside a contact the target is the fixed planted point
 (constant over the interval, z = ``contact_clearance``); in the ease frames around it, it is the
-joint's own motion shifted by its offset at the contact's edge (see :mod:`retarget.contacts`).
+joint's own motion shifted by its offset at the contact's edge (see :mod:`retarget.clean.contacts`).
 A target rig re-grounds by its own ankle height: ``contact_clearance`` is the source's.
 
 The result is a :class:`~retarget.contract.Trajectory` whose ``poses3d`` are the cleaned poses
@@ -68,21 +70,21 @@ intervals):
                                       and per stage (``stage_runtime_s``)
 ==================== ================ =========================================================
 
-``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...] [--overwrite]`` does the same
-from the command line (:func:`configure_parser`, :func:`main`).
+``python -m retarget clean IN.npz -o OUT.npz --preset NAME [--set KEY=VALUE ...] [--overwrite]``
+does the same from the command line (:mod:`retarget.clean.cli`); the settings and presets are in
+:mod:`retarget.clean.params`.
 """
 
-import argparse
 import dataclasses
 import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from . import RetargetError
+from ..contract import Trajectory
+from ..frames import BEHIND_CAMERA_ADVICE, behind_camera, camera_to_world, world_to_camera
 from .bones import (
     fit_bone_lengths,
     median_bone_lengths,
@@ -90,7 +92,6 @@ from .bones import (
     topological_order,
 )
 from .contacts import (
-    ContactSettings,
     channels_of,
     detect_contacts,
     intervals,
@@ -98,18 +99,8 @@ from .contacts import (
     speeds,
     targets_and_weights,
 )
-from .contract import Trajectory, output_problem, read_trajectory, write_trajectory
 from .filters import linear_resample, lowpass
-from .frames import (
-    BEHIND_CAMERA_ADVICE,
-    FloorFit,
-    behind_camera,
-    camera_to_world,
-    estimate_floor,
-    finite3,
-    norm3,
-    world_to_camera,
-)
+from .floor import FloorFit, estimate_floor
 from .gaps import (
     ABSENT,
     HELD,
@@ -120,7 +111,10 @@ from .gaps import (
     straight_join,
 )
 from .kalman import estimate_noise, motion_adaptive_smooth, rts_smooth
-from .outliers import MIN_DEPTH_MM, GateReport, GateSettings, gate_person, masked_median
+from .outliers import MIN_DEPTH_MM, GateReport, gate_person
+from .params import CleanError, CleanParams, resolve_params
+from .robust import masked_median
+from .vectors import finite3, norm3
 
 logger = logging.getLogger(__name__)
 
@@ -142,130 +136,6 @@ CLEAN_KEYS = (
     "clean_params",
     "clean_report",
 )
-
-
-class CleanError(RetargetError):
-    """The clip cannot be cleaned as asked; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class CleanParams:
-    """All settings of :func:`clean_trajectory`. Presets are instances of this class."""
-
-    # outlier gates
-    gate_outliers: bool = True  # run the gates at all
-    bone_tolerance: float = 0.25  # bone-length gate: allowed relative deviation from the median
-    max_speed_m_s: float = 10.0  # speed gate: faster spikes are rejected
-    trend_window_s: float = 0.35  # trend gate: Savitzky–Golay window
-    trend_k: float = 6.0  # trend gate: residual limit in robust sigmas (1.4826 x MAD)
-    fix_swaps: bool = True  # undo left/right limb swaps
-    use_uncertainty: bool = True  # reject joints with a very high model uncertainty
-    # gaps
-    max_interpolate_s: float = 0.5  # longer gaps are bridged by the Kalman/RTS model
-    # smoothing
-    smooth: bool = True
-    body_smoother: str = "adaptive"  # body (root-relative joints): "adaptive" or "butterworth"
-    body_motion_gain: float = 0.02  # adaptive: accel. noise density per accel. power (s)
-    body_accel_floor: float = 1.0e5  # adaptive: least acceleration noise density (mm²/s³)
-    body_noise_mm: float = 0.0  # adaptive: white noise sigma (depth x3); 0 = measure it
-    body_cutoff_hz: float = 6.0  # butterworth: cut-off (<= 0.4 Nyquist); adaptive: its first pass
-    body_order: int = 2  # butterworth: order (doubled by the forward-backward pass)
-    root_accel_density: float = 1.0  # m²/s³, white-acceleration noise of the root's Kalman model
-    root_sigma_xy_m: float = 0.02  # root measurement noise across the image
-    root_sigma_depth_m: float = 0.08  # root measurement noise in depth (monocular: the largest)
-    # skeleton
-    enforce_bones: bool = True  # one length per bone per person
-    bone_drift_window_s: float = 1.0  # slow per-joint errors fixed by slow offsets first; 0 = off
-    # floor and contacts
-    toe_clearance_m: float = 0.02  # toe joint height above the floor when planted
-    flat_foot_pitch_deg: float = 23.0  # ankle->toe bone below horizontal on a flat foot (SMPL)
-    clearance_data_weight: float = (
-        0.25  # ankle clearance: weight of the data vs the foot-bone prior
-    )
-    contact_enter_height_m: float = 0.03
-    contact_exit_height_m: float = 0.05
-    contact_enter_speed_m_s: float = 0.25
-    contact_exit_speed_m_s: float = 0.5
-    contact_min_s: float = 0.1  # shortest contact kept (at least 2 frames); a run's stance: ~0.25 s
-    contact_ease_frames: int = 5
-    lock_feet: bool = True  # pin planted heels/toes (joint-level, two-bone IK for the knees)
-
-    def __post_init__(self) -> None:
-        positive = ("max_speed_m_s", "trend_window_s", "trend_k", "body_cutoff_hz",
-                    "root_accel_density", "root_sigma_xy_m", "root_sigma_depth_m")  # fmt: skip
-        for name in positive:
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise CleanError(f"clean parameter {name} must be a positive number, got {value}")
-        if self.body_smoother not in ("adaptive", "butterworth"):
-            raise CleanError(
-                f"body_smoother must be 'adaptive' or 'butterworth', got {self.body_smoother!r}"
-            )
-        if not (self.body_motion_gain > 0 and self.body_accel_floor > 0):
-            raise CleanError("body_motion_gain and body_accel_floor must be positive numbers")
-        if not (self.body_noise_mm >= 0 and self.bone_drift_window_s >= 0):
-            raise CleanError("body_noise_mm and bone_drift_window_s must not be negative")
-        if self.body_order < 1:
-            raise CleanError(f"body_order must be at least 1, got {self.body_order}")
-        if self.contact_exit_height_m < self.contact_enter_height_m:
-            raise CleanError("contact_exit_height_m must not be below contact_enter_height_m")
-        if self.contact_exit_speed_m_s < self.contact_enter_speed_m_s:
-            raise CleanError("contact_exit_speed_m_s must not be below contact_enter_speed_m_s")
-
-    def gate_settings(self) -> GateSettings:
-        return GateSettings(
-            bone_tolerance=self.bone_tolerance,
-            max_speed_m_s=self.max_speed_m_s,
-            trend_window_s=self.trend_window_s,
-            trend_k=self.trend_k,
-            fix_swaps=self.fix_swaps,
-        )
-
-    def contact_settings(self) -> ContactSettings:
-        return ContactSettings(
-            enter_height_m=self.contact_enter_height_m,
-            exit_height_m=self.contact_exit_height_m,
-            enter_speed_m_s=self.contact_enter_speed_m_s,
-            exit_speed_m_s=self.contact_exit_speed_m_s,
-            min_s=self.contact_min_s,
-            ease_frames=self.contact_ease_frames,
-        )
-
-
-PRESETS: dict[str, CleanParams] = {
-    "default": CleanParams(),
-    "strong": CleanParams(
-        body_motion_gain=0.005, body_cutoff_hz=4.0, root_accel_density=0.3, root_sigma_depth_m=0.1
-    ),
-    "fast": CleanParams(
-        body_motion_gain=0.08, body_cutoff_hz=9.0, root_accel_density=4.0, root_sigma_depth_m=0.06
-    ),
-    "none": CleanParams(
-        gate_outliers=False,
-        fix_swaps=False,
-        use_uncertainty=False,
-        smooth=False,
-        enforce_bones=False,
-        lock_feet=False,
-    ),  # fmt: skip
-}
-PRESET_ALIASES = {"dance": "fast", "fast/dance": "fast"}
-
-
-def resolve_params(preset: str = "default", **overrides) -> CleanParams:
-    """The parameters of ``preset`` (see :data:`PRESETS`) with ``overrides`` applied."""
-    name = PRESET_ALIASES.get(preset, preset)
-    if name not in PRESETS:
-        raise CleanError(
-            f"unknown cleaning preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}"
-        )
-    fields = {f.name for f in dataclasses.fields(CleanParams)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise CleanError(
-            f"unknown clean parameter(s) {unknown}; known: {', '.join(sorted(fields))}"
-        )
-    return dataclasses.replace(PRESETS[name], **overrides)
 
 
 # --------------------------------------------------------------------------- per person
@@ -394,8 +264,8 @@ def _smooth_body(
 
     ``adaptive``: each frame's root is first placed by all its measured joints (median of their
     offsets from a first smooth body), so that a joint's signal relative to it carries that
-    joint's noise only, not the root's as well; then :func:`~retarget.kalman.motion_adaptive_smooth`
-    with the white noise measured per axis (:func:`~retarget.kalman.estimate_noise`) smooths every
+    joint's noise only, not the root's as well; then :func:`~retarget.clean.kalman.motion_adaptive_smooth`
+    with the white noise measured per axis (:func:`~retarget.clean.kalman.estimate_noise`) smooths every
     joint, the root included. ``butterworth``: the fixed low-pass of earlier versions."""
     mask = np.broadcast_to(ok[..., None], x.shape)
     if params.body_smoother == "butterworth":
@@ -662,83 +532,3 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
         clean_report=np.array(json.dumps(report)),
     )
     return trajectory.replace(poses3d=cleaned.astype(np.float32), extras=extras)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _parse_override(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise CleanError(f"--set expects KEY=VALUE, got {text!r}")
-    key, value = (part.strip() for part in text.split("=", 1))
-    fields = {f.name: f.type for f in dataclasses.fields(CleanParams)}
-    if key not in fields:
-        raise CleanError(f"unknown clean parameter {key!r}; known: {', '.join(sorted(fields))}")
-    kind = fields[key]
-    if kind in (bool, "bool"):
-        if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise CleanError(f"{key} expects true or false, got {value!r}")
-        return key, value.lower() in ("1", "true", "yes", "on")
-    try:
-        return key, (int if kind in (int, "int") else float)(value)
-    except ValueError:
-        raise CleanError(f"{key} expects a number, got {value!r}") from None
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m retarget clean``."""
-    parser.add_argument("input", help="trajectory .npz written by the analysis")
-    parser.add_argument("-o", "--output", required=True, help="cleaned trajectory .npz to write")
-    parser.add_argument(
-        "--preset",
-        default="default",
-        help=f"cleaning preset: {', '.join(sorted(PRESETS))} (alias: dance = fast)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one parameter of the preset, e.g. --set body_cutoff_hz=5 (repeatable)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace OUTPUT if it exists (default: refuse)"
-    )
-
-
-def _check_output(args: argparse.Namespace) -> None:
-    """Refuse an output that exists (unless ``--overwrite``) or cannot be written, before the
-    cleaning runs."""
-    output = Path(args.output)
-    if output.exists() and not output.is_dir() and not args.overwrite:
-        raise CleanError(f"{output} exists; pass --overwrite to replace it, or choose another -o")
-    problem = output_problem(output)
-    if problem is not None:
-        raise CleanError(f"cannot write the cleaned trajectory: {problem}")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run the ``clean`` command; returns the process exit code."""
-    try:
-        overrides = dict(_parse_override(text) for text in args.overrides)
-        trajectory = read_trajectory(args.input)
-        resolve_params(args.preset, **overrides)  # a bad preset is named before the output
-        _check_output(args)
-        result = clean_trajectory(trajectory, args.preset, **overrides)
-        write_trajectory(args.output, result)
-    except RetargetError as error:
-        logger.error("%s", error)
-        return 2
-    except OSError as error:  # the disk filled up or went away while writing
-        logger.error("cannot write %s: %s", args.output, error.strerror or error)
-        return 2
-    report = json.loads(str(result.extras["clean_report"]))
-    logger.info(
-        "cleaned %d people (%s preset) in %.3f s -> %s",
-        result.num_people,
-        args.preset,
-        report["runtime_s"],
-        args.output,
-    )
-    return 0

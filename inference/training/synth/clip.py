@@ -5,7 +5,7 @@ import numpy as np
 from retarget.contract import Trajectory
 from retarget.frames import world_to_camera
 
-from ..camera import intrinsics_from_fov, look_at, project
+from ...camera import intrinsics_from_fov, look_at, project
 from .motion import SKELETON, Motion
 
 

@@ -35,9 +35,9 @@ import cv2
 import numpy as np
 import torch
 
-from . import InferenceError
-from .camera import project
-from .crops import Augmentation, crop_geometry, make_crops, mirror_permutation
+from .. import InferenceError
+from ..camera import project
+from ..crops import Augmentation, crop_geometry, make_crops, mirror_permutation
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _validate(arrays: dict[str, np.ndarray], root: Path) -> None:
     for key in ("image_paths", "intrinsics", "joints3d", "joint_names"):
         if key not in arrays:
             raise DatasetError(
-                f"{where} lacks the key {key!r}; see inference.datasets for the layout"
+                f"{where} lacks the key {key!r}; see inference.training.datasets for the layout"
             )
     n = len(arrays["image_paths"])
     joints, names = arrays["joints3d"], arrays["joint_names"]
@@ -187,7 +187,7 @@ def load_pose_dataset(
     if not path.is_file():
         raise DatasetError(
             f"no {ANNOTATIONS_FILE} in {root}; a dataset folder holds its images and an "
-            f"{ANNOTATIONS_FILE} (see inference.datasets for the keys)"
+            f"{ANNOTATIONS_FILE} (see inference.training.datasets for the keys)"
         )
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -240,8 +240,8 @@ def render_synthetic_dataset(
 
     Every person at least ``min_visible`` unoccluded and with ``min_in_image`` of the joints
     inside the image becomes a row (the main person of each frame from 15 % and 30 %), with the box of
-    its visible pixels. ``scene`` is a :class:`inference.synth.render.SceneConfig` (default: a
-    person window of 1.6x the joints' box, at most 256 px). Frames are rendered in shards of
+    its visible pixels. ``scene`` is a :class:`inference.training.synth.render.SceneConfig`
+    (default: a person window of 1.6x the joints' box, at most 256 px). Frames are rendered in shards of
     ``shard_size`` whose annotations are kept in ``root/parts/``, so an interrupted run resumes
     where it stopped. Same arguments, same files.
     """

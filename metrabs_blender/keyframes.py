@@ -1,14 +1,17 @@
-"""Write bone animation into a new Blender action, fast (the one module of ``retarget`` using bpy).
+"""Write bone animation into a new Blender action, fast.
 
 Keys go in with ``keyframe_points.add`` + ``foreach_set`` (one call per F-curve instead of one RNA
-lookup per key). Takes can also be stacked as NLA tracks. Blender 4.4 introduced layered actions (action -> layer -> strip -> channelbag per
-slot) and 5.0 removed ``Action.fcurves``; the API is feature-detected, never version-compared.
+lookup per key). Takes can also be stacked as NLA tracks. Blender 4.4 introduced layered actions
+(action -> layer -> strip -> channelbag per slot) and 5.0 removed ``Action.fcurves``; the API is
+feature-detected, never version-compared.
 """
 
 from collections.abc import Mapping
 
 import bpy
 import numpy as np
+
+from ..retarget.rotations import quaternion_to_axis_angle, quaternion_to_euler
 
 
 def _is_layered(action: "bpy.types.Action") -> bool:
@@ -56,8 +59,6 @@ def _bone_path(bone_name: str) -> str:
 
 def _rotation_channels(pose_bone, quaternions: np.ndarray) -> tuple[str, np.ndarray]:
     """Data path and values ``(T, 3|4)`` in the bone's own rotation mode (never changed)."""
-    from .solve import quaternion_to_axis_angle, quaternion_to_euler
-
     path = _bone_path(pose_bone.name)
     mode = pose_bone.rotation_mode
     if mode == "QUATERNION":

@@ -2,7 +2,7 @@
 foot lock.
 
 Channels are foot joints in the Blender world frame (Z up, metres, floor at z = 0), in the order of
-:data:`CONTACT_CHANNELS` restricted to the joints a skeleton has: the heels are the ankle joints,
+:data:`~retarget.frames.FOOT_JOINTS` restricted to the joints a skeleton has: the heels are the ankle joints,
 the toes the toe joints. A channel's *height* is its joint's height above its own *clearance* (the
 height of that joint when the foot stands flat: ≈8 cm for ankles, ≈2 cm for toes).
 
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .frames import norm3
+from ..frames import FOOT_JOINTS
+from ..ik import two_bone_ik
+from .vectors import norm3
 
-CONTACT_CHANNELS = ("lank", "rank", "ltoe", "rtoe")
 _LEGS = (("lhip", "lkne", "lank", "ltoe"), ("rhip", "rkne", "rank", "rtoe"))
 
 
@@ -47,8 +48,8 @@ class ContactSettings:
 
 
 def channels_of(joint_names: tuple[str, ...]) -> tuple[str, ...]:
-    """The contact channels a skeleton has, in :data:`CONTACT_CHANNELS` order."""
-    return tuple(name for name in CONTACT_CHANNELS if name in joint_names)
+    """The contact channels a skeleton has, in :data:`~retarget.frames.FOOT_JOINTS` order."""
+    return tuple(name for name in FOOT_JOINTS if name in joint_names)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -156,21 +157,6 @@ def targets_and_weights(
     return targets, weights
 
 
-def _two_bone_knee(hip, ankle, thigh, shin, pole):
-    """Knees (T, 3) for bones of length ``thigh``/``shin`` from ``hip`` to ``ankle`` (reachable),
-    bending towards ``pole`` (T, 3) (a direction from the hip)."""
-    axis = ankle - hip
-    distance = norm3(axis)[..., None]
-    unit = axis / np.maximum(distance, 1e-9)
-    reach = np.clip(distance, abs(thigh - shin) + 1e-9, thigh + shin)
-    cos_hip = np.clip((thigh**2 + reach**2 - shin**2) / (2 * thigh * reach), -1.0, 1.0)
-    bend = pole - np.sum(pole * unit, axis=-1, keepdims=True) * unit
-    norm = norm3(bend)[..., None]
-    fallback = np.cross(unit, np.array([1.0, 0.0, 0.0]))  # any perpendicular when straight
-    bend = np.where(norm > 1e-9, bend / np.maximum(norm, 1e-12), fallback)
-    return hip + thigh * (cos_hip * unit + np.sqrt(1 - cos_hip**2) * bend)
-
-
 def lock_feet(
     joints: np.ndarray,
     joint_names: tuple[str, ...],
@@ -224,9 +210,7 @@ def lock_feet(
         unreachable |= too_far[:, 0]
         shortfall = np.where(too_far, offset * (reach / np.maximum(distance, 1e-12) - 1.0), 0.0)
         wanted_ankle = wanted_ankle + shortfall
-        out[:, knee_i] = _two_bone_knee(
-            hip, wanted_ankle, thigh[:, None], shin[:, None], knee - hip
-        )
+        out[:, knee_i] = two_bone_ik(hip, knee, wanted_ankle, thigh, shin, soft_reach=0.0)[0]
         out[:, ankle_i] = wanted_ankle
         if toe_c is not None:
             out[:, toe_i] = wanted_toe + shortfall
