@@ -24,7 +24,7 @@ atomically after every clip, so a crashed or cancelled run loses at most the cli
 (cancelled clips keep the worker's partial result and resume from it). A clip that fails, even one
 that kills its worker process, is recorded as failed and the batch goes on.
 
-Progress: the single-clip worker's JSON-lines protocol on stdout (``inference.progress``), logs on
+Progress: the single-clip worker's JSON-lines protocol on stdout (``inference.jsonlines``), logs on
 stderr. ``start`` (``clips_total``, ``workers``, ``mode``, ``output``, ``manifest``), ``progress``
 (per clip: ``clip``, ``worker``, ``clip_frames_done``, ``clip_frames_total``; overall:
 ``clips_done``, ``clips_total``, ``clips_failed``, ``frames_done`` (frames analysed in this run),
@@ -752,7 +752,7 @@ class Manifest:
 
 
 class EventSink(Protocol):
-    """Where protocol events go (``inference.progress.ProgressReporter`` or a test recorder)."""
+    """Where protocol events go (``inference.jsonlines.JsonLines`` or a test recorder)."""
 
     def emit(self, event: str, **fields: Any) -> None: ...
 
@@ -1402,21 +1402,23 @@ def _log_to_stderr(level: int, format_: str = "%(levelname)s %(name)s: %(message
 
 def main(args: argparse.Namespace) -> int:
     """Run the batch command; returns the exit code (see the module docstring)."""
-    from .progress import ProgressReporter
+    from .jsonlines import JsonLines
 
     _log_to_stderr(logging.DEBUG if args.verbose else logging.INFO)
-    reporter = ProgressReporter()
+    events = JsonLines()
     flag = _StopFlag()
     previous = {sig: signal.signal(sig, flag.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = run_batch(args.inputs, options_from_args(args), reporter, flag.event)
+        summary = run_batch(args.inputs, options_from_args(args), events, flag.event)
     except BatchError as error:
-        reporter.error(str(error), error.exit_code)
+        logger.error("%s", error)
+        events.emit("error", message=str(error), exit_code=error.exit_code)
         return error.exit_code
     except Exception as error:  # a bug: still an error event for the caller, details in the log
         logger.exception("the batch stopped")
-        reporter.error(f"internal error: {type(error).__name__}: {error} (details in the log)", 1)
-        return 1
+        message = f"internal error: {type(error).__name__}: {error} (details in the log)"
+        events.emit("error", message=message, exit_code=EXIT_ERROR)
+        return EXIT_ERROR
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

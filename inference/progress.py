@@ -14,31 +14,20 @@ Events (every object has ``"event"`` and ``"time"``, seconds since the epoch):
 ============  ==========================================================================
 
 A reader (the Blender add-on) parses each stdout line with ``json.loads``; anything that is not a
-JSON object is not part of the protocol. Non-finite numbers are written as ``null``.
+JSON object is not part of the protocol. Lines are written by ``inference.jsonlines`` (non-finite
+numbers as ``null``).
 """
 
-import json
 import logging
 import math
-import sys
-import threading
 import time
 from typing import IO, Any
+
+from .jsonlines import JsonLines
 
 logger = logging.getLogger(__name__)
 
 EVENTS = ("start", "progress", "warning", "done", "error")
-
-
-def _finite(value: Any) -> Any:
-    """Replace NaN/inf floats (not valid JSON) by None, recursively through lists and dicts."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
 
 
 class ProgressReporter:
@@ -49,24 +38,16 @@ class ProgressReporter:
     """
 
     def __init__(self, stream: IO[str] | None = None, min_interval_s: float = 0.5) -> None:
-        self._stream = stream if stream is not None else sys.stdout
+        self._lines = JsonLines(stream)
         self._min_interval_s = min_interval_s
         self._last_progress = -math.inf
-        self._lock = threading.Lock()
         self.warnings: list[str] = []
 
     def emit(self, event: str, **fields: Any) -> None:
         """Write one event line; ``fields`` must be JSON-serialisable (numpy scalars are not)."""
         if event not in EVENTS:
             raise ValueError(f"unknown progress event {event!r}; expected one of {EVENTS}")
-        line = json.dumps(_finite({"event": event, "time": round(time.time(), 3), **fields}))
-        with self._lock:
-            try:
-                self._stream.write(line + "\n")
-                self._stream.flush()
-            except (BrokenPipeError, ValueError):
-                # The reader went away (closed pipe or stream); keep working, the file still counts.
-                logger.debug("progress stream closed; dropped %s event", event)
+        self._lines.emit(event, **fields)
 
     def progress(
         self,

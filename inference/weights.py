@@ -28,8 +28,8 @@ pages publish one), so the first successful download's SHA-256 is recorded ("tru
 and every later download or ``verify`` is checked against that record. This detects corruption
 and later substitution, not a file that was already wrong at the first download.
 
-Command line: stdout carries only JSON lines, each with ``"event"`` and ``"time"`` (as the analysis
-worker's protocol); logs go to stderr. Events: ``model`` (one per ``list`` entry), ``download_start``,
+Command line: stdout carries only JSON lines (``inference.jsonlines``), each with ``"event"`` and
+``"time"``; logs go to stderr. Events: ``model`` (one per ``list`` entry), ``download_start``,
 ``progress`` (``downloaded``, ``total`` bytes or null, ``fraction``, ``speed_bps``), ``resume``,
 ``restart``, ``retry``, ``download_done``, ``verified``, ``hash_recorded``, ``install``,
 ``installed``, ``path`` (``name``, ``path``), ``verify`` (``status``, ``problems``),
@@ -70,6 +70,7 @@ from .download import (
     extract_tar_safely,
     sha256_file,
 )
+from .jsonlines import JsonLines
 
 log = logging.getLogger(__name__)
 
@@ -1069,7 +1070,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run one ``weights`` action; return the process exit code (see the module docstring)."""
     _configure_logging(args.verbose)
-    emit = _JsonLines(sys.stdout)
+    emit = JsonLines().write
     try:
         registry = load_registry(args.registry)
         cache = cache_dir(args.cache_dir)
@@ -1103,25 +1104,6 @@ def main(args: argparse.Namespace) -> int:
             }
         )
         return EXIT_INTERRUPTED
-
-
-class _JsonLines:
-    """Writes each event as one flushed JSON line, stamped with ``"time"`` (seconds since the epoch).
-
-    Same conventions as the analysis worker's protocol: every object has ``"event"`` and
-    ``"time"``; ``"error"`` carries ``"message"`` and ``"exit_code"``. A closed reader is ignored.
-    """
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def __call__(self, event: dict) -> None:
-        line = json.dumps({**event, "time": round(time.time(), 3)}, default=str)
-        try:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-        except (BrokenPipeError, ValueError):
-            log.debug("stdout closed; dropped a %s event", event.get("event"))
 
 
 def _configure_logging(verbose: bool) -> None:
