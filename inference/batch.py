@@ -60,9 +60,12 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import InferenceError
+
+if TYPE_CHECKING:
+    from .progress import Finished, Started
 
 logger = logging.getLogger(__name__)
 
@@ -283,51 +286,35 @@ _LOAD = object()  # "load it from the settings" (a detector may legitimately be 
 
 
 class WorkerAnalyzer:
-    """:class:`ClipAnalyzer` running the single-clip worker (``inference.worker.run``) in this
-    process with its pose estimator and detector loaded once, here, and handed to every run
-    through the worker's model-loader hooks.
+    """:class:`ClipAnalyzer` over the single-clip analysis (``inference.worker.analyze``) in this
+    process, with its pose estimator and detector loaded once, here, for every clip.
 
     ``args`` are ``python -m inference analyze`` options (``--model``, ``--fov``, ``--tta`` ...);
-    ``estimator``/``detector`` replace the models those options name (tests, benchmarks). The
-    worker's own protocol events carry progress, errors and the result counts back. Cancelling
-    uses the worker's own protocol too: SIGTERM to this process makes it finish the current batch
-    and write a partial result (only where the analysis runs in the main thread, as in a local
-    worker process; elsewhere a clip runs to its end).
+    ``estimator``/``detector`` replace the models those options name (tests, benchmarks).
     """
 
     def __init__(self, args: Sequence[str], estimator: Any = _LOAD, detector: Any = _LOAD) -> None:
         from . import worker
-        from .progress import ProgressReporter
 
-        parser = argparse.ArgumentParser(prog="python -m inference batch --analyze-options")
-        worker.configure_parser(parser)
-        # video and output change per clip; placeholders satisfy the required arguments
-        self._args = parser.parse_args(["<video>", "-o", "<output>.npz", *args])
         self._worker = worker
-        settings = worker.settings_from_args(self._args)
-        device = _resolve_device(settings.device)
-        reporter = ProgressReporter(stream=_EventStream(self._log_event))
-        if estimator is _LOAD:
-            worker.warn_if_offline_default(settings, reporter)
-            estimator = worker.load_pose_estimator(settings, device)
-        if detector is _LOAD:
-            detector = worker.load_detector(settings, device, reporter)
-        self.estimator, self.detector = estimator, detector
-        # as the worker names the model in its output's `model` key
-        self.model_id = str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
+        self.settings = worker.settings_from_options(args)
+        loader = worker.ModelLoader(
+            worker.load_pose_estimator if estimator is _LOAD else lambda _s, _d: estimator,
+            worker.load_detector if detector is _LOAD else lambda _s, _d, _e: detector,
+        )
+        device = worker.resolve_device(self.settings.device)
+        self.models = loader(self.settings, device, _ClipEvents())
+        # as the analysis names the model in its output's `model` key
+        self.model_id = worker.model_id(self.models.estimator, self.settings)
         result_settings = {
             key: value
-            for key, value in dataclasses.asdict(settings).items()
+            for key, value in dataclasses.asdict(self.settings).items()
             if key not in _SPEED_ONLY_SETTINGS
         }
-        if settings.intrinsics and os.path.isfile(settings.intrinsics):  # its content matters too
-            result_settings["intrinsics_sha256"] = file_sha256(settings.intrinsics)
+        intrinsics = self.settings.intrinsics
+        if intrinsics and os.path.isfile(intrinsics):  # its content matters too
+            result_settings["intrinsics_sha256"] = file_sha256(intrinsics)
         self.config_id = json.dumps(result_settings, sort_keys=True)
-
-    @staticmethod
-    def _log_event(event: dict[str, Any]) -> None:
-        if event.get("event") in ("warning", "error"):
-            logger.warning("%s", event.get("message"))
 
     def analyze(
         self,
@@ -338,33 +325,20 @@ class WorkerAnalyzer:
         stop: threading.Event,
         resume: bool,
     ) -> ClipOutcome:
-        events: dict[str, dict[str, Any]] = {}
-
-        def on_event(event: dict[str, Any]) -> None:
-            events[event["event"]] = event
-            if event["event"] == "progress":
-                progress(int(event["frames_done"]), event.get("frames_total"))
-            elif event["event"] == "warning":
-                logger.warning("%s: %s", video.name, event.get("message"))
-
-        args = argparse.Namespace(**vars(self._args))
-        args.video, args.output, args.resume = str(video), str(output), resume
         # The batch's records decide which results in its folder may be replaced (another input's
         # result keeps its name, see clip_names); a partial result still never replaces a
-        # complete one (the worker writes it beside it).
-        args.overwrite = True
-        with _SigtermOnStop(stop):
-            code = self._worker.run(
-                args,
-                make_estimator=lambda _settings, _device: self.estimator,
-                make_detector=lambda _settings, _device, _reporter: self.detector,
-                stream=_EventStream(on_event),
+        # complete one (the analysis writes it beside it).
+        settings = dataclasses.replace(
+            self.settings, video=str(video), output=str(output), resume=resume, overwrite=True
+        )
+        try:
+            result = self._worker.analyze(
+                settings, self.models, _ClipEvents(video.name, progress), stop
             )
-        done = events.get("done")
-        if done is None or (code != 0 and not done.get("partial")):
-            message = events.get("error", {}).get("message") or f"worker exit code {code}"
-            raise ClipError(message)
-        return ClipOutcome(int(done["frames"]), int(done["people"]), bool(done.get("partial")))
+        except Exception as error:
+            raise ClipError(self._worker.describe_failure(error)[1]) from error
+        trajectory = result.trajectory
+        return ClipOutcome(trajectory.num_frames, trajectory.num_people, result.partial)
 
 
 # worker settings that do not change the result (or change per clip)
@@ -373,66 +347,35 @@ _SPEED_ONLY_SETTINGS = frozenset(
 )
 
 
-def _resolve_device(spec: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu`` (as the worker resolves it)."""
-    if spec != "auto":
-        return spec
-    import torch
+class _ClipEvents:
+    """The analysis events of one clip (``inference.progress.AnalysisEvents``): progress goes to
+    the batch's callback, warnings to the log (the driver reports a clip by its record)."""
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    def __init__(self, clip: str = "", progress: ProgressCallback | None = None) -> None:
+        self._clip, self._progress = clip, progress
 
+    def start(self, started: Started) -> None:
+        pass
 
-class _EventStream(io.TextIOBase):
-    """A text stream for a ``ProgressReporter``: each JSON line written is passed to ``on_event``."""
+    def progress(
+        self,
+        frames_done: int,
+        frames_total: int | None,
+        fps: float,
+        people: int,
+        force: bool = False,
+    ) -> None:
+        if self._progress is not None:
+            self._progress(frames_done, frames_total)
 
-    def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
-        super().__init__()
-        self._on_event = on_event
-        self._pending = ""
+    def warning(self, message: str) -> None:
+        if self._clip:
+            logger.warning("%s: %s", self._clip, message)
+        else:
+            logger.warning("%s", message)
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        while "\n" in self._pending:
-            line, self._pending = self._pending.split("\n", 1)
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # not part of the protocol
-            if isinstance(event, dict) and "event" in event:
-                self._on_event(event)
-        return len(text)
-
-
-class _SigtermOnStop:
-    """While active, turns ``stop`` into a SIGTERM to this process: the worker's documented cancel
-    (finish the batch, write a partial result). Only in the main thread, where the worker installs
-    its signal handler; the process's own SIGTERM handler must tolerate a late signal."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._active = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _watch(self) -> None:
-        while self._active.is_set():
-            if self._stop.wait(0.1) and self._active.is_set():
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-
-    def __enter__(self) -> _SigtermOnStop:
-        if threading.current_thread() is threading.main_thread():
-            self._active.set()
-            self._thread = threading.Thread(target=self._watch, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._active.clear()
-        if self._thread is not None:
-            self._thread.join()
+    def done(self, finished: Finished) -> None:
+        pass
 
 
 def worker_analyzer(args: Sequence[str]) -> ClipAnalyzer:
@@ -1301,14 +1244,10 @@ def _check_analyze_options(args: Sequence[str]) -> None:
     command line (exit 2) now, not a batch whose workers all fail to start."""
     from . import worker
 
-    parser = argparse.ArgumentParser(prog="--analyze-options", add_help=False)
-    worker.configure_parser(parser)
-
-    def refuse(message: str) -> None:
-        raise BatchUsageError(f"--analyze-options: {message}")
-
-    parser.error = refuse  # type: ignore[method-assign]
-    parser.parse_args(["<video>", "-o", "<output>.npz", *args])
+    try:
+        worker.settings_from_options(args)
+    except worker.UsageError as error:
+        raise BatchUsageError(f"--analyze-options: {error}") from None
 
 
 def _check_clean_preset(preset: str) -> None:

@@ -18,10 +18,14 @@ JSON object is not part of the protocol. Lines are written by ``inference.jsonli
 numbers as ``null``).
 """
 
+from __future__ import annotations
+
+import dataclasses
 import logging
 import math
 import time
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
 
 from .jsonlines import JsonLines
 
@@ -30,8 +34,62 @@ logger = logging.getLogger(__name__)
 EVENTS = ("start", "progress", "warning", "done", "error")
 
 
+@dataclass(frozen=True)
+class Started:
+    """The ``start`` event: what the run analyses, with which models, how big."""
+
+    video: str
+    output: str
+    frames_total: int | None  # the frame range's length; the container's estimate, or None
+    fps: float  # the video's frame rate
+    width: int
+    height: int
+    rotation_deg: int  # display rotation of the video, applied to every frame
+    model: str
+    detector: str
+    batch_size: int  # person crops per network call
+    camera: str  # how the intrinsics were chosen
+    resumed_frames: int  # frames taken over from the partial result (--resume)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The ``done`` event: the file written and what it holds."""
+
+    output: str
+    frames: int
+    people: int
+    partial: bool  # stopped early: a valid partial result (--resume continues it)
+    crops: int | None  # person crops estimated; None: nothing was analysed (already complete)
+    elapsed_s: float
+    message: str | None = None  # for humans, when there is more to say
+
+
+class AnalysisEvents(Protocol):
+    """Where an analysis reports (``inference.worker.analyze``): :class:`ProgressReporter` writes
+    the JSON lines of ``analyze``; the batch passes progress to its driver and logs warnings."""
+
+    def start(self, started: Started) -> None: ...
+
+    def progress(
+        self,
+        frames_done: int,
+        frames_total: int | None,
+        fps: float,
+        people: int,
+        force: bool = False,
+    ) -> None:
+        """``fps`` is the processing speed; ``force``: the last one, never dropped."""
+        ...
+
+    def warning(self, message: str) -> None: ...
+
+    def done(self, finished: Finished) -> None: ...
+
+
 class ProgressReporter:
-    """Writes protocol events to ``stream`` (stdout by default), one flushed line each.
+    """:class:`AnalysisEvents` as JSON lines on ``stream`` (stdout by default), one flushed line
+    each: the ``analyze`` command's protocol.
 
     ``progress`` events are rate-limited to one per ``min_interval_s`` (the final one is always
     written by :meth:`progress` with ``force=True``). Thread-safe.
@@ -73,6 +131,18 @@ class ProgressReporter:
             eta_s=None if eta is None else round(eta, 1),
             people=int(people),
         )
+
+    def start(self, started: Started) -> None:
+        """The ``start`` event."""
+        self.emit("start", **dataclasses.asdict(started))
+
+    def done(self, finished: Finished) -> None:
+        """The ``done`` event (``crops`` and ``message`` only when known)."""
+        fields = dataclasses.asdict(finished)
+        for optional in ("crops", "message"):
+            if fields[optional] is None:
+                del fields[optional]
+        self.emit("done", **fields)
 
     def warning(self, message: str) -> None:
         """A ``warning`` event; also logged and kept in :attr:`warnings`."""

@@ -50,16 +50,19 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from . import InferenceError
 from .outputs import OutputError, OutputPlan
-from .progress import ProgressReporter
+from .progress import AnalysisEvents, Finished, ProgressReporter, Started
+
+if TYPE_CHECKING:
+    from retarget.contract import Trajectory
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,10 @@ class InputError(InferenceError):
 
 class ModelUnavailableError(InferenceError):
     """No pose model can be loaded (exit code 4); the message names the command that fixes it."""
+
+
+class UsageError(InferenceError):
+    """Options that the command line would refuse (exit code 2)."""
 
 
 class PoseEstimatorLike(Protocol):
@@ -200,6 +207,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``analyze``; argument errors are also reported as a JSON ``error`` event."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__[__doc__.index("Exit codes:") :]
+    _add_arguments(parser)
+    _report_usage_errors(parser)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file, folder of images, or pattern (img_%%04d.png)")
     parser.add_argument("-o", "--output", required=True, help="trajectory file to write (.npz)")
     model = parser.add_argument_group("models")
@@ -274,7 +286,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="write a partial result this often (0: never; default 60)",
     )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
-    _report_usage_errors(parser)
 
 
 def _report_usage_errors(parser: argparse.ArgumentParser) -> None:
@@ -291,15 +302,30 @@ def _report_usage_errors(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings of a parsed ``analyze`` command line."""
     fields = Settings.__dataclass_fields__
     return Settings(**{key: value for key, value in vars(args).items() if key in fields})
+
+
+def settings_from_options(options: Sequence[str]) -> Settings:
+    """The settings of ``analyze`` options without the video and the output (the batch gives every
+    clip the same options and sets those two per clip); :class:`UsageError` for a bad option."""
+    parser = argparse.ArgumentParser(prog="python -m inference analyze", add_help=False)
+    _add_arguments(parser)
+
+    def refuse(message: str) -> None:
+        raise UsageError(message)
+
+    parser.error = refuse  # type: ignore[method-assign]
+    # video and output change per clip; placeholders satisfy the required arguments
+    return settings_from_args(parser.parse_args(["<video>", "-o", "<output>.npz", *options]))
 
 
 # ------------------------------------------------------------------------------------------------
 # Models
 
 
-def _device(spec: str) -> str:
+def resolve_device(spec: str) -> str:
     """The torch device of ``--device`` (auto: CUDA when there is one), checked to exist here."""
     if spec == "cpu":
         return spec  # no need to import torch to know
@@ -325,13 +351,13 @@ def _device(spec: str) -> str:
     return spec
 
 
-def warn_if_offline_default(settings: Settings, reporter: ProgressReporter) -> None:
+def warn_if_offline_default(settings: Settings, events: AnalysisEvents) -> None:
     """Say so when no pose model was named and none is installed, so the bundled synthetic one
     runs: its results on real footage are not usable."""
     from . import weights
 
     if settings.model is None and weights.default_pose_model() == weights.OFFLINE_POSE_MODEL:
-        reporter.warning(
+        events.warning(
             f"No official MeTRAbs model is installed: using the bundled demo model "
             f"{weights.OFFLINE_POSE_MODEL}, trained on synthetic people only (fine for the demo, "
             f"not for real footage). Install the official one with `python -m inference weights "
@@ -411,7 +437,7 @@ def _canonical_joints(
     return indices[order], known.joint_names, known.edges, tuple(names[i] for i in order)
 
 
-def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -> Any | None:
+def load_detector(settings: Settings, device: str, events: AnalysisEvents) -> Any | None:
     """The person detector for ``settings.detector``; None for ``none``. ``auto`` takes the first
     installed YOLOX detector, else the bundled synthetic detector when the pose model is the
     bundled synthetic one (the offline default pair), else OpenCV's HOG with a warning."""
@@ -436,7 +462,7 @@ def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -
             path = weights.resolve_model(weights.OFFLINE_DETECTOR)
             logger.info("detector: %s (%s)", weights.OFFLINE_DETECTOR, path)
             return make_detector(str(path), device, threshold)
-        reporter.warning(
+        events.warning(
             "No YOLOX person detector is installed; using OpenCV's HOG detector (slower, misses "
             "people who are not upright). Install one with `python -m inference weights download "
             "yolox_s`."
@@ -450,6 +476,36 @@ def load_detector(settings: Settings, device: str, reporter: ProgressReporter) -
         except weights.WeightsError as error:
             raise ModelUnavailableError(str(error)) from None
     return make_detector(spec, device, threshold)
+
+
+def model_id(estimator: PoseEstimatorLike, settings: Settings) -> str:
+    """How a result names its model (its ``model`` key): the estimator's id (name and weights
+    hash), else ``--model``."""
+    return str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
+
+
+@dataclass(frozen=True)
+class Models:
+    """The models of an analysis, loaded."""
+
+    estimator: PoseEstimatorLike
+    detector: Any | None  # ``detect(images) -> [(n, 5) boxes]``; None: poses alone follow people
+
+
+@dataclass(frozen=True)
+class ModelLoader:
+    """Loads the models that the settings name, on a device; either loader may be replaced
+    (tests and benchmarks bring their own models). Called by :func:`analyze` once the input and
+    the output are known to be usable, so a bad video is reported before a slow model load."""
+
+    estimator: Callable[[Settings, str], PoseEstimatorLike] = load_pose_estimator
+    detector: Callable[[Settings, str, AnalysisEvents], Any | None] = load_detector
+
+    def __call__(self, settings: Settings, device: str, events: AnalysisEvents) -> Models:
+        if self.estimator is load_pose_estimator:
+            warn_if_offline_default(settings, events)
+        estimator = self.estimator(settings, device)
+        return Models(estimator, self.detector(settings, device, events))
 
 
 def _tuned_batch_size(estimator: Any, settings: Settings, image_size: tuple[int, int]) -> int:
@@ -499,9 +555,10 @@ def _unpack(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class Interrupt:
-    """SIGINT/SIGTERM handler: the first signal asks to stop after the current batch; a second one
-    stops at once (KeyboardInterrupt) — completed batches are still saved — except while the
-    result is being written (:meth:`writing`), which a signal must not break off."""
+    """SIGINT/SIGTERM handler, the command line's stop condition of :func:`analyze`: the first
+    signal asks to stop after the current batch; a second one stops at once (KeyboardInterrupt) —
+    completed batches are still saved — except while the result is being written
+    (:meth:`writing`), which a signal must not break off."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -527,8 +584,8 @@ class Interrupt:
         finally:
             self._writing = False
 
-    @property
-    def requested(self) -> bool:
+    def __call__(self) -> bool:
+        """Whether a signal asked to stop."""
         return self.signal is not None
 
     @property
@@ -845,6 +902,58 @@ def _load_resume(
 # Entry points
 
 
+Stop = Callable[[], bool] | threading.Event
+"""Asks an analysis to stop: read after every batch; once true, the run writes its partial result
+and returns it. A caller that must stop at once raises KeyboardInterrupt in the analysing thread
+(the second Ctrl-C): the completed batches are still kept. A stop condition with a ``writing()``
+context manager (the command line's :class:`Interrupt`) is told while the result is written, so
+that it holds such a stop back until the file is complete."""
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """What :func:`analyze` wrote."""
+
+    trajectory: Trajectory
+    path: Path  # OUTPUT, or its partial name while OUTPUT keeps a complete result
+    partial: bool  # stopped early: a valid partial result that --resume continues
+
+
+def analyze(
+    settings: Settings,
+    models: Models | Callable[[Settings, str, AnalysisEvents], Models],
+    events: AnalysisEvents,
+    stop: Stop,
+) -> AnalysisResult:
+    """Analyse ``settings.video`` into ``settings.output`` (see the module docstring): the library
+    entry that the command line, the batch and its Ray actors call.
+
+    ``models`` are loaded models, or a loader (:class:`ModelLoader`) called with the resolved
+    device once the input and the output are known to be usable. Raises :class:`InputError`,
+    :class:`OutputError`, :class:`ModelUnavailableError` and the input's own errors
+    (:func:`describe_failure` turns them into exit codes and messages); rows analysed before an
+    error are saved as a partial result first.
+    """
+    from . import outputs
+
+    stopped = stop.is_set if isinstance(stop, threading.Event) else stop
+    guard = getattr(stop, "writing", contextlib.nullcontext)
+    opened = _open_input(settings)
+    with outputs.exclusive(settings.output):
+        plan = outputs.plan_output(settings.output, settings.overwrite, settings.resume)
+        return _analyse(settings, plan, opened, models, events, stopped, guard)
+
+
+def describe_failure(error: Exception) -> tuple[int, str]:
+    """The exit code of an error of :func:`analyze` and its message for humans; an internal error
+    (a bug) is logged with its traceback."""
+    code = _exit_code(error)
+    if code != EXIT_ERROR:
+        return code, str(error)
+    logger.error("internal error:\n%s", traceback.format_exc())
+    return code, f"internal error: {type(error).__name__}: {error} (details in the log)"
+
+
 def main(args: argparse.Namespace) -> int:
     """``analyze`` command: run and return the exit code."""
     return run(args)
@@ -886,29 +995,27 @@ def _exit_code(error: BaseException) -> int:
 def run(
     args: argparse.Namespace,
     make_estimator: Callable[[Settings, str], PoseEstimatorLike] | None = None,
-    make_detector: Callable[[Settings, str, ProgressReporter], Any] | None = None,
+    make_detector: Callable[[Settings, str, AnalysisEvents], Any] | None = None,
     stream: IO[str] | None = None,
 ) -> int:
-    """Run an analysis; ``make_estimator``/``make_detector`` replace the model loaders (tests and
-    benchmarks with their own models). Returns the exit code; never raises for bad input."""
+    """The ``analyze`` command over :func:`analyze`: signals stop it, its events go to ``stream``
+    (stdout) as JSON lines, its errors become exit codes; never raises for bad input.
+    ``make_estimator``/``make_detector`` replace the model loaders (tests and benchmarks with
+    their own models)."""
     _configure_logging(getattr(args, "verbose", False))
     reporter = ProgressReporter(stream)
+    models = ModelLoader(make_estimator or load_pose_estimator, make_detector or load_detector)
     try:
         settings = settings_from_args(args)
         with Interrupt() as interrupt:
             try:
-                return _run(settings, reporter, interrupt, make_estimator or load_pose_estimator,
-                            make_detector or load_detector)  # fmt: skip
+                result = analyze(settings, models, reporter, interrupt)
             except KeyboardInterrupt:  # twice before the first batch ended (e.g. model loading)
                 reporter.error("interrupted before any result was written", interrupt.exit_code)
                 return interrupt.exit_code
+        return interrupt.exit_code if result.partial else EXIT_OK
     except Exception as error:
-        code = _exit_code(error)
-        if code == EXIT_ERROR:
-            logger.error("internal error:\n%s", traceback.format_exc())
-            message = f"internal error: {type(error).__name__}: {error} (details in the log)"
-        else:
-            message = str(error)
+        code, message = describe_failure(error)
         reporter.error(message, code)
         return code
     except KeyboardInterrupt:
@@ -983,31 +1090,15 @@ def _initial_state(
     return state, FrameRange(next_frame, settings.stop, settings.stride)
 
 
-def _run(
-    settings: Settings,
-    reporter: ProgressReporter,
-    interrupt: Interrupt,
-    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
-    make_detector: Callable[[Settings, str, ProgressReporter], Any],
-) -> int:
-    """Check the input and output, hold the output for the run (``inference.outputs``), analyse."""
-    from . import outputs
-
-    opened = _open_input(settings)
-    with outputs.exclusive(settings.output):
-        plan = outputs.plan_output(settings.output, settings.overwrite, settings.resume)
-        return _analyse(settings, plan, opened, reporter, interrupt, make_estimator, make_detector)
-
-
 def _analyse(
     settings: Settings,
     plan: OutputPlan,
     opened: tuple[Any, np.ndarray, str],
-    reporter: ProgressReporter,
-    interrupt: Interrupt,
-    make_estimator: Callable[[Settings, str], PoseEstimatorLike],
-    make_detector: Callable[[Settings, str, ProgressReporter], Any],
-) -> int:
+    models: Models | Callable[[Settings, str, AnalysisEvents], Models],
+    events: AnalysisEvents,
+    stopped: Callable[[], bool],
+    guard: Callable[[], contextlib.AbstractContextManager],
+) -> AnalysisResult:
     """The analysis of an opened input into the files of ``plan``."""
     from . import outputs
     from .track import TrackerParams
@@ -1018,21 +1109,19 @@ def _analyse(
     source = source_fingerprint(settings.video)
     resumed = _load_resume(settings, plan.resume_from, source, intrinsics)
     if resumed is None and settings.resume:
-        reporter.warning(f"--resume: {settings.output} does not exist yet; starting afresh")
+        events.warning(f"--resume: {settings.output} does not exist yet; starting afresh")
     if resumed is not None and resumed[1]:
         previous = resumed[0]
-        reporter.emit("done", output=str(plan.final), frames=previous.num_frames,
-                      people=previous.num_people, partial=False, elapsed_s=0.0,
-                      message="already complete; nothing to resume")  # fmt: skip
-        return EXIT_OK
+        events.done(Finished(str(plan.final), previous.num_frames, previous.num_people,
+                             partial=False, crops=None, elapsed_s=0.0,
+                             message="already complete; nothing to resume"))  # fmt: skip
+        return AnalysisResult(previous, plan.final, partial=False)
 
-    device = _device(settings.device)
-    if make_estimator is load_pose_estimator:  # (tests and benchmarks bring their own models)
-        warn_if_offline_default(settings, reporter)
-    estimator = make_estimator(settings, device)
-    detector = make_detector(settings, device, reporter)
+    if not isinstance(models, Models):
+        models = models(settings, resolve_device(settings.device), events)
+    estimator, detector = models.estimator, models.detector
     joints = _joint_info(estimator)
-    model_id = str(getattr(estimator, "model_id", "") or settings.model or "unknown-model")
+    name = model_id(estimator, settings)
     detector_name = "none" if detector is None else str(getattr(detector, "name", "detector"))
     params = TrackerParams(new_tracks=settings.box is None)
     if detector is None or settings.box is not None:
@@ -1045,60 +1134,59 @@ def _analyse(
     analysis = Analysis(settings, estimator, detector, intrinsics, (info.width, info.height),
                         len(joints[0]), state, batch_size)  # fmt: skip
 
-    def result(partial: bool) -> Any:
-        return _trajectory(state, recorded, info, intrinsics, joints, source, model_id,
+    def result(partial: bool) -> Trajectory:
+        return _trajectory(state, recorded, info, intrinsics, joints, source, name,
                            detector_name, partial)  # fmt: skip
 
-    def save(trajectory: Any, partial: bool) -> Path:
+    def save(trajectory: Trajectory, partial: bool) -> Path:
         """Write a partial or the complete result where ``plan`` puts it; the path written."""
         path = plan.partial if partial else plan.final
-        with interrupt.writing():
+        with guard():
             _write(str(path), trajectory)
             if not partial:
                 outputs.finished(plan)
         return path
 
-    def done(trajectory: Any, partial: bool, path: Path) -> None:
+    def done(trajectory: Trajectory, partial: bool) -> AnalysisResult:
+        path = save(trajectory, partial)
         if partial and path != plan.final:
-            reporter.warning(f"{plan.final} keeps its complete result; this run's partial result "
-                             f"is {path.name} (--resume continues it)")  # fmt: skip
-        reporter.emit("done", output=str(path), frames=trajectory.num_frames,
-                      people=trajectory.num_people, partial=partial, crops=analysis.crops,
-                      elapsed_s=round(time.monotonic() - started, 3))  # fmt: skip
+            events.warning(f"{plan.final} keeps its complete result; this run's partial result "
+                           f"is {path.name} (--resume continues it)")  # fmt: skip
+        events.done(Finished(str(path), trajectory.num_frames, trajectory.num_people, partial,
+                             crops=analysis.crops,
+                             elapsed_s=round(time.monotonic() - started, 3)))  # fmt: skip
+        return AnalysisResult(trajectory, path, partial)
 
-    reporter.emit(
-        "start", video=str(settings.video), output=str(settings.output), frames_total=total,
-        fps=info.fps, width=info.width, height=info.height, rotation_deg=info.rotation_deg,
-        model=model_id, detector=detector_name, batch_size=batch_size, camera=camera_text,
+    events.start(Started(
+        str(settings.video), str(settings.output), frames_total=total, fps=info.fps,
+        width=info.width, height=info.height, rotation_deg=info.rotation_deg, model=name,
+        detector=detector_name, batch_size=batch_size, camera=camera_text,
         resumed_frames=state.num_rows,
-    )  # fmt: skip
+    ))  # fmt: skip
     done_at_start = state.num_rows
     try:
         if frame_range is not None and (total is None or state.num_rows < total):
             stream = open_video(settings.video, frame_range, settings.sequence_fps)
-            _process_stream(analysis, stream, interrupt, reporter, total, done_at_start,
+            _process_stream(analysis, stream, stopped, events, total, done_at_start,
                             checkpoint=lambda: save(result(True), True))  # fmt: skip
-    except KeyboardInterrupt:  # a second signal: stop now, keep the completed batches
-        trajectory = result(True)
-        done(trajectory, True, save(trajectory, True))
-        return interrupt.exit_code
+    except KeyboardInterrupt:  # a hard stop (a second signal): keep the completed batches
+        return done(result(True), True)
     except Exception:
         if state.num_rows > done_at_start:
             path = save(result(True), True)
-            reporter.warning(
+            events.warning(
                 f"partial result with {state.num_rows} frames saved to {path}; "
                 f"continue it with --resume once the problem is fixed"
             )
         raise
 
-    partial = interrupt.requested
+    partial = stopped()
     trajectory = result(partial)
     if not partial:
-        _warn_if_truncated(reporter, info, settings, state)
+        _warn_if_truncated(events, info, settings, state)
         if trajectory.num_people == 0:
-            reporter.warning(_no_person_message(state))
-    done(trajectory, partial, save(trajectory, partial))
-    return interrupt.exit_code if partial else EXIT_OK
+            events.warning(_no_person_message(state))
+    return done(trajectory, partial)
 
 
 def _no_person_message(state: RunState) -> str:
@@ -1196,7 +1284,7 @@ _STAGE_END = object()
 
 
 def _batches(
-    analysis: Analysis, frames: Iterator[Any], interrupt: Interrupt
+    analysis: Analysis, frames: Iterator[Any], stopped: Callable[[], bool]
 ) -> Iterator[list[Any]]:
     """Group ``(frame, detections)`` items into batches of :meth:`Analysis.frames_per_batch`; when
     reading fails part way (a broken image in a sequence), the frames read before it are still a
@@ -1211,7 +1299,7 @@ def _batches(
             if len(batch) >= target:
                 yield batch
                 batch, target = [], None
-                if interrupt.requested:
+                if stopped():
                     return
     except Exception:
         if batch:
@@ -1224,14 +1312,14 @@ def _batches(
 def _process_stream(
     analysis: Analysis,
     source: Any,
-    interrupt: Interrupt,
-    reporter: ProgressReporter,
+    stopped: Callable[[], bool],
+    events: AnalysisEvents,
     total: int | None,
     done_at_start: int,
     checkpoint: Callable[[], None],
 ) -> None:
     """Decode (reader thread), detect (detection thread) and analyse batch by batch until the end
-    or an interrupt; calls ``checkpoint`` every ``checkpoint_every_s`` seconds."""
+    or a stop; calls ``checkpoint`` every ``checkpoint_every_s`` seconds."""
     from .video import FrameReader
 
     every = analysis.settings.checkpoint_every_s
@@ -1241,18 +1329,18 @@ def _process_stream(
         iter(reader), analysis.detector, analysis.settings.detect_every, state.num_rows,
         reader.capacity,
     ) as detected:  # fmt: skip
-        for batch in _batches(analysis, iter(detected), interrupt):
+        for batch in _batches(analysis, iter(detected), stopped):
             analysis.process(batch)
             elapsed = time.monotonic() - started
             speed = (state.num_rows - done_at_start) / elapsed if elapsed > 0 else 0.0
-            reporter.progress(state.num_rows, total, speed, _people_alive(state))
-            if interrupt.requested:
+            events.progress(state.num_rows, total, speed, _people_alive(state))
+            if stopped():
                 break
             if every > 0 and time.monotonic() - last_checkpoint >= every:
                 checkpoint()
                 last_checkpoint = time.monotonic()
     speed = (state.num_rows - done_at_start) / max(time.monotonic() - started, 1e-9)
-    reporter.progress(state.num_rows, total, speed, _people_alive(state), force=True)
+    events.progress(state.num_rows, total, speed, _people_alive(state), force=True)
 
 
 def _people_alive(state: RunState) -> int:
@@ -1263,7 +1351,7 @@ def _people_alive(state: RunState) -> int:
 
 
 def _warn_if_truncated(
-    reporter: ProgressReporter, info: Any, settings: Settings, state: RunState
+    events: AnalysisEvents, info: Any, settings: Settings, state: RunState
 ) -> None:
     """A warning when decoding ended well before the frame count the container reported."""
     if info.is_sequence or info.frame_count is None:
@@ -1272,7 +1360,7 @@ def _warn_if_truncated(
     last = state.source_frames[-1] if state.source_frames else settings.start - 1
     missing = end - 1 - last
     if missing >= settings.stride + max(2, int(0.01 * info.frame_count)):
-        reporter.warning(
+        events.warning(
             f"decoding stopped at frame {last} of {info.frame_count}: the file is truncated or "
             f"damaged; the result covers frames {settings.start}-{last}"
         )
