@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import InferenceError
 
 if TYPE_CHECKING:
-    from .progress import Finished, Started
+    from .analysis import Finished, Started
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ _LOAD = object()  # "load it from the settings" (a detector may legitimately be 
 
 
 class WorkerAnalyzer:
-    """:class:`ClipAnalyzer` over the single-clip analysis (``inference.worker.analyze``) in this
+    """:class:`ClipAnalyzer` over the single-clip analysis (``inference.analysis.analyze``) in this
     process, with its pose estimator and detector loaded once, here, for every clip.
 
     ``args`` are ``python -m inference analyze`` options (``--model``, ``--fov``, ``--tta`` ...);
@@ -294,18 +294,18 @@ class WorkerAnalyzer:
     """
 
     def __init__(self, args: Sequence[str], estimator: Any = _LOAD, detector: Any = _LOAD) -> None:
-        from . import worker
+        from . import analysis
 
-        self._worker = worker
-        self.settings = worker.settings_from_options(args)
-        loader = worker.ModelLoader(
-            worker.load_pose_estimator if estimator is _LOAD else lambda _s, _d: estimator,
-            worker.load_detector if detector is _LOAD else lambda _s, _d, _e: detector,
+        self._analysis = analysis
+        self.settings = analysis.settings_from_options(args)
+        loader = analysis.ModelLoader(
+            analysis.load_pose_estimator if estimator is _LOAD else lambda _s, _d: estimator,
+            analysis.load_detector if detector is _LOAD else lambda _s, _d, _e: detector,
         )
-        device = worker.resolve_device(self.settings.device)
+        device = analysis.resolve_device(self.settings.device)
         self.models = loader(self.settings, device, _ClipEvents())
         # as the analysis names the model in its output's `model` key
-        self.model_id = worker.model_id(self.models.estimator, self.settings)
+        self.model_id = analysis.model_id(self.models.estimator, self.settings)
         result_settings = {
             key: value
             for key, value in dataclasses.asdict(self.settings).items()
@@ -332,11 +332,11 @@ class WorkerAnalyzer:
             self.settings, video=str(video), output=str(output), resume=resume, overwrite=True
         )
         try:
-            result = self._worker.analyze(
+            result = self._analysis.analyze(
                 settings, self.models, _ClipEvents(video.name, progress), stop
             )
         except Exception as error:
-            raise ClipError(self._worker.describe_failure(error)[1]) from error
+            raise ClipError(self._analysis.describe_failure(error)[1]) from error
         trajectory = result.trajectory
         return ClipOutcome(trajectory.num_frames, trajectory.num_people, result.partial)
 
@@ -348,7 +348,7 @@ _SPEED_ONLY_SETTINGS = frozenset(
 
 
 class _ClipEvents:
-    """The analysis events of one clip (``inference.progress.AnalysisEvents``): progress goes to
+    """The analysis events of one clip (``inference.analysis.AnalysisEvents``): progress goes to
     the batch's callback, warnings to the log (the driver reports a clip by its record)."""
 
     def __init__(self, clip: str = "", progress: ProgressCallback | None = None) -> None:
@@ -1242,11 +1242,11 @@ def _prepare_out_dir(out_dir: Path) -> None:
 def _check_analyze_options(args: Sequence[str]) -> None:
     """Parse the options every clip's analysis gets, as the workers will: a bad one is a bad
     command line (exit 2) now, not a batch whose workers all fail to start."""
-    from . import worker
+    from . import analysis
 
     try:
-        worker.settings_from_options(args)
-    except worker.UsageError as error:
+        analysis.settings_from_options(args)
+    except analysis.UsageError as error:
         raise BatchUsageError(f"--analyze-options: {error}") from None
 
 

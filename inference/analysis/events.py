@@ -1,4 +1,5 @@
-"""The worker's progress protocol: one JSON object per line on stdout, logs on stderr.
+"""The events of an analysis and the ``analyze`` protocol: one JSON object per line on stdout,
+logs on stderr.
 
 Events (every object has ``"event"`` and ``"time"``, seconds since the epoch):
 
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
-from .jsonlines import JsonLines
+from ..jsonlines import JsonLines
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class Finished:
 
 
 class AnalysisEvents(Protocol):
-    """Where an analysis reports (``inference.worker.analyze``): :class:`ProgressReporter` writes
+    """Where an analysis reports (``inference.analysis.analyze``): :class:`ProgressReporter` writes
     the JSON lines of ``analyze``; the batch passes progress to its driver and logs warnings."""
 
     def start(self, started: Started) -> None: ...
