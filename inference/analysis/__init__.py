@@ -36,10 +36,11 @@ The modules, in the order a run uses them:
 ``cli``         the command: argv -> settings, signals -> stop, errors -> exit codes
 ==============  ===========================================================================
 
-As a library (the batch does this, with models loaded once for many clips)::
+As a library (the batch does this, with ``Models`` loaded once for many clips)::
 
     settings = Settings(video="clip.mp4", output="clip.npz")
-    result = analyze(settings, ModelLoader(), events, stop=threading.Event())
+    result = analyze(settings, ModelLoader(), ProgressReporter(), threading.Event())
+    result.trajectory, result.path, result.partial
 """
 
 from .cli import main, run
@@ -62,6 +63,7 @@ from .events import AnalysisEvents, Finished, ProgressReporter, Started
 from .models import (
     ModelLoader,
     Models,
+    ModelSource,
     PoseEstimatorLike,
     load_detector,
     load_pose_estimator,
@@ -87,6 +89,7 @@ __all__ = [
     "ModelLoader",
     "ModelUnavailableError",
     "Models",
+    "ModelSource",
     "OutputError",
     "PoseEstimatorLike",
     "ProgressReporter",

@@ -18,7 +18,7 @@ import numpy as np
 from . import outputs
 from .errors import InputError
 from .events import AnalysisEvents, Finished, Started
-from .models import Models, joint_info, model_id, resolve_device, tuned_batch_size
+from .models import Models, ModelSource, joint_info, model_id, resolve_device, tuned_batch_size
 from .outputs import OutputError, OutputPlan
 from .pipeline import Pipeline, RunState, process_stream
 from .results import initial_state, load_resume, result_trajectory, source_fingerprint, write_result
@@ -49,7 +49,7 @@ class AnalysisResult:
 
 def analyze(
     settings: Settings,
-    models: Models | Callable[[Settings, str, AnalysisEvents], Models],
+    models: ModelSource,
     events: AnalysisEvents,
     stop: Stop,
 ) -> AnalysisResult:
@@ -115,7 +115,7 @@ def _analyse(
     settings: Settings,
     plan: OutputPlan,
     opened: tuple[Any, np.ndarray, str],
-    models: Models | Callable[[Settings, str, AnalysisEvents], Models],
+    models: ModelSource,
     events: AnalysisEvents,
     stopped: Callable[[], bool],
     guard: Callable[[], contextlib.AbstractContextManager],

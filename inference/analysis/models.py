@@ -212,6 +212,11 @@ class ModelLoader:
         return Models(estimator, self.detector(settings, device, events))
 
 
+ModelSource = Models | Callable[[Settings, str, AnalysisEvents], Models]
+"""What :func:`inference.analysis.analyze` takes: loaded models, or a loader such as
+:class:`ModelLoader` (called with the settings, the resolved device and the events)."""
+
+
 def tuned_batch_size(estimator: Any, settings: Settings, image_size: tuple[int, int]) -> int:
     """Crops per network call: the estimator's (tuned for ``image_size`` if automatic), else
     ``--batch-size`` or the CPU default; logged."""
