@@ -102,13 +102,14 @@ class WorkerAnalyzer:
     process, with its pose estimator and detector loaded once, here, for every clip.
 
     ``args`` are ``python -m inference analyze`` options (``--model``, ``--fov``, ``--tta`` ...);
-    ``estimator``/``detector`` replace the models those options name (tests, benchmarks).
+    ``estimator``/``detector`` replace the models those options name (tests, benchmarks). The
+    ``stop`` of :meth:`analyze` reaches the analysis in whatever thread it runs (a local worker
+    process, a Ray actor): it finishes its batch and keeps a partial result.
     """
 
     def __init__(self, args: Sequence[str], estimator: Any = _LOAD, detector: Any = _LOAD) -> None:
         from .. import analysis
 
-        self._analysis = analysis
         self.settings = analysis.settings_from_options(args)
         loader = analysis.ModelLoader(
             analysis.load_pose_estimator if estimator is _LOAD else lambda _s, _d: estimator,
@@ -137,6 +138,8 @@ class WorkerAnalyzer:
         stop: threading.Event,
         resume: bool,
     ) -> ClipOutcome:
+        from .. import analysis
+
         # The batch's records decide which results in its folder may be replaced (another input's
         # result keeps its name, see clip_names); a partial result still never replaces a
         # complete one (the analysis writes it beside it).
@@ -144,11 +147,11 @@ class WorkerAnalyzer:
             self.settings, video=str(video), output=str(output), resume=resume, overwrite=True
         )
         try:
-            result = self._analysis.analyze(
+            result = analysis.analyze(
                 settings, self.models, _ClipEvents(video.name, progress), stop
             )
         except Exception as error:
-            raise ClipError(self._analysis.describe_failure(error)[1]) from error
+            raise ClipError(analysis.describe_failure(error)[1]) from error
         trajectory = result.trajectory
         return ClipOutcome(trajectory.num_frames, trajectory.num_people, result.partial)
 

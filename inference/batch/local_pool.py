@@ -105,7 +105,9 @@ def _local_worker(
     ``inbox`` until ``None``; messages to the driver go to ``outbox``."""
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which stops us
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())  # stop after this clip
+    signal.signal(
+        signal.SIGTERM, lambda _signum, _frame: stop.set()
+    )  # the clip in flight stops too
     log_to_stderr(level, f"%(levelname)s {slot.name} %(name)s: %(message)s")
     _worker_environment(slot)
     try:
