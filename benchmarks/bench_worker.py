@@ -51,7 +51,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inference import worker  # noqa: E402
+from inference import analysis  # noqa: E402
 from inference.__main__ import build_parser  # noqa: E402
 from inference.model import MetrabsModel, ModelConfig  # noqa: E402
 from inference.poses import EstimatorConfig, FramePoses, PoseEstimator  # noqa: E402
@@ -204,7 +204,7 @@ def run_pipeline(clip: Path, truth, net: torch.nn.Module, device: str) -> tuple[
         return estimator
 
     stream = io.StringIO()
-    code = worker.run(args, make_estimator, lambda *a: PersonColourDetector(), stream=stream)
+    code = analysis.run(args, make_estimator, lambda *a: PersonColourDetector(), stream=stream)
     done = json.loads(stream.getvalue().splitlines()[-1])
     assert code == 0 and done["people"] == truth.num_people, done
     assert true_poses.frames_seen == done["frames"], "frames reached the estimator out of step"
@@ -220,7 +220,7 @@ def one_length(clip: str) -> dict:
         )
         stream = io.StringIO()
         estimator = ColourJointPoseEstimator()
-        code = worker.run(
+        code = analysis.run(
             args, lambda s, d: estimator, lambda *a: PersonColourDetector(), stream=stream
         )
     done = json.loads(stream.getvalue().splitlines()[-1])
@@ -279,7 +279,7 @@ def tracking_rows() -> list[tuple[str, float, int]]:
                 estimator.model_id = "colour-joints"
                 return estimator
 
-            code = worker.run(
+            code = analysis.run(
                 args, make_estimator, lambda *a: PersonColourDetector(), stream=io.StringIO()
             )
             assert code == 0

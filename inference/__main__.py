@@ -1,7 +1,8 @@
 """Command line of the inference worker: ``python -m inference <command> ...``.
 
-Each command lives in its own module, imported only when chosen (torch is slow to import), and
-exposes ``configure_parser(parser)`` and ``main(args) -> int`` (the process exit code).
+Each command lives in its own package or module, imported only when chosen (torch is slow to
+import), and exposes ``configure_parser(parser)`` and ``main(args) -> int`` (the process exit
+code).
 """
 
 import argparse
@@ -10,7 +11,7 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS = {
-    "analyze": (".worker", "estimate 3D poses of everyone in a video, write a trajectory .npz"),
+    "analyze": (".analysis", "estimate 3D poses of everyone in a video, write a trajectory .npz"),
     "weights": (".weights", "list, download, verify and locate model weights"),
     "batch": (".batch", "analyse many clips (folders, patterns) locally or on a Ray cluster"),
     "train": (

@@ -3,7 +3,7 @@
 Blender's own Python has no torch (and must not get it through runtime pip), so the analysis runs
 in another interpreter, ``python -m inference analyze VIDEO -o OUT.npz ...``, started here with the
 extension root on ``PYTHONPATH``. The worker prints one JSON object per line on stdout (events
-``start``, ``progress``, ``warning``, ``done``, ``error``, see ``inference/progress.py``) and logs on
+``start``, ``progress``, ``warning``, ``done``, ``error``, see ``inference/analysis/events.py``) and logs on
 stderr. A reader thread parses stdout into a queue; the caller (the modal operator's timer, or the
 synchronous :func:`run_to_completion`) drains it. Nothing in this module touches ``bpy``, so the
 threads are safe and the module is testable in any Python.

@@ -36,7 +36,7 @@ from .errors import MocapError
 from .importer import ImportResult, import_trajectory, resolve_target
 from .paths import backend_venv_dir, default_output_path
 
-# The batch output layout, shared with inference/batch.py by these names only (Blender's Python
+# The batch output layout, shared with inference/batch/ by these names only (Blender's Python
 # never imports the inference package).
 MANIFEST_JSON = "batch_manifest.json"
 MANIFEST_FORMAT = "metrabs-batch-manifest"

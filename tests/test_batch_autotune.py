@@ -12,7 +12,7 @@ import torch
 from crop_models import STUB_JOINT_NAMES, IntrinsicsStubModel
 from test_poses import case, fixture_inputs
 
-from inference import worker
+from inference import analysis
 from inference.__main__ import build_parser
 from inference.poses import (
     CPU_BATCH_SIZE,
@@ -216,7 +216,7 @@ def run_worker(clip, tmp_path, model, *options):
     from tests.tinymodels import PersonColourDetector
 
     stream = io.StringIO()
-    code = worker.run(args, make_estimator, lambda *a: PersonColourDetector(), stream=stream)
+    code = analysis.run(args, make_estimator, lambda *a: PersonColourDetector(), stream=stream)
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     return code, events, output, made[0]
 
@@ -227,7 +227,7 @@ def test_worker_records_the_automatic_batch_size(walking_clip, tmp_path):
 
     clip, _ = walking_clip
     code, events, output, _ = run_worker(clip, tmp_path, ColourJointCropModel(128))
-    assert code == worker.EXIT_OK, events[-1]
+    assert code == analysis.EXIT_OK, events[-1]
     assert events[0]["event"] == "start" and events[0]["batch_size"] == CPU_BATCH_SIZE
     settings = json.loads(str(read_trajectory(output).extras["worker_settings"]))
     assert settings["batch_size"] == CPU_BATCH_SIZE
@@ -257,7 +257,7 @@ def test_worker_follows_the_estimators_back_off(walking_clip, tmp_path, caplog):
     model = LimitedColourModel(3)
     with caplog.at_level(logging.WARNING, logger="inference.poses"):
         code, events, output, estimator = run_worker(clip, tmp_path, model, "--batch-size", "16")
-    assert code == worker.EXIT_OK, events[-1]
+    assert code == analysis.EXIT_OK, events[-1]
     assert events[0]["batch_size"] == 16
     assert "batch size lowered to" in caplog.text
     assert estimator.crops_per_batch == 2  # 16 -> 8 -> 4 -> 2

@@ -16,7 +16,7 @@ import pytest
 import ray
 
 from inference.batch import EXIT_CANCELLED, EXIT_OK, AnalyzerSpec, BatchOptions, run_batch
-from inference.batch_ray import ActorPlan, plan_actors
+from inference.batch.ray_pool import ActorPlan, plan_actors
 from retarget.contract import read_trajectory
 from tests.batchclips import read_log, run_batch_within, truth_boxes, write_clip
 

@@ -1,4 +1,4 @@
-"""The batch command over the real single-clip worker (``inference.worker``) in its worker
+"""The batch command over the real single-clip worker (``inference.analysis``) in its worker
 processes, with the test pose model and detector of ``tests/tinymodels.py`` loaded once per process,
 on synthetic walking people with exact ground truth (``tests/synthvideo.py``)."""
 

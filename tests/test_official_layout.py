@@ -82,7 +82,7 @@ def test_every_skeleton_of_the_release_maps_each_joint_to_its_identity(layouts, 
     same joint of ``smpl+head_30`` does."""
     import cv2
 
-    from inference.worker import Settings, load_pose_estimator
+    from inference.analysis import Settings, load_pose_estimator
 
     video, official_bundle, _ = layouts
     truth = read_trajectory(video.with_name("truth.npz"))

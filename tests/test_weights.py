@@ -457,7 +457,7 @@ def test_resolve_refuses_unsafe_user_tarball(tmp_path, cache):
 
 
 def test_project_model_resolves_to_the_repository_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(weights, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(weights.registry, "REPO_ROOT", tmp_path)
     with pytest.raises(ModelNotFoundError, match="missing"):
         resolve_model("metrabs_small_synth")
     folder = tmp_path / "models" / "metrabs_small_synth"
@@ -600,9 +600,9 @@ def test_cli_module_imports_no_torch():
 
 def test_tarball_detection_by_content(tmp_path):
     archive = bundle_tarball(tmp_path / "bundle.download")  # odd extension, tar.gz inside
-    assert weights._is_tarball(archive) and tarfile.is_tarfile(archive)
+    assert weights.resolve._is_tarball(archive) and tarfile.is_tarfile(archive)
     (tmp_path / "w.pth").write_bytes(b"PK\x03\x04")
-    assert not weights._is_tarball(tmp_path / "w.pth")
+    assert not weights.resolve._is_tarball(tmp_path / "w.pth")
 
 
 # ------------------------------------------------------------------------------------------------

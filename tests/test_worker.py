@@ -9,8 +9,8 @@ import signal
 import numpy as np
 import pytest
 
+from inference.analysis import EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 from inference.camera import intrinsics_from_fov
-from inference.worker import EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 from retarget.contract import read_trajectory, write_trajectory
 from tests import mp4edit
 from tests.synthvideo import frames_of, walking_people, write_clip
@@ -137,7 +137,7 @@ def test_a_second_ctrl_c_while_the_result_is_written_does_not_lose_it(
     """Ctrl-C once (stop after the first batch), then again while the partial result is being saved:
     the save completes and the run ends as interrupted."""
     import retarget.contract
-    from inference import worker
+    from inference import analysis
     from inference.__main__ import build_parser
     from tests.tinymodels import ColourJointPoseEstimator
 
@@ -162,7 +162,7 @@ def test_a_second_ctrl_c_while_the_result_is_written_does_not_lose_it(
         ["analyze", str(two_people[0]), "-o", str(output), "--batch-size", "4", "--detector",
          "none", "--box", "100,50,200,300", "--checkpoint-every", "0"]
     )  # fmt: skip
-    code = worker.run(args, lambda s, d: CtrlCOnFirstCall(), lambda *a: None, io.StringIO())
+    code = analysis.run(args, lambda s, d: CtrlCOnFirstCall(), lambda *a: None, io.StringIO())
     assert code == EXIT_SIGINT
     kept = read_trajectory(output)
     assert bool(kept.extras["partial"]) and 0 < kept.num_frames < 50

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inference.worker import EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
+from inference.analysis import EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
 from retarget.contract import read_trajectory
 from tests.synthvideo import (
     frames_of,

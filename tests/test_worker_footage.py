@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from inference.worker import EXIT_OK
+from inference.analysis import EXIT_OK
 from retarget.contract import read_trajectory
 from tests import mp4edit
 from tests.synthvideo import (

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from inference.analysis import EXIT_MODEL, EXIT_OK
 from inference.model import MetrabsModel, ModelConfig, save_bundle
 from inference.model.testing import deterministic_state_dict
 from inference.poses import CPU_BATCH_SIZE
 from inference.training.synth.motion import SKELETON
-from inference.worker import EXIT_MODEL, EXIT_OK
 from retarget.contract import read_trajectory
 from tests.synthvideo import walking_people, write_clip
 from tests.workerrun import analyze

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from inference.progress import ProgressReporter
+from inference.analysis import ProgressReporter
 
 
 def lines(stream):

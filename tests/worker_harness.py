@@ -13,7 +13,7 @@ that long (to interrupt a run mid-way).
 import sys
 import time
 
-from inference import worker
+from inference import analysis
 from inference.__main__ import build_parser
 from inference.training.synth.motion import SKELETON
 from tests.tinymodels import ColourJointPoseEstimator, PersonColourDetector
@@ -55,9 +55,9 @@ def main(argv: list[str]) -> int:
     def make_detector(settings, device, reporter):
         if settings.detector == "auto":
             return PersonColourDetector()
-        return worker.load_detector(settings, device, reporter)
+        return analysis.load_detector(settings, device, reporter)
 
-    return worker.run(
+    return analysis.run(
         args,
         make_estimator=lambda settings, device: make_estimator(
             settings, device, frame_model, delay

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..weights import BUNDLE_FILES
+from ..weights.registry import BUNDLE_FILES
 from .config import ModelConfig, dump_yaml_subset, parse_yaml_subset
 from .errors import (
     BundleError,

@@ -1,4 +1,4 @@
-"""The add-on driving the real analysis worker (``inference.worker``) as a subprocess: a full run
+"""The add-on driving the real analysis worker (``inference.analysis``) as a subprocess: a full run
 on a rendered synthetic clip, cancel mid-run and resume, the overlay of the imported rigs on the
 worker's 2D output (project's test models, ``tests/worker_harness.py``: the real worker with a
 colour-joint pose network and detector), and the Analyze and Import buttons with the extension's

@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from .download import sha256_file
+from ..download import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -25,17 +25,12 @@ from typing import Any
 
 import ray
 
-from .batch import (
-    AnalyzerSpec,
-    BatchDriver,
-    BatchError,
-    BatchOptions,
-    ClipJob,
-    ClipRecord,
-    Throttled,
-    load_analyzer,
-    process_clip,
-)
+from .analyzer import AnalyzerSpec, Throttled, load_analyzer
+from .clip import ClipRecord, process_clip
+from .discovery import ClipJob
+from .driver import BatchDriver
+from .errors import BatchError
+from .run import BatchOptions
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +70,7 @@ class _Control:
 
 
 class ClipActor:
-    """Holds one loaded analyser; :meth:`process` analyses one clip (see ``batch.process_clip``)."""
+    """Holds one loaded analyser; :meth:`process` analyses one clip (see ``process_clip``)."""
 
     def __init__(self, spec: AnalyzerSpec, name: str, control: str) -> None:
         self.name = name
@@ -141,7 +136,7 @@ def _connect(address: str | None) -> bool:
     """Connect to (or start) Ray unless the caller already did; True when we did."""
     if ray.is_initialized():
         return False
-    project = str(Path(__file__).resolve().parents[1])
+    project = str(Path(__file__).resolve().parents[2])
     pythonpath = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH", "")) if p)
     ray.init(
         address=address or None,

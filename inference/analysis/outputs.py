@@ -27,7 +27,7 @@ from typing import IO
 
 import numpy as np
 
-from . import InferenceError
+from .. import InferenceError
 
 PARTIAL_INFIX = ".partial"  # clip.npz -> clip.partial.npz
 
