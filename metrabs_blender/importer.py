@@ -164,7 +164,7 @@ def import_trajectory(
     raises :class:`MocapError` or ``RetargetError`` and leaves the file as it was; re-importing
     makes a new take and never edits earlier ones or the user's actions.
     """
-    from ..retarget import rigmaps
+    from ..retarget.solve import rigmaps
 
     context = context or bpy.context
     target = resolve_target(target, context)
