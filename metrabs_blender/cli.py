@@ -19,6 +19,7 @@ import numpy as np
 from .. import retarget
 from ..retarget import contract
 from ..retarget.contract import output_problem
+from ..retarget.files import replacing
 from ..retarget.solve import ROOT_MOTIONS
 from . import api
 from .errors import MocapError
@@ -337,19 +338,16 @@ def _whole_blend(path: Path) -> bool:
 def _save(out: Path) -> None:
     """Save the scene to ``out`` atomically: to a temporary file beside it, checked whole, then
     renamed, so a full disk leaves the earlier file (or none) and an error."""
-    temporary = out.with_name(f".{out.stem}.saving-{os.getpid()}.blend")
-    try:
+    with replacing(out, suffix=".blend") as temporary:
         try:
             bpy.ops.wm.save_as_mainfile(filepath=str(temporary), copy=True)
         except RuntimeError as error:
             reason = str(error).strip()  # Blender 4.2 says "No such file" for a full disk
             raise MocapError(f"cannot save {out}: {reason} (is the disk full?)") from None
+        finally:
+            temporary.with_name(temporary.name + "1").unlink(missing_ok=True)  # Blender's backup
         if not temporary.is_file() or not _whole_blend(temporary):
             raise MocapError(f"cannot save {out}: the file was cut short (is the disk full?)")
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
-        temporary.with_name(temporary.name + "1").unlink(missing_ok=True)  # Blender's backup
 
 
 def main(argv: list[str] | None = None) -> int:

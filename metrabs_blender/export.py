@@ -12,7 +12,6 @@ are left as they were.
 """
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import bpy
 import numpy as np
 
 from ..retarget.contract import output_problem
+from ..retarget.files import replacing
 from .errors import MocapError
 
 FORMATS = (".fbx", ".bvh", ".glb")
@@ -228,18 +228,13 @@ def _key_skeleton(skeleton, names: list[str], matrices: np.ndarray, frames: np.n
 def _write(path: Path, frames: np.ndarray) -> None:
     """Run Blender's exporter for ``path``'s format (on the context's scene: the skeleton alone)
     into a temporary file beside ``path`` that then replaces it."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
-                                         dir=path.parent)  # fmt: skip
-    os.close(handle)
-    try:
-        _EXPORTERS[path.suffix.lower()](temporary, frames)
-        if not os.path.getsize(temporary):
+    with replacing(path, suffix=path.suffix) as temporary:
+        try:
+            _EXPORTERS[path.suffix.lower()](str(temporary), frames)
+        except RuntimeError as error:
+            raise MocapError(f"cannot export {path.name}: {str(error).strip()}") from None
+        if not temporary.stat().st_size:
             raise MocapError(f"the exporter wrote nothing for {path.name}")
-        os.replace(temporary, path)
-    except RuntimeError as error:
-        raise MocapError(f"cannot export {path.name}: {str(error).strip()}") from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def _fbx(filepath: str, frames: np.ndarray) -> None:

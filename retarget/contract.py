@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import RetargetError
+from .files import atomic_write
 from .joints import JointNamesError, skeleton_order
 from .skeletons import SKELETONS
 
@@ -344,18 +345,8 @@ def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
     path = Path(path)
     arrays = _to_arrays(trajectory)
     validate_arrays(arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            _save_npz(temp_file, arrays)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp's file is private (0600)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        _save_npz(stream, arrays)
     return path
 
 
@@ -392,13 +383,6 @@ def output_problem(path: str | os.PathLike) -> str | None:
     except OSError as error:
         return f"cannot write into {folder}: {error.strerror or error}"
     return None
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read by setting it, so set it back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def read_trajectory(path: str | os.PathLike) -> Trajectory:

@@ -86,7 +86,7 @@ from .errors import (
     BatchUsageError,
     NoClipsError,
 )
-from .files import file_sha256, write_atomic
+from .files import file_sha256
 from .local_pool import LocalPool, WorkerSlot, cpu_cores, plan_slots, run_local, visible_gpus
 from .manifest import CSV_COLUMNS, MANIFEST_CSV, MANIFEST_JSON, Manifest
 from .run import BatchOptions, run_batch
@@ -139,5 +139,4 @@ __all__ = [
     "run_local",
     "visible_gpus",
     "worker_analyzer",
-    "write_atomic",
 ]

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retarget.files import write_text
+
 from .analyzer import ClipAnalyzer, ClipError, ProgressCallback
 from .discovery import ClipJob
 from .errors import error_message
-from .files import file_sha256, read_json, write_atomic
+from .files import file_sha256, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -156,4 +158,4 @@ def _save_record(job: ClipJob, record: ClipRecord, config_id: str, complete: boo
         if complete and job.cleaned_output
         else None,
     }
-    write_atomic(Path(job.record), json.dumps(saved, indent=1))
+    write_text(Path(job.record), json.dumps(saved, indent=1))

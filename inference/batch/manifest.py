@@ -11,9 +11,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from retarget.files import write_text
+
 from .clip import ClipRecord
 from .discovery import ClipJob
-from .files import read_json, write_atomic
+from .files import read_json
 
 MANIFEST_JSON = "batch_manifest.json"
 MANIFEST_CSV = "batch_manifest.csv"
@@ -110,10 +112,10 @@ class Manifest:
             "clips": clips,
         }
         # ASCII escapes: a file name that is not UTF-8 (kept as surrogates) survives the round trip
-        write_atomic(self.json_path, json.dumps(document, indent=1))
+        write_text(self.json_path, json.dumps(document, indent=1))
         table = io.StringIO()
         writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for item in clips:
             writer.writerow({key: "" if item[key] is None else item[key] for key in CSV_COLUMNS})
-        write_atomic(self.csv_path, table.getvalue())
+        write_text(self.csv_path, table.getvalue())

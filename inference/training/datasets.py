@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
+from retarget.files import atomic_write
 
 from .. import InferenceError
 from ..camera import project
@@ -122,15 +123,8 @@ def write_pose_dataset(
     if boxes is not None:
         arrays["boxes"] = np.asarray(boxes, np.float32)
     _validate(arrays, root)
-    root.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix="annotations.", suffix=".tmp", dir=root)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez_compressed(file, **arrays)
-        os.replace(temp, root / ANNOTATIONS_FILE)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_write(root / ANNOTATIONS_FILE) as file:
+        np.savez_compressed(file, **arrays)
     return root / ANNOTATIONS_FILE
 
 
@@ -257,10 +251,8 @@ def render_synthetic_dataset(
         if not part.is_file():
             rows = _render_shard(root, range(start, min(start + shard_size, num_frames)), seed,
                                  scene, jpeg_quality, min_visible, min_in_image)  # fmt: skip
-            handle, temp = tempfile.mkstemp(suffix=".tmp", dir=part.parent)
-            with os.fdopen(handle, "wb") as file:
+            with atomic_write(part) as file:
                 np.savez(file, **rows)
-            os.replace(temp, part)
             logger.info("rendered frames %d..%d of %d", start, start + shard_size, num_frames)
         with np.load(part) as archive:
             parts.append({key: archive[key] for key in archive.files})

@@ -33,7 +33,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
+from retarget.files import atomic_write
 
 from .. import InferenceError
 from ..model import (
@@ -327,15 +328,8 @@ def _epoch_size(num_people: int, train: TrainConfig) -> int:
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
-    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, temp)
-        os.chmod(temp, 0o644)  # mkstemp makes owner-only files
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        torch.save(obj, file)
 
 
 def _limit(data: PoseDataset, count: int) -> PoseDataset:

@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,8 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from retarget.files import atomic_write
 
 from ..detect import DetectorWeightsError
 from ..detect.nms import box_iou, xywh_to_xyxy
@@ -156,11 +157,9 @@ def render_detection_dataset(
                 index.append(i)
         if (i + 1) % 250 == 0:
             logger.info("rendered %d / %d detection frames", i + 1, num_frames)
-    handle, temp = tempfile.mkstemp(suffix=".tmp", dir=root)
-    with os.fdopen(handle, "wb") as file:
+    with atomic_write(root / DETECTIONS_FILE) as file:
         np.savez(file, image_paths=np.array(paths), boxes=np.array(boxes, np.float32).reshape(-1, 4),
                  image_index=np.array(index, np.int64))  # fmt: skip
-    os.replace(temp, root / DETECTIONS_FILE)
     return load_detection_dataset(root)
 
 

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from retarget.files import write_json
+
 from . import file_hashes
 from .errors import ModelIntegrityError
 from .registry import ModelEntry, project_file
@@ -72,13 +74,6 @@ def cache_paths(entry: ModelEntry, cache: Path) -> CachePaths:
     return CachePaths(cache, entry.name, entry.filename or entry.name)
 
 
-def write_json_atomic(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -98,7 +93,7 @@ def record_download_hash(cache: Path, name: str, sha256: str, size: int, url: st
     path = cache / "recorded_hashes.json"
     data = read_json(path)
     data[name] = {"sha256": sha256, "size": size, "url": url, "recorded_at": timestamp()}
-    write_json_atomic(path, data)
+    write_json(path, data)
 
 
 def forget_recorded_hash(cache: Path, name: str) -> bool:
@@ -108,7 +103,7 @@ def forget_recorded_hash(cache: Path, name: str) -> bool:
     if name not in data:
         return False
     del data[name]
-    write_json_atomic(path, data)
+    write_json(path, data)
     return True
 
 

@@ -9,8 +9,9 @@ costs the hashing time.
 
 import json
 import logging
-import os
 from pathlib import Path
+
+from retarget.files import write_json
 
 from ..download import sha256_file
 
@@ -38,10 +39,7 @@ def remember(path: Path, digest: str, store: Path) -> None:
     data = _read(store)
     data[name] = {"size": size, "mtime_ns": mtime, "sha256": digest}
     try:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        temporary = store.with_name(f".{store.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, store)
+        write_json(store, data)
     except OSError as error:
         log.debug("cannot remember the hash of %s: %s", path, error)
 

@@ -10,6 +10,8 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from retarget.files import write_json
+
 from ..download import (
     DownloadError,
     DownloadOptions,
@@ -30,7 +32,6 @@ from .cache import (
     installed_path,
     record_download_hash,
     timestamp,
-    write_json_atomic,
 )
 from .errors import (
     ModelDownloadError,
@@ -268,7 +269,7 @@ def _install(
         "installed_at": timestamp(),
         "files": _hash_tree(paths.model_dir, cache),
     }
-    write_json_atomic(paths.manifest, manifest)
+    write_json(paths.manifest, manifest)
     if in_cache and not keep_archive:
         file.unlink()
     path = installed_path(entry, cache)
@@ -301,7 +302,7 @@ def _install_folder(
         "installed_at": timestamp(),
         "files": _hash_tree(paths.model_dir, cache),
     }
-    write_json_atomic(paths.manifest, manifest)
+    write_json(paths.manifest, manifest)
     path = installed_path(entry, cache)
     assert path is not None, "manifest and model folder were just written"
     progress({"event": "installed", "name": entry.name, "path": str(path), "already": False})

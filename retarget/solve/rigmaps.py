@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import RetargetError
+from ..files import write_text
 
 SIDES = ("L", "R")
 LIMB_SLOTS = ("shoulder", "upper_arm", "forearm", "hand", "thigh", "shin", "foot", "toe")
@@ -527,8 +528,9 @@ def rig_map_from_dict(data: Mapping, source: str = "rig map") -> RigMap:
 
 
 def save_rig_map(rig_map: RigMap, path: str | os.PathLike) -> Path:
+    """Write ``rig_map`` as JSON (``JSON_FORMAT``) to ``path``, whole or not at all."""
     path = Path(path)
-    path.write_text(json.dumps(rig_map.to_json(), indent=2) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(rig_map.to_json(), indent=2) + "\n")
     return path
 
 
