@@ -35,7 +35,7 @@ import numpy as np
 
 from ..retarget import contract
 from ..retarget.solve import people
-from . import backend, review
+from . import backend, jobs, review
 from . import camera as camera_tools
 from . import export as exporting
 from .batch_import import (
@@ -109,7 +109,7 @@ def start_analysis(
     python: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     worker: Sequence[str] = backend.WORKER_ENTRY,
-) -> backend.BackendProcess:
+) -> jobs.BackendProcess:
     """Start the worker for ``request`` and return at once (the modal operator follows it).
 
     ``python`` is the backend interpreter (default: auto-detected, see
@@ -130,11 +130,11 @@ def start_analysis(
     python = backend.caller_python(python)
     Path(request.output).parent.mkdir(parents=True, exist_ok=True)
     command = backend.analyze_command(python, request, entry=worker)
-    log.info("analysis: %s", backend.command_text([command]))
-    return backend.BackendProcess(command, env=backend.worker_environment(cache_dir))
+    log.info("analysis: %s", jobs.command_text([command]))
+    return jobs.BackendProcess(command, env=backend.worker_environment(cache_dir))
 
 
-def finish_analysis(outcome: backend.WorkerOutcome) -> AnalysisResult:
+def finish_analysis(outcome: jobs.WorkerOutcome) -> AnalysisResult:
     """Check a finished worker's output and summarise it; raises :class:`MocapError` when the run
     produced nothing usable (the message is the worker's own, or says what went wrong)."""
     if outcome.output is None:
@@ -164,7 +164,7 @@ def analyze_video(
     cache_dir: str | os.PathLike | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    on_event: "Callable[[dict, backend.WorkerState], None] | None" = None,
+    on_event: "Callable[[dict, jobs.WorkerState], None] | None" = None,
     should_cancel: "Callable[[], bool] | None" = None,
     worker: Sequence[str] = backend.WORKER_ENTRY,
     extra_args: Sequence[str] = (),
@@ -189,7 +189,7 @@ def analyze_video(
         extra_args=tuple(extra_args),
     )  # fmt: skip
     process = start_analysis(request, python=python, cache_dir=cache_dir, worker=worker)
-    outcome = backend.run_to_completion(process, on_event=on_event, should_cancel=should_cancel)
+    outcome = jobs.run_to_completion(process, on_event=on_event, should_cancel=should_cancel)
     return finish_analysis(outcome)
 
 

@@ -12,7 +12,7 @@ Cleaned results (``cleaned/<clip>.npz``) are preferred when present.
 "Analyze folder" runs the batch command in the backend Python like the single-clip analysis:
 :func:`start_batch` checks the request (:func:`check_request`: videos found, output writable) and
 starts it, returning at once (the panel's modal operator follows it with
-``backend.WorkerJob(process, BatchState())`` and :func:`finish_batch`); :func:`analyze_folder`
+``jobs.WorkerJob(process, BatchState())`` and :func:`finish_batch`); :func:`analyze_folder`
 blocks until it has finished and imports the results. :func:`analysis_options` turns the
 single-clip settings (device, model, camera, max people) into every clip's analysis options.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 import bpy
 
 from ..retarget import RetargetError
-from . import backend
+from . import backend, jobs
 from .errors import MocapError
 from .importer import ImportResult, import_trajectory, resolve_target
 from .paths import backend_venv_dir, default_output_path
@@ -294,9 +294,9 @@ def _check_writable(folder: Path) -> None:
 
 
 @dataclass
-class BatchState(backend.EventState):
-    """What the batch command's events said so far; follows the single-clip ``backend.WorkerState``
-    (:attr:`fraction`, :meth:`text`), so ``backend.WorkerJob`` can follow it."""
+class BatchState(jobs.EventState):
+    """What the batch command's events said so far; follows the single-clip ``jobs.WorkerState``
+    (:attr:`fraction`, :meth:`text`), so ``jobs.WorkerJob`` can follow it."""
 
     clips_total: int | None = None
     clips_done: int = 0  # finished: done, skipped or failed
@@ -349,7 +349,7 @@ def start_batch(
     python: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     entry: Sequence[str] = BATCH_ENTRY,
-) -> "backend.BackendProcess":
+) -> "jobs.BackendProcess":
     """Check ``request`` (:func:`check_request`), then start the batch command in the backend
     Python (default: auto-detected) and return at once."""
     check_request(request)
@@ -362,7 +362,7 @@ def start_batch(
     )
     Path(request.output).mkdir(parents=True, exist_ok=True)
     command = batch_command(backend.caller_python(python), request, entry)
-    return backend.BackendProcess(command, env=backend.worker_environment(cache_dir))
+    return jobs.BackendProcess(command, env=backend.worker_environment(cache_dir))
 
 
 @dataclass(frozen=True)
@@ -384,7 +384,7 @@ class BatchOutcome:
         return f"Cancelled: {text}" if self.cancelled else text
 
 
-def finish_batch(job: "backend.WorkerJob") -> BatchOutcome:
+def finish_batch(job: "jobs.WorkerJob") -> BatchOutcome:
     """The outcome of a finished batch job; raises :class:`backend.BackendError` with the batch's
     own message when it could not run (no video, no model, bad options) or every clip failed."""
     state: BatchState = job.state
@@ -426,7 +426,7 @@ def analyze_folder(
     This is the panel's Analyze Folder followed by Import Folder in one call; per-clip settings
     go in ``request.analyze_args`` (see :func:`analysis_options`).
     """
-    job = backend.WorkerJob(start_batch(request, python, cache_dir, entry), BatchState())
+    job = jobs.WorkerJob(start_batch(request, python, cache_dir, entry), BatchState())
     job.on_event = on_event
     try:
         while not job.poll():

@@ -3,3 +3,7 @@
 
 class MocapError(Exception):
     """A problem the user can fix; the message says how."""
+
+
+class BackendError(MocapError):
+    """The backend Python is missing, broken or failed; the message says what to do."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import bpy
 
-from . import requests
+from . import jobs, requests
 from .errors import MocapError
 
 #: background jobs of this session, by kind ("analyze", "setup", "download"); runtime state only
@@ -267,7 +267,7 @@ class METRABS_OT_analyze_footage(_ModalJob, bpy.types.Operator):
             cache_dir=requests.cache_dir(context),
             worker=backend.WORKER_ENTRY,
         )
-        return backend.WorkerJob(process)
+        return jobs.WorkerJob(process)
 
     def job_finished(self, context, job):
         from . import api
@@ -432,7 +432,7 @@ class METRABS_OT_analyze_folder(_ModalJob, bpy.types.Operator):
     job_kind = "batch"
 
     def start_job(self, context):
-        from . import backend, batch_import
+        from . import batch_import
 
         request = requests.folder_request(context)
         batch_import.check_request(request)  # no video or no writable output: before the backend
@@ -442,7 +442,7 @@ class METRABS_OT_analyze_folder(_ModalJob, bpy.types.Operator):
             cache_dir=requests.cache_dir(context),
             entry=batch_import.BATCH_ENTRY,
         )
-        return backend.WorkerJob(process, batch_import.BatchState())
+        return jobs.WorkerJob(process, batch_import.BatchState())
 
     def job_finished(self, context, job):
         from . import batch_import
@@ -550,9 +550,9 @@ class METRABS_OT_setup_backend(_ModalJob, bpy.types.Operator):
             raise MocapError(
                 "Online access is off (Preferences > System > Network), so nothing is downloaded. "
                 "Allow it, or run the commands shown in the add-on preferences in a terminal: "
-                + backend.command_text(commands).replace("\n", " && ")
+                + jobs.command_text(commands).replace("\n", " && ")
             )
-        return backend.CommandSequence(commands, env=backend.worker_environment())
+        return jobs.CommandSequence(commands, env=backend.worker_environment())
 
     def job_finished(self, context, job):
         from . import backend, paths, preferences
@@ -593,10 +593,10 @@ class METRABS_OT_download_model(_ModalJob, bpy.types.Operator):
         from . import backend
 
         command = requests.download_command(context)
-        process = backend.BackendProcess(
+        process = jobs.BackendProcess(
             command, env=backend.worker_environment(requests.cache_dir(context))
         )
-        return backend.WorkerJob(process, backend.DownloadState())
+        return jobs.WorkerJob(process, jobs.DownloadState())
 
     def job_finished(self, context, job):
         from . import backend, preferences

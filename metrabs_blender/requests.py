@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bpy
 
+from . import jobs
 from .errors import MocapError
 
 
@@ -265,9 +266,8 @@ def setup_commands(context) -> list[list[str]]:
 
 def setup_command_text(context) -> str:
     """:func:`setup_commands` as the lines to run in a terminal."""
-    from . import backend
 
-    return backend.command_text(setup_commands(context))
+    return jobs.command_text(setup_commands(context))
 
 
 def download_command(context) -> list[str]:
@@ -284,6 +284,6 @@ def download_command(context) -> list[str]:
         command = backend.weights_command(shown, "download", name, cache_dir(context))
         raise MocapError(
             "Online access is off (Preferences > System > Network); allow it, or run in a "
-            f"terminal: {backend.command_text([command])}"
+            f"terminal: {jobs.command_text([command])}"
         )
     return backend.weights_command(backend_python(context), "download", name, cache_dir(context))

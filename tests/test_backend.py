@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from metrabs_blender import backend
+from metrabs_blender import backend, jobs
 from retarget.contract import read_trajectory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,23 +124,23 @@ def test_auto_detection_prefers_the_environment_variable(monkeypatch, tmp_path, 
 
 
 def test_parse_json_line_ignores_stray_output():
-    assert backend.parse_json_line('{"event": "progress", "frames_done": 3}\n') == {
+    assert jobs.parse_json_line('{"event": "progress", "frames_done": 3}\n') == {
         "event": "progress",
         "frames_done": 3,
     }
     for line in ("Loading model...", "{not json", '["event"]', '{"no_event": 1}', ""):
-        assert backend.parse_json_line(line) is None
+        assert jobs.parse_json_line(line) is None
 
 
 @pytest.mark.slow
 def test_worker_run_to_completion(tmp_path, video):
     output = tmp_path / "out" / "clip.npz"
-    process = backend.BackendProcess(
+    process = jobs.BackendProcess(
         protocol_worker(video, output, "--max-people", "1"),
         env=backend.worker_environment(),
     )
     seen = []
-    outcome = backend.run_to_completion(process, on_event=lambda event, state: seen.append(event))
+    outcome = jobs.run_to_completion(process, on_event=lambda event, state: seen.append(event))
     assert outcome.returncode == 0 and outcome.output == output and not outcome.partial
     assert outcome.error_message is None and not outcome.cancelled
     kinds = [event["event"] for event in seen]
@@ -152,7 +152,7 @@ def test_worker_run_to_completion(tmp_path, video):
 
 
 def test_state_text_and_fraction():
-    state = backend.WorkerState()
+    state = jobs.WorkerState()
     assert state.text().startswith("Starting") and state.fraction == 0.0
     state.update({"event": "start", "frames_total": 480})
     state.update({"event": "progress", "frames_done": 120, "frames_total": 480, "fps": 12.34,
@@ -164,7 +164,7 @@ def test_state_text_and_fraction():
 @pytest.mark.slow
 def test_cancel_keeps_the_partial_result_and_ends_the_process(tmp_path, video):
     output = tmp_path / "clip.npz"
-    process = backend.BackendProcess(
+    process = jobs.BackendProcess(
         protocol_worker(video, output, "--frame-delay", "0.05"), env=backend.worker_environment()
     )
     progress = []
@@ -173,7 +173,7 @@ def test_cancel_keeps_the_partial_result_and_ends_the_process(tmp_path, video):
         if event["event"] == "progress":
             progress.append(event["frames_done"])
 
-    outcome = backend.run_to_completion(
+    outcome = jobs.run_to_completion(
         process, on_event=on_event, should_cancel=lambda: len(progress) >= 5
     )
     assert outcome.cancelled and outcome.partial and outcome.output == output
@@ -193,24 +193,24 @@ def test_a_worker_that_ignores_sigterm_is_killed(tmp_path):
         "print(json.dumps({'event': 'start', 'frames_total': 10}), flush=True)\n"
         "time.sleep(60)\n"
     )
-    process = backend.BackendProcess([sys.executable, "-c", script])
+    process = jobs.BackendProcess([sys.executable, "-c", script])
     while process.events.empty():
         time.sleep(0.01)
     started = time.monotonic()
     code = process.cancel(grace_s=0.5)
     assert code == -signal.SIGKILL and time.monotonic() - started < 5
-    outcome = backend.outcome_of(process, backend.WorkerState())
+    outcome = jobs.outcome_of(process, jobs.WorkerState())
     assert outcome.output is None
     assert outcome.error_message.startswith("Cancelled before anything was finished")
 
 
 @pytest.mark.slow
 def test_worker_error_event_becomes_the_message(tmp_path):
-    process = backend.BackendProcess(
+    process = jobs.BackendProcess(
         protocol_worker(tmp_path / "nope.mp4", tmp_path / "o.npz"),
         env=backend.worker_environment(),
     )
-    outcome = backend.run_to_completion(process)
+    outcome = jobs.run_to_completion(process)
     assert outcome.returncode == 1 and outcome.output is None
     assert outcome.error_message == f"Video not found: {tmp_path / 'nope.mp4'}"
     assert outcome.stderr_tail[-1].startswith("error: video not found")
@@ -218,14 +218,14 @@ def test_worker_error_event_becomes_the_message(tmp_path):
 
 @pytest.mark.slow
 def test_crash_without_protocol_reports_exit_code_and_stderr():
-    process = backend.BackendProcess([sys.executable, "-c", "raise SystemExit('no CUDA device')"])
-    outcome = backend.run_to_completion(process)
+    process = jobs.BackendProcess([sys.executable, "-c", "raise SystemExit('no CUDA device')"])
+    outcome = jobs.run_to_completion(process)
     assert outcome.error_message == "The backend process stopped with exit code 1: no CUDA device"
 
 
 def test_missing_interpreter_is_a_backend_error(tmp_path):
     with pytest.raises(backend.BackendError, match="Could not start"):
-        backend.BackendProcess([str(tmp_path / "python"), "-V"])
+        jobs.BackendProcess([str(tmp_path / "python"), "-V"])
 
 
 def test_setup_commands_and_their_text(tmp_path):
@@ -238,7 +238,7 @@ def test_setup_commands_and_their_text(tmp_path):
         "https://download.pytorch.org/whl/cpu",
     ]
     assert commands[2][-len(backend.BACKEND_PACKAGES) :] == list(backend.BACKEND_PACKAGES)
-    text = backend.command_text(commands).splitlines()
+    text = jobs.command_text(commands).splitlines()
     assert len(text) == 3 and f"'{tmp_path / 'backend env'}'" in text[0]
 
 
@@ -271,7 +271,7 @@ def test_setup_sequence_creates_an_environment_offline(tmp_path):
         sys.executable, venv, packages=("metrabs_probe_pkg==1.0",),
         pip_args=("--no-index", "--find-links", str(wheels)), install_torch=False,
     )  # fmt: skip
-    sequence = backend.CommandSequence(commands, env=backend.worker_environment())
+    sequence = jobs.CommandSequence(commands, env=backend.worker_environment())
     assert sequence.run() == 0 and sequence.fraction == 1.0
     assert any("Successfully installed metrabs_probe_pkg-1.0" in line for line in sequence.lines)
     python = backend.venv_python(venv)
@@ -283,7 +283,7 @@ def test_setup_sequence_creates_an_environment_offline(tmp_path):
 def test_setup_sequence_stops_at_the_first_failure(tmp_path):
     fail = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
     never = [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"]
-    sequence = backend.CommandSequence([fail, never])
+    sequence = jobs.CommandSequence([fail, never])
     assert sequence.run() == 3 and sequence.step == 0 and "boom" in sequence.lines
     assert not (tmp_path / "ran").exists() and sequence.text().startswith("Step 1/2: boom")
 
@@ -292,7 +292,7 @@ def test_setup_sequence_stops_at_the_first_failure(tmp_path):
 def test_setup_sequence_cancelled_between_commands_starts_no_other(tmp_path):
     first = [sys.executable, "-c", "print('first')"]
     never = [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"]
-    sequence = backend.CommandSequence([first, never])
+    sequence = jobs.CommandSequence([first, never])
     while sequence.step == 0:  # until the first command has finished
         sequence.poll()
     sequence.cancel()  # no process is running now
@@ -316,9 +316,9 @@ def test_worker_ignores_an_inference_package_in_blenders_working_folder(tmp_path
     (decoy / "__init__.py").write_text("raise SystemExit('decoy imported')\n")
     monkeypatch.chdir(tmp_path)
     command = backend.weights_command(sys.executable, "list", cache_dir=tmp_path / "cache")
-    process = backend.BackendProcess(command, env=backend.worker_environment())
+    process = jobs.BackendProcess(command, env=backend.worker_environment())
     names = []
-    outcome = backend.run_to_completion(process, on_event=lambda e, state: names.append(e["name"]))
+    outcome = jobs.run_to_completion(process, on_event=lambda e, state: names.append(e["name"]))
     assert outcome.returncode == 0, outcome.stderr_tail
     assert "metrabs_small_synth" in names
     names = [m["name"] for m in backend.list_models(sys.executable, tmp_path / "cache")]

@@ -27,7 +27,7 @@ PROTOCOL_WORKER = (str(REPO / "tests" / "protocol_worker.py"),)
 
 @pytest.fixture
 def addon(extension):
-    names = ("api", "backend", "camera", "review", "operators")
+    names = ("api", "backend", "camera", "jobs", "review", "operators")
     return SimpleNamespace(
         **{name: importlib.import_module(f"{MODULE}.metrabs_blender.{name}") for name in names}
     )
@@ -100,7 +100,7 @@ def test_cancel_mid_run_keeps_the_partial_result_and_ends_the_worker(addon, tmp_
         str(footage), str(tmp_path / "clip.npz"), extra_args=("--frame-delay", "0.05")
     )
     process = addon.api.start_analysis(request, python=sys.executable, worker=PROTOCOL_WORKER)
-    job = addon.backend.WorkerJob(process)  # what the modal operator's timer polls
+    job = addon.jobs.WorkerJob(process)  # what the modal operator's timer polls
     while not job.poll():
         if job.state.frames_done >= 5 and not process.cancel_requested:
             job.cancel()  # the Cancel button

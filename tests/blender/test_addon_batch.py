@@ -54,7 +54,7 @@ def videos(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def addon(extension, monkeypatch):
-    names = ("api", "backend", "batch_import", "operators", "panels", "requests")
+    names = ("api", "backend", "batch_import", "jobs", "operators", "panels", "requests")
     modules = SimpleNamespace(
         **{name: importlib.import_module(f"{MODULE}.metrabs_blender.{name}") for name in names}
     )
@@ -179,7 +179,7 @@ def test_cancel_keeps_finished_clips_and_analyze_folder_resumes(addon, folder_se
     # what the modal Analyze Folder starts and follows on its timer
     request = addon.requests.folder_request(bpy.context)
     process = addon.batch_import.start_batch(request, TORCH_PYTHON, entry=ENTRY)
-    job = addon.backend.WorkerJob(process, addon.batch_import.BatchState())
+    job = addon.jobs.WorkerJob(process, addon.batch_import.BatchState())
     addon.operators._JOBS["batch"] = job
     texts, workers_seen = [], 0
     try:
@@ -342,7 +342,7 @@ def test_unregister_stops_a_running_batch(addon, folder_settings, tmp_path):
     operator, panel or property of the folder workflow stays registered."""
     package = importlib.import_module(MODULE + ".metrabs_blender")
     request = addon.requests.folder_request(bpy.context)
-    job = addon.backend.WorkerJob(
+    job = addon.jobs.WorkerJob(
         addon.batch_import.start_batch(request, TORCH_PYTHON, entry=ENTRY),
         addon.batch_import.BatchState(),
     )

@@ -183,6 +183,7 @@ def our_handlers() -> list[str]:
 def test_unregister_leaves_nothing_behind(extension, tmp_path):
     package = importlib.import_module(MODULE + ".metrabs_blender")
     backend = importlib.import_module(MODULE + ".metrabs_blender.backend")
+    jobs = importlib.import_module(MODULE + ".metrabs_blender.jobs")
     operators = importlib.import_module(MODULE + ".metrabs_blender.operators")
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\0")
@@ -190,8 +191,8 @@ def test_unregister_leaves_nothing_behind(extension, tmp_path):
         str(video), str(tmp_path / "o.npz"), extra_args=("--frame-delay", "1")
     )
     command = backend.analyze_command(sys.executable, request, entry=(str(PROTOCOL_WORKER),))
-    worker = backend.BackendProcess(command, env=backend.worker_environment())
-    operators._JOBS["analyze"] = backend.WorkerJob(worker)  # as a running modal analysis leaves it
+    worker = jobs.BackendProcess(command, env=backend.worker_environment())
+    operators._JOBS["analyze"] = jobs.WorkerJob(worker)  # as a running modal analysis leaves it
     modules = [
         importlib.import_module(f"{MODULE}.metrabs_blender.{name}")
         for name in ("properties", "preferences", "operators", "panels")
@@ -220,7 +221,7 @@ import sys
 sys.path.insert(0, {repo!r})
 from metrabs_blender.__main__ import load_extension_package
 load_extension_package()
-from metrabs_mocap.metrabs_blender import backend, operators
+from metrabs_mocap.metrabs_blender import backend, jobs, operators
 operators.register()  # the exit hook register() installs (PyPI bpy 4.2 crashes at exit
 # while add-on preferences or Python handlers stay registered: the classes are left out, and
 # the file-load handler is taken out again)
@@ -228,7 +229,7 @@ import bpy
 bpy.app.handlers.load_pre.remove(operators._stop_jobs_on_load)
 request = backend.AnalyzeRequest({video!r}, {output!r}, extra_args=("--frame-delay", "1"))
 command = backend.analyze_command(sys.executable, request, entry=({worker!r},))
-job = backend.WorkerJob(backend.BackendProcess(command, env=backend.worker_environment()))
+job = jobs.WorkerJob(jobs.BackendProcess(command, env=backend.worker_environment()))
 operators._JOBS["analyze"] = job
 while job.state.start is None:  # the worker is up and analysing
     job.poll()

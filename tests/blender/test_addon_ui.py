@@ -277,8 +277,8 @@ def test_the_model_status_says_the_download_sizes_and_the_detector_that_comes_wi
 
 
 def test_the_download_progress_names_the_file_in_flight(modules):
-    backend = importlib.import_module(f"{MODULE}.metrabs_blender.backend")
-    state = backend.DownloadState()
+    jobs = importlib.import_module(f"{MODULE}.metrabs_blender.jobs")
+    state = jobs.DownloadState()
     official = modules.preferences.OFFICIAL_MODEL
     for event in (
         {"event": "download_start", "name": official},

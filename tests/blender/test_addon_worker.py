@@ -50,7 +50,7 @@ def sample(tmp_path_factory) -> SimpleNamespace:
 
 @pytest.fixture
 def addon(extension):
-    names = ("api", "backend")
+    names = ("api", "backend", "jobs")
     return SimpleNamespace(
         **{name: importlib.import_module(f"{MODULE}.metrabs_blender.{name}") for name in names}
     )
@@ -143,7 +143,7 @@ def test_cancel_mid_run_keeps_frames_and_resume_finishes(sample, addon, tmp_path
     )  # fmt: skip
     slow = (*HARNESS[:1], HARNESS[1], "--slow", "0.3", "--frame-model")
     process = addon.api.start_analysis(request, python=TORCH_PYTHON, worker=slow)
-    job = addon.backend.WorkerJob(process)  # what the modal operator polls on its timer
+    job = addon.jobs.WorkerJob(process)  # what the modal operator polls on its timer
     while not job.poll():
         if job.state.frames_done > 0 and not process.cancel_requested:
             job.cancel()  # the Cancel button

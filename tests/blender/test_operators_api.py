@@ -29,7 +29,7 @@ TEST_MODELS = "--analyzer tests.batchclips:make_worker_analyzer"
 
 @pytest.fixture
 def addon(extension):
-    names = ("api", "backend", "batch_import", "operators", "paths", "requests")
+    names = ("api", "backend", "batch_import", "jobs", "operators", "paths", "requests")
     return SimpleNamespace(
         **{name: importlib.import_module(f"{MODULE}.metrabs_blender.{name}") for name in names}
     )
@@ -469,7 +469,7 @@ def test_copy_commands_copies_the_backend_set_up_commands(addon, prefs, tmp_path
         pip_args=("--no-index", "--find-links", "/wheels here"),
     )  # fmt: skip
     copied = addon.requests.setup_command_text(bpy.context)
-    assert copied == addon.backend.command_text(commands)
+    assert copied == addon.jobs.command_text(commands)
 
 
 def test_operators_report_typed_errors_and_let_bugs_through(addon, clip_file, monkeypatch):
