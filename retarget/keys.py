@@ -1,0 +1,226 @@
+"""Key reduction: a dense take (a key on every frame) -> few Bezier keys an animator can edit.
+
+Blender evaluates a Bezier segment between keys ``(x0, y0)`` and ``(x1, y1)`` as a 2D cubic
+through the right handle of the first and the left handle of the second. Handles placed a third
+of the way along x make x linear in the curve parameter, so the segment is the cubic Hermite
+curve with the slopes the handles give: what Blender draws and plays is exactly
+:func:`evaluate`. Both handles of a key lie on one line through it (Blender's *Aligned* handles),
+so moving a key keeps its curve smooth.
+
+:func:`reduce_keys` keeps few keys (greedily: every segment whose curve strays further than the
+tolerance from the dense samples is split at its worst frame, until none does), each key's slope
+the dense curve's own (central differences), the channels of one bone sharing their key frames.
+The error is measured on all channels at once, as the pose sees them: the angle between the
+rotation keyed densely and the one the curves give (:func:`rotation_error_deg`, for quaternion,
+axis-angle and every Euler order, normalised as Blender normalises them), the distance between two
+locations (:func:`distance`). Keys are a subset of the dense frames, so every dense frame is
+within the tolerance and the first and last frames are exact. Pure numpy.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import RetargetError
+
+ErrorFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (T, C), (T, C) -> (T,)
+EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
+_AXES = {"X": 0, "Y": 1, "Z": 2}
+
+
+@dataclass(frozen=True)
+class KeyTolerance:
+    """How far reduced keys may stray from the dense take, on any frame."""
+
+    rotation_deg: float = 0.5  # per bone: angle between the dense and the keyed local rotation
+    location_m: float = 0.005  # the root's location (pose-bone units: metres on an unscaled rig)
+
+    def __post_init__(self) -> None:
+        for name in ("rotation_deg", "location_m"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise RetargetError(f"key tolerance {name} must be a positive number, got {value}")
+
+
+@dataclass(frozen=True)
+class BezierKeys:
+    """Keys of ``C`` channels at shared frames: ``frames`` ``(K,)``, ``values`` ``(K, C)``,
+    ``slopes`` ``(K, C)`` value per frame; the handles lie a third of the way to the neighbours."""
+
+    frames: np.ndarray
+    values: np.ndarray
+    slopes: np.ndarray
+
+    def handles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Left and right handles ``(K, C, 2)`` (frame, value), as Blender stores them."""
+        gaps = np.diff(self.frames)
+        first = gaps[0] if len(gaps) else 1.0
+        last = gaps[-1] if len(gaps) else 1.0
+        before = np.concatenate([[first], gaps])[:, None] / 3.0
+        after = np.concatenate([gaps, [last]])[:, None] / 3.0
+        frames = np.broadcast_to(self.frames[:, None], self.values.shape)
+        left = np.stack([frames - before, self.values - self.slopes * before], axis=-1)
+        right = np.stack([frames + after, self.values + self.slopes * after], axis=-1)
+        return left, right
+
+
+def evaluate(keys: BezierKeys, frames: np.ndarray) -> np.ndarray:
+    """Values ``(T, C)`` of the keyed curves at ``frames`` ``(T,)`` (within the keyed range)."""
+    frames = np.asarray(frames, np.float64)
+    if len(keys.frames) == 1:
+        return np.broadcast_to(keys.values[0], (len(frames), keys.values.shape[1])).copy()
+    last = len(keys.frames) - 2
+    segment = np.clip(np.searchsorted(keys.frames, frames, side="right") - 1, 0, last)
+    x0, x1 = keys.frames[segment], keys.frames[segment + 1]
+    span = (x1 - x0)[:, None]
+    t = ((frames - x0) / (x1 - x0))[:, None]
+    y0, y1 = keys.values[segment], keys.values[segment + 1]
+    m0, m1 = keys.slopes[segment] * span, keys.slopes[segment + 1] * span
+    t2, t3 = t * t, t * t * t
+    return ((2 * t3 - 3 * t2 + 1) * y0 + (t3 - 2 * t2 + t) * m0 + (-2 * t3 + 3 * t2) * y1
+            + (t3 - t2) * m1)  # fmt: skip
+
+
+def dense_slopes(frames: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Slopes ``(T, C)`` of dense samples: central differences, one-sided at the ends."""
+    if len(frames) < 2:
+        return np.zeros_like(values)
+    return np.gradient(values, frames, axis=0)
+
+
+def _worst_frames(errors: np.ndarray, kept: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per segment between kept frames, its frame of largest error if that error exceeds
+    ``tolerance`` (never a kept frame)."""
+    bad = (errors > tolerance) & ~kept
+    if not bad.any():
+        return np.zeros(0, np.int64)
+    segment = np.cumsum(kept) - 1  # the segment each frame starts or lies in
+    candidates = np.flatnonzero(bad)
+    order = np.lexsort((-errors[candidates], segment[candidates]))
+    ranked = candidates[order]
+    first = np.concatenate([[True], np.diff(segment[ranked]) != 0])
+    return ranked[first]
+
+
+def reduce_keys(
+    frames: np.ndarray, values: np.ndarray, tolerance: float, error: ErrorFunction
+) -> BezierKeys:
+    """Few keys (greedy) whose curves stay within ``tolerance`` of ``values`` ``(T, C)`` at every
+    one of ``frames`` ``(T,)`` (increasing), as measured by ``error``; the first and last frames
+    are always keys."""
+    frames = np.asarray(frames, np.float64)
+    values = np.asarray(values, np.float64)
+    slopes = dense_slopes(frames, values)
+    kept = np.zeros(len(frames), bool)
+    kept[[0, -1]] = True
+    while True:
+        keys = BezierKeys(frames[kept], values[kept], slopes[kept])
+        split = _worst_frames(error(values, evaluate(keys, frames)), kept, tolerance)
+        if not len(split):
+            return keys
+        kept[split] = True
+
+
+def quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton products ``a * b`` of quaternions ``(..., 4)`` (w, x, y, z)."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw],
+                    axis=-1)  # fmt: skip
+
+
+def euler_to_quaternion(angles: np.ndarray, order: str) -> np.ndarray:
+    """Quaternions ``(T, 4)`` of Euler angles ``(T, 3)`` (radians, X, Y, Z channels as Blender
+    stores them) in Blender's rotation mode ``order`` (first letter applied first: "XYZ" is
+    ``Rz · Ry · Rx``)."""
+    angles = np.asarray(angles, np.float64)
+    result = np.zeros(angles.shape[:-1] + (4,))
+    result[..., 0] = 1.0
+    for letter in order:
+        axis = _AXES[letter]
+        half = 0.5 * angles[..., axis]
+        turn = np.zeros_like(result)
+        turn[..., 0], turn[..., 1 + axis] = np.cos(half), np.sin(half)
+        result = quaternion_product(turn, result)
+    return result
+
+
+def axis_angle_to_quaternion(values: np.ndarray) -> np.ndarray:
+    """Quaternions ``(T, 4)`` of Blender axis-angle values ``(T, 4)`` (angle, x, y, z); the axis
+    is normalised as Blender does (a zero axis: no rotation)."""
+    values = np.asarray(values, np.float64)
+    axis = values[..., 1:]
+    norm = np.linalg.norm(axis, axis=-1, keepdims=True)
+    unit = np.where(norm > 1e-12, axis / np.maximum(norm, 1e-300), 0.0)
+    half = 0.5 * values[..., :1]
+    result = np.concatenate([np.cos(half), np.sin(half) * unit], axis=-1)
+    return np.where(norm > 1e-12, result, [1.0, 0.0, 0.0, 0.0])
+
+
+def channel_quaternions(values: np.ndarray, mode: str) -> np.ndarray:
+    """Unit quaternions ``(T, 4)`` of a bone's rotation channels ``(T, 3|4)`` in rotation mode
+    ``mode`` ("QUATERNION", "AXIS_ANGLE" or an Euler order), as Blender poses the bone."""
+    if mode == "QUATERNION":
+        q = np.asarray(values, np.float64)
+        return q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-300)
+    if mode == "AXIS_ANGLE":
+        return axis_angle_to_quaternion(values)
+    if mode in EULER_ORDERS:
+        return euler_to_quaternion(values, mode)
+    raise RetargetError(f"unknown rotation mode {mode!r}")
+
+
+def quaternion_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle (degrees) of the rotation between unit quaternions ``a`` and ``b`` ``(T, 4)``, either
+    sign; accurate down to tiny angles (no arccos near 1)."""
+    conjugate = a * np.array([1.0, -1.0, -1.0, -1.0])
+    relative = quaternion_product(conjugate, b)
+    return np.degrees(
+        2.0 * np.arctan2(np.linalg.norm(relative[..., 1:], axis=-1), np.abs(relative[..., 0]))
+    )
+
+
+def rotation_error_deg(mode: str) -> ErrorFunction:
+    """An :data:`ErrorFunction`: the angle (degrees) between the rotations two sets of channels
+    ``(T, 3|4)`` of rotation mode ``mode`` give."""
+
+    def error(dense: np.ndarray, keyed: np.ndarray) -> np.ndarray:
+        return quaternion_angle_deg(channel_quaternions(dense, mode),
+                                    channel_quaternions(keyed, mode))  # fmt: skip
+
+    return error
+
+
+def distance(dense: np.ndarray, keyed: np.ndarray) -> np.ndarray:
+    """Euclidean distance ``(T,)`` between points ``(T, C)``."""
+    return np.linalg.norm(np.asarray(dense) - np.asarray(keyed), axis=-1)
+
+
+@dataclass(frozen=True)
+class ReducedChannels:
+    """One bone's reduced channels: the keys and the largest error on a dense frame (degrees for
+    rotations, pose-bone units for locations)."""
+
+    keys: BezierKeys
+    max_error: float
+
+
+def reduce_rotation(
+    frames: np.ndarray, values: np.ndarray, mode: str, tolerance_deg: float
+) -> ReducedChannels:
+    """Reduce a bone's rotation channels ``(T, 3|4)`` in rotation ``mode``."""
+    error = rotation_error_deg(mode)
+    keys = reduce_keys(frames, values, tolerance_deg, error)
+    return ReducedChannels(keys, _max(error(values, evaluate(keys, frames))))
+
+
+def reduce_location(frames: np.ndarray, values: np.ndarray, tolerance: float) -> ReducedChannels:
+    """Reduce a bone's location channels ``(T, 3)``."""
+    keys = reduce_keys(frames, values, tolerance, distance)
+    return ReducedChannels(keys, _max(distance(values, evaluate(keys, frames))))
+
+
+def _max(errors: np.ndarray) -> float:
+    return float(errors.max()) if errors.size else 0.0
