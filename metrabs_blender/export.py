@@ -254,9 +254,13 @@ def _bvh(filepath: str, frames: np.ndarray) -> None:
 
 
 def _glb(filepath: str, frames: np.ndarray) -> None:
+    # The export scene's own animation, sampled frame by frame: the exporter's default ("ACTIONS")
+    # also writes every other action whose bones match (the user's takes, Bezier keys, reduced,
+    # on another bone tree), and Blender 4.2's "ACTIVE_ACTIONS" picks such an action too.
     bpy.ops.export_scene.gltf(
         filepath=filepath, export_format="GLB", use_active_scene=True, export_animations=True,
-        export_def_bones=True, export_force_sampling=False, export_yup=True,
+        export_animation_mode="SCENE", export_def_bones=True,
+        export_force_sampling=False, export_yup=True,
     )  # fmt: skip
 
 
