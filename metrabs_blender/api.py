@@ -34,6 +34,7 @@ import bpy
 import numpy as np
 
 from ..retarget import contract
+from ..retarget.keys import KeyTolerance
 from ..retarget.solve import people
 from . import backend, jobs, review
 from . import camera as camera_tools
@@ -62,6 +63,7 @@ __all__ = [
     "AnalysisResult",
     "BatchRequest",
     "ImportResult",
+    "KeyTolerance",
     "MocapError",
     "add_raw_joints",
     "add_review_markers",

@@ -20,6 +20,7 @@ from .. import retarget
 from ..retarget import contract
 from ..retarget.contract import output_problem
 from ..retarget.files import replacing
+from ..retarget.keys import KeyTolerance
 from ..retarget.solve import ROOT_MOTIONS
 from . import api
 from .errors import MocapError
@@ -74,6 +75,26 @@ def _frame(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _key_reduction(args: argparse.Namespace) -> "KeyTolerance | str":
+    if args.keys == "dense":
+        return "dense"
+    default = KeyTolerance()
+    return KeyTolerance(
+        default.rotation_deg if args.key_tolerance_deg is None else args.key_tolerance_deg,
+        default.location_m if args.key_tolerance_mm is None else 0.001 * args.key_tolerance_mm,
+    )
+
+
 def _export_file(text: str) -> Path:
     from .export import FORMATS
 
@@ -124,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-foot-lock", action="store_true", help="do not hold feet during contacts"
     )
     parser.add_argument("--joint-limits", action="store_true", help="clamp joint rotations")
+    parser.add_argument(
+        "--keys",
+        choices=("reduced", "dense"),
+        default="reduced",
+        help="reduced (default): few Bezier keys per bone an animator can edit, within the "
+        "tolerances of the solved motion on every frame; dense: a linear key on every frame",
+    )
+    parser.add_argument(
+        "--key-tolerance-deg", type=_positive, metavar="DEG",
+        help="reduced keys: largest rotation error of a bone on any frame (default 0.5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--key-tolerance-mm", type=_positive, metavar="MM",
+        help="reduced keys: largest error of the root's location on any frame (default 5)",
+    )  # fmt: skip
     parser.add_argument("--nla", action="store_true", help="also stack each take as an NLA track")
     parser.add_argument(
         "--clean", metavar="PRESET", help="clean the trajectory first (default, strong, fast, none)"
@@ -209,6 +245,7 @@ def _import(args: argparse.Namespace) -> list:
         "rig_map": args.rig_map, "root_motion": args.root_motion,
         "foot_lock": not args.no_foot_lock, "use_nla": args.nla,
         "joint_limits": args.joint_limits, "person": args.person,
+        "key_reduction": _key_reduction(args),
     }  # fmt: skip
     if args.input.is_dir():
         if args.clean:
@@ -359,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     is_video = not args.input.is_dir() and args.input.suffix.lower() != ".npz"
     if not is_video and (args.start is not None or args.stop is not None):
         parser.error("--start and --stop choose the frames of a video to analyse")
+    if args.keys == "dense" and (args.key_tolerance_deg or args.key_tolerance_mm):
+        parser.error(
+            "--key-tolerance-deg and --key-tolerance-mm bound reduced keys (--keys reduced)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         _absolute(args)
@@ -374,12 +415,20 @@ def main(argv: list[str] | None = None) -> int:
         if result.report:
             log.info("%s", result.report)
         log.info(
-            "person %d -> %s (%s), %d keys, root scale %.3f",
+            "person %d -> %s (%s), %d frames, root scale %.3f",
             result.track_id,
             result.armature.name,
             result.action.name,
             len(result.frames),
             result.hip_ratio,
+        )
+        log.info(
+            "  keys: %d of %d (%.1f %%), largest error %.3f deg per bone, %.2f mm on the root",
+            result.keys_kept,
+            result.keys_dense,
+            100.0 * result.keys_kept / max(result.keys_dense, 1),
+            result.max_key_error_deg,
+            1000.0 * result.max_key_error_m,
         )
     log.info("saved %s", args.out)
     return 0

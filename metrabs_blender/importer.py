@@ -19,12 +19,13 @@ import bpy
 import numpy as np
 
 from ..retarget import contract, solve
+from ..retarget.keys import KeyTolerance, planted_scales
 from ..retarget.skeletons import get_rig_skeleton
 from ..retarget.solve import people
 from . import camera as camera_tools
 from . import scene as scene_tools
 from .errors import MocapError
-from .keyframes import write_bone_action
+from .keyframes import write_take
 
 
 @dataclass
@@ -38,6 +39,10 @@ class ImportResult:
     report: str = ""  # how the rig map was found (slots, bones, what stays untouched)
     hip_ratio: float = 1.0  # root motion scale, target/source leg length
     locked_frames: int = 0  # frames where a foot was held by foot locking
+    keys_dense: int = 0  # keys a key on every frame of every channel would be
+    keys_kept: int = 0  # keys written (all channels); fewer with key reduction
+    max_key_error_deg: float = 0.0  # reduced keys: largest rotation error of a bone on any frame
+    max_key_error_m: float = 0.0  # reduced keys: largest root location error on any frame
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,21 @@ def read_source(
     # possibly a Trajectory of another copy of the retarget package (a script's own)
     contract.validate(trajectory)
     return Source(trajectory, name or "clip")
+
+
+def key_tolerance(key_reduction: "KeyTolerance | str | None") -> KeyTolerance | None:
+    """The tolerance of ``key_reduction`` ("reduced": the default bounds, "dense" or None: a key
+    on every frame, or a :class:`KeyTolerance`); anything else raises :class:`MocapError`."""
+    if key_reduction is None or key_reduction == "dense":
+        return None
+    if key_reduction == "reduced":
+        return KeyTolerance()
+    if hasattr(key_reduction, "rotation_deg") and hasattr(key_reduction, "location_m"):
+        # possibly a KeyTolerance of another copy of the retarget package (a script's own)
+        return KeyTolerance(float(key_reduction.rotation_deg), float(key_reduction.location_m))
+    raise MocapError(
+        f"key_reduction must be 'reduced', 'dense', None or a KeyTolerance, not {key_reduction!r}"
+    )
 
 
 @contextlib.contextmanager
@@ -105,7 +125,7 @@ def resolve_target(
     return target
 
 
-def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones):
+def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones, reduction):
     from .keyframes import push_to_nla
 
     rotations = {bone: result.rotations[:, k] for k, bone in enumerate(result.bone_names)}
@@ -113,7 +133,16 @@ def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones)
         rest = np.tile([1.0, 0.0, 0.0, 0.0], (len(keyed_frames), 1))
         for pose_bone in armature.pose.bones:
             rotations.setdefault(pose_bone.name, rest)
-    action = write_bone_action(
+    legs = tuple(
+        {
+            b
+            for slot in ("thigh", "shin", "foot", "toe")
+            for b in mapping.bones.get(f"{slot}.{s}", ())
+        }
+        for s in ("L", "R")
+    )
+    body = {*mapping.bones.get("hips", ()), result.root_bone}
+    written = write_take(
         armature,
         scene_tools.unique_action_name(name),
         keyed_frames,
@@ -121,11 +150,13 @@ def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones)
         {result.root_bone: result.root_location},
         assign=not use_nla,  # an NLA take leaves the active action alone
         properties=dict(mapping.properties),
+        reduction=reduction,
+        scales=planted_scales(list(rotations), result.locked, legs, body),
     )
     scene_tools.set_pose_properties(armature, dict(mapping.properties))
     if use_nla:
-        push_to_nla(armature, action, action.name, float(keyed_frames[0]))
-    return action
+        push_to_nla(armature, written.action, written.action.name, float(keyed_frames[0]))
+    return written
 
 
 def import_trajectory(
@@ -141,6 +172,7 @@ def import_trajectory(
     person: int | None = None,
     context: "bpy.types.Context | None" = None,
     match_scene: bool = True,
+    key_reduction: "KeyTolerance | str | None" = "reduced",
 ) -> list[ImportResult]:
     """Import a trajectory (a ``.npz`` path, read once, or a ``Trajectory``) as keyframes, in one
     new action per person (a "take").
@@ -156,6 +188,9 @@ def import_trajectory(
     length and re-grounded on the rig's own feet. ``foot_lock`` holds feet during the contacts the
     cleaning stage stored in the file (``contacts`` extras); ``use_nla`` also stacks the take as an
     NLA track; ``joint_limits`` clamps rotations to ``retarget.solve.JOINT_LIMITS_DEG``.
+    ``key_reduction`` "reduced" (default) writes few Bezier keys per bone within 0.5° of the solved
+    rotation and 5 mm of the root location on every frame, a ``retarget.keys.KeyTolerance`` sets
+    other bounds, "dense" (or None) a linear key on every frame.
 
     With ``match_scene`` the scene frame rate and end frame follow the clip. Keys land on scene
     frames ``frame_start + time * fps`` (sub-frame times are kept, so variable frame rates and
@@ -167,6 +202,7 @@ def import_trajectory(
     from ..retarget.solve import rigmaps
 
     context = context or bpy.context
+    reduction = key_tolerance(key_reduction)
     target = resolve_target(target, context)
     source = read_source(trajectory, name)
     with refusals():
@@ -226,16 +262,22 @@ def import_trajectory(
         else:
             armature, result = target, solved[motion.person]
             name = f"{target.name} {source.name} P{motion.track_id}"
-        action = _key_take(armature, mapping, result, keyed_frames, name, use_nla, target is None)
+        written = _key_take(
+            armature, mapping, result, keyed_frames, name, use_nla, target is None, reduction
+        )
         results.append(
             ImportResult(
                 motion.track_id,
                 armature,
-                action,
+                written.action,
                 keyed_frames,
                 str(report),
                 float(result.hip_ratio),
                 int(result.locked.any(axis=1).sum()),
+                written.keys_dense,
+                written.keys_kept,
+                written.max_rotation_error_deg,
+                written.max_location_error,
             )
         )
     return results

@@ -201,7 +201,12 @@ class METRABS_OT_import_trajectory(bpy.types.Operator):
         from . import api
 
         path = bpy.path.abspath(self.filepath)
-        results = api.import_trajectory(path, match_scene=context.scene.metrabs.match_scene)
+        settings = context.scene.metrabs
+        results = api.import_trajectory(
+            path,
+            match_scene=settings.match_scene,
+            key_reduction=requests.key_reduction(settings),
+        )
         api.load_results(path, context.scene)  # the panel lists the people of the file imported
         names = ", ".join(result.armature.name for result in results)
         self.report({"INFO"}, f"Imported {len(results)} person(s): {names}")

@@ -100,6 +100,10 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         col.prop(settings, "use_foot_lock")
         col.prop(settings, "use_joint_limits")
         col.prop(settings, "use_nla")
+        col.prop(settings, "key_reduction")
+        if settings.key_reduction == "REDUCED":
+            col.prop(settings, "key_tolerance_deg")
+            col.prop(settings, "key_tolerance_mm")
         col.prop(settings, "match_scene")
         col.prop(settings, "use_camera")
         col.prop(settings, "use_review_markers")

@@ -47,6 +47,11 @@ ROOT_MOTION_ITEMS = (
     ("relative", "Relative", "The path starts where the rig stands"),
     ("in_place", "In Place", "No travel: the hips stay over the rig's origin"),
 )
+KEY_REDUCTIONS = (
+    ("REDUCED", "Reduced", "Few Bezier keys per bone an animator can edit, within the tolerances "
+     "of the solved motion on every frame"),
+    ("DENSE", "Every Frame", "A linear key on every frame of every bone"),
+)  # fmt: skip
 CAMERA_MODELS = (
     ("DEFAULT", "Default", "Field of view of 55° on the longer side (the MeTRAbs default)"),
     ("FOV", "Field of View", "Field of view on the longer image side"),
@@ -152,6 +157,18 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
     use_foot_lock: bpy.props.BoolProperty(
         name="Foot Lock", description="Hold the feet still while they touch the floor", default=True
     )
+    key_reduction: bpy.props.EnumProperty(
+        name="Keys", items=KEY_REDUCTIONS, default="REDUCED",
+        description="How the motion is keyed",
+    )  # fmt: skip
+    key_tolerance_deg: bpy.props.FloatProperty(
+        name="Rotation Tolerance", default=0.5, min=0.01, soft_max=5.0, precision=2,
+        description="Reduced keys: the largest rotation error of a bone on any frame (degrees)",
+    )  # fmt: skip
+    key_tolerance_mm: bpy.props.FloatProperty(
+        name="Root Tolerance", default=5.0, min=0.1, soft_max=50.0, precision=1,
+        description="Reduced keys: the largest error of the root's location on any frame (mm)",
+    )  # fmt: skip
     use_nla: bpy.props.BoolProperty(
         name="NLA Track",
         description="Put each take on a new NLA track (the active action stays as it is)",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bpy
 
+from ..retarget.keys import KeyTolerance
 from . import jobs
 from .errors import MocapError
 
@@ -138,7 +139,15 @@ def retarget_options(settings) -> dict:
         "foot_lock": settings.use_foot_lock,
         "use_nla": settings.use_nla,
         "joint_limits": settings.use_joint_limits,
+        "key_reduction": key_reduction(settings),
     }
+
+
+def key_reduction(settings) -> "KeyTolerance | str":
+    """:func:`api.import_trajectory`'s ``key_reduction`` from the panel's Keys and tolerances."""
+    if settings.key_reduction == "DENSE":
+        return "dense"
+    return KeyTolerance(settings.key_tolerance_deg, 0.001 * settings.key_tolerance_mm)
 
 
 def import_options(context, retarget: bool = False) -> dict:

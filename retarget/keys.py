@@ -43,6 +43,37 @@ class KeyTolerance:
                 raise RetargetError(f"key tolerance {name} must be a positive number, got {value}")
 
 
+# While a foot is planted, the bones from the root down to it (root location, hips, thigh, shin,
+# foot, toe) get this share of the tolerance: their errors add up at the foot, and a planted foot
+# is where an animator sees a few millimetres (docs/design.md §7).
+PLANTED_SHARE = 0.2
+
+
+def planted_scales(
+    bone_names: "list[str]",
+    locked: np.ndarray,
+    legs: "tuple[set[str], set[str]]",
+    body: "set[str]",
+    share: float = PLANTED_SHARE,
+) -> dict[str, np.ndarray]:
+    """Per bone, the factor ``(T,)`` on the tolerance: ``share`` on the frames where a foot is
+    held (``locked`` ``(T, 2)`` left, right) for the bones of that leg (``legs``: left, right bone
+    names) and for the ``body`` bones above both legs (hips, root), 1 elsewhere; bones of neither
+    are left out (factor 1)."""
+    locked = np.asarray(locked, bool)
+    scales = {}
+    for name in bone_names:
+        held = np.zeros(len(locked), bool)
+        for side, bones in enumerate(legs):
+            if name in bones:
+                held |= locked[:, side]
+        if name in body:
+            held |= locked.any(axis=1)
+        if held.any():
+            scales[name] = np.where(held, share, 1.0)
+    return scales
+
+
 @dataclass(frozen=True)
 class BezierKeys:
     """Keys of ``C`` channels at shared frames: ``frames`` ``(K,)``, ``values`` ``(K, C)``,
@@ -89,37 +120,52 @@ def dense_slopes(frames: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.gradient(values, frames, axis=0)
 
 
-def _worst_frames(errors: np.ndarray, kept: np.ndarray, tolerance: float) -> np.ndarray:
-    """Per segment between kept frames, its frame of largest error if that error exceeds
-    ``tolerance`` (never a kept frame)."""
-    bad = (errors > tolerance) & ~kept
-    if not bad.any():
-        return np.zeros(0, np.int64)
+def _worst_frames(errors: np.ndarray, kept: np.ndarray, tolerance) -> np.ndarray:
+    """Per segment between kept frames, its frame whose error exceeds its ``tolerance`` (a number
+    or per frame) the most, relatively, if any does (never a kept frame; the first on a tie)."""
+    excess = np.where(kept, -np.inf, errors / tolerance)
+    starts = np.flatnonzero(kept)
     segment = np.cumsum(kept) - 1  # the segment each frame starts or lies in
-    candidates = np.flatnonzero(bad)
-    order = np.lexsort((-errors[candidates], segment[candidates]))
-    ranked = candidates[order]
-    first = np.concatenate([[True], np.diff(segment[ranked]) != 0])
-    return ranked[first]
+    worst = np.maximum.reduceat(excess, starts)[segment]
+    candidates = np.flatnonzero((excess == worst) & (excess > 1.0))
+    if not len(candidates):
+        return candidates
+    first = np.concatenate([[True], np.diff(segment[candidates]) != 0])
+    return candidates[first]
 
 
 def reduce_keys(
-    frames: np.ndarray, values: np.ndarray, tolerance: float, error: ErrorFunction
+    frames: np.ndarray, values: np.ndarray, tolerance, error: ErrorFunction
 ) -> BezierKeys:
-    """Few keys (greedy) whose curves stay within ``tolerance`` of ``values`` ``(T, C)`` at every
-    one of ``frames`` ``(T,)`` (increasing), as measured by ``error``; the first and last frames
-    are always keys."""
+    """Few keys (greedy) whose curves stay within ``tolerance`` (a number, or ``(T,)`` one per
+    frame) of ``values`` ``(T, C)`` at every one of ``frames`` ``(T,)`` (increasing), as measured
+    by ``error``; the first and last frames are always keys."""
     frames = np.asarray(frames, np.float64)
     values = np.asarray(values, np.float64)
-    slopes = dense_slopes(frames, values)
     kept = np.zeros(len(frames), bool)
     kept[[0, -1]] = True
+    return _reduce(frames, values, dense_slopes(frames, values), kept, tolerance, error)[0]
+
+
+def _reduce(frames, values, slopes, kept, tolerance, error) -> tuple[BezierKeys, np.ndarray]:
+    """:func:`reduce_keys` from the keys ``kept`` ``(T,)`` on: the keys and the errors ``(T,)``."""
+    kept = kept.copy()
+    keys = BezierKeys(frames[kept], values[kept], slopes[kept])
+    errors = error(values, evaluate(keys, frames))
     while True:
-        keys = BezierKeys(frames[kept], values[kept], slopes[kept])
-        split = _worst_frames(error(values, evaluate(keys, frames)), kept, tolerance)
+        split = _worst_frames(errors, kept, tolerance)
         if not len(split):
-            return keys
+            return keys, errors
         kept[split] = True
+        keys = BezierKeys(frames[kept], values[kept], slopes[kept])
+        # A Hermite segment depends on its two keys only: only the split segments change.
+        indices = np.flatnonzero(kept)
+        where = np.searchsorted(indices, split)
+        changed = np.zeros(len(frames) + 1, np.int64)
+        np.add.at(changed, indices[where - 1], 1)
+        np.add.at(changed, indices[where + 1] + 1, -1)
+        inside = np.flatnonzero(np.cumsum(changed[:-1]) > 0)
+        errors[inside] = error(values[inside], evaluate(keys, frames[inside]))
 
 
 def quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -208,18 +254,60 @@ class ReducedChannels:
 
 
 def reduce_rotation(
-    frames: np.ndarray, values: np.ndarray, mode: str, tolerance_deg: float
+    frames: np.ndarray, values: np.ndarray, mode: str, tolerance_deg
 ) -> ReducedChannels:
-    """Reduce a bone's rotation channels ``(T, 3|4)`` in rotation ``mode``."""
-    error = rotation_error_deg(mode)
-    keys = reduce_keys(frames, values, tolerance_deg, error)
-    return ReducedChannels(keys, _max(error(values, evaluate(keys, frames))))
+    """Reduce a bone's rotation channels ``(T, 3|4)`` in rotation ``mode``; ``tolerance_deg`` a
+    number or ``(T,)`` one per frame."""
+    tolerance = np.asarray(tolerance_deg, np.float64)
+    return reduce_rotations(frames, np.asarray(values)[None], mode, tolerance[None])[0]
 
 
-def reduce_location(frames: np.ndarray, values: np.ndarray, tolerance: float) -> ReducedChannels:
-    """Reduce a bone's location channels ``(T, 3)``."""
-    keys = reduce_keys(frames, values, tolerance, distance)
-    return ReducedChannels(keys, _max(distance(values, evaluate(keys, frames))))
+def reduce_rotations(
+    frames: np.ndarray, values: np.ndarray, mode: str, tolerance_deg
+) -> list[ReducedChannels]:
+    """Reduce the rotation channels ``(B, T, 3|4)`` of ``B`` bones of one rotation ``mode``, each
+    on its own keys, in one pass (as :func:`reduce_rotation` would one by one); ``tolerance_deg``
+    a number, or per bone and frame (anything that broadcasts to ``(B, T)``)."""
+    return _reduce_each(frames, values, tolerance_deg, rotation_error_deg(mode))
+
+
+def reduce_location(frames: np.ndarray, values: np.ndarray, tolerance) -> ReducedChannels:
+    """Reduce a bone's location channels ``(T, 3)``; ``tolerance`` a number or ``(T,)``."""
+    tolerance = np.asarray(tolerance, np.float64)
+    return _reduce_each(frames, np.asarray(values)[None], tolerance[None], distance)[0]
+
+
+def _reduce_each(
+    frames: np.ndarray, values: np.ndarray, tolerance, error: ErrorFunction
+) -> list[ReducedChannels]:
+    """:func:`reduce_keys` on each of ``B`` curves ``(B, T, C)`` sharing ``frames`` ``(T,)``, with
+    ``tolerance`` broadcast to ``(B, T)``.
+
+    The curves are laid end to end on one time line (each moved past the previous one's end), so
+    one reduction serves them all: each curve's first and last frames are keys, and a segment
+    never spans two curves, so every curve gets exactly the keys it would get on its own, for the
+    numpy overhead of one."""
+    frames = np.asarray(frames, np.float64)
+    values = np.asarray(values, np.float64)
+    count, num = values.shape[:2]
+    if not count:
+        return []
+    span = frames[-1] - frames[0] + 1.0
+    shifted = (frames[None, :] + span * np.arange(count)[:, None]).reshape(-1)
+    joined = values.reshape(count * num, -1)
+    slopes = np.concatenate([dense_slopes(frames, v) for v in values])
+    starts = np.zeros(count * num, bool)
+    starts[::num] = True
+    starts[num - 1 :: num] = True
+    bounds = np.broadcast_to(np.asarray(tolerance, np.float64), (count, num)).reshape(-1)
+    keys, errors = _reduce(shifted, joined, slopes, starts, bounds, error)
+    kept_frames = keys.frames
+    out = []
+    for b in range(count):
+        inside = (kept_frames >= shifted[b * num]) & (kept_frames <= shifted[(b + 1) * num - 1])
+        own = BezierKeys(kept_frames[inside] - span * b, keys.values[inside], keys.slopes[inside])
+        out.append(ReducedChannels(own, _max(errors[b * num : (b + 1) * num])))
+    return out
 
 
 def _max(errors: np.ndarray) -> float:

@@ -181,3 +181,33 @@ def test_a_solved_take_keeps_few_keys_within_the_default_tolerance():
     root = keys.reduce_location(frames, result.root_location, tolerance.location_m)
     _check_within(root, frames, result.root_location, None, 0.005)
     assert kept < 0.3 * len(frames) * len(result.bone_names)
+
+
+def test_a_tolerance_per_frame_is_kept_on_each_frame(rng):
+    frames = 1.0 + np.arange(300)
+    quaternions = smooth_quaternions(300, rng)
+    tolerance = np.where((frames > 100) & (frames < 200), 0.1, 0.5)
+    reduced = keys.reduce_rotation(frames, quaternions, "QUATERNION", tolerance)
+    errors = keys.rotation_error_deg("QUATERNION")(quaternions, keys.evaluate(reduced.keys, frames))
+    assert np.all(errors <= tolerance) and errors[100:200].max() > 0.05
+    loose = keys.reduce_rotation(frames, quaternions, "QUATERNION", 0.5)
+    inside = (reduced.keys.frames > 100) & (reduced.keys.frames < 200)
+    assert inside.sum() > ((loose.keys.frames > 100) & (loose.keys.frames < 200)).sum()
+    many = keys.reduce_rotations(frames, np.stack([quaternions, quaternions]), "QUATERNION",
+                                 np.stack([tolerance, np.full(300, 0.5)]))  # fmt: skip
+    np.testing.assert_array_equal(many[0].keys.frames, reduced.keys.frames)
+    np.testing.assert_array_equal(many[1].keys.frames, loose.keys.frames)
+
+
+def test_bones_down_to_a_planted_foot_get_a_share_of_the_tolerance():
+    locked = np.zeros((6, 2), bool)
+    locked[1:3, 0], locked[2:5, 1] = True, True
+    scales = keys.planted_scales(
+        ["root", "hips", "thigh.L", "shin.R", "spine"], locked, ({"thigh.L"}, {"shin.R"}),
+        {"root", "hips"}, share=0.25,
+    )  # fmt: skip
+    assert set(scales) == {"root", "hips", "thigh.L", "shin.R"}  # the spine keeps the tolerance
+    np.testing.assert_array_equal(scales["thigh.L"], [1, 0.25, 0.25, 1, 1, 1])
+    np.testing.assert_array_equal(scales["shin.R"], [1, 1, 0.25, 0.25, 0.25, 1])
+    np.testing.assert_array_equal(scales["hips"], [1, 0.25, 0.25, 0.25, 0.25, 1])
+    assert keys.planted_scales(["hips"], np.zeros((4, 2), bool), (set(), set()), {"hips"}) == {}

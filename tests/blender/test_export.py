@@ -47,7 +47,7 @@ def _limb_directions(armature, frames) -> np.ndarray:
 def test_an_exported_take_reads_back_with_the_same_motion(api, export, tmp_path, suffix,
                                                           two_person_trajectory):  # fmt: skip
     path = write_trajectory(tmp_path / "walk.npz", two_person_trajectory)
-    take = api.import_trajectory(path, person=0)[0]
+    take = api.import_trajectory(path, person=0)[0]  # reduced keys: Bezier, few
     first, last = int(np.ceil(take.frames[0])), int(np.floor(take.frames[-1]))
     frames = np.arange(first, last + 1, 7)
     source = _limb_directions(take.armature, frames)

@@ -60,7 +60,9 @@ def test_the_panel_offers_the_solves_root_motions(extension):
 
 
 def test_operator_keys_the_motion(extension, tmp_path, two_person_trajectory):
+    """Keys on every frame (the panel's Keys: Every Frame) put every bone on its joint."""
     path = write_trajectory(tmp_path / "walk.npz", two_person_trajectory)
+    bpy.context.scene.metrabs.key_reduction = "DENSE"
     assert bpy.ops.metrabs.import_trajectory(filepath=str(path)) == {"FINISHED"}
     scene = bpy.context.scene
     assert scene.render.fps == 30 and scene.frame_end == scene.frame_start + 89

@@ -136,7 +136,8 @@ def scene_state() -> dict:
     for action in bpy.data.actions:
         state[f"action {action.name}"] = sorted(
             (fcurve.data_path, fcurve.array_index,
-             [(tuple(key.co), key.interpolation) for key in fcurve.keyframe_points])
+             [(tuple(key.co), key.interpolation, tuple(key.handle_left), tuple(key.handle_right),
+               key.handle_left_type, key.handle_right_type) for key in fcurve.keyframe_points])
             for fcurve in _fcurves(action)
         )  # fmt: skip
     return state
@@ -295,6 +296,46 @@ def test_import_onto_a_target_is_api_import_analysis(addon, clip_file, tmp_path)
     scripted, pressed = pressed_as_scripted(script, press)
     assert pressed == scripted
     assert pressed["object MeTRAbs other P0"]["action"] == "MeTRAbs other P0 walk P1 take 1"
+
+
+@pytest.mark.parametrize(
+    ("panel", "reduction"),
+    [({"key_reduction": "DENSE"}, "dense"),
+     ({"key_tolerance_deg": 1.5, "key_tolerance_mm": 20.0}, (1.5, 0.02))],
+    ids=["every frame", "tolerances"],
+)  # fmt: skip
+def test_import_keys_as_the_panel_says(addon, clip_file, panel, reduction):
+    """Keys: Every Frame is key_reduction="dense"; the tolerances are a KeyTolerance (mm ->
+    metres). The Import File button keys as the panel says too."""
+    if isinstance(reduction, tuple):
+        reduction = addon.api.KeyTolerance(*reduction)
+
+    def script():
+        addon.api.load_results(clip_file)
+        addon.api.import_analysis(clip_file, [0, 1], camera=False, key_reduction=reduction)
+
+    def press():
+        _panel_for_import(clip_file, {0, 1}, use_camera=False, **panel)
+        return bpy.ops.metrabs.import_results()
+
+    scripted, pressed = pressed_as_scripted(script, press, panel=True)
+    assert pressed == scripted
+    counts = {len(points) for _, _, points in pressed["action MeTRAbs walk P0 take 1"]}
+    assert (len(counts) == 1) == (reduction == "dense")  # dense: every curve keys every frame
+
+    def press_file():
+        for name, value in panel.items():
+            setattr(bpy.context.scene.metrabs, name, value)
+        return bpy.ops.metrabs.import_trajectory(filepath=str(clip_file))
+
+    scripted, pressed = pressed_as_scripted(
+        lambda: (
+            addon.api.import_trajectory(clip_file, match_scene=True, key_reduction=reduction),
+            addon.api.load_results(clip_file),
+        ),
+        press_file,
+    )
+    assert pressed == scripted
 
 
 def test_match_camera_is_api_setup_camera(addon, clip_file, footage):

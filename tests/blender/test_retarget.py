@@ -254,7 +254,7 @@ def test_clip_fps_differs_from_scene_fps(api, extension, tmp_path):
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base, scene.frame_start = 24, 1.0, 1
     obj = build_armature(unreal_like(canonical_rest()))
-    (result,) = api.import_trajectory(path, target=obj, match_scene=False)
+    (result,) = api.import_trajectory(path, target=obj, match_scene=False, key_reduction="dense")
     assert scene.render.fps == 24
     np.testing.assert_allclose(result.frames, 1 + np.arange(len(world)) / 30 * 24)
     # Scene frame 1 + 0.8 k shows clip sample k: compare sample 10 (frame 9) with sample 10 keyed.
@@ -414,7 +414,7 @@ def test_uses_the_cleaning_stage_extras(api, extension, tmp_path):
         extras={"world_from_camera": camera, "contact_channels": CHANNELS, "contacts": contacts}
     )
     path = write_trajectory(tmp_path / "cleaned.npz", trajectory)
-    (generated,) = api.import_trajectory(path)
+    (generated,) = api.import_trajectory(path, key_reduction="dense")  # exact, to 0.1 mm
     bpy.context.scene.frame_set(10)
     head = np.array(generated.armature.pose.bones["head"].head)
     np.testing.assert_allclose(head, motion.joints[9, SKELETON.index("head")], atol=1e-4)
@@ -434,8 +434,8 @@ def test_keys_go_into_each_bones_own_rotation_mode(api, extension, tmp_path):
              "pelvis": "ZYX", "spine_03": "XZY", "head": "YXZ"}  # fmt: skip
     for bone, mode in modes.items():
         mixed.pose.bones[bone].rotation_mode = mode
-    api.import_trajectory(path, target=plain, root_motion="camera")
-    api.import_trajectory(path, target=mixed, root_motion="camera")
+    api.import_trajectory(path, target=plain, root_motion="camera", key_reduction="dense")
+    api.import_trajectory(path, target=mixed, root_motion="camera", key_reduction="dense")
     assert {b: mixed.pose.bones[b].rotation_mode for b in modes} == modes
     mapping = rig_map_of(extension, plain)
     expected, _ = read_back(plain, mapping, len(world), extension)
