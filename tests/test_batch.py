@@ -329,3 +329,32 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
     assert visible_gpus() == []
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert visible_gpus() == []
+
+
+def test_start_and_stop_choose_every_clips_frames_as_analyze_does(capsys):
+    """``batch --start/--stop`` reach every clip's analysis as its ``--start/--stop`` (checked by
+    the analysis' own parser); a range that ends before it starts, or also given in
+    --analyze-options, is a bad command line."""
+    from inference.__main__ import build_parser
+    from inference.analysis import settings_from_options
+    from inference.batch.cli import options_from_args
+    from inference.batch.errors import BatchUsageError
+
+    def options(*args):
+        parsed = build_parser("batch").parse_args(["batch", "clips/", "-o", "out", *args])
+        return options_from_args(parsed).analyzer.args
+
+    given = options("--start", "12", "--stop", "480", "--analyze-options", "--fov 60")
+    assert given == ("--fov", "60", "--start", "12", "--stop", "480")
+    settings = settings_from_options(list(given))
+    assert (settings.start, settings.stop) == (12, 480)
+    assert options("--stop", "30") == ("--stop", "30")
+    assert options() == ()
+    with pytest.raises(BatchUsageError, match="--stop 12 must come after --start 12"):
+        options("--start", "12", "--stop", "12")
+    with pytest.raises(BatchUsageError, match="--start given twice"):
+        options("--start", "3", "--analyze-options", "--start 4")
+    for bad in (["--start", "-1"], ["--stop", "0"], ["--start", "x"]):
+        with pytest.raises(SystemExit):
+            build_parser("batch").parse_args(["batch", "clips/", "-o", "out", *bad])
+        assert "--st" in capsys.readouterr().err

@@ -104,3 +104,21 @@ def test_a_changed_camera_file_makes_the_results_stale(tmp_path):
     assert WorkerAnalyzer(args, estimator=object(), detector=None).config_id == before
     camera.write_text(json.dumps({"fx": 900, "fy": 900, "cx": 320, "cy": 180}))
     assert WorkerAnalyzer(args, estimator=object(), detector=None).config_id != before
+
+
+def test_start_and_stop_analyse_those_frames_of_every_clip(tmp_path):
+    truth = walking_people(1, 1.0)  # 25 frames
+    write_clip(tmp_path / "walk.mp4", truth)
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "inference", "batch", str(tmp_path / "walk.mp4"), "-o", str(out),
+        "--workers", "1", "--analyzer", "tests.batchclips:make_worker_analyzer",
+        "--start", "5", "--stop", "17", "--analyze-options", "--device cpu",
+    ]  # fmt: skip
+    process = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=120, encoding="utf-8"
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    result = read_trajectory(out / "walk.npz")
+    assert result.num_frames == 12
+    np.testing.assert_array_equal(result.extras["source_frames"], np.arange(5, 17))

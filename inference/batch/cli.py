@@ -53,6 +53,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     parser.add_argument(
+        "--start", type=_frame(0), metavar="FRAME",
+        help="first frame of every clip to analyse (0-based, as analyze's --start)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stop", type=_frame(1), metavar="FRAME",
+        help="frame of every clip to stop at (exclusive, as analyze's --stop)",
+    )  # fmt: skip
+    parser.add_argument(
         "--analyze-options",
         default="",
         metavar="'OPTIONS'",
@@ -61,12 +69,40 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _frame(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a frame number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected a frame number >= {least}, got {value}")
+        return value
+
+    return parse
+
+
+def _frame_range(args: argparse.Namespace, analyze_args: list[str]) -> list[str]:
+    """``--start``/``--stop`` as the analysis options every clip gets; refused when they come
+    after each other the wrong way or are also given in ``--analyze-options``."""
+    start, stop = getattr(args, "start", None), getattr(args, "stop", None)
+    if start is not None and stop is not None and stop <= start:
+        raise BatchUsageError(f"--stop {stop} must come after --start {start}")
+    given = [o for o in ("--start", "--stop") if getattr(args, o[2:], None) is not None]
+    twice = [o for o in given if any(a == o or a.startswith(o + "=") for a in analyze_args)]
+    if twice:
+        raise BatchUsageError(f"{' and '.join(twice)} given twice: also in --analyze-options")
+    extra = [] if start is None else ["--start", str(start)]
+    return extra + ([] if stop is None else ["--stop", str(stop)])
+
+
 def options_from_args(args: argparse.Namespace) -> BatchOptions:
     """:class:`BatchOptions` from the parsed command line."""
     try:
         analyze_args = shlex.split(args.analyze_options)
     except ValueError as error:
         raise BatchUsageError(f"--analyze-options: {error}; check the quotes") from error
+    analyze_args += _frame_range(args, analyze_args)
     if args.analyzer == DEFAULT_ANALYZER:  # another analyser may take other options
         _check_analyze_options(analyze_args)
     if args.workers is not None and args.workers < 1:
