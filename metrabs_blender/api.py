@@ -35,7 +35,7 @@ import numpy as np
 
 from ..retarget import contract
 from ..retarget.keys import KeyTolerance
-from ..retarget.solve import people
+from ..retarget.solve import grounding, people
 from . import backend, jobs, review
 from . import camera as camera_tools
 from . import export as exporting
@@ -50,8 +50,10 @@ from .errors import MocapError
 from .importer import (
     ImportResult,
     Source,
+    contact_mode,
     import_people,
     import_trajectory,
+    key_tolerance,
     read_source,
     refusals,
     resolve_target,
@@ -360,8 +362,13 @@ def import_analysis(
         camera_tools.check_camera(raw)
         if clip is not None and not match_scene:
             camera_tools.check_footage_timing(context.scene, raw)
+    # Options refused before anything is written (the cleaned file included)
+    mode = contact_mode(options.get("foot_contacts", "auto"), options.get("foot_lock", True))
+    key_tolerance(options.get("key_reduction", "reduced"))
     if clean_preset is not None:
-        source = _clean(source, clean_preset)
+        # Modes that do not hold the feet leave them free in the cleaning too (no joint-level lock).
+        overrides = {} if grounding.holds_feet(mode) else {"lock_feet": False}
+        source = _clean(source, clean_preset, **overrides)
     trajectory = source.trajectory
     imported = import_people(
         source, track_ids, context=context, match_scene=match_scene, target=target, **options
@@ -389,15 +396,18 @@ def import_analysis(
     return created
 
 
-def _clean(source: Source, preset: str, output: str | os.PathLike | None = None) -> Source:
-    """``source`` cleaned with ``preset`` (its warnings logged), written to ``output`` (default
-    ``cleaned/<name>`` beside its file; nowhere for a Trajectory object without ``output``).
+def _clean(
+    source: Source, preset: str, output: str | os.PathLike | None = None, **overrides
+) -> Source:
+    """``source`` cleaned with ``preset`` and ``overrides`` of its parameters (its warnings
+    logged), written to ``output`` (default ``cleaned/<name>`` beside its file; nowhere for a
+    Trajectory object without ``output``).
 
     The cleaned object is what a read of the file written gives back (the contract's dtypes,
     extras as arrays; tests/test_people.py checks it), so importing it is importing the file."""
     from ..retarget import clean
 
-    cleaned = clean.clean_trajectory(source.trajectory, preset=preset)
+    cleaned = clean.clean_trajectory(source.trajectory, preset=preset, **overrides)
     for warning in json.loads(str(cleaned.extras.get("clean_report", "{}"))).get("warnings", []):
         log.warning("cleaning %s: %s", source.label, warning)
     if output is None and source.path is not None:
@@ -407,13 +417,17 @@ def _clean(source: Source, preset: str, output: str | os.PathLike | None = None)
 
 
 def clean_file(
-    path: str | os.PathLike, preset: str = "default", output: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    preset: str = "default",
+    output: str | os.PathLike | None = None,
+    **overrides,
 ) -> Path:
     """Clean a trajectory (``retarget.clean``: outliers, gaps, smoothing, bone lengths, floor fit,
-    foot contacts) with ``preset`` and write it to ``output`` (default ``cleaned/<name>`` beside
-    the input, so rigs keep the clip's name). Cleaning a cleaned file starts again from its raw
-    poses, so presets can be tried one after another. Returns the path written."""
-    return _clean(read_source(path), preset, output).path
+    foot contacts) with ``preset`` (and ``overrides`` of its parameters, e.g. ``lock_feet=False``)
+    and write it to ``output`` (default ``cleaned/<name>`` beside the input, so rigs keep the
+    clip's name). Cleaning a cleaned file starts again from its raw poses, so presets can be tried
+    one after another. Returns the path written."""
+    return _clean(read_source(path), preset, output, **overrides).path
 
 
 def export_take(

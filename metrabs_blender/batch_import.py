@@ -118,7 +118,7 @@ def import_folder(
 ) -> FolderImport:
     """Import every finished clip of a batch output ``folder`` as takes (see the module docstring).
 
-    ``target`` and ``options`` (``rig_map``, ``root_motion``, ``foot_lock``, ``use_nla``,
+    ``target`` and ``options`` (``rig_map``, ``root_motion``, ``foot_contacts``, ``use_nla``,
     ``joint_limits``, ``person``) are those of :func:`importer.import_trajectory`. A clip that cannot
     be imported is listed in :attr:`FolderImport.errors` and the others are imported; if none can
     be, :class:`MocapError` says why and the scene is unchanged. With ``match_scene`` the scene

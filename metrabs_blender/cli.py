@@ -21,7 +21,8 @@ from ..retarget import contract
 from ..retarget.contract import output_problem
 from ..retarget.files import replacing
 from ..retarget.keys import KeyTolerance
-from ..retarget.solve import ROOT_MOTIONS
+from ..retarget.solve import ROOT_MOTIONS, grounding
+from ..retarget.solve.grounding import CONTACT_MODES
 from . import api
 from .errors import MocapError
 from .importer import read_source
@@ -142,7 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--person", type=int, help="track id of the person to retarget")
     parser.add_argument(
-        "--no-foot-lock", action="store_true", help="do not hold feet during contacts"
+        "--foot-contacts",
+        choices=CONTACT_MODES,
+        default="auto",
+        help="auto (default): hold the feet during the contacts the cleaning found and keep them "
+        "above the floor; always: hold them for the whole take; grounded: only keep them above "
+        "the floor; never: the motion as solved (with --clean: no joint-level lock either)",
+    )
+    parser.add_argument(
+        "--no-foot-lock", action="store_true", help="the same as --foot-contacts never"
     )
     parser.add_argument("--joint-limits", action="store_true", help="clamp joint rotations")
     parser.add_argument(
@@ -243,7 +252,7 @@ def _import(args: argparse.Namespace) -> list:
     """Analyse/clean as asked, import into a new scene or the target's file; the import results."""
     options = {
         "rig_map": args.rig_map, "root_motion": args.root_motion,
-        "foot_lock": not args.no_foot_lock, "use_nla": args.nla,
+        "foot_contacts": "never" if args.no_foot_lock else args.foot_contacts, "use_nla": args.nla,
         "joint_limits": args.joint_limits, "person": args.person,
         "key_reduction": _key_reduction(args),
     }  # fmt: skip
@@ -259,7 +268,8 @@ def _import(args: argparse.Namespace) -> list:
         return [result for takes in imported.takes.values() for result in takes]
     path = _trajectory_path(args)
     if args.clean:
-        path = api.clean_file(path, args.clean)
+        free = not grounding.holds_feet(options["foot_contacts"])
+        path = api.clean_file(path, args.clean, **({"lock_feet": False} if free else {}))
     target = _open_target(args.target) if args.target else _new_scene()
     source = read_source(path)  # the one read of the file imported
     results = api.import_trajectory(source, target=target, **options)
@@ -396,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     is_video = not args.input.is_dir() and args.input.suffix.lower() != ".npz"
     if not is_video and (args.start is not None or args.stop is not None):
         parser.error("--start and --stop choose the frames of a video to analyse")
+    if args.no_foot_lock and args.foot_contacts not in ("auto", "never"):
+        parser.error(f"--no-foot-lock contradicts --foot-contacts {args.foot_contacts}")
     if args.keys == "dense" and (args.key_tolerance_deg or args.key_tolerance_mm):
         parser.error(
             "--key-tolerance-deg and --key-tolerance-mm bound reduced keys (--keys reduced)"

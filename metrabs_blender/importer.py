@@ -21,7 +21,7 @@ import numpy as np
 from ..retarget import contract, solve
 from ..retarget.keys import KeyTolerance, planted_scales
 from ..retarget.skeletons import get_rig_skeleton
-from ..retarget.solve import people
+from ..retarget.solve import grounding, people
 from . import camera as camera_tools
 from . import scene as scene_tools
 from .errors import MocapError
@@ -73,6 +73,19 @@ def read_source(
     # possibly a Trajectory of another copy of the retarget package (a script's own)
     contract.validate(trajectory)
     return Source(trajectory, name or "clip")
+
+
+def contact_mode(foot_contacts: str, foot_lock: bool = True) -> str:
+    """The foot contact mode of an import (``foot_lock=False`` is "never"); an unknown one raises
+    :class:`MocapError` listing the modes."""
+    if not foot_lock:
+        return "never"
+    if foot_contacts not in grounding.CONTACT_MODES:
+        raise MocapError(
+            f"foot_contacts must be one of {', '.join(grounding.CONTACT_MODES)}, not "
+            f"{foot_contacts!r}"
+        )
+    return foot_contacts
 
 
 def key_tolerance(key_reduction: "KeyTolerance | str | None") -> KeyTolerance | None:
@@ -151,7 +164,10 @@ def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones,
         assign=not use_nla,  # an NLA take leaves the active action alone
         properties=dict(mapping.properties),
         reduction=reduction,
-        scales=planted_scales(list(rotations), result.locked, legs, body),
+        # feet held or on the floor: tighter, so they stay planted and above it
+        scales=planted_scales(
+            list(rotations), result.locked | grounding.low_feet(result.joints), legs, body
+        ),
     )
     scene_tools.set_pose_properties(armature, dict(mapping.properties))
     if use_nla:
@@ -173,6 +189,7 @@ def import_trajectory(
     context: "bpy.types.Context | None" = None,
     match_scene: bool = True,
     key_reduction: "KeyTolerance | str | None" = "reduced",
+    foot_contacts: str = "auto",
 ) -> list[ImportResult]:
     """Import a trajectory (a ``.npz`` path, read once, or a ``Trajectory``) as keyframes, in one
     new action per person (a "take").
@@ -185,9 +202,12 @@ def import_trajectory(
     (``retarget.solve.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
     ``root_motion`` is "relative" (default for targets: the path starts where the rig stands),
     "camera" (default without target) or "in_place"; it is scaled by the target/source leg
-    length and re-grounded on the rig's own feet. ``foot_lock`` holds feet during the contacts the
-    cleaning stage stored in the file (``contacts`` extras); ``use_nla`` also stacks the take as an
-    NLA track; ``joint_limits`` clamps rotations to ``retarget.solve.JOINT_LIMITS_DEG``.
+    length and re-grounded on the rig's own feet. ``foot_contacts``: "auto" holds the feet during
+    the contacts the cleaning stored in the file (``contacts`` extras) and keeps them above the
+    floor, "always" holds them for the whole take, "grounded" only keeps them above the floor,
+    "never" leaves the motion as solved (``retarget.solve.grounding``); ``foot_lock=False`` is
+    "never". ``use_nla`` also stacks the take as an NLA track; ``joint_limits`` clamps rotations
+    to ``retarget.solve.JOINT_LIMITS_DEG``.
     ``key_reduction`` "reduced" (default) writes few Bezier keys per bone within 0.5° of the solved
     rotation and 5 mm of the root location on every frame, a ``retarget.keys.KeyTolerance`` sets
     other bounds, "dense" (or None) a linear key on every frame.
@@ -203,6 +223,7 @@ def import_trajectory(
 
     context = context or bpy.context
     reduction = key_tolerance(key_reduction)
+    mode = contact_mode(foot_contacts, foot_lock)
     target = resolve_target(target, context)
     source = read_source(trajectory, name)
     with refusals():
@@ -213,12 +234,19 @@ def import_trajectory(
             root_motion=root_motion or ("relative" if target is not None else "camera"),
             reground=target is not None,  # the generated rig stands on the clip's own floor
             joint_limits=solve.JOINT_LIMITS_DEG if joint_limits else None,
-            foot_lock=foot_lock,
+            foot_lock=grounding.holds_feet(mode),
+            # only against the floor the cleaning fitted: a raw file's level floor may be tilted
+            grounded=grounding.keeps_above_floor(mode) and grounding.has_floor(trajectory.extras),
         )
         if target is not None or person is not None:
             motions = [people.pick_person(motions, person)]
     contacts = {
-        m.person: people.motion_contacts(trajectory, m) if foot_lock else None for m in motions
+        m.person: grounding.mode_contacts(
+            mode,
+            people.motion_contacts(trajectory, m) if grounding.holds_feet(mode) else None,
+            len(m.joints),
+        )
+        for m in motions
     }
     solved = {}
     if target is not None:
@@ -251,8 +279,9 @@ def import_trajectory(
             try:
                 rig_data = scene_tools.read_target_rig(context, armature)
                 result = solve.retarget(
-                    motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person]
-                )
+                    motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person],
+                    floor=grounding.floor_from_extras(trajectory.extras, motion.person),
+                )  # fmt: skip
             except Exception:
                 data = armature.data
                 bpy.data.objects.remove(armature)

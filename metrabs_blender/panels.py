@@ -97,7 +97,7 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         col.prop(settings, "root_motion")
         col = layout.column(heading="Import")
         col.use_property_split = True
-        col.prop(settings, "use_foot_lock")
+        col.prop(settings, "foot_contacts")
         col.prop(settings, "use_joint_limits")
         col.prop(settings, "use_nla")
         col.prop(settings, "key_reduction")

@@ -47,6 +47,15 @@ ROOT_MOTION_ITEMS = (
     ("relative", "Relative", "The path starts where the rig stands"),
     ("in_place", "In Place", "No travel: the hips stay over the rig's origin"),
 )
+FOOT_CONTACTS = (
+    ("AUTO", "Auto", "Hold the feet while they touch the floor (the contacts the cleaning found) "
+     "and keep them above it"),
+    ("ALWAYS", "Always", "Hold the feet in place for the whole take (standing, seated or "
+     "upper-body takes), above the floor"),
+    ("NEVER", "Never", "The motion as solved: feet neither held nor kept above the floor (the "
+     "cleaning's foot lock is off too)"),
+    ("GROUNDED", "Grounded", "Feet never below the floor, never held"),
+)  # fmt: skip
 KEY_REDUCTIONS = (
     ("REDUCED", "Reduced", "Few Bezier keys per bone an animator can edit, within the tolerances "
      "of the solved motion on every frame"),
@@ -154,9 +163,10 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         description="JSON rig map (for Rig Map: JSON File)",
     )  # fmt: skip
     root_motion: bpy.props.EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="AUTO")
-    use_foot_lock: bpy.props.BoolProperty(
-        name="Foot Lock", description="Hold the feet still while they touch the floor", default=True
-    )
+    foot_contacts: bpy.props.EnumProperty(
+        name="Foot Contacts", items=FOOT_CONTACTS, default="AUTO",
+        description="How the feet meet the floor",
+    )  # fmt: skip
     key_reduction: bpy.props.EnumProperty(
         name="Keys", items=KEY_REDUCTIONS, default="REDUCED",
         description="How the motion is keyed",

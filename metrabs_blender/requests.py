@@ -136,7 +136,7 @@ def retarget_options(settings) -> dict:
         "target": settings.target,
         "rig_map": rig_map,
         "root_motion": None if settings.root_motion == "AUTO" else settings.root_motion,
-        "foot_lock": settings.use_foot_lock,
+        "foot_contacts": settings.foot_contacts.lower(),
         "use_nla": settings.use_nla,
         "joint_limits": settings.use_joint_limits,
         "key_reduction": key_reduction(settings),

@@ -31,6 +31,7 @@ class RetargetParams:
     # rest pose relative to its parent, e.g. JOINT_LIMITS_DEG. Slots not listed are free.
     joint_limits: Mapping[str, float] | None = None
     foot_lock: bool = True  # hold feet during contacts (when contacts are given)
+    grounded: bool = False  # lift feet that would sink below the floor (grounding.py)
     lock: FootLockParams = field(default_factory=FootLockParams)
 
     def __post_init__(self) -> None:

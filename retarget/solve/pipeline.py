@@ -5,7 +5,8 @@ steps in order (docs/design.md §6).
 2. the armature-space rotation of every keyed bone from the source motion
    (:mod:`retarget.solve.source`, :mod:`retarget.solve.bone_frames`);
 3. the root: the motion scaled by the ratio of leg lengths and re-grounded on the rig's feet;
-4. feet locked during contacts (:mod:`retarget.solve.footlock`);
+4. feet locked during contacts (:mod:`retarget.solve.footlock`), then kept above the floor
+   (:mod:`retarget.solve.grounding`);
 5. the local keys of the keyed bones (:mod:`retarget.solve.output`): with the bone's rest rotation
    ``r`` (``bone.matrix_local``, roll included) ``q_local = r⁻¹ · delta_parent⁻¹ · delta · r``.
 
@@ -21,6 +22,7 @@ from ..frames import FOOT_JOINTS
 from ..skeletons import Skeleton
 from .bone_frames import Solver
 from .footlock import lock_feet
+from .grounding import floor_heights, ground_feet
 from .output import bone_heads, local_rotations, posed_joints, propagate
 from .params import RetargetParams
 from .rigmaps import RigMap
@@ -73,6 +75,7 @@ def retarget(
     params: RetargetParams = RetargetParams(),  # noqa: B008 (frozen: shared safely)
     contacts: np.ndarray | None = None,
     origin: np.ndarray | None = None,
+    floor: "dict[str, float] | None" = None,
 ) -> RetargetResult:
     """Solve a take: source ``joints`` ``(T, J, 3)`` world metres (Z up) onto ``rig``.
 
@@ -80,7 +83,10 @@ def retarget(
     hip-height ratio without the rest pose's feet in it). ``contacts`` ``(T, 2)`` bool per
     (left, right) foot, or ``(T, 4)`` heel/toe channels (:data:`~retarget.frames.FOOT_JOINTS`),
     enables foot locking; ``origin`` ``(3,)`` is the armature object's world location (the object
-    must have no rotation or scale).
+    must have no rotation or scale). With ``params.grounded`` feet are kept above the floor:
+    without re-grounding ``floor`` gives the foot joints' flat-foot heights (metres above z = 0,
+    the cleaning's ``contact_clearance``); otherwise each joint's 5th percentile height is its
+    floor (:mod:`retarget.solve.grounding`).
     """
     origin = np.zeros(3) if origin is None else np.asarray(origin, float)
     plan = build_plan(rig, rig_map, params)
@@ -115,6 +121,12 @@ def retarget(
         propagate(plan, deltas, num_frames)
         heads = bone_heads(plan, deltas, num_frames)
         joints_now = {k: v + offset for k, v in posed_joints(plan, deltas, heads).items()}
+    if params.grounded:
+        heights = floor_heights(joints_now, None if params.reground else floor)
+        if ground_feet(plan, deltas, joints_now, heights, params.lock).any():
+            propagate(plan, deltas, num_frames)
+            heads = bone_heads(plan, deltas, num_frames)
+            joints_now = {k: v + offset for k, v in posed_joints(plan, deltas, heads).items()}
 
     local, posed = local_rotations(plan, deltas, params, num_frames)
     if params.joint_limits:

@@ -141,7 +141,8 @@ def test_panel_settings_survive_save_and_reload(extension, tmp_path):
         "use_camera": False, "use_review_markers": False, "use_raw_joints": True,
         "uncertainty_threshold": 75.0, "active_person": 1, "clean_preset": "strong",
         "cleaned_path": "//out/cleaned/take 1.npz", "rig_map": "JSON",
-        "rig_map_path": "//maps/hero.json", "root_motion": "in_place", "use_foot_lock": False,
+        "rig_map_path": "//maps/hero.json", "root_motion": "in_place", "foot_contacts": "GROUNDED",
+        "key_reduction": "DENSE", "key_tolerance_deg": 1.5, "key_tolerance_mm": 12.0,
         "use_nla": True, "use_joint_limits": True,
     }  # fmt: skip
     for name, value in values.items():

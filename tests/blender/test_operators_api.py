@@ -7,6 +7,7 @@ the panel up, presses the button and compares. Typed errors become reports; bugs
 """
 
 import importlib
+import json
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -256,7 +257,7 @@ def test_import_is_api_import_analysis(addon, clip_file, footage, tmp_path):
 
     def retarget():
         _panel_for_import(clip_file, {0, 1}, use_camera=False, use_review_markers=False,
-                          root_motion="camera", use_foot_lock=False)  # fmt: skip
+                          root_motion="camera", foot_contacts="NEVER")  # fmt: skip
         bpy.context.scene.metrabs.cleaned_path = cleaned  # as the Import above left it
         return bpy.ops.metrabs.import_results(retarget=True)
 
@@ -336,6 +337,28 @@ def test_import_keys_as_the_panel_says(addon, clip_file, panel, reduction):
         press_file,
     )
     assert pressed == scripted
+
+
+@pytest.mark.parametrize("mode", ["ALWAYS", "NEVER", "GROUNDED"])
+def test_import_with_a_foot_contact_mode(addon, clip_file, mode):
+    """Foot Contacts is import_analysis(foot_contacts=...); the modes that do not hold the feet
+    clean without the joint-level foot lock too."""
+
+    def script():
+        addon.api.load_results(clip_file)
+        addon.api.import_analysis(clip_file, [0, 1], camera=False, foot_contacts=mode.lower())
+        cleaned.append(read_trajectory(bpy.context.scene.metrabs.cleaned_path or
+                                       clip_file.parent / "cleaned" / "walk.npz"))  # fmt: skip
+
+    def press():
+        _panel_for_import(clip_file, {0, 1}, use_camera=False, foot_contacts=mode)
+        return bpy.ops.metrabs.import_results()
+
+    cleaned = []
+    scripted, pressed = pressed_as_scripted(script, press, panel=True)
+    assert pressed == scripted
+    lock = json.loads(str(cleaned[0].extras["clean_params"]))["params"]["lock_feet"]
+    assert lock == (mode == "ALWAYS")
 
 
 def test_match_camera_is_api_setup_camera(addon, clip_file, footage):
