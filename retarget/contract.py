@@ -50,7 +50,7 @@ from .files import atomic_write
 from .joints import JointNamesError, skeleton_order
 from .skeletons import SKELETONS
 
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"  # 1.2: the hand extension smpl+head+hands_34
 DEFAULT_FOV_DEG = 55.0  # on the longer image side, as the official MeTRAbs demo assumes
 # Keys a file may leave out, and what a reader puts in their place (see the module docstring).
 OPTIONAL_DEFAULTS = {

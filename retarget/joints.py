@@ -25,8 +25,10 @@ DATASET_TAGS = (
 )  # fmt: skip
 # The 2021 TensorFlow models glue this tag on without an underscore ("learcoco").
 _GLUED_TAGS = ("coco",)
-# Other spellings of canonical joints: the official smpl_24 spine, Human3.6M's mid-spine.
-ALIASES = {"spi1": "bell", "spi2": "spin", "spi3": "thor", "tors": "spin"}
+# Other spellings of canonical joints: the official smpl_24 spine, Human3.6M's mid-spine, the hand
+# points of the hand extension as Kinect v2 (hand tip) and BMLmovi (thumb) spell them.
+ALIASES = {"spi1": "bell", "spi2": "spin", "spi3": "thor", "tors": "spin", "lhandtip": "lfin",
+           "rhandtip": "rfin", "lthumb": "lthu", "rthumb": "rthu"}  # fmt: skip
 
 
 class JointNamesError(RetargetError):

@@ -2,7 +2,9 @@
 
 The canonical skeleton of this project is ``smpl+head_30``: the 24 SMPL body joints followed by six
 head points (head top, ears, eyes, nose), with the MeTRAbs short joint names. Left/right are the
-person's own sides.
+person's own sides. Its hand extension ``smpl+head+hands_34`` adds four hand points after those
+30 (:data:`HAND_POINTS`: each hand's thumb and hand end, children of the wrist), which give the
+hand its roll; the worker writes it when the model predicts them (docs/trajectory.md).
 """
 
 from dataclasses import dataclass
@@ -95,10 +97,22 @@ H36M_17 = Skeleton(
     (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
 )  # fmt: skip
 
-SKELETONS = {skeleton.name: skeleton for skeleton in (SMPL_24, SMPL_HEAD_30, H36M_17)}
+# The hand extension: per hand the thumb ("lthu": Human3.6M's thumb point) and the end of the
+# hand ("lfin": Human3.6M's hand end, Kinect's hand tip), after the 30 joints of smpl+head_30.
+HAND_POINTS = ("lthu", "lfin", "rthu", "rfin")
+_WRISTS = {"l": 20, "r": 21}  # lwri, rwri in smpl_24 order
+SMPL_HEAD_HANDS_34 = Skeleton(
+    "smpl+head+hands_34",
+    SMPL_HEAD_30.joint_names + HAND_POINTS,
+    SMPL_HEAD_30.parents + tuple(_WRISTS[name[0]] for name in HAND_POINTS),
+)
+
+SKELETONS = {
+    skeleton.name: skeleton for skeleton in (SMPL_24, SMPL_HEAD_30, H36M_17, SMPL_HEAD_HANDS_34)
+}
 # Skeletons whose joints can drive a rig (a pelvis, hips, knees, ankles, a spine to the neck, a
 # head, shoulders, elbows and wrists); the others can be cleaned but not imported.
-RIG_SKELETONS = ("smpl+head_30", "smpl_24", "h36m_17")
+RIG_SKELETONS = ("smpl+head_30", "smpl_24", "h36m_17", "smpl+head+hands_34")
 
 
 def get_skeleton(name: str) -> Skeleton:

@@ -11,10 +11,11 @@ own order, ``smpl_24`` with the spine as ``spi1..3``, ``''`` with all 580 joints
 
 :func:`official_layout_bundle` lays the bundled ``metrabs_small_synth`` weights out that way: each
 raw joint takes the head weights of the trained joint it is (``lhip_h36m`` -> ``lhip``) or, for
-joints the small model never learnt, of a trained joint in turn, so every raw joint predicts
-something plausible. :func:`own_layout_bundle` lays the *same* 555 joints and weights out in this
-project's own way (the canonical ``smpl+head_30`` joints first, in our names and order, an
-identity transform). Both must give the same poses, joint for joint.
+joints the small model never learnt, of a trained joint in turn (the hand points, of the hand
+joint of their side), so every raw joint predicts something plausible.
+:func:`own_layout_bundle` lays the *same* 555 joints and weights out in this project's own way
+(the canonical ``smpl+head_30`` joints first, in our names and order, an identity transform).
+Both must give the same poses, joint for joint.
 """
 
 import pickle
@@ -26,7 +27,7 @@ import torch
 
 from inference.model.config import dump_yaml_subset, parse_yaml_subset
 from retarget.joints import canonical_name
-from retarget.skeletons import SMPL_HEAD_30
+from retarget.skeletons import HAND_POINTS, SMPL_HEAD_30
 from tests.official_names import RAW_JOINT_EDGES, RAW_JOINT_NAMES, SKELETON_INFOS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,10 +41,14 @@ _KINECT = ("pelv", "bell", "head", "htop", "rsho", "relb", "rwri", "rhan", "lsho
 
 
 def _trained_joint(raw_name: str, position: int) -> int:
-    """Index into the bundled model's (smpl+head_30) joints whose weights raw joint takes."""
+    """Index into the bundled model's (smpl+head_30) joints whose weights raw joint takes: its
+    namesake, for a hand point (thumb, hand end: the small model never learnt them) the hand
+    joint of its side, else a trained joint in turn."""
     joint = canonical_name(raw_name)
     if joint in SMPL_HEAD_30.joint_names:
         return SMPL_HEAD_30.index(joint)
+    if joint in HAND_POINTS:
+        return SMPL_HEAD_30.index(joint[0] + "han")
     return position % SMPL_HEAD_30.num_joints
 
 

@@ -12,7 +12,7 @@ from retarget.contract import (
     write_trajectory,
 )
 from retarget.joints import JointNamesError, canonical_name, skeleton_order
-from retarget.skeletons import H36M_17, SMPL_24, SMPL_HEAD_30
+from retarget.skeletons import H36M_17, SMPL_24, SMPL_HEAD_30, SMPL_HEAD_HANDS_34
 from tests.official_names import (
     OFFICIAL_SMPL_24,
     OFFICIAL_SMPL_HEAD_30,
@@ -196,3 +196,29 @@ def test_the_writer_refuses_names_that_do_not_fit():
     )
     with pytest.raises(ContractError, match="missing: htop, lear, leye, nose, rear, reye"):
         write_trajectory("/nonexistent/never.npz", trajectory)
+
+
+def test_the_worker_extends_the_releases_skeleton_with_its_human36m_hand_points():
+    """The release's ``''`` skeleton (all 580 output joints) has a thumb and a hand end per hand
+    from several datasets: the hand extension takes the Human3.6M ones (raw joints 41, 42, 46,
+    47), after the release's own smpl+head_30; a model without them is left as it is."""
+    from inference.analysis.models import HAND_SKELETON, hand_point_indices, with_hand_extension
+
+    every = (tuple(SKELETON_INFOS[""]["names"]), np.asarray(SKELETON_INFOS[""]["indices"]))
+    assert {j: hand_point_indices(*every)[j][1] for j in ("lthu", "lfin", "rthu", "rfin")} == {
+        "lthu": "lthu_h36m", "lfin": "lfin_h36m", "rthu": "rthu_h36m", "rfin": "rfin_h36m",
+    }  # fmt: skip
+    extended = with_hand_extension(dict(SKELETON_INFOS), every)[HAND_SKELETON]
+    assert extended["names"] == list(OFFICIAL_SMPL_HEAD_30) + [
+        "lthu_h36m", "lfin_h36m", "rthu_h36m", "rfin_h36m"
+    ]  # fmt: skip
+    assert extended["indices"][30:] == [41, 42, 46, 47]
+    order = skeleton_order(extended["names"], SMPL_HEAD_HANDS_34)
+    assert [canonical_name(extended["names"][i]) for i in order] == list(
+        SMPL_HEAD_HANDS_34.joint_names
+    )
+    # Kinect's hand tip and BMLmovi's thumb name the same points.
+    assert canonical_name("lhandtip_kinectv2") == "lfin"
+    assert canonical_name("rthumb_bmlmovi") == "rthu"
+    own = {"smpl+head_30": SKELETON_INFOS["smpl+head_30"]}
+    assert with_hand_extension(own, (OFFICIAL_SMPL_HEAD_30, np.arange(30))) is own

@@ -10,9 +10,9 @@ import pytest
 
 from retarget.contract import read_trajectory
 from retarget.joints import canonical_name
-from retarget.skeletons import H36M_17, SMPL_24, SMPL_HEAD_30
+from retarget.skeletons import H36M_17, SMPL_24, SMPL_HEAD_30, SMPL_HEAD_HANDS_34
 from tests.official_layout import REPO, official_layout_bundle, own_layout_bundle, render_short_clip
-from tests.official_names import OFFICIAL_SMPL_24, OFFICIAL_SMPL_HEAD_30
+from tests.official_names import OFFICIAL_SMPL_24, OFFICIAL_SMPL_HEAD_30, SKELETON_INFOS
 from tests.workerrun import analyze
 
 pytestmark = pytest.mark.slow  # every test starts worker, batch or CLI processes
@@ -57,14 +57,27 @@ def test_the_official_layout_gives_our_layouts_poses_joint_for_joint(results):
 
 
 def test_the_result_is_in_canonical_names_with_the_releases_names_kept(results):
+    """The release has the hand points: the result is the canonical skeleton with the hand
+    extension, its hand points the Human3.6M ones of the raw joints."""
     official, own = results
-    assert official.skeleton == own.skeleton == "smpl+head_30"
-    assert official.joint_names == own.joint_names == SMPL_HEAD_30.joint_names
-    np.testing.assert_array_equal(official.joint_edges, SMPL_HEAD_30.edges)
+    assert official.skeleton == own.skeleton == "smpl+head+hands_34"
+    assert official.joint_names == own.joint_names == SMPL_HEAD_HANDS_34.joint_names
+    np.testing.assert_array_equal(official.joint_edges, SMPL_HEAD_HANDS_34.edges)
     kept = tuple(official.extras["source_joint_names"])
-    assert sorted(kept) == sorted(OFFICIAL_SMPL_HEAD_30) and kept != OFFICIAL_SMPL_HEAD_30
-    assert tuple(canonical_name(n) for n in kept) == SMPL_HEAD_30.joint_names
-    assert "source_joint_names" not in own.extras  # our own layout already is canonical
+    hands = ("lthu_h36m", "lfin_h36m", "rthu_h36m", "rfin_h36m")
+    assert sorted(kept[:30]) == sorted(OFFICIAL_SMPL_HEAD_30) and kept[:30] != OFFICIAL_SMPL_HEAD_30
+    assert kept[30:] == hands
+    assert tuple(canonical_name(n) for n in kept) == SMPL_HEAD_HANDS_34.joint_names
+    # our own layout names the body joints canonically already, its hand points as the raw ones
+    assert tuple(own.extras["source_joint_names"]) == SMPL_HEAD_30.joint_names + hands
+
+
+def test_the_canonical_skeleton_without_hands_by_name(layouts, results, tmp_path):
+    video, official_bundle, _ = layouts
+    result = _analyze(video, official_bundle, tmp_path / "out.npz", "--skeleton", "smpl+head_30")
+    assert result.skeleton == "smpl+head_30" and result.joint_names == SMPL_HEAD_30.joint_names
+    # the same joints (boxes proposed from the last poses see the hand points too: 0.01 mm)
+    np.testing.assert_allclose(result.poses3d, results[0].poses3d[:, :, :30], atol=0.05, rtol=0)
 
 
 def test_a_skeleton_chosen_by_name_comes_out_canonical(layouts, tmp_path):
@@ -102,3 +115,9 @@ def test_every_skeleton_of_the_release_maps_each_joint_to_its_identity(layouts, 
     assert chosen.shape == (sum(len(b) for b in boxes), skeleton.num_joints, 3)
     same = [SMPL_HEAD_30.index(joint) for joint in skeleton.joint_names]
     np.testing.assert_allclose(chosen, full[:, same], atol=1e-3, rtol=0)
+    if skeleton is H36M_17:  # the hand points are the release's Human3.6M thumb and hand end
+        hands, h36m = estimate("smpl+head+hands_34"), estimate("h36m_25")
+        names = list(SKELETON_INFOS["h36m_25"]["names"])
+        picks = [names.index(joint) for joint in ("lthu", "lfin", "rthu", "rfin")]
+        np.testing.assert_allclose(hands[:, 30:], h36m[:, picks], atol=1e-3, rtol=0)
+        np.testing.assert_allclose(hands[:, :30], full, atol=1e-3, rtol=0)

@@ -18,7 +18,7 @@ import pytest
 
 from inference.weights import DEFAULT_POSE_MODEL
 from retarget.contract import read_trajectory
-from retarget.skeletons import SMPL_HEAD_30
+from retarget.skeletons import SMPL_HEAD_HANDS_34
 from tests.official_layout import (
     REPO,
     official_layout_bundle,
@@ -28,6 +28,8 @@ from tests.official_layout import (
 from tests.official_names import OFFICIAL_SMPL_HEAD_30
 from tests.test_download import LocalServer
 from tests.workerrun import analyze
+
+HANDS = ("lthu_h36m", "lfin_h36m", "rthu_h36m", "rfin_h36m")  # the release's hand points
 
 pytestmark = pytest.mark.slow  # every test starts worker, batch or CLI processes
 
@@ -101,8 +103,8 @@ def test_the_main_job_runs_the_downloaded_release_to_a_blend(installed, own_layo
     raw = read_trajectory(work / "scene.npz")
     assert raw.model.startswith(f"{DEFAULT_POSE_MODEL} sha256:")
     assert str(raw.extras["detector"]) == "yolox:yolox_s.pth"
-    assert raw.joint_names == SMPL_HEAD_30.joint_names
-    assert sorted(raw.extras["source_joint_names"]) == sorted(OFFICIAL_SMPL_HEAD_30)
+    assert raw.joint_names == SMPL_HEAD_HANDS_34.joint_names  # the release has the hand points
+    assert sorted(raw.extras["source_joint_names"]) == sorted(OFFICIAL_SMPL_HEAD_30 + HANDS)
     _same_poses(raw, own_layout_result)
 
     bpy.ops.wm.open_mainfile(filepath=str(work / "scene.blend"))
@@ -129,5 +131,5 @@ def test_the_batch_command_runs_the_downloaded_release(installed, own_layout_res
     assert finished.returncode == 0, finished.stderr[-3000:]
     result = read_trajectory(folder / "out" / "clip.npz")
     assert result.model.startswith(f"{DEFAULT_POSE_MODEL} sha256:")
-    assert result.joint_names == SMPL_HEAD_30.joint_names
+    assert result.joint_names == SMPL_HEAD_HANDS_34.joint_names
     _same_poses(result, own_layout_result)

@@ -84,7 +84,8 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
     from ..poses import EstimatorConfig, PoseEstimator
 
     bundle = load_bundle(folder)
-    skeleton, info = _choose_skeleton(bundle.skeleton_infos, settings.skeleton, name)
+    infos = with_hand_extension(bundle.skeleton_infos, _output_joints(bundle))
+    skeleton, info = _choose_skeleton(infos, settings.skeleton, name)
     indices, names, edges, bundle_names = _canonical_joints(skeleton, info, name)
     model = bundle.model.prepare_for_inference(device)
     config = EstimatorConfig(num_aug=settings.tta, batch_size=settings.batch_size)
@@ -109,15 +110,79 @@ def load_pose_estimator(settings: Settings, device: str) -> PoseEstimatorLike:
 def _choose_skeleton(
     infos: dict[str, dict[str, Any]], wanted: str | None, model_name: str
 ) -> tuple[str, dict[str, Any]]:
-    """The output skeleton: ``wanted``, else the project's canonical one, else the bundle's first."""
+    """The output skeleton: ``wanted``, else the project's canonical one with the hand extension
+    where the model has it, else the canonical one, else the bundle's first."""
     if wanted is not None:
         if wanted not in infos:
             raise InputError(
                 f"--skeleton {wanted}: model {model_name} has {', '.join(sorted(infos))}"
             )
         return wanted, infos[wanted]
-    name = DEFAULT_SKELETON if DEFAULT_SKELETON in infos else next(iter(infos))
+    for name in (HAND_SKELETON, DEFAULT_SKELETON):
+        if name in infos:
+            return name, infos[name]
+    name = next(iter(infos))
     return name, infos[name]
+
+
+# The hand points of the hand extension, as the model's output joints spell them, best first: the
+# Human3.6M ones (markers of a motion-capture suit, in the official release's raw joints), then
+# any other dataset's (GPA, SMPL-X, Kinect v2 as linear combinations, ...).
+HAND_SKELETON = "smpl+head+hands_34"
+_HAND_SOURCES = ("h36m",)
+
+
+def _output_joints(bundle: Any) -> tuple[tuple[str, ...], np.ndarray]:
+    """Names and indices of every output joint of a bundle whose names are known: the official
+    release's ``''`` skeleton (all of them), else the raw joints when the transform keeps them."""
+    infos = getattr(bundle, "skeleton_infos", {}) or {}
+    if "" in infos:
+        return tuple(str(n) for n in infos[""]["names"]), np.asarray(infos[""]["indices"])
+    names = tuple(str(n) for n in getattr(bundle, "joint_names", ()))
+    matrix = getattr(bundle, "joint_transform_matrix", None)
+    if matrix is not None and (matrix.shape[1] != len(names) or
+                               not np.allclose(matrix, np.eye(len(names)))):  # fmt: skip
+        return (), np.zeros(0, np.int64)
+    return names, np.arange(len(names))
+
+
+def hand_point_indices(names: tuple[str, ...], indices: np.ndarray) -> dict[str, tuple[int, str]]:
+    """Per hand point (``retarget.skeletons.HAND_POINTS``) the output index and name the model
+    predicts it as, best source first; a point the model lacks is left out."""
+    from retarget.joints import canonical_name
+    from retarget.skeletons import HAND_POINTS
+
+    found = {}
+    for joint in HAND_POINTS:
+        candidates = [(n, int(i)) for n, i in zip(names, indices, strict=True)
+                      if canonical_name(n) == joint]  # fmt: skip
+        if not candidates:
+            continue
+        rank = [next((k for k, tag in enumerate(_HAND_SOURCES) if n.endswith("_" + tag)),
+                     len(_HAND_SOURCES)) for n, _ in candidates]  # fmt: skip
+        name, index = candidates[int(np.argmin(rank))]
+        found[joint] = (index, name)
+    return found
+
+
+def with_hand_extension(
+    infos: dict[str, dict[str, Any]], output: tuple[tuple[str, ...], np.ndarray]
+) -> dict[str, dict[str, Any]]:
+    """``infos`` with the hand extension (smpl+head_30 and the four hand points, in the bundle's
+    own names) when the model has both; otherwise as they are."""
+    from retarget.skeletons import HAND_POINTS
+
+    if DEFAULT_SKELETON not in infos or HAND_SKELETON in infos:
+        return infos
+    hands = hand_point_indices(*output)
+    if set(hands) != set(HAND_POINTS):
+        return infos
+    base = infos[DEFAULT_SKELETON]
+    names = [str(n) for n in base["names"]] + [hands[j][1] for j in HAND_POINTS]
+    indices = [int(i) for i in base["indices"]] + [hands[j][0] for j in HAND_POINTS]
+    # A skeleton the contract knows: its edges come from retarget.skeletons (_canonical_joints).
+    edges = np.asarray(base["edges"]).reshape(-1, 2)
+    return {**infos, HAND_SKELETON: {"indices": indices, "names": names, "edges": edges}}
 
 
 def _canonical_joints(

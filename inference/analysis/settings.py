@@ -23,7 +23,9 @@ class Settings:
     video: str
     output: str
     model: str | None = None  # name or path; None: the default model
-    skeleton: str | None = None  # output joint set of the model; None: smpl+head_30 if it has it
+    # output joint set of the model; None: smpl+head_30 if it has it, with the hand extension
+    # (smpl+head+hands_34) if it predicts the hand points too
+    skeleton: str | None = None
     detector: str = "auto"
     detect_every: int = 1  # run the detector on every n-th frame (tracks fill the others)
     detection_threshold: float | None = None  # None: the detector's own default
@@ -129,7 +131,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--skeleton", metavar="NAME",
-        help=f"output joint set of the model (default {DEFAULT_SKELETON} when the model has it)",
+        help=f"output joint set of the model (default {DEFAULT_SKELETON} when the model has it, "
+        f"with the hand extension smpl+head+hands_34 when it also predicts thumbs and hand ends)",
     )  # fmt: skip
     model.add_argument("--detector", default="auto", help=f"person detector: {DETECTOR_CHOICES}")
     model.add_argument(

@@ -42,7 +42,7 @@ TORSO_JOINTS = ("pelv", "bell", "spin", "thor", "neck", "head")
 # Left/right limb groups (joint name without the l/r prefix) swapped as a whole.
 SWAP_GROUPS = {
     "leg": ("hip", "kne", "ank", "toe", "hee"),
-    "arm": ("cla", "sho", "elb", "wri", "han"),
+    "arm": ("cla", "sho", "elb", "wri", "han", "thu", "fin"),
     "face": ("ear", "eye"),
 }
 MIN_DEPTH_MM = 100.0  # joints closer to the camera than this are impossible

@@ -11,8 +11,10 @@ import bpy
 import pytest
 
 from retarget.contract import read_trajectory
-from retarget.skeletons import SMPL_HEAD_30
+from retarget.skeletons import SMPL_HEAD_HANDS_34
 from tests.official_names import OFFICIAL_SMPL_HEAD_30
+
+HANDS = ("lthu_h36m", "lfin_h36m", "rthu_h36m", "rfin_h36m")  # the release's hand points
 
 MODULE = "bl_ext.user_default.metrabs_mocap"
 REPO = Path(__file__).resolve().parents[2]
@@ -64,8 +66,8 @@ def test_automatic_model_analyses_and_imports_with_the_official_release(installe
     output = read_trajectory(settings.trajectory_path)
     assert output.model.startswith(f"{OFFICIAL} sha256:")
     assert str(output.extras["detector"]) == "yolox:yolox_s.pth"
-    assert output.joint_names == SMPL_HEAD_30.joint_names
-    assert sorted(output.extras["source_joint_names"]) == sorted(OFFICIAL_SMPL_HEAD_30)
+    assert output.joint_names == SMPL_HEAD_HANDS_34.joint_names
+    assert sorted(output.extras["source_joint_names"]) == sorted(OFFICIAL_SMPL_HEAD_30 + HANDS)
     assert [person.track_id for person in settings.people] == list(output.track_ids)
     assert len(settings.people) == 2
     assert bpy.ops.metrabs.import_results() == {"FINISHED"}
