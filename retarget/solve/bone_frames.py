@@ -12,7 +12,9 @@ hint, once from the source motion and once from the target's rest joints
   fallback: the leg's foot direction, then the twist the bone would have if it only swung from
   its parent (:func:`filter_hinge`);
 - foot: the ankle hinge (shin-foot plane), with the same swing fallback;
-- clavicles and hands: swing from the parent only; toes follow the foot.
+- hands: the thumb side where the source has the hand extension's thumb and the target thumb or
+  finger bones (:mod:`retarget.solve.hands`), else swing from the parent only;
+- clavicles: swing from the parent only; toes follow the foot.
 
 Pure numpy.
 """
@@ -20,6 +22,7 @@ Pure numpy.
 import numpy as np
 
 from ..rotations import frame_from_axes, normalize, rotation_between
+from . import hands
 from .params import RetargetParams
 from .rigmaps import CHAIN_SLOTS
 from .source import Source
@@ -102,9 +105,27 @@ class Solver:
             return _from_frames(direction, hint, rest_direction, rest_hint)
         swing = _swing(parent, unit.rest_direction, direction)
         if unit.kind == "swing":
-            return swing
+            return self._hand_roll(unit, swing, direction) if unit.slot[:5] == "hand." else swing
         hint = self._hinge_hint(unit, swing)
         return _from_frames(direction, hint, unit.rest_direction, unit.rest_hint)
+
+    def _hand_roll(self, unit: Unit, swing: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """The hand turned about its axis to the source's thumb side (retarget.solve.hands), with
+        the swing as the fallback of weak frames; the swing alone without a thumb on either side."""
+        side = unit.slot.split(".")[1]
+        p, src = side.lower(), self.source
+        if not (src.has(p + "thu") and src.has(p + "wri")):
+            return swing
+        rest_hint = hands.rest_thumb_side(self.plan, side, unit.rest_direction)
+        if rest_hint is None:
+            return swing
+        wrist = src(p + "wri")
+        axis, observed = hands.observed_thumb_side(wrist, wrist + direction, src(p + "thu"))
+        if not hands.thumb_is_seen(observed, self.s0):
+            return swing
+        reference = np.einsum("tij,j->ti", swing, rest_hint)
+        hint = filter_hinge(axis, reference, observed, self.s0)
+        return _from_frames(direction, hint, unit.rest_direction, rest_hint)
 
     def _hinge_hint(self, unit: Unit, swing: np.ndarray) -> np.ndarray:
         side = unit.slot.split(".")[1].lower()

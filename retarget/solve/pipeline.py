@@ -23,6 +23,7 @@ from ..skeletons import Skeleton
 from .bone_frames import Solver
 from .footlock import lock_feet
 from .grounding import floor_heights, ground_feet
+from .hands import finger_keys
 from .output import bone_heads, local_rotations, posed_joints, propagate
 from .params import RetargetParams
 from .rigmaps import RigMap
@@ -133,6 +134,9 @@ def retarget(
         heads = bone_heads(plan, posed, num_frames)
         joints_now = {k: v + offset for k, v in posed_joints(plan, posed, heads).items()}
     keyed = [b for b in plan.order if b in plan.unit_of]
+    fingers = finger_keys(plan, source)  # a coarse curl where the hand's opening is measurable
+    local.update(fingers)
+    keyed += list(fingers)
     root_rotation = rig.rotations[plan.root]
     location = offset @ root_rotation if rig.local_location[plan.root] else offset
     if plan.root not in plan.unit_of:
@@ -146,5 +150,5 @@ def retarget(
         joints=joints_now,
         hip_ratio=ratio,
         locked=held,
-        deltas={rig.names[b]: posed[b] for b in keyed},
+        deltas={rig.names[b]: posed[b] for b in keyed if b in posed},
     )

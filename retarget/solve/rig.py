@@ -3,8 +3,10 @@ proportions, in a T-pose facing -Y (Blender's front view), feet on z = 0.
 
 Each bone's head sits on its joint and its tail on the joint's primary child, so the bone points
 where the limb points. Leaf bones (toes, hands) extend their parent's direction. Joints that are
-not a primary child (hips, collar bones, face points) keep the clip's median offset as seen in
-their parent bone's frame, so the rig reproduces the person's own build. Toe bones lie flat.
+not a primary child (hips, collar bones, face points, the hand extension's thumb and hand end)
+keep the clip's median offset as seen in their parent bone's frame, so the rig reproduces the
+person's own build; a clip with the hand extension gets a thumb bone on each hand, with the palms
+down in the T-pose (thumbs forward). Toe bones lie flat.
 """
 
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ _REST_AXES = {
     "thor": ((0, 0, 1), (1, 0, 0)), "neck": ((0, 0, 1), (1, 0, 0)), "head": ((0, 0, 1), (1, 0, 0)),
     "hip": ((0, 0, -1), (0, -1, 0)), "kne": ((0, 0, -1), (0, -1, 0)), "ank": ((0, -1, -1), (0, 0, 1)),
     "toe": ((0, -1, 0), None), "cla": ((1, 0, 0), None), "sho": ((1, 0, 0), None),
-    "elb": ((1, 0, 0), None), "wri": ((1, 0, 0), None), "han": ((1, 0, 0), None),
+    "elb": ((1, 0, 0), None), "wri": ((1, 0, 0), (0, -1, 0)), "han": ((1, 0, 0), None),
 }  # fmt: skip
 # The rest pose of a joint that is not a primary child keeps its median offset in the parent
 # bone's frame: the bone axis and this twist hint.
@@ -59,7 +61,12 @@ TWIST_HINTS = {
     "rkne": ("rtoe", "rank"),
     "lank": ("lkne", "lank"),
     "rank": ("rkne", "rank"),
+    "lwri": ("lthu", "lwri"),  # the hand extension: thumb and hand end in the hand's frame
+    "rwri": ("rthu", "rwri"),
 }
+# Bones for the hand extension's thumbs (skeletons.HAND_POINTS): never keyed, they show the hand's
+# roll. Kept apart from BONE_NAMES, whose joints every frame of a generated rig's motion needs.
+THUMB_BONE_NAMES = {"lthu": "thumb.L", "rthu": "thumb.R"}
 _LEAF_LENGTH_FRACTION = 0.5  # leaf bone length relative to its parent bone
 
 
@@ -151,8 +158,9 @@ def generated_rig(skeleton: Skeleton, rest: np.ndarray) -> list[RigBone]:
     A joint whose usual child the skeleton lacks (a foot without toes, a hand without a hand
     point, a head without its top) ends in a leaf bone along its own rest direction."""
     bones = []
+    names = {**BONE_NAMES, **THUMB_BONE_NAMES}
     for j, joint in enumerate(skeleton.joint_names):
-        if joint not in BONE_NAMES:
+        if joint not in names:
             continue
         parent_index = skeleton.parents[j]
         parent = skeleton.joint_names[parent_index] if parent_index >= 0 else None
@@ -168,5 +176,5 @@ def generated_rig(skeleton: Skeleton, rest: np.ndarray) -> list[RigBone]:
                 # Toes lie flat on the floor: the rig's lowest points stay its feet's joints.
                 parent_axis = np.array([parent_axis[0], parent_axis[1], 0.0])
             tail = rest[j] + _LEAF_LENGTH_FRACTION * parent_axis
-        bones.append(RigBone(BONE_NAMES[joint], joint, BONE_NAMES.get(parent), rest[j], tail))
+        bones.append(RigBone(names[joint], joint, BONE_NAMES.get(parent), rest[j], tail))
     return bones
