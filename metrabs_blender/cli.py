@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
@@ -54,24 +55,23 @@ def _fov(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _integer(minimum: int, below: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (``below`` says why not less)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{below}, got {value}")
+        return value
+
+    return parse
 
 
-def _frame(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frame number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"frames count from 0, got {value}")
-    return value
+_count = _integer(1, "expected a number >= 1")
+_frame = _integer(0, "frames count from 0")
 
 
 def _export_file(text: str) -> Path:
