@@ -20,7 +20,7 @@ import numpy as np
 
 from ..retarget import contract, solve
 from ..retarget.skeletons import get_rig_skeleton
-from ..retarget.solve import people
+from ..retarget.solve import people, transforms
 from . import camera as camera_tools
 from . import scene as scene_tools
 from .errors import MocapError
@@ -160,8 +160,10 @@ def import_trajectory(
     With ``match_scene`` the scene frame rate and end frame follow the clip. Keys land on scene
     frames ``frame_start + time * fps`` (sub-frame times are kept, so variable frame rates and
     clips whose rate differs from the scene's stay in sync). Everything is checked before the
-    scene changes: a refused target (not an armature, linked, rotated/scaled, no humanoid bones)
-    raises :class:`MocapError` or ``RetargetError`` and leaves the file as it was; re-importing
+    scene changes: a refused target (not an armature, linked without an override, a zero,
+    negative or non-uniform scale, no humanoid bones) raises :class:`MocapError` or
+    ``RetargetError`` and leaves the file as it was; the target may have any object rotation,
+    uniform scale and parent (an FBX import's 90° and 0.01 included). Re-importing
     makes a new take and never edits earlier ones or the user's actions.
     """
     from ..retarget.solve import rigmaps
@@ -191,11 +193,13 @@ def import_trajectory(
         names, parents, heads = scene_tools.bone_hierarchy(target)
         mapping, report = rigmaps.resolve_rig_map(rig_map, names, parents, heads)
         rig_data = scene_tools.read_target_rig(context, target, dict(mapping.properties))
-        origin = np.array(target.matrix_world.translation)
+        # any rotation, one positive scale, parents: the solve runs in the world frame
+        transform = transforms.from_matrix(np.array(target.matrix_world), target.name)
         motion = motions[0]
         solved[motion.person] = solve.retarget(
-            motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person], origin
-        )
+            motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person],
+            transform=transform,
+        )  # fmt: skip
 
     # Everything is validated: from here on the scene changes.
     scene = context.scene
