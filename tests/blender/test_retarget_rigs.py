@@ -145,3 +145,39 @@ def _world_rest(obj):
         world(b.head_local for b in bones),
         world(b.tail_local for b in bones),
     )
+
+
+def _link_override(tmp_path, spec: RigSpec, name: str) -> "bpy.types.Object":
+    """``spec`` saved as an FBX-like armature in a library file's collection, then linked into a
+    new file and made a library override, as an animator brings a character into a shot."""
+    collection_name = f"{name} collection"
+    collection = bpy.data.collections.new(collection_name)
+    bpy.context.scene.collection.children.link(collection)
+    obj = build_armature(fbx_like(spec), name)
+    obj.rotation_euler, obj.scale = FBX_ROTATION, (FBX_SCALE,) * 3
+    bpy.context.scene.collection.objects.unlink(obj)
+    collection.objects.link(obj)
+    library = tmp_path / "character library.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(library))
+    bpy.ops.wm.read_homefile(app_template="")
+    with bpy.data.libraries.load(str(library), link=True) as (_source, linked):
+        linked.collections = [collection_name]
+    collection = linked.collections[0]
+    scene, view_layer = bpy.context.scene, bpy.context.view_layer
+    collection.override_hierarchy_create(scene, view_layer, do_fully_editable=True)
+    (overridden,) = [o for o in bpy.data.objects if o.type == "ARMATURE" and o.override_library]
+    assert overridden.library is None and overridden.data.library is not None
+    return overridden
+
+
+def test_a_library_override_of_a_linked_rig(api, extension, tmp_path):
+    spec = mixamo_like(canonical_rest(1.7, arms=1.05), rng=np.random.default_rng(32))
+    obj = _link_override(tmp_path, spec, "Hero")
+    bpy.context.view_layer.update()
+    result, _joints, _mapping = check_take(api, extension, obj, tmp_path, "library override")
+    take = result.action.name
+    # The take is the override's own: it survives saving and opening the shot again.
+    shot = tmp_path / "shot.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(shot))
+    bpy.ops.wm.open_mainfile(filepath=str(shot))
+    assert bpy.data.objects["Hero"].animation_data.action.name == take
