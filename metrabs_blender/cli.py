@@ -110,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rig-map",
         default="auto",
-        help="'auto' (default), a preset (metrabs, rigify, mixamo, smpl, smplx, metarig) "
-        "or a JSON rig map file",
+        help="'auto' (default), a preset (metrabs, rigify, mixamo, smpl, smplx, metarig, "
+        "autorigpro) or a JSON rig map file",
     )
     parser.add_argument(
         "--root-motion",

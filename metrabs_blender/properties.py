@@ -38,6 +38,8 @@ RIG_MAPS = (
     ("metarig", "Human Metarig", "Blender's human metarig"),
     ("metrabs", "MeTRAbs Rig", "A rig this add-on generated"),
     ("JSON", "JSON File", "A rig map file (format metrabs-rigmap)"),
+    # (new items go last: a saved scene stores an item's position)
+    ("autorigpro", "Auto-Rig Pro", "An Auto-Rig Pro rig (keys its FK controls c_arm_fk.l, ...)"),
 )
 # The solve's root motions (retarget.solve.ROOT_MOTIONS) after the automatic choice, in the panel's
 # order: a saved scene stores an item's position, so new items go at the end.

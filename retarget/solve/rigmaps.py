@@ -13,7 +13,7 @@ carries the root motion, ``properties`` are custom properties set and keyed with
 IK/FK switches). Bones the map does not name are never keyed.
 
 Maps come from built-in presets (the generated MeTRAbs rig, Rigify, Mixamo with any prefix, SMPL,
-SMPL-X, Blender's human metarig), from an automatic mapper that reads bone names and the hierarchy,
+SMPL-X, Blender's human metarig, Auto-Rig Pro), from an automatic mapper that reads bone names and the hierarchy,
 or from a user's JSON file. Pure Python: no ``bpy``.
 """
 
@@ -280,6 +280,38 @@ PRESETS: dict[str, RigMap] = {
         "right",
     ),
     "metarig": _preset("metarig", _METARIG_CENTRE, _METARIG_LIMBS, "L", "R"),
+    # Auto-Rig Pro is proprietary: this uses only its published bone naming (the control names
+    # of its user manual and of the public retargeting presets and forum scripts written for
+    # it; none of its code): ``c_`` controls, ``.x`` centre and ``.l``/``.r`` side suffixes,
+    # the FK limbs ``c_arm_fk.l`` .. ``c_toes_fk.l``, and the IK/FK switch ``ik_fk_switch`` on
+    # ``c_hand_ik.l`` / ``c_foot_ik.l`` (1 = FK, 0 = IK).
+    "autorigpro": _preset(
+        "autorigpro",
+        # c_root_master.x moves the hips and everything above them; c_root.x (the pelvis,
+        # which the thighs hang from) turns with it and keeps its rest pose relative to it.
+        {
+            "hips": ("c_root_master.x", "c_root.x"),
+            "spine": ("c_spine_01.x", "c_spine_02.x", "c_spine_03.x"),
+            "neck": "c_neck.x",
+            "head": "c_head.x",
+        },
+        {
+            "shoulder": "c_shoulder.{s}",
+            "upper_arm": "c_arm_fk.{s}",
+            "forearm": "c_forearm_fk.{s}",
+            "hand": "c_hand_fk.{s}",
+            "thigh": "c_thigh_fk.{s}",
+            "shin": "c_leg_fk.{s}",
+            "foot": "c_foot_fk.{s}",
+            "toe": "c_toes_fk.{s}",
+        },
+        "l",
+        "r",
+        root="c_root_master.x",
+        properties={
+            f"c_{end}_ik.{s}": {"ik_fk_switch": 1.0} for end in ("hand", "foot") for s in "lr"
+        },  # fmt: skip
+    ),
 }
 # Presets whose names often come with a namespace prefix ("mixamorig:Hips", "m_avg_Pelvis").
 _PREFIXABLE = {"mixamo", "smpl", "smplx"}
@@ -330,7 +362,10 @@ def _preset_candidates(names: set[str]) -> list[tuple[RigMap, tuple[str, ...]]]:
 # ---------------------------------------------------------------------------------------------
 # Automatic mapping from names and hierarchy
 
-_NOISE = {"def", "org", "bip", "bip01", "bip001", "b", "j", "jnt", "joint", "bone", "cc", "base", "c"}  # fmt: skip
+# "c" and "fk" mark animation controls (Auto-Rig Pro's c_hand_fk.l), "x" a centre bone (c_head.x).
+_NOISE = {"def", "org", "bip", "bip01", "bip001", "b", "j", "jnt", "joint", "bone", "cc", "base", "c",
+          "fk", "x"}  # fmt: skip
+_CONTROL_TOKENS = {"c", "fk", "ctrl", "ctl", "con"}
 _SIDE_TOKENS = {"l": "L", "left": "L", "lft": "L", "r": "R", "right": "R", "rgt": "R"}
 _HAND = {"hand", "wrist"}
 _FOOT = {"foot", "ankle"}
@@ -342,7 +377,8 @@ def name_tokens(name: str) -> tuple[str | None, str]:
     """``(side, base)`` of a bone name: side "L", "R" or None, base the lower-case body-part word.
 
     ``"mixamorig:LeftUpLeg"`` -> ``("L", "upleg")``, ``"thigh.L"`` -> ``("L", "thigh")``,
-    ``"upperarm_twist_01_l"`` -> ``("L", "upperarmtwist")``.
+    ``"upperarm_twist_01_l"`` -> ``("L", "upperarmtwist")``, ``"c_hand_fk.l"`` -> ``("L", "hand")``,
+    ``"c_head.x"`` -> ``(None, "head")``.
     """
     name = re.split(r"[:|]", name)[-1]
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
@@ -408,6 +444,14 @@ class _Hierarchy:
         return side
 
 
+def is_control(name: str) -> bool:
+    """Whether a bone name marks an animation control (``c_hand_fk.l``, ``hand_fk.L``,
+    ``CTRL_hand``): where a rig has a control and a deforming bone of the same body part, the
+    control is the one to key (the deforming bone follows it through constraints)."""
+    name = re.split(r"[:|]", name)[-1]
+    return bool(_CONTROL_TOKENS & set(re.split(r"[^a-z0-9]+", name.lower())))
+
+
 def _find_topmost(h: _Hierarchy, words: set[str], side: str | None) -> int | None:
     found = [
         b
@@ -415,7 +459,8 @@ def _find_topmost(h: _Hierarchy, words: set[str], side: str | None) -> int | Non
         if name_tokens(name)[1] in words
         and (h.side(b) == side if side else name_tokens(name)[0] is None)
     ]
-    return min(found, key=lambda b: h.depth[b]) if found else None
+    # Controls first, then the bone nearest the root.
+    return min(found, key=lambda b: (not is_control(h.names[b]), h.depth[b])) if found else None
 
 
 def _lowest_common_ancestor(h: _Hierarchy, a: int, b: int) -> int | None:

@@ -1,6 +1,8 @@
 """The rigs users have, as they come (issue 19), in real Blender through the installed extension:
 a Mixamo armature as an FBX import leaves it (turned 90° about X, scale 0.01, bones in
-centimetres with Y up), with and without a parent object.
+centimetres with Y up), with and without a parent object; a library override of such a rig
+linked from another file; a rig named like Auto-Rig Pro's (FK controls, deforming bones behind
+IK/FK switches).
 
 For each: the imported motion's limb directions match the source joints (median <= 2°, 95th
 percentile <= 8°), the keyed quaternions never flip sign, and the user's rig is exactly as it
@@ -20,7 +22,13 @@ from tests.blender.test_retarget import (
     rig_map_of,
     write_clip,
 )
-from tests.test_solve_rigs import RigSpec, canonical_rest, mixamo_like, world_motion
+from tests.test_solve_rigs import (
+    RigSpec,
+    autorigpro_like,
+    canonical_rest,
+    mixamo_like,
+    world_motion,
+)
 
 FBX_ROTATION = (np.pi / 2, 0.0, 0.0)  # what Blender's FBX importer leaves on the armature object
 FBX_SCALE = 0.01
@@ -181,3 +189,43 @@ def test_a_library_override_of_a_linked_rig(api, extension, tmp_path):
     bpy.ops.wm.save_as_mainfile(filepath=str(shot))
     bpy.ops.wm.open_mainfile(filepath=str(shot))
     assert bpy.data.objects["Hero"].animation_data.action.name == take
+
+
+# The deforming bones of the Auto-Rig Pro-named test rig, per slot: they follow the FK controls
+# only while the IK/FK switches say FK, so reading the motion back from them checks the switches.
+ARP_DEFORM = {
+    "hips": "root.x", "spine": ("spine_01.x", "spine_02.x", "spine_03.x"), "neck": "neck.x",
+    "head": "head.x",
+    **{f"{slot}.{s.upper()}": f"{bone}.{s}" for s in "lr" for slot, bone in (
+        ("shoulder", "shoulder"), ("upper_arm", "arm_stretch"), ("forearm", "forearm_stretch"),
+        ("hand", "hand"), ("thigh", "thigh_stretch"), ("shin", "leg_stretch"), ("foot", "foot"),
+        ("toe", "toes_01"))},
+}  # fmt: skip
+
+
+def test_an_auto_rig_pro_rig(api, extension, tmp_path, monkeypatch):
+    import tests.blender.test_retarget_rigs as this
+
+    spec = autorigpro_like(canonical_rest(1.65, arms=0.95), rng=np.random.default_rng(33))
+    obj = build_armature(spec, "rig")
+    rigmaps = extension.retarget.solve.rigmaps
+    switches = [f"c_{end}_ik.{s}" for end in ("hand", "foot") for s in "lr"]
+    assert [obj.pose.bones[b]["ik_fk_switch"] for b in switches] == [0.0] * 4  # IK, as made
+
+    def read_deform(extension, obj, how="auto"):
+        mapping = rigmaps.resolve_rig_map(
+            how, *extension.metrabs_blender.scene.bone_hierarchy(obj)
+        )[0]
+        return rigmaps.RigMap("deform", mapping.bones, anchors=ARP_DEFORM)
+
+    monkeypatch.setattr(this, "rig_map_of", read_deform)
+    result, _joints, _mapping = check_take(api, extension, obj, tmp_path, "auto-rig pro")
+    assert "preset autorigpro" in result.report
+    assert [obj.pose.bones[b]["ik_fk_switch"] for b in switches] == [1.0] * 4  # FK
+    keyed = {
+        fc.data_path for fc in extension.metrabs_blender.keyframes.action_fcurves(result.action)
+    }
+    assert 'pose.bones["c_foot_ik.l"]["ik_fk_switch"]' in keyed
+    assert 'pose.bones["c_arm_fk.l"].rotation_quaternion' in keyed
+    deform = {name for names in ARP_DEFORM.values() for name in np.atleast_1d(names)}
+    assert not [p for p in keyed if any(f'"{name}"' in p for name in deform)]
