@@ -21,6 +21,7 @@ from ..retarget import contract
 from ..retarget.contract import output_problem
 from ..retarget.files import replacing
 from ..retarget.solve import ROOT_MOTIONS
+from ..retarget.solve.ik_controls import LIMB_MODES
 from . import api
 from .errors import MocapError
 from .importer import read_source
@@ -119,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="root path: relative to the rig (default with --target), as seen from the camera "
         "(default without), or in place",
     )
+    parser.add_argument(
+        "--limb-ik",
+        choices=tuple(LIMB_MODES),
+        default="legs",
+        help="on a rig with IK controls (Rigify): the limbs animated in IK, their IK controls keyed "
+        "from the motion (default: legs)",
+    )
     parser.add_argument("--person", type=int, help="track id of the person to retarget")
     parser.add_argument(
         "--no-foot-lock", action="store_true", help="do not hold feet during contacts"
@@ -208,7 +216,8 @@ def _import(args: argparse.Namespace) -> list:
     options = {
         "rig_map": args.rig_map, "root_motion": args.root_motion,
         "foot_lock": not args.no_foot_lock, "use_nla": args.nla,
-        "joint_limits": args.joint_limits, "person": args.person,
+        "joint_limits": args.joint_limits, "person": args.person, "limb_ik": args.limb_ik,
+
     }  # fmt: skip
     if args.input.is_dir():
         if args.clean:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..retarget import contract, solve
 from ..retarget.skeletons import get_rig_skeleton
-from ..retarget.solve import people, transforms
+from ..retarget.solve import ik_controls, people, transforms
 from . import camera as camera_tools
 from . import scene as scene_tools
 from .errors import MocapError
@@ -105,27 +105,46 @@ def resolve_target(
     return target
 
 
-def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones):
+def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones, ik=None):
     from .keyframes import push_to_nla
 
     rotations = {bone: result.rotations[:, k] for k, bone in enumerate(result.bone_names)}
+    locations = {result.root_bone: result.root_location}
+    properties = {bone: dict(values) for bone, values in mapping.properties.items()}
+    settings = {}
     if all_bones:  # the generated rig: every bone keyed, unmapped ones at rest
         rest = np.tile([1.0, 0.0, 0.0, 0.0], (len(keyed_frames), 1))
         for pose_bone in armature.pose.bones:
             rotations.setdefault(pose_bone.name, rest)
+    if ik is not None:  # the limbs in IK: their controls, and their switches to IK
+        rotations.update(ik.rotations)
+        locations.update(ik.locations)
+        for bone, values in ik.properties.items():
+            properties.setdefault(bone, {}).update(values)
+        settings = ik.settings
     action = write_bone_action(
         armature,
         scene_tools.unique_action_name(name),
         keyed_frames,
         rotations,
-        {result.root_bone: result.root_location},
+        locations,
         assign=not use_nla,  # an NLA take leaves the active action alone
-        properties=dict(mapping.properties),
+        properties=properties,
+        settings=settings,
     )
-    scene_tools.set_pose_properties(armature, dict(mapping.properties))
+    scene_tools.set_pose_properties(armature, properties)
     if use_nla:
         push_to_nla(armature, action, action.name, float(keyed_frames[0]))
     return action
+
+
+def _with_ik_note(report: str, ik: "ik_controls.IkKeys") -> str:
+    """The rig map's report with what is animated in IK."""
+    if ik.limbs:
+        report += f"\n  IK: {', '.join(ik.limbs)} (IK controls and poles keyed, switched to IK)"
+    if ik.missing:
+        report += f"\n  note: no IK controls for {', '.join(ik.missing)} in this rig map: FK"
+    return report
 
 
 def import_trajectory(
@@ -141,6 +160,7 @@ def import_trajectory(
     person: int | None = None,
     context: "bpy.types.Context | None" = None,
     match_scene: bool = True,
+    limb_ik: str = "legs",
 ) -> list[ImportResult]:
     """Import a trajectory (a ``.npz`` path, read once, or a ``Trajectory``) as keyframes, in one
     new action per person (a "take").
@@ -156,6 +176,11 @@ def import_trajectory(
     length and re-grounded on the rig's own feet. ``foot_lock`` holds feet during the contacts the
     cleaning stage stored in the file (``contacts`` extras); ``use_nla`` also stacks the take as an
     NLA track; ``joint_limits`` clamps rotations to ``retarget.solve.JOINT_LIMITS_DEG``.
+    ``limb_ik`` picks the limbs a target animates in IK where its rig map has IK controls
+    (Rigify): "legs" (default: IK legs, FK arms), "arms", "all" or "fk" (none). Their IK controls
+    (hand/foot, toe, pole targets) are keyed from the solved pose on top of the FK controls and
+    their IK/FK switches keyed to IK, so the IK chain lands on the solved limb and switching
+    back to FK shows the same motion (``retarget.solve.ik_controls``).
 
     With ``match_scene`` the scene frame rate and end frame follow the clip. Keys land on scene
     frames ``frame_start + time * fps`` (sub-frame times are kept, so variable frame rates and
@@ -169,6 +194,10 @@ def import_trajectory(
     from ..retarget.solve import rigmaps
 
     context = context or bpy.context
+    if limb_ik not in ik_controls.LIMB_MODES:
+        raise MocapError(
+            f"limb_ik must be one of {', '.join(ik_controls.LIMB_MODES)}, not {limb_ik!r}"
+        )
     target = resolve_target(target, context)
     source = read_source(trajectory, name)
     with refusals():
@@ -200,6 +229,8 @@ def import_trajectory(
             motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person],
             transform=transform,
         )  # fmt: skip
+        ik = ik_controls.ik_control_keys(rig_data, mapping, solved[motion.person], limb_ik)
+        report = _with_ik_note(str(report), ik)
 
     # Everything is validated: from here on the scene changes.
     scene = context.scene
@@ -230,7 +261,8 @@ def import_trajectory(
         else:
             armature, result = target, solved[motion.person]
             name = f"{target.name} {source.name} P{motion.track_id}"
-        action = _key_take(armature, mapping, result, keyed_frames, name, use_nla, target is None)
+        action = _key_take(armature, mapping, result, keyed_frames, name, use_nla, target is None,
+                           ik if target is not None else None)  # fmt: skip
         results.append(
             ImportResult(
                 motion.track_id,

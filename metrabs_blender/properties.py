@@ -41,6 +41,13 @@ RIG_MAPS = (
     # (new items go last: a saved scene stores an item's position)
     ("autorigpro", "Auto-Rig Pro", "An Auto-Rig Pro rig (keys its FK controls c_arm_fk.l, ...)"),
 )
+# Which limbs a target rig with IK controls (Rigify) animates in IK (retarget.solve.ik_controls).
+LIMB_IK_MODES = (
+    ("legs", "IK Legs, FK Arms", "Feet planted with IK controls, arms on FK controls"),
+    ("fk", "FK", "FK controls only, every limb switched to FK"),
+    ("arms", "IK Arms, FK Legs", "Hands pinned with IK controls, legs on FK controls"),
+    ("all", "IK", "IK controls (hands, feet, poles) for every limb"),
+)
 # The solve's root motions (retarget.solve.ROOT_MOTIONS) after the automatic choice, in the panel's
 # order: a saved scene stores an item's position, so new items go at the end.
 ROOT_MOTION_ITEMS = (
@@ -151,6 +158,12 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         description="JSON rig map (for Rig Map: JSON File)",
     )  # fmt: skip
     root_motion: bpy.props.EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="AUTO")
+    limb_ik: bpy.props.EnumProperty(
+        name="Limbs", items=LIMB_IK_MODES, default="legs",
+        description="On a rig with IK controls (Rigify): the limbs animated in IK. Their hand, "
+        "foot and pole controls are keyed from the motion too, so either switch position shows it",
+    )  # fmt: skip
+
     use_foot_lock: bpy.props.BoolProperty(
         name="Foot Lock", description="Hold the feet still while they touch the floor", default=True
     )

@@ -135,6 +135,7 @@ def retarget_options(settings) -> dict:
         "target": settings.target,
         "rig_map": rig_map,
         "root_motion": None if settings.root_motion == "AUTO" else settings.root_motion,
+        "limb_ik": settings.limb_ik,
         "foot_lock": settings.use_foot_lock,
         "use_nla": settings.use_nla,
         "joint_limits": settings.use_joint_limits,

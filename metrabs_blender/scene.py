@@ -188,7 +188,7 @@ class _temporary_properties:
             pose_bone = self.obj.pose.bones[bone]
             for name, value in values.items():
                 self.saved.append((bone, name, pose_bone.get(name, missing)))
-                pose_bone[name] = value
+                pose_bone[name] = typed_value(pose_bone.get(name), value)
         self._missing = missing
         # Custom-property edits from Python do not tag the object: without this the drivers that
         # read them (constraint influences) are not re-evaluated.
@@ -208,11 +208,22 @@ class _temporary_properties:
             self.context.view_layer.update()
 
 
+def typed_value(old, value: float):
+    """``value`` as the type of the property it replaces: a rig's UI draws a bool or int property
+    (Rigify's ``pole_vector``, ``IK_parent``) as a toggle or menu, which a float would break."""
+    if isinstance(old, bool):
+        return bool(value)
+    if isinstance(old, int):
+        return int(round(value))
+    return float(value)
+
+
 def set_pose_properties(obj: "bpy.types.Object", properties: dict[str, dict[str, float]]) -> None:
-    """Set pose-bone custom properties (the values the take also keys)."""
+    """Set pose-bone custom properties (the values the take also keys), keeping their types."""
     for bone, values in properties.items():
+        pose_bone = obj.pose.bones[bone]
         for name, value in values.items():
-            obj.pose.bones[bone][name] = value
+            pose_bone[name] = typed_value(pose_bone.get(name), value)
     if properties:
         obj.update_tag()
 
