@@ -21,6 +21,7 @@ import numpy as np
 from ..retarget import contract, solve
 from ..retarget.skeletons import get_rig_skeleton
 from ..retarget.solve import ik_controls, people, transforms
+from . import bone_map
 from . import camera as camera_tools
 from . import scene as scene_tools
 from .errors import MocapError
@@ -170,7 +171,9 @@ def import_trajectory(
     "clip" for a Trajectory object). With a ``target`` armature (the object or its name), one
     person (``person`` = track id, else the one seen longest) is retargeted onto it: ``rig_map``
     is "auto", a preset name
-    (``retarget.solve.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
+    (``retarget.solve.rigmaps.PRESETS``), the name of a bone map saved from the Bone Map panel
+    (``api.save_bone_map``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
+
     ``root_motion`` is "relative" (default for targets: the path starts where the rig stands),
     "camera" (default without target) or "in_place"; it is scaled by the target/source leg
     length and re-grounded on the rig's own feet. ``foot_lock`` holds feet during the contacts the
@@ -220,7 +223,8 @@ def import_trajectory(
         scene_tools.check_target(target)
         scene_tools.ensure_object_mode(context)
         names, parents, heads = scene_tools.bone_hierarchy(target)
-        mapping, report = rigmaps.resolve_rig_map(rig_map, names, parents, heads)
+        spec = bone_map.user_rig_map(rig_map)  # a saved bone map's name -> its map
+        mapping, report = rigmaps.resolve_rig_map(spec, names, parents, heads)
         rig_data = scene_tools.read_target_rig(context, target, dict(mapping.properties))
         # any rotation, one positive scale, parents: the solve runs in the world frame
         transform = transforms.from_matrix(np.array(target.matrix_world), target.name)

@@ -6,6 +6,8 @@ kept by the operators, never on scene data.
 
 import bpy
 
+from .bone_map import METRABS_PG_bone_map
+
 # Paths may be relative to the .blend ("//"): Blender 4.5+ asks for the option (and warns without
 # it), older versions reject it. Feature-detected, never version-compared.
 _RELATIVE_PATH = (
@@ -40,6 +42,7 @@ RIG_MAPS = (
     ("JSON", "JSON File", "A rig map file (format metrabs-rigmap)"),
     # (new items go last: a saved scene stores an item's position)
     ("autorigpro", "Auto-Rig Pro", "An Auto-Rig Pro rig (keys its FK controls c_arm_fk.l, ...)"),
+    ("EDITOR", "Bone Map", "The map of the Bone Map panel (filled, edited, saved as presets)"),
 )
 # Which limbs a target rig with IK controls (Rigify) animates in IK (retarget.solve.ik_controls).
 LIMB_IK_MODES = (
@@ -153,6 +156,7 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         description="Put one person's motion on this armature (empty: a new rig per person)",
     )
     rig_map: bpy.props.EnumProperty(name="Rig Map", items=RIG_MAPS, default="auto")
+    bone_map: bpy.props.PointerProperty(type=METRABS_PG_bone_map)
     rig_map_path: bpy.props.StringProperty(
         name="Rig Map File", subtype="FILE_PATH", options=_RELATIVE_PATH,
         description="JSON rig map (for Rig Map: JSON File)",

@@ -131,6 +131,13 @@ def retarget_options(settings) -> dict:
         if not settings.rig_map_path:
             raise MocapError("Choose a rig map file, or another Rig Map")
         rig_map = bpy.path.abspath(settings.rig_map_path)
+    elif rig_map == "EDITOR":
+        from .bone_map import rig_map_from_rows
+
+        if not len(settings.bone_map.rows):
+            raise MocapError("The bone map is empty: Fill it in the Bone Map panel")
+        rig_map = rig_map_from_rows(settings.bone_map, settings.bone_map.preset_name)
+
     return {
         "target": settings.target,
         "rig_map": rig_map,

@@ -232,3 +232,40 @@ def test_no_humanoid_bones_lists_what_was_expected():
     message = str(error.value)
     for expected in ("hips", "thigh.L", "upper_arm.R", "Bone.001", "mixamo", "JSON rig map"):
         assert expected in message
+
+
+def test_the_documented_json_example_is_a_valid_map():
+    """docs/rigmaps.md's example reads as the map it describes, and survives a round trip."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "rigmaps.md").read_text()
+    example = json.loads(text.split("```json\n")[1].split("```")[0])
+    rig_map = rigmaps.rig_map_from_dict(example)
+    assert rig_map.name == "Robot" and rig_map.bones["spine"] == (
+        "spine_01",
+        "spine_02",
+        "spine_03",
+    )
+    assert rig_map.anchor("hips") == ("DEF-pelvis",) and rig_map.root_bone == "pelvis"
+    leg = rig_map.ik["leg.L"]
+    assert leg.controls == {"foot_ik_l": "foot.L"} and leg.poles == {"knee_pole_l": "thigh.L"}
+    assert leg.settings == {"calf_l": {"ik_stretch": 0.0}}
+    assert rigmaps.rig_map_from_dict(rig_map.to_json()) == rig_map
+    for preset in rigmaps.PRESETS.values():  # every preset writes out and reads back the same
+        assert rigmaps.rig_map_from_dict(json.loads(json.dumps(preset.to_json()))) == preset
+
+
+def test_ik_limbs_are_checked():
+    bones = rigmaps.PRESETS["mixamo"].bones
+    with pytest.raises(RigMapError, match="IK limb 'tail.L' is not one of"):
+        RigMap("x", bones, ik={"tail.L": {"controls": {"a": "hand.L"}}})
+    with pytest.raises(RigMapError, match="unknown slot"):
+        RigMap("x", bones, ik={"arm.L": {"controls": {"a": "paw.L"}}})
+    with pytest.raises(RigMapError, match='needs a "controls" object'):
+        RigMap("x", bones, ik={"arm.L": {"poles": {}}})
+    spec = unreal_like(REST)
+    rig = spec.target_rig()
+    mapped = resolve(spec)[0]
+    with_ik = RigMap("x", mapped.bones, ik={"arm.L": {"controls": {"hand_ik_l": "hand.L"}}})
+    with pytest.raises(RigMapError, match="does not have: \\['hand_ik_l'\\]"):
+        resolve_rig_map(with_ik, rig.names, rig.parents, rig.heads)
