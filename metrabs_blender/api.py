@@ -346,8 +346,10 @@ def import_analysis(
 ) -> AnalysisImport:
     """The panel's Import: the trajectory cleaned with ``clean_preset`` (see :func:`clean_file`;
     None imports it as it is, e.g. a file cleaned before), the people ``track_ids`` (default all)
-    as new rigs or one person onto ``target`` (see :func:`import_people`; ``name`` and
-    ``options`` go to :func:`import_trajectory`), then optionally the matching camera (with
+    as new rigs or one person onto ``target``, or people onto rigs of their own with
+    ``targets`` (track id -> armature; see :func:`import_people`; ``name`` and ``options`` go
+    to :func:`import_trajectory`), then optionally the matching camera (with
+
     ``clip`` as background), review markers and raw-joint empties.
 
     A path is read once; its cleaned trajectory is written to ``cleaned/<name>`` beside it (the
@@ -373,7 +375,7 @@ def import_analysis(
     )
     colours = {s.track_id: s.colour for s in review.person_summaries(trajectory)}
     for result in imported:
-        if target is None:  # the user's own character keeps its colour
+        if result.generated:  # the user's own characters keep their colours
             result.armature.color = (*colours[result.track_id], 1.0)
     created = AnalysisImport(imported, None, [], None, source.path)
     if camera:

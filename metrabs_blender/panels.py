@@ -18,7 +18,7 @@ class _MocapPanel:
 
 
 class METRABS_UL_people(bpy.types.UIList):
-    """One row per tracked person: colour, import tick, frames seen, mean score."""
+    """One row per tracked person: colour, import tick, frames seen, mean score, own rig."""
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
         row = layout.row(align=True)
@@ -28,6 +28,7 @@ class METRABS_UL_people(bpy.types.UIList):
         row.prop(item, "use_import", text=item.name)
         row.label(text=f"{item.frames_visible} fr  {item.first_frame}-{item.last_frame}")
         row.label(text=f"score {item.mean_score:.2f}")
+        row.prop(item, "target", text="", icon="ARMATURE_DATA")
 
 
 class VIEW3D_PT_metrabs_import(_MocapPanel, bpy.types.Panel):

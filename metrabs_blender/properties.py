@@ -91,6 +91,13 @@ class METRABS_PG_person(bpy.types.PropertyGroup):
     use_import: bpy.props.BoolProperty(
         name="Import", description="Import this person's motion", default=True
     )
+    target: bpy.props.PointerProperty(
+        name="Rig",
+        type=bpy.types.Object,
+        poll=lambda self, obj: obj.type == "ARMATURE",
+        description="Put this person's motion on this armature (empty: the Target below, or a "
+        "new rig); several people onto several rigs in one import",
+    )
 
 
 class METRABS_PG_settings(bpy.types.PropertyGroup):

@@ -163,9 +163,12 @@ def import_options(context, retarget: bool = False) -> dict:
         if not settings.cleaned_path:
             raise MocapError("Nothing cleaned yet: press Import first")
         source, preset = bpy.path.abspath(settings.cleaned_path), None
+    # people with a rig of their own (the rest: the Target, or new rigs)
+    targets = {p.track_id: p.target for p in settings.people if p.use_import and p.target}
     return {
         "trajectory": source,
         "track_ids": track_ids,
+        **({"targets": targets} if targets else {}),
         "clean_preset": preset,
         "match_scene": settings.match_scene,
         "camera": settings.use_camera,

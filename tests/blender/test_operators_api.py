@@ -378,6 +378,38 @@ def test_bone_map_buttons_are_their_api_functions(addon, clip_file, tmp_path):
             path.unlink()
 
 
+def test_people_onto_their_own_rigs_is_api_import_analysis(addon, clip_file, tmp_path):
+    """Each ticked person's Rig in the results list: two people onto two rigs of the scene in
+    one Import, IK legs/FK arms by default (these rigs have no IK controls: FK)."""
+    other = write_trajectory(tmp_path / "other.npz", tilted_scene())
+
+    def rigs():
+        made = addon.api.import_trajectory(other)
+        return {0: made[1].armature, 1: made[0].armature}  # swapped, to be sure
+
+    def script():
+        addon.api.load_results(clip_file)
+        _tick({0, 1})
+        addon.api.import_analysis(
+            clip_file, [0, 1], clean_preset="fast", camera=False, targets=rigs(),
+            rig_map="auto", root_motion="in_place",
+        )  # fmt: skip
+
+    def press():
+        targets = rigs()
+        _panel_for_import(clip_file, {0, 1}, clean_preset="fast", use_camera=False,
+                          root_motion="in_place")  # fmt: skip
+        for person in bpy.context.scene.metrabs.people:
+            person.target = targets[person.track_id]
+        return bpy.ops.metrabs.import_results()
+
+    scripted, pressed = pressed_as_scripted(script, press)
+    assert pressed == scripted
+    assert pressed["object MeTRAbs other P1"]["action"] == "MeTRAbs other P1 walk P0 take 1"
+    assert pressed["object MeTRAbs other P0"]["action"] == "MeTRAbs other P0 walk P1 take 1"
+    assert "object MeTRAbs walk P0" not in pressed  # nobody got a new rig
+
+
 def test_match_camera_is_api_setup_camera(addon, clip_file, footage):
 
     def script():
