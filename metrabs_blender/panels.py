@@ -91,8 +91,9 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         col.use_property_decorate = False
         col.prop(settings, "clean_preset")
         col.prop(settings, "target")
-        if settings.target is not None:
+        if settings.target is not None or any(p.target for p in settings.people):
             col.prop(settings, "rig_map")
+
             if settings.rig_map == "JSON":
                 col.prop(settings, "rig_map_path")
             col.prop(settings, "limb_ik")

@@ -181,6 +181,11 @@ def test_bone_map_panel_and_rows(modules, api):
     assert log == [("label", "Hips"), ("prop", "bone"), ("search", "bone", "bones")]
     log = draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
     assert ("prop", "limb_ik") in log
+    settings.target = None  # a rig for one person only: the rig map and limbs still show
+    assert ("prop", "limb_ik") not in draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
+    settings.people.add().target = bpy.data.objects["Hero"]
+    log = draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
+    assert ("prop", "rig_map") in log and ("prop", "limb_ik") in log
 
 
 def test_people_list_row(modules):
