@@ -93,12 +93,11 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         col.prop(settings, "target")
         if settings.target is not None or any(p.target for p in settings.people):
             col.prop(settings, "rig_map")
-
             if settings.rig_map == "JSON":
                 col.prop(settings, "rig_map_path")
             col.prop(settings, "limb_ik")
-
         col.prop(settings, "root_motion")
+
         col = layout.column(heading="Import")
         col.use_property_split = True
         col.prop(settings, "use_foot_lock")

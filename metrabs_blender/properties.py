@@ -174,7 +174,6 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         description="On a rig with IK controls (Rigify): the limbs animated in IK. Their hand, "
         "foot and pole controls are keyed from the motion too, so either switch position shows it",
     )  # fmt: skip
-
     use_foot_lock: bpy.props.BoolProperty(
         name="Foot Lock", description="Hold the feet still while they touch the floor", default=True
     )

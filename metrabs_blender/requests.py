@@ -137,7 +137,6 @@ def retarget_options(settings) -> dict:
         if not len(settings.bone_map.rows):
             raise MocapError("The bone map is empty: Fill it in the Bone Map panel")
         rig_map = rig_map_from_rows(settings.bone_map, settings.bone_map.preset_name)
-
     return {
         "target": settings.target,
         "rig_map": rig_map,
