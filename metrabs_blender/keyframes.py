@@ -76,13 +76,15 @@ def write_bone_action(
     locations: Mapping[str, np.ndarray] | None = None,
     assign: bool = True,
     properties: Mapping[str, Mapping[str, float]] | None = None,
+    settings: Mapping[str, Mapping[str, float]] | None = None,
 ) -> "bpy.types.Action":
     """Key bones of ``armature`` into a new action named ``action_name``.
 
     ``frames`` ``(T,)`` scene frame numbers (float allowed); ``rotations`` bone name -> ``(T, 4)``
     quaternions (w, x, y, z); ``locations`` bone name -> ``(T, 3)`` pose-bone locations;
     ``properties`` bone name -> {custom property: value}, each keyed once (constant for the take,
-    e.g. Rigify's IK/FK switch). Rotations are keyed in each bone's own rotation mode
+    e.g. Rigify's IK/FK switch); ``settings`` bone name -> {pose-bone setting: value}, keyed
+    once the same way (e.g. ``ik_stretch``). Rotations are keyed in each bone's own rotation mode
     (quaternion, axis-angle or Euler of any order), which is never changed, so the user's other
     actions keep working. The user's existing actions are never modified; a previously assigned
     action gets a fake user so it is not lost when the file is saved.
@@ -102,6 +104,10 @@ def write_bone_action(
     for bone_name, values in (properties or {}).items():
         for name, value in values.items():
             path = f'{_bone_path(bone_name)}["{bpy.utils.escape_identifier(name)}"]'
+            _fill(new_fcurve(path, 0, bone_name), frames[:1], np.array([value]), linear)
+    for bone_name, values in (settings or {}).items():
+        for name, value in values.items():
+            path = f"{_bone_path(bone_name)}.{name}"
             _fill(new_fcurve(path, 0, bone_name), frames[:1], np.array([value]), linear)
     if assign:
         assign_action(armature, action, action_slot(action))
