@@ -8,9 +8,11 @@ use a relative import of a sibling package at import time.
 
 
 def _modules():
-    from . import operators, panels, preferences, properties
+    from . import bone_map, bone_map_ui, operators, panels, preferences, properties
 
-    return (properties, preferences, operators, panels)
+    # bone_map's property groups before properties, which points at them; its panel after
+    # the main panel it hangs from
+    return (bone_map, properties, preferences, operators, panels, bone_map_ui)
 
 
 def register() -> None:

@@ -7,6 +7,8 @@ first loads the root under the extension's id, then runs the same code Blender r
 
 import importlib
 import importlib.util
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,4 +30,10 @@ def load_extension_package():
 
 if __name__ == "__main__":
     load_extension_package()
-    sys.exit(importlib.import_module(f"{EXTENSION_ID}.metrabs_blender.cli").main())
+    code = importlib.import_module(f"{EXTENSION_ID}.metrabs_blender.cli").main()
+    # The work is saved: leave without the interpreter's teardown, in which PyPI bpy 4.2 crashes
+    # after a glTF export (and after a Rigify generation), which would turn success into SIGSEGV.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

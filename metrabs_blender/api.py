@@ -35,8 +35,8 @@ import numpy as np
 
 from ..retarget import contract
 from ..retarget.keys import KeyTolerance
-from ..retarget.solve import grounding, people
-from . import backend, jobs, review
+from ..retarget.solve import grounding, people, rigmaps
+from . import backend, bone_map, jobs, review
 from . import camera as camera_tools
 from . import export as exporting
 from .batch_import import (
@@ -73,18 +73,25 @@ __all__ = [
     "analyze_folder",
     "analyze_video",
     "backend_venv_dir",
+    "bone_map_presets",
     "clean_file",
     "default_batch_output",
+    "delete_bone_map",
+    "edit_bone_map",
+    "edited_rig_map",
     "default_output_path",
     "extension_user_dir",
+    "fill_bone_map",
     "finish_analysis",
     "import_analysis",
     "import_folder",
     "import_people",
     "import_trajectory",
+    "load_bone_map",
     "load_footage",
     "load_results",
     "resolve_target",
+    "save_bone_map",
     "select_people",
     "setup_camera",
     "start_analysis",
@@ -343,8 +350,9 @@ def import_analysis(
 ) -> AnalysisImport:
     """The panel's Import: the trajectory cleaned with ``clean_preset`` (see :func:`clean_file`;
     None imports it as it is, e.g. a file cleaned before), the people ``track_ids`` (default all)
-    as new rigs or one person onto ``target`` (see :func:`import_people`; ``name`` and
-    ``options`` go to :func:`import_trajectory`), then optionally the matching camera (with
+    as new rigs or one person onto ``target``, or people onto rigs of their own with
+    ``targets`` (track id -> armature; see :func:`import_people`; ``name`` and ``options`` go
+    to :func:`import_trajectory`), then optionally the matching camera (with
     ``clip`` as background), review markers and raw-joint empties.
 
     A path is read once; its cleaned trajectory is written to ``cleaned/<name>`` beside it (the
@@ -375,7 +383,7 @@ def import_analysis(
     )
     colours = {s.track_id: s.colour for s in review.person_summaries(trajectory)}
     for result in imported:
-        if target is None:  # the user's own character keeps its colour
+        if result.generated:  # the user's own characters keep their colours
             result.armature.color = (*colours[result.track_id], 1.0)
     created = AnalysisImport(imported, None, [], None, source.path)
     if camera:
@@ -457,3 +465,66 @@ def export_take(
         frame_start = int(np.ceil(first)) if frame_start is None else frame_start
         frame_end = int(np.floor(last)) if frame_end is None else frame_end
     return exporting.export_take(armature, path, frame_start, frame_end, context)
+
+
+# ------------------------------------------------------------------------------------------------
+# The bone-map editor (the Bone Map panel; presets in the extension's user folder)
+
+
+def fill_bone_map(
+    armature: "bpy.types.Object | str",
+    rig_map: "str | os.PathLike | object" = "auto",
+    *,
+    scene: "bpy.types.Scene | None" = None,
+) -> "rigmaps.MatchReport":
+    """The panel's Fill: the editor's rows (``scene.metrabs.bone_map``) for ``armature`` (the
+    object or its name) from ``rig_map`` ("auto", a preset name, a saved bone map's name, a JSON
+    file or a ``RigMap``), resolved as an import resolves it. Returns how it was found."""
+    scene = scene or bpy.context.scene
+    armature = resolve_target(armature)
+    if armature is None:
+        raise MocapError("Choose the target armature first: the bone map lists its bones")
+    return bone_map.fill(scene.metrabs.bone_map, armature, rig_map)
+
+
+def edit_bone_map(action: str, *, scene: "bpy.types.Scene | None" = None) -> None:
+    """The panel's +/-: ``"ADD"`` a bone to the selected row's part (a chain), ``"REMOVE"`` the
+    selected row (see :func:`bone_map.edit_row`)."""
+    scene = scene or bpy.context.scene
+    bone_map.edit_row(scene.metrabs.bone_map, action)
+
+
+def edited_rig_map(*, scene: "bpy.types.Scene | None" = None) -> "rigmaps.RigMap":
+    """The editor's map as a ``RigMap``, named after its preset name (what Rig Map *Bone Map*
+    imports with; any import's ``rig_map`` takes it)."""
+    scene = scene or bpy.context.scene
+    editor = scene.metrabs.bone_map
+    return bone_map.rig_map_from_rows(editor, editor.preset_name)
+
+
+def save_bone_map(name: str, *, scene: "bpy.types.Scene | None" = None) -> Path:
+    """Save the editor's map as the preset ``name`` (``<user folder>/rig_maps/<name>.json``,
+    a rig-map JSON file: docs/rigmaps.md), replacing a preset of that name. Returns its path."""
+    scene = scene or bpy.context.scene
+    scene.metrabs.bone_map.preset_name = name
+    return bone_map.save_preset(name, edited_rig_map(scene=scene))
+
+
+def load_bone_map(name: str, *, scene: "bpy.types.Scene | None" = None) -> "rigmaps.RigMap":
+    """Load the saved bone map ``name`` into the editor; returns it."""
+    scene = scene or bpy.context.scene
+    rig_map = bone_map.load_preset(name)
+    editor = scene.metrabs.bone_map
+    bone_map.set_rows(editor, rig_map, f"saved bone map {name}")
+    editor.preset_name = name
+    return rig_map
+
+
+def delete_bone_map(name: str) -> None:
+    """Delete the saved bone map ``name``."""
+    bone_map.delete_preset(name)
+
+
+def bone_map_presets() -> list[str]:
+    """The names of the saved bone maps."""
+    return bone_map.list_presets()

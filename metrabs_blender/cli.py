@@ -2,7 +2,9 @@
 
 Without ``--target`` the scene is new and every person gets a generated MeTRAbs rig. With
 ``--target FILE.blend:OBJECT`` the character's file is opened, the motion is retargeted onto that
-armature and the result is saved to ``--out`` (the character's file itself is not touched). A
+armature and the result is saved to ``--out`` (the character's file itself is not touched);
+``--target FILE.blend:0=Hero,1=Villain`` puts several people onto several rigs of that file. A
+
 camera matching the footage is added unless ``--no-camera``. A folder of batch results is
 imported as takes (``api.import_folder``).
 """
@@ -10,7 +12,9 @@ imported as takes (``api.import_folder``).
 import argparse
 import logging
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
@@ -23,6 +27,7 @@ from ..retarget.files import replacing
 from ..retarget.keys import KeyTolerance
 from ..retarget.solve import ROOT_MOTIONS, grounding
 from ..retarget.solve.grounding import CONTACT_MODES
+from ..retarget.solve.ik_controls import LIMB_MODES
 from . import api
 from .errors import MocapError
 from .importer import read_source
@@ -56,24 +61,23 @@ def _fov(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _integer(minimum: int, below: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (``below`` says why not less)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{below}, got {value}")
+        return value
+
+    return parse
 
 
-def _frame(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frame number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"frames count from 0, got {value}")
-    return value
+_count = _integer(1, "expected a number >= 1")
+_frame = _integer(0, "frames count from 0")
 
 
 def _positive(text: str) -> float:
@@ -127,19 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         type=_target_spec,
         metavar="FILE.blend:OBJECT",
-        help="retarget onto the armature OBJECT of FILE.blend (saved to --out, FILE is unchanged)",
+        help="retarget onto the armature OBJECT of FILE.blend (saved to --out, FILE is unchanged); "
+        "FILE.blend:ID=OBJECT,ID=OBJECT puts person ID onto OBJECT, several people onto several "
+        "rigs in one import (e.g. rigs.blend:0=Hero,1=Villain)",
     )
     parser.add_argument(
         "--rig-map",
         default="auto",
-        help="'auto' (default), a preset (metrabs, rigify, mixamo, smpl, smplx, metarig) "
-        "or a JSON rig map file",
+        help="'auto' (default), a preset (metrabs, rigify, mixamo, smpl, smplx, metarig, "
+        "autorigpro) or a JSON rig map file",
     )
     parser.add_argument(
         "--root-motion",
         choices=ROOT_MOTIONS,
         help="root path: relative to the rig (default with --target), as seen from the camera "
         "(default without), or in place",
+    )
+    parser.add_argument(
+        "--limb-ik",
+        choices=tuple(LIMB_MODES),
+        default="legs",
+        help="on a rig with IK controls (Rigify): the limbs animated in IK, their IK controls keyed "
+        "from the motion (default: legs)",
     )
     parser.add_argument("--person", type=int, help="track id of the person to retarget")
     parser.add_argument(
@@ -236,16 +249,36 @@ def _split_target(value: str) -> tuple[Path, str]:
     return Path(file + ".blend"), name
 
 
-def _open_target(value: str) -> "bpy.types.Object":
+def people_rigs(name: str) -> dict[int, str] | None:
+    """The ``OBJECT`` part of ``--target`` as people -> rigs: ``0=Hero,1=Villain`` ->
+    ``{0: "Hero", 1: "Villain"}``; a plain object name -> None."""
+    pairs = name.split(",")
+    if not all(re.fullmatch(r"\s*\d+\s*=.+", pair) for pair in pairs):
+        return None
+    rigs: dict[int, str] = {}
+    for pair in pairs:
+        track_id, _, obj = pair.partition("=")
+        if int(track_id) in rigs:
+            raise MocapError(f"--target names person {int(track_id)} twice")
+        rigs[int(track_id)] = obj.strip()
+    return rigs
+
+
+def _open_target(value: str) -> "bpy.types.Object | dict[int, bpy.types.Object]":
+    """The target file opened; its object, or for ``ID=OBJECT`` pairs track id -> object."""
     path, name = _split_target(value)
     if not path.is_file():
         raise MocapError(f"target file not found: {path}")
     bpy.ops.wm.open_mainfile(filepath=str(path.resolve()))
-    obj = bpy.data.objects.get(name)
-    if obj is None:
-        armatures = [o.name for o in bpy.data.objects if o.type == "ARMATURE"]
-        raise MocapError(f"{path.name} has no object {name!r}; its armatures: {armatures}")
-    return obj
+    rigs = people_rigs(name)
+    wanted = {None: name} if rigs is None else rigs
+    found = {}
+    for track_id, obj_name in wanted.items():
+        found[track_id] = bpy.data.objects.get(obj_name)
+        if found[track_id] is None:
+            armatures = [o.name for o in bpy.data.objects if o.type == "ARMATURE"]
+            raise MocapError(f"{path.name} has no object {obj_name!r}; its armatures: {armatures}")
+    return found[None] if rigs is None else found
 
 
 def _import(args: argparse.Namespace) -> list:
@@ -253,7 +286,7 @@ def _import(args: argparse.Namespace) -> list:
     options = {
         "rig_map": args.rig_map, "root_motion": args.root_motion,
         "foot_contacts": "never" if args.no_foot_lock else args.foot_contacts, "use_nla": args.nla,
-        "joint_limits": args.joint_limits, "person": args.person,
+        "joint_limits": args.joint_limits, "person": args.person, "limb_ik": args.limb_ik,
         "key_reduction": _key_reduction(args),
     }  # fmt: skip
     if args.input.is_dir():
@@ -272,7 +305,10 @@ def _import(args: argparse.Namespace) -> list:
         path = api.clean_file(path, args.clean, **({"lock_feet": False} if free else {}))
     target = _open_target(args.target) if args.target else _new_scene()
     source = read_source(path)  # the one read of the file imported
-    results = api.import_trajectory(source, target=target, **options)
+    if isinstance(target, dict):  # several people onto several rigs
+        results = api.import_trajectory(source, targets=target, **options)
+    else:
+        results = api.import_trajectory(source, target=target, **options)
     if args.no_camera:
         return results
     if not contract.has_camera(source.trajectory):
@@ -403,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.start is not None and args.stop is not None and args.stop <= args.start:
         parser.error(f"--stop {args.stop} must come after --start {args.start}")
+    if args.target and people_rigs(_split_target(args.target)[1]) is not None:
+        if args.person is not None:
+            parser.error("--person picks the person for one --target OBJECT; with ID=OBJECT "
+                         "pairs the ids say who goes where")  # fmt: skip
+        if args.input.is_dir():
+            parser.error("--target ID=OBJECT pairs take one trajectory or video, not a folder")
     is_video = not args.input.is_dir() and args.input.suffix.lower() != ".npz"
     if not is_video and (args.start is not None or args.stop is not None):
         parser.error("--start and --stop choose the frames of a video to analyse")

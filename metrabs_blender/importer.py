@@ -11,7 +11,7 @@ the target, creates the armatures and writes the keys.
 import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,8 @@ import numpy as np
 from ..retarget import contract, solve
 from ..retarget.keys import KeyTolerance, planted_scales
 from ..retarget.skeletons import get_rig_skeleton
-from ..retarget.solve import grounding, people
+from ..retarget.solve import grounding, ik_controls, people, transforms
+from . import bone_map
 from . import camera as camera_tools
 from . import scene as scene_tools
 from .errors import MocapError
@@ -43,6 +44,7 @@ class ImportResult:
     keys_kept: int = 0  # keys written (all channels); fewer with key reduction
     max_key_error_deg: float = 0.0  # reduced keys: largest rotation error of a bone on any frame
     max_key_error_m: float = 0.0  # reduced keys: largest root location error on any frame
+    generated: bool = False  # a new MeTRAbs rig (not the user's armature)
 
 
 @dataclass(frozen=True)
@@ -138,41 +140,112 @@ def resolve_target(
     return target
 
 
-def _key_take(armature, mapping, result, keyed_frames, name, use_nla, all_bones, reduction):
+def _leg_bones(mapping: "solve.RigMap", side: str) -> set[str]:
+    """The bones that move one leg's foot: its FK chain and, where the map has them, its IK
+    controls and pole."""
+    bones = {
+        b
+        for slot in ("thigh", "shin", "foot", "toe")
+        for b in mapping.bones.get(f"{slot}.{side}", ())
+    }
+    limb = mapping.ik.get(f"leg.{side}")
+    if limb is not None:
+        bones |= {*limb.controls, *limb.poles}
+    return bones
+
+
+def _key_take(
+    armature, mapping, result, keyed_frames, name, use_nla, all_bones, reduction, ik=None
+):
     from .keyframes import push_to_nla
 
     rotations = {bone: result.rotations[:, k] for k, bone in enumerate(result.bone_names)}
+    locations = {result.root_bone: result.root_location}
+    properties = {bone: dict(values) for bone, values in mapping.properties.items()}
+    settings = {}
     if all_bones:  # the generated rig: every bone keyed, unmapped ones at rest
         rest = np.tile([1.0, 0.0, 0.0, 0.0], (len(keyed_frames), 1))
         for pose_bone in armature.pose.bones:
             rotations.setdefault(pose_bone.name, rest)
-    legs = tuple(
-        {
-            b
-            for slot in ("thigh", "shin", "foot", "toe")
-            for b in mapping.bones.get(f"{slot}.{s}", ())
-        }
-        for s in ("L", "R")
-    )
+    if ik is not None:  # the limbs in IK: their controls, and their switches to IK
+        rotations.update(ik.rotations)
+        locations.update(ik.locations)
+        for bone, values in ik.properties.items():
+            properties.setdefault(bone, {}).update(values)
+        settings = ik.settings
+    legs = tuple(_leg_bones(mapping, side) for side in ("L", "R"))
     body = {*mapping.bones.get("hips", ()), result.root_bone}
+    # feet held or on the floor: tighter, so they stay planted and above it
+    planted = result.locked | grounding.low_feet(result.joints)
     written = write_take(
         armature,
         scene_tools.unique_action_name(name),
         keyed_frames,
         rotations,
-        {result.root_bone: result.root_location},
+        locations,
         assign=not use_nla,  # an NLA take leaves the active action alone
-        properties=dict(mapping.properties),
+        properties=properties,
+        settings=settings,
         reduction=reduction,
-        # feet held or on the floor: tighter, so they stay planted and above it
-        scales=planted_scales(
-            list(rotations), result.locked | grounding.low_feet(result.joints), legs, body
-        ),
+        scales=planted_scales([*rotations, *locations], planted, legs, body),
     )
-    scene_tools.set_pose_properties(armature, dict(mapping.properties))
+    scene_tools.set_pose_properties(armature, properties)
     if use_nla:
         push_to_nla(armature, written.action, written.action.name, float(keyed_frames[0]))
     return written
+
+
+def _with_ik_note(report: str, ik: "ik_controls.IkKeys") -> str:
+    """The rig map's report with what is animated in IK."""
+    if ik.limbs:
+        report += f"\n  IK: {', '.join(ik.limbs)} (IK controls and poles keyed, switched to IK)"
+    if ik.missing:
+        report += f"\n  note: no IK controls for {', '.join(ik.missing)} in this rig map: FK"
+    return report
+
+
+def _assignments(target, person, targets, context) -> "dict | None":
+    """Who goes where: track id (None: the person seen longest) -> the armature to key, or None
+    for a new rig; None when everyone gets a new rig. One rig takes one person per import."""
+    if targets is None:
+        if target is None and person is None:
+            return None
+        return {person: target}
+    if target is not None or person is not None:
+        raise MocapError("Give either target (and person) or targets, not both")
+    chosen: dict[int, object] = {}
+    for track_id, rig in targets.items():
+        chosen[int(track_id)] = None if rig is None else resolve_target(rig, context)
+    used: dict[str, int] = {}
+    for track_id, rig in chosen.items():
+        if rig is None:
+            continue
+        if rig.name in used:
+            raise MocapError(
+                f"{rig.name} is the target of people {used[rig.name]} and {track_id}: one rig "
+                "takes one person per import (pick another rig, or import again)"
+            )
+        used[rig.name] = track_id
+    return chosen
+
+
+def _solve_on_target(context, target, motion, skeleton, rig_map, params, contacts, limb_ik):
+    """Check ``target``, map its bones and solve ``motion`` onto it; nothing in the scene
+    changes. Returns (rig map, solved take, IK control keys, report)."""
+    from ..retarget.solve import rigmaps
+
+    scene_tools.check_target(target)
+    names, parents, heads = scene_tools.bone_hierarchy(target)
+    spec = bone_map.user_rig_map(rig_map)  # a saved bone map's name -> its map
+    mapping, report = rigmaps.resolve_rig_map(spec, names, parents, heads)
+    rig_data = scene_tools.read_target_rig(context, target, dict(mapping.properties))
+    # any rotation, one positive scale, parents: the solve runs in the world frame
+    transform = transforms.from_matrix(np.array(target.matrix_world), target.name)
+    result = solve.retarget(
+        motion.joints, skeleton, rig_data, mapping, params, contacts, transform=transform
+    )
+    ik = ik_controls.ik_control_keys(rig_data, mapping, result, limb_ik)
+    return mapping, result, ik, _with_ik_note(str(report), ik)
 
 
 def import_trajectory(
@@ -188,6 +261,8 @@ def import_trajectory(
     person: int | None = None,
     context: "bpy.types.Context | None" = None,
     match_scene: bool = True,
+    limb_ik: str = "legs",
+    targets: "Mapping[int, bpy.types.Object | str | None] | None" = None,
     key_reduction: "KeyTolerance | str | None" = "reduced",
     foot_contacts: str = "auto",
 ) -> list[ImportResult]:
@@ -199,7 +274,12 @@ def import_trajectory(
     "clip" for a Trajectory object). With a ``target`` armature (the object or its name), one
     person (``person`` = track id, else the one seen longest) is retargeted onto it: ``rig_map``
     is "auto", a preset name
-    (``retarget.solve.rigmaps.PRESETS``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
+    (``retarget.solve.rigmaps.PRESETS``), the name of a bone map saved from the Bone Map panel
+    (``api.save_bone_map``), a JSON map file or a ``RigMap``; only mapped bones are keyed.
+    ``targets`` puts several people onto several rigs in one import: track id -> armature (or
+    its name; None: a new rig for that person), each with its own take, ``rig_map`` resolved
+    for each rig; only the people named are imported, and one rig takes one person.
+
     ``root_motion`` is "relative" (default for targets: the path starts where the rig stands),
     "camera" (default without target) or "in_place"; it is scaled by the target/source leg
     length and re-grounded on the rig's own feet. ``foot_contacts``: "auto" holds the feet during
@@ -208,6 +288,11 @@ def import_trajectory(
     "never" leaves the motion as solved (``retarget.solve.grounding``); ``foot_lock=False`` is
     "never". ``use_nla`` also stacks the take as an NLA track; ``joint_limits`` clamps rotations
     to ``retarget.solve.JOINT_LIMITS_DEG``.
+    ``limb_ik`` picks the limbs a target animates in IK where its rig map has IK controls
+    (Rigify): "legs" (default: IK legs, FK arms), "arms", "all" or "fk" (none). Their IK controls
+    (hand/foot, toe, pole targets) are keyed from the solved pose on top of the FK controls and
+    their IK/FK switches keyed to IK, so the IK chain lands on the solved limb and switching
+    back to FK shows the same motion (``retarget.solve.ik_controls``).
     ``key_reduction`` "reduced" (default) writes few Bezier keys per bone within 0.5° of the solved
     rotation and 5 mm of the root location on every frame, a ``retarget.keys.KeyTolerance`` sets
     other bounds, "dense" (or None) a linear key on every frame.
@@ -215,8 +300,10 @@ def import_trajectory(
     With ``match_scene`` the scene frame rate and end frame follow the clip. Keys land on scene
     frames ``frame_start + time * fps`` (sub-frame times are kept, so variable frame rates and
     clips whose rate differs from the scene's stay in sync). Everything is checked before the
-    scene changes: a refused target (not an armature, linked, rotated/scaled, no humanoid bones)
-    raises :class:`MocapError` or ``RetargetError`` and leaves the file as it was; re-importing
+    scene changes: a refused target (not an armature, linked without an override, a zero,
+    negative or non-uniform scale, no humanoid bones) raises :class:`MocapError` or
+    ``RetargetError`` and leaves the file as it was; the target may have any object rotation,
+    uniform scale and parent (an FBX import's 90° and 0.01 included). Re-importing
     makes a new take and never edits earlier ones or the user's actions.
     """
     from ..retarget.solve import rigmaps
@@ -224,42 +311,52 @@ def import_trajectory(
     context = context or bpy.context
     reduction = key_tolerance(key_reduction)
     mode = contact_mode(foot_contacts, foot_lock)
+    if limb_ik not in ik_controls.LIMB_MODES:
+        raise MocapError(
+            f"limb_ik must be one of {', '.join(ik_controls.LIMB_MODES)}, not {limb_ik!r}"
+        )
     target = resolve_target(target, context)
+    wanted = _assignments(target, person, targets, context)
     source = read_source(trajectory, name)
     with refusals():
         trajectory = people.people_in_front(source.trajectory, source.label)
         skeleton = get_rig_skeleton(trajectory.skeleton)
         motions = people.person_motions(trajectory)
-        params = solve.RetargetParams(
-            root_motion=root_motion or ("relative" if target is not None else "camera"),
-            reground=target is not None,  # the generated rig stands on the clip's own floor
-            joint_limits=solve.JOINT_LIMITS_DEG if joint_limits else None,
-            foot_lock=grounding.holds_feet(mode),
-            # only against the floor the cleaning fitted: a raw file's level floor may be tilted
-            grounded=grounding.keeps_above_floor(mode) and grounding.has_floor(trajectory.extras),
-        )
-        if target is not None or person is not None:
-            motions = [people.pick_person(motions, person)]
+        if wanted is None:
+            picked = [(motion, None) for motion in motions]
+        else:
+            picked = [(people.pick_person(motions, t), rig) for t, rig in wanted.items()]
+        # only against the floor the cleaning fitted: a raw file's level floor may be tilted
+        has_floor = grounding.has_floor(trajectory.extras)
+
+        def params(rig):
+            return solve.RetargetParams(
+                root_motion=root_motion or ("relative" if rig is not None else "camera"),
+                reground=rig is not None,  # the generated rig stands on the clip's own floor
+                joint_limits=solve.JOINT_LIMITS_DEG if joint_limits else None,
+                foot_lock=grounding.holds_feet(mode),
+                grounded=grounding.keeps_above_floor(mode) and has_floor,
+            )
+
+        for _motion, rig in picked:
+            params(rig)  # a bad root motion is refused before anything changes
     contacts = {
         m.person: grounding.mode_contacts(
             mode,
             people.motion_contacts(trajectory, m) if grounding.holds_feet(mode) else None,
             len(m.joints),
         )
-        for m in motions
+        for m, _ in picked
     }
     solved = {}
-    if target is not None:
-        scene_tools.check_target(target)
+    if any(rig is not None for _motion, rig in picked):
         scene_tools.ensure_object_mode(context)
-        names, parents, heads = scene_tools.bone_hierarchy(target)
-        mapping, report = rigmaps.resolve_rig_map(rig_map, names, parents, heads)
-        rig_data = scene_tools.read_target_rig(context, target, dict(mapping.properties))
-        origin = np.array(target.matrix_world.translation)
-        motion = motions[0]
-        solved[motion.person] = solve.retarget(
-            motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person], origin
-        )
+    for motion, rig in picked:
+        if rig is not None:  # each target checked and solved before anything changes
+            solved[motion.person] = _solve_on_target(
+                context, rig, motion, skeleton, rig_map, params(rig), contacts[motion.person],
+                limb_ik,
+            )  # fmt: skip
 
     # Everything is validated: from here on the scene changes.
     scene = context.scene
@@ -267,11 +364,12 @@ def import_trajectory(
         duration = float(trajectory.frame_times[-1] - trajectory.frame_times[0])
         scene_tools.match_scene_timing(scene, trajectory.fps, duration)
     results = []
-    for motion in motions:
+    for motion, rig in picked:
         keyed_frames = scene.frame_start + (
             motion.times - trajectory.frame_times[0]
         ) * scene_tools.scene_fps(scene)
-        if target is None:
+        ik = None
+        if rig is None:
             name = f"MeTRAbs {source.name} P{motion.track_id}"
             armature = scene_tools.create_armature(context, name, motion.bones)
             bone_names = {bone.name for bone in motion.bones}
@@ -279,7 +377,8 @@ def import_trajectory(
             try:
                 rig_data = scene_tools.read_target_rig(context, armature)
                 result = solve.retarget(
-                    motion.joints, skeleton, rig_data, mapping, params, contacts[motion.person],
+                    motion.joints, skeleton, rig_data, mapping, params(None),
+                    contacts[motion.person],
                     floor=grounding.floor_from_extras(trajectory.extras, motion.person),
                 )  # fmt: skip
             except Exception:
@@ -289,10 +388,11 @@ def import_trajectory(
                 raise
             report = f"generated rig {armature.name}"
         else:
-            armature, result = target, solved[motion.person]
-            name = f"{target.name} {source.name} P{motion.track_id}"
+            armature = rig
+            mapping, result, ik, report = solved[motion.person]
+            name = f"{rig.name} {source.name} P{motion.track_id}"
         written = _key_take(
-            armature, mapping, result, keyed_frames, name, use_nla, target is None, reduction
+            armature, mapping, result, keyed_frames, name, use_nla, rig is None, reduction, ik
         )
         results.append(
             ImportResult(
@@ -307,6 +407,7 @@ def import_trajectory(
                 written.keys_kept,
                 written.max_rotation_error_deg,
                 written.max_location_error,
+                generated=rig is None,
             )
         )
     return results
@@ -320,18 +421,35 @@ def import_people(
     context: "bpy.types.Context | None" = None,
     match_scene: bool = True,
     target: "bpy.types.Object | str | None" = None,
+    targets: "Mapping[int, bpy.types.Object | str | None] | None" = None,
     **options,
 ) -> list[ImportResult]:
     """:func:`import_trajectory` restricted to the people ``track_ids`` (default everyone).
 
     With a ``target`` armature exactly one person goes onto it (``track_ids`` names one, or None
-    for the person seen longest). ``options`` are :func:`import_trajectory`'s (``rig_map``,
-    ``root_motion``, ``foot_lock``, ``use_nla``, ``joint_limits``). People imported separately
-    are solved in the whole clip's world frame, so they still stand where they stood together and
-    the camera match fits them all.
+    for the person seen longest). ``targets`` (track id -> armature) puts people onto rigs of
+    their own (the panel's per-person Rig): the people of ``track_ids`` (default: those of
+    ``targets``) with a rig there go onto it, one without goes onto ``target`` if given (then
+    only one may be without), the others get new rigs; all in one import, each its own take.
+    ``options`` are :func:`import_trajectory`'s (``rig_map``, ``root_motion``, ``foot_lock``,
+    ``use_nla``, ``joint_limits``, ``limb_ik``). People imported separately are solved in the
+    whole clip's world frame, so they still stand where they stood together and the camera match
+    fits them all.
     """
     target = resolve_target(target, context)
     source = read_source(trajectory, name)
+    if targets:
+        ids = list(targets) if track_ids is None else [int(t) for t in track_ids]
+        without = [t for t in ids if t not in targets]
+        if target is not None and len(without) != 1:
+            raise MocapError(
+                f"Tick one person without a rig of their own to put onto {target.name} "
+                f"(ticked without a rig: {len(without)})"
+            )
+        chosen = {t: targets[t] if t in targets else target for t in ids}
+        return import_trajectory(
+            source, targets=chosen, context=context, match_scene=match_scene, **options
+        )
     if target is not None:
         if track_ids is not None and len(track_ids) != 1:
             raise MocapError(

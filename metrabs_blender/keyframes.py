@@ -116,16 +116,11 @@ def write_bone_action(
     frames: np.ndarray,
     rotations: Mapping[str, np.ndarray],
     locations: Mapping[str, np.ndarray] | None = None,
-    assign: bool = True,
-    properties: Mapping[str, Mapping[str, float]] | None = None,
-    reduction: "key_reduction.KeyTolerance | None" = None,
-    scales: Mapping[str, np.ndarray] | None = None,
+    **options,
 ) -> "bpy.types.Action":
-    """Key bones of ``armature`` into a new action named ``action_name`` (see :func:`write_take`,
-    which also says how many keys were written)."""
-    return write_take(
-        armature, action_name, frames, rotations, locations, assign, properties, reduction, scales
-    ).action
+    """Key bones of ``armature`` into a new action named ``action_name``: :func:`write_take`'s
+    action (``options`` as there)."""
+    return write_take(armature, action_name, frames, rotations, locations, **options).action
 
 
 def write_take(
@@ -136,6 +131,7 @@ def write_take(
     locations: Mapping[str, np.ndarray] | None = None,
     assign: bool = True,
     properties: Mapping[str, Mapping[str, float]] | None = None,
+    settings: Mapping[str, Mapping[str, float]] | None = None,
     reduction: "key_reduction.KeyTolerance | None" = None,
     scales: Mapping[str, np.ndarray] | None = None,
 ) -> WrittenTake:
@@ -144,15 +140,15 @@ def write_take(
     ``frames`` ``(T,)`` scene frame numbers (float allowed, increasing); ``rotations`` bone name
     -> ``(T, 4)`` quaternions (w, x, y, z); ``locations`` bone name -> ``(T, 3)`` pose-bone
     locations; ``properties`` bone name -> {custom property: value}, each keyed once (constant
-    for the take, e.g. Rigify's IK/FK switch). Rotations are keyed in each bone's own rotation
-    mode (quaternion, axis-angle or Euler of any order), which is never changed, so the user's
-    other actions keep working. ``reduction`` None keys every frame (linear); a
+    for the take, e.g. Rigify's IK/FK switch); ``settings`` bone name -> {pose-bone setting:
+    value}, keyed once the same way (e.g. ``ik_stretch``). Rotations are keyed in each bone's own
+    rotation mode (quaternion, axis-angle or Euler of any order), which is never changed, so the
+    user's other actions keep working. ``reduction`` None keys every frame (linear); a
     ``retarget.keys.KeyTolerance`` keys few Bezier keys per bone (shared by its channels) whose
     pose stays within the tolerance of the dense one on every frame; ``scales`` bone name ->
     ``(T,)`` factors on its tolerance per frame (``retarget.keys.planted_scales``: tighter while
-    a foot is planted). The user's existing actions
-    are never modified; a previously assigned action gets a fake user so it is not lost when the
-    file is saved.
+    a foot is planted). The user's existing actions are never modified; a previously assigned
+    action gets a fake user so it is not lost when the file is saved.
     """
     frames = np.asarray(frames, np.float64)
     action = bpy.data.actions.new(action_name)
@@ -201,6 +197,10 @@ def write_take(
     for bone_name, values in (properties or {}).items():
         for name, value in values.items():
             path = f'{_bone_path(bone_name)}["{bpy.utils.escape_identifier(name)}"]'
+            _fill(new_fcurve(path, 0, bone_name), frames[:1], np.array([value]), linear)
+    for bone_name, values in (settings or {}).items():
+        for name, value in values.items():
+            path = f"{_bone_path(bone_name)}.{name}"
             _fill(new_fcurve(path, 0, bone_name), frames[:1], np.array([value]), linear)
     if assign:
         assign_action(armature, action, action_slot(action))

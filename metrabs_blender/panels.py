@@ -18,7 +18,7 @@ class _MocapPanel:
 
 
 class METRABS_UL_people(bpy.types.UIList):
-    """One row per tracked person: colour, import tick, frames seen, mean score."""
+    """One row per tracked person: colour, import tick, frames seen, mean score, own rig."""
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
         row = layout.row(align=True)
@@ -28,6 +28,7 @@ class METRABS_UL_people(bpy.types.UIList):
         row.prop(item, "use_import", text=item.name)
         row.label(text=f"{item.frames_visible} fr  {item.first_frame}-{item.last_frame}")
         row.label(text=f"score {item.mean_score:.2f}")
+        row.prop(item, "target", text="", icon="ARMATURE_DATA")
 
 
 class VIEW3D_PT_metrabs_import(_MocapPanel, bpy.types.Panel):
@@ -90,11 +91,13 @@ class VIEW3D_PT_metrabs_results(_MocapPanel, bpy.types.Panel):
         col.use_property_decorate = False
         col.prop(settings, "clean_preset")
         col.prop(settings, "target")
-        if settings.target is not None:
+        if settings.target is not None or any(p.target for p in settings.people):
             col.prop(settings, "rig_map")
             if settings.rig_map == "JSON":
                 col.prop(settings, "rig_map_path")
+            col.prop(settings, "limb_ik")
         col.prop(settings, "root_motion")
+
         col = layout.column(heading="Import")
         col.use_property_split = True
         col.prop(settings, "foot_contacts")

@@ -6,6 +6,8 @@ kept by the operators, never on scene data.
 
 import bpy
 
+from .bone_map import METRABS_PG_bone_map
+
 # Paths may be relative to the .blend ("//"): Blender 4.5+ asks for the option (and warns without
 # it), older versions reject it. Feature-detected, never version-compared.
 _RELATIVE_PATH = (
@@ -38,6 +40,16 @@ RIG_MAPS = (
     ("metarig", "Human Metarig", "Blender's human metarig"),
     ("metrabs", "MeTRAbs Rig", "A rig this add-on generated"),
     ("JSON", "JSON File", "A rig map file (format metrabs-rigmap)"),
+    # (new items go last: a saved scene stores an item's position)
+    ("autorigpro", "Auto-Rig Pro", "An Auto-Rig Pro rig (keys its FK controls c_arm_fk.l, ...)"),
+    ("EDITOR", "Bone Map", "The map of the Bone Map panel (filled, edited, saved as presets)"),
+)
+# Which limbs a target rig with IK controls (Rigify) animates in IK (retarget.solve.ik_controls).
+LIMB_IK_MODES = (
+    ("legs", "IK Legs, FK Arms", "Feet planted with IK controls, arms on FK controls"),
+    ("fk", "FK", "FK controls only, every limb switched to FK"),
+    ("arms", "IK Arms, FK Legs", "Hands pinned with IK controls, legs on FK controls"),
+    ("all", "IK", "IK controls (hands, feet, poles) for every limb"),
 )
 # The solve's root motions (retarget.solve.ROOT_MOTIONS) after the automatic choice, in the panel's
 # order: a saved scene stores an item's position, so new items go at the end.
@@ -92,6 +104,13 @@ class METRABS_PG_person(bpy.types.PropertyGroup):
     )
     use_import: bpy.props.BoolProperty(
         name="Import", description="Import this person's motion", default=True
+    )
+    target: bpy.props.PointerProperty(
+        name="Rig",
+        type=bpy.types.Object,
+        poll=lambda self, obj: obj.type == "ARMATURE",
+        description="Put this person's motion on this armature (empty: the Target below, or a "
+        "new rig); several people onto several rigs in one import",
     )
 
 
@@ -158,11 +177,17 @@ class METRABS_PG_settings(bpy.types.PropertyGroup):
         description="Put one person's motion on this armature (empty: a new rig per person)",
     )
     rig_map: bpy.props.EnumProperty(name="Rig Map", items=RIG_MAPS, default="auto")
+    bone_map: bpy.props.PointerProperty(type=METRABS_PG_bone_map)
     rig_map_path: bpy.props.StringProperty(
         name="Rig Map File", subtype="FILE_PATH", options=_RELATIVE_PATH,
         description="JSON rig map (for Rig Map: JSON File)",
     )  # fmt: skip
     root_motion: bpy.props.EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="AUTO")
+    limb_ik: bpy.props.EnumProperty(
+        name="Limbs", items=LIMB_IK_MODES, default="legs",
+        description="On a rig with IK controls (Rigify): the limbs animated in IK. Their hand, "
+        "foot and pole controls are keyed from the motion too, so either switch position shows it",
+    )  # fmt: skip
     foot_contacts: bpy.props.EnumProperty(
         name="Foot Contacts", items=FOOT_CONTACTS, default="AUTO",
         description="How the feet meet the floor",

@@ -132,10 +132,17 @@ def retarget_options(settings) -> dict:
         if not settings.rig_map_path:
             raise MocapError("Choose a rig map file, or another Rig Map")
         rig_map = bpy.path.abspath(settings.rig_map_path)
+    elif rig_map == "EDITOR":
+        from .bone_map import rig_map_from_rows
+
+        if not len(settings.bone_map.rows):
+            raise MocapError("The bone map is empty: Fill it in the Bone Map panel")
+        rig_map = rig_map_from_rows(settings.bone_map, settings.bone_map.preset_name)
     return {
         "target": settings.target,
         "rig_map": rig_map,
         "root_motion": None if settings.root_motion == "AUTO" else settings.root_motion,
+        "limb_ik": settings.limb_ik,
         "foot_contacts": settings.foot_contacts.lower(),
         "use_nla": settings.use_nla,
         "joint_limits": settings.use_joint_limits,
@@ -164,9 +171,12 @@ def import_options(context, retarget: bool = False) -> dict:
         if not settings.cleaned_path:
             raise MocapError("Nothing cleaned yet: press Import first")
         source, preset = bpy.path.abspath(settings.cleaned_path), None
+    # people with a rig of their own (the rest: the Target, or new rigs)
+    targets = {p.track_id: p.target for p in settings.people if p.use_import and p.target}
     return {
         "trajectory": source,
         "track_ids": track_ids,
+        **({"targets": targets} if targets else {}),
         "clean_preset": preset,
         "match_scene": settings.match_scene,
         "camera": settings.use_camera,

@@ -71,6 +71,7 @@ def scene_fps(scene: "bpy.types.Scene") -> float:
 
 def check_target(obj: "bpy.types.Object") -> None:
     """Refuse targets the retarget cannot key safely; raises :class:`MocapError` saying why."""
+    from ..retarget.solve import transforms
     from .errors import MocapError
 
     if obj is None:
@@ -85,12 +86,12 @@ def check_target(obj: "bpy.types.Object") -> None:
             f"{obj.name!r} is linked from the library {obj.library.filepath!r} and cannot be "
             "animated here; make it local or add a library override first"
         )
-    matrix = np.array(obj.matrix_world)
-    if not np.allclose(matrix[:3, :3], np.eye(3), atol=1e-5):
-        raise MocapError(
-            f"{obj.name!r} is rotated or scaled (object matrix {np.round(matrix[:3, :3], 3).tolist()}); "
-            "apply rotation and scale (Ctrl+A > Rotation & Scale) or clear them, then import again"
-        )
+    # Any rotation, one positive scale and any parent are fine (the solve runs in the world
+    # frame); a zero, negative or non-uniform scale is refused here, before anything changes.
+    try:
+        transforms.from_matrix(np.array(obj.matrix_world), obj.name)
+    except transforms.TransformError as error:
+        raise MocapError(str(error)) from None
     if not len(obj.data.bones):
         raise MocapError(f"the armature {obj.name!r} has no bones")
     if obj.animation_data is not None and obj.animation_data.use_tweak_mode:
@@ -187,7 +188,7 @@ class _temporary_properties:
             pose_bone = self.obj.pose.bones[bone]
             for name, value in values.items():
                 self.saved.append((bone, name, pose_bone.get(name, missing)))
-                pose_bone[name] = value
+                pose_bone[name] = typed_value(pose_bone.get(name), value)
         self._missing = missing
         # Custom-property edits from Python do not tag the object: without this the drivers that
         # read them (constraint influences) are not re-evaluated.
@@ -207,11 +208,22 @@ class _temporary_properties:
             self.context.view_layer.update()
 
 
+def typed_value(old, value: float):
+    """``value`` as the type of the property it replaces: a rig's UI draws a bool or int property
+    (Rigify's ``pole_vector``, ``IK_parent``) as a toggle or menu, which a float would break."""
+    if isinstance(old, bool):
+        return bool(value)
+    if isinstance(old, int):
+        return int(round(value))
+    return float(value)
+
+
 def set_pose_properties(obj: "bpy.types.Object", properties: dict[str, dict[str, float]]) -> None:
-    """Set pose-bone custom properties (the values the take also keys)."""
+    """Set pose-bone custom properties (the values the take also keys), keeping their types."""
     for bone, values in properties.items():
+        pose_bone = obj.pose.bones[bone]
         for name, value in values.items():
-            obj.pose.bones[bone][name] = value
+            pose_bone[name] = typed_value(pose_bone.get(name), value)
     if properties:
         obj.update_tag()
 

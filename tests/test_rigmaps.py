@@ -9,6 +9,7 @@ import pytest
 from retarget.solve import rigmaps
 from retarget.solve.rigmaps import RigMap, RigMapError, name_tokens, resolve_rig_map
 from tests.test_solve_rigs import (
+    autorigpro_like,
     canonical_rest,
     generated_like,
     metarig_like,
@@ -57,8 +58,21 @@ for _side, _smpl, _smplx in (("L", "L_", "left_"), ("R", "R_", "right_")):
         (renamed(generated_like(REST), SMPLX), "smplx"),
         (metarig_like(REST), "metarig"),
         (rigify_like(REST), "rigify"),
+        (autorigpro_like(REST), "autorigpro"),
+        (autorigpro_like(REST, spine_count=2), "autorigpro"),
     ],
-    ids=["metrabs", "mixamorig", "mixamorig1", "mixamo-bare", "smpl", "smplx", "metarig", "rigify"],
+    ids=[
+        "metrabs",
+        "mixamorig",
+        "mixamorig1",
+        "mixamo-bare",
+        "smpl",
+        "smplx",
+        "metarig",
+        "rigify",
+        "autorigpro",
+        "autorigpro-2-spine",
+    ],  # fmt: skip
 )
 def test_auto_finds_the_preset_under_any_prefix(spec, preset):
     rig_map, report = resolve(spec)
@@ -117,7 +131,38 @@ def test_automatic_mapper_agrees_with_the_presets_it_can_see(builder):
         assert set(automatic.bones) == set(preset.bones)
 
 
+def test_autorigpro_preset_keys_fk_controls_and_switches_to_fk():
+    rig_map, report = resolve(autorigpro_like(REST))
+    assert rig_map.bones["hand.L"] == ("c_hand_fk.l",) and rig_map.bones["shin.R"] == (
+        "c_leg_fk.r",
+    )
+    assert rig_map.bones["toe.L"] == ("c_toes_fk.l",)
+    assert rig_map.bones["hips"] == ("c_root_master.x", "c_root.x")
+    assert rig_map.root_bone == "c_root_master.x"
+    assert rig_map.bones["spine"] == ("c_spine_01.x", "c_spine_02.x", "c_spine_03.x")
+    assert rig_map.properties["c_foot_ik.r"] == {"ik_fk_switch": 1.0}  # 1 = FK
+    assert not {"hand.l", "arm_stretch.l", "root.x"} & set(rig_map.keyed_bones())  # deform bones
+
+
+def test_automatic_mapper_reads_autorigpro_controls():
+    """The automatic mapper alone (no preset) reads ``c_hand_fk.l`` as the left hand and
+    ``c_head.x`` as the head, and keys the controls rather than the deforming bones of the same
+    names (``hand.l``, ``head.x``) that follow them through constraints."""
+    spec = autorigpro_like(REST)
+    rig = spec.target_rig()
+    automatic, _notes = rigmaps.auto_map(rig.names, rig.parents, rig.heads)
+    preset = rigmaps.PRESETS["autorigpro"]
+    assert set(automatic.bones) == set(rigmaps.ALL_SLOTS)
+    for slot in rigmaps.ALL_SLOTS:
+        if slot != "hips":  # the automatic map keys the hips' topmost bone only
+            assert automatic.bones[slot] == preset.bones[slot], slot
+    assert automatic.bones["hips"] == ("c_root_master.x",)
+
+
 def test_name_tokens():
+    assert name_tokens("c_hand_fk.l") == ("L", "hand")
+    assert name_tokens("c_head.x") == (None, "head")
+    assert name_tokens("c_toes_fk.r") == ("R", "toes")
     assert name_tokens("mixamorig:LeftUpLeg") == ("L", "upleg")
     assert name_tokens("thigh.L") == ("L", "thigh")
     assert name_tokens("upperarm_twist_01_l") == ("L", "upperarmtwist")
@@ -187,3 +232,40 @@ def test_no_humanoid_bones_lists_what_was_expected():
     message = str(error.value)
     for expected in ("hips", "thigh.L", "upper_arm.R", "Bone.001", "mixamo", "JSON rig map"):
         assert expected in message
+
+
+def test_the_documented_json_example_is_a_valid_map():
+    """docs/rigmaps.md's example reads as the map it describes, and survives a round trip."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "rigmaps.md").read_text()
+    example = json.loads(text.split("```json\n")[1].split("```")[0])
+    rig_map = rigmaps.rig_map_from_dict(example)
+    assert rig_map.name == "Robot" and rig_map.bones["spine"] == (
+        "spine_01",
+        "spine_02",
+        "spine_03",
+    )
+    assert rig_map.anchor("hips") == ("DEF-pelvis",) and rig_map.root_bone == "pelvis"
+    leg = rig_map.ik["leg.L"]
+    assert leg.controls == {"foot_ik_l": "foot.L"} and leg.poles == {"knee_pole_l": "thigh.L"}
+    assert leg.settings == {"calf_l": {"ik_stretch": 0.0}}
+    assert rigmaps.rig_map_from_dict(rig_map.to_json()) == rig_map
+    for preset in rigmaps.PRESETS.values():  # every preset writes out and reads back the same
+        assert rigmaps.rig_map_from_dict(json.loads(json.dumps(preset.to_json()))) == preset
+
+
+def test_ik_limbs_are_checked():
+    bones = rigmaps.PRESETS["mixamo"].bones
+    with pytest.raises(RigMapError, match="IK limb 'tail.L' is not one of"):
+        RigMap("x", bones, ik={"tail.L": {"controls": {"a": "hand.L"}}})
+    with pytest.raises(RigMapError, match="unknown slot"):
+        RigMap("x", bones, ik={"arm.L": {"controls": {"a": "paw.L"}}})
+    with pytest.raises(RigMapError, match='needs a "controls" object'):
+        RigMap("x", bones, ik={"arm.L": {"poles": {}}})
+    spec = unreal_like(REST)
+    rig = spec.target_rig()
+    mapped = resolve(spec)[0]
+    with_ik = RigMap("x", mapped.bones, ik={"arm.L": {"controls": {"hand_ik_l": "hand.L"}}})
+    with pytest.raises(RigMapError, match="does not have: \\['hand_ik_l'\\]"):
+        resolve_rig_map(with_ik, rig.names, rig.parents, rig.heads)

@@ -17,6 +17,7 @@ from retarget.rotations import (
 from retarget.solve import rigmaps
 from retarget.solve.target import build_plan, chain_point
 from tests.test_solve_rigs import (
+    autorigpro_like,
     canonical_rest,
     generated_like,
     metarig_like,
@@ -38,7 +39,8 @@ END_EFFECTORS = ("lwri", "rwri", "lank", "rank", "head")
 
 def solve_on(spec, joints, params=None, contacts=None, rig_map="auto"):
     params = params or solve.RetargetParams()
-    values = rigmaps.PRESETS["rigify"].properties if spec.name == "rigify" else None
+    preset = rigmaps.PRESETS.get(spec.name)  # its switches, as the import sets them
+    values = preset.properties if preset is not None else None
     rig = spec.target_rig(values)
     mapping, report = rigmaps.resolve_rig_map(rig_map, rig.names, rig.parents, rig.heads)
     return solve.retarget(joints, SKELETON, rig, mapping, params, contacts), mapping, rig, report
@@ -69,6 +71,9 @@ SPECS = {
         canonical_rest(a_pose_deg=45.0, elbow_bend_deg=12.0, knee_bend_deg=6.0)
     ),
     "rigify FK controls": lambda: rigify_like(canonical_rest(), rng=np.random.default_rng(3)),
+    "auto-rig pro FK controls": lambda: autorigpro_like(
+        canonical_rest(1.8, legs=1.05), rng=np.random.default_rng(4)
+    ),
 }
 
 

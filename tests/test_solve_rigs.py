@@ -330,6 +330,99 @@ def rigify_like(joints, rng=None) -> RigSpec:
     return RigSpec("rigify", bones, constraints, properties, joints=joints)
 
 
+def autorigpro_like(joints, spine_count: int = 3, rng=None) -> RigSpec:
+    """A rig named like one Auto-Rig Pro generates (its public bone names only: ``c_`` controls,
+    ``.x`` centre and ``.l``/``.r`` side suffixes; none of its code), simplified:
+
+    - controls ``c_pos`` > ``c_traj`` > ``c_root_master.x`` (the hips) > ``c_root.x`` (the
+      pelvis, carrying the thighs through ``c_thigh_b``) and ``c_spine_01.x`` ..
+      ``c_spine_0N.x`` > ``c_neck.x`` > ``c_head.x``; FK limbs ``c_shoulder``, ``c_arm_fk``,
+      ``c_forearm_fk``, ``c_hand_fk``, ``c_thigh_fk``, ``c_leg_fk``, ``c_foot_fk``, ``c_toes_fk``;
+    - IK controls ``c_hand_ik``, ``c_foot_ik`` (under ``c_traj``, carrying the ``ik_fk_switch``
+      property, 0 = IK as a new rig has it) with an IK chain ``c_arm_ik``/``c_forearm_ik``,
+      ``c_thigh_ik``/``c_leg_ik`` and poles ``c_arms_pole``, ``c_leg_pole``;
+    - deform bones in a hierarchy of their own (``root.x``, ``spine_01.x``, ``arm_stretch``,
+      ``forearm_stretch``, ``hand``, ``thigh_stretch``, ``leg_stretch``, ``foot``, ``toes_01``
+      ...) copying the FK controls, and the IK chain with influence 1 - ``ik_fk_switch``.
+    """
+    j = joints
+    spine = _spine_points(j, spine_count)
+    rolls = iter(_rolls(rng, 300))
+    bones, constraints = [], []
+    properties = {}
+
+    def add(name, parent, head, tail):
+        bones.append((name, parent, np.asarray(head, float), np.asarray(tail, float), next(rolls)))
+
+    ground = np.array([j["pelv"][0], j["pelv"][1], 0.0])
+    add("c_pos", None, ground, ground + 0.3 * FORWARD)
+    add("c_traj", "c_pos", ground, ground + 0.25 * FORWARD)
+    add("c_root_master.x", "c_traj", j["pelv"], j["pelv"] + 0.15 * FORWARD)
+    add("c_root.x", "c_root_master.x", spine[0], j["pelv"])  # points down to the pelvis
+    deform = [("root.x", None, spine[0], j["pelv"], "c_root.x")]
+    parent, deform_parent = "c_root_master.x", "root.x"
+    for k in range(spine_count):
+        name = f"spine_{k + 1:02d}.x"
+        add("c_" + name, parent, spine[k], spine[k + 1])
+        deform.append((name, deform_parent, spine[k], spine[k + 1], "c_" + name))
+        parent, deform_parent = "c_" + name, name
+    chest, deform_chest = parent, deform_parent
+    add("c_neck.x", chest, j["neck"], j["head"])
+    add("c_head.x", "c_neck.x", j["head"], j["htop"])
+    deform += [("neck.x", deform_chest, j["neck"], j["head"], "c_neck.x"),
+               ("head.x", "neck.x", j["head"], j["htop"], "c_head.x")]  # fmt: skip
+    for s in ("l", "r"):
+        switch = {"ik_fk_switch": 0.0}
+        add(f"c_shoulder.{s}", chest, j[s + "cla"], j[s + "sho"])
+        add(f"c_arm_fk.{s}", f"c_shoulder.{s}", j[s + "sho"], j[s + "elb"])
+        add(f"c_forearm_fk.{s}", f"c_arm_fk.{s}", j[s + "elb"], j[s + "wri"])
+        add(f"c_hand_fk.{s}", f"c_forearm_fk.{s}", j[s + "wri"], j[s + "han"])
+        add(f"c_arm_ik.{s}", f"c_shoulder.{s}", j[s + "sho"], j[s + "elb"])
+        add(f"c_forearm_ik.{s}", f"c_arm_ik.{s}", j[s + "elb"], j[s + "wri"])
+        add(f"c_hand_ik.{s}", "c_traj", j[s + "wri"], j[s + "han"])
+        add(f"c_arms_pole.{s}", "c_traj", j[s + "elb"] + 0.4 * (-FORWARD),
+            j[s + "elb"] + 0.45 * (-FORWARD))  # fmt: skip
+        hip_top = j[s + "hip"] + 0.08 * UP
+        add(f"c_thigh_b.{s}", "c_root.x", hip_top, j[s + "hip"])
+        add(f"c_thigh_fk.{s}", f"c_thigh_b.{s}", j[s + "hip"], j[s + "kne"])
+        add(f"c_leg_fk.{s}", f"c_thigh_fk.{s}", j[s + "kne"], j[s + "ank"])
+        add(f"c_foot_fk.{s}", f"c_leg_fk.{s}", j[s + "ank"], j[s + "toe"])
+        add(f"c_toes_fk.{s}", f"c_foot_fk.{s}", j[s + "toe"], _toe_end(j, s))
+        add(f"c_thigh_ik.{s}", f"c_thigh_b.{s}", j[s + "hip"], j[s + "kne"])
+        add(f"c_leg_ik.{s}", f"c_thigh_ik.{s}", j[s + "kne"], j[s + "ank"])
+        add(f"c_foot_ik.{s}", "c_traj", j[s + "ank"], j[s + "toe"])
+        add(
+            f"c_leg_pole.{s}", "c_traj", j[s + "kne"] + 0.5 * FORWARD, j[s + "kne"] + 0.55 * FORWARD
+        )
+        properties[f"c_hand_ik.{s}"] = dict(switch)
+        properties[f"c_foot_ik.{s}"] = dict(switch)
+        for name, dparent, head, tail, fk, ik, prop in (
+            (f"shoulder.{s}", deform_chest, j[s + "cla"], j[s + "sho"], f"c_shoulder.{s}", None, None),
+            (f"arm_stretch.{s}", f"shoulder.{s}", j[s + "sho"], j[s + "elb"], f"c_arm_fk.{s}",
+             f"c_arm_ik.{s}", f"c_hand_ik.{s}"),
+            (f"forearm_stretch.{s}", f"arm_stretch.{s}", j[s + "elb"], j[s + "wri"],
+             f"c_forearm_fk.{s}", f"c_forearm_ik.{s}", f"c_hand_ik.{s}"),
+            (f"hand.{s}", f"forearm_stretch.{s}", j[s + "wri"], j[s + "han"], f"c_hand_fk.{s}",
+             f"c_hand_ik.{s}", f"c_hand_ik.{s}"),
+            (f"thigh_stretch.{s}", "root.x", j[s + "hip"], j[s + "kne"], f"c_thigh_fk.{s}",
+             f"c_thigh_ik.{s}", f"c_foot_ik.{s}"),
+            (f"leg_stretch.{s}", f"thigh_stretch.{s}", j[s + "kne"], j[s + "ank"], f"c_leg_fk.{s}",
+             f"c_leg_ik.{s}", f"c_foot_ik.{s}"),
+            (f"foot.{s}", f"leg_stretch.{s}", j[s + "ank"], j[s + "toe"], f"c_foot_fk.{s}",
+             f"c_foot_ik.{s}", f"c_foot_ik.{s}"),
+            (f"toes_01.{s}", f"foot.{s}", j[s + "toe"], _toe_end(j, s), f"c_toes_fk.{s}", None, None),
+        ):  # fmt: skip
+            deform.append((name, dparent, head, tail, fk))
+            if ik is not None:
+                constraints.append(
+                    (name, "COPY_TRANSFORMS", ik, (prop, "ik_fk_switch"), 1.0, "WORLD")
+                )
+    for name, dparent, head, tail, control in deform:
+        add(name, dparent, head, tail)
+        constraints.insert(0, (name, "COPY_TRANSFORMS", control, None, 1.0, "WORLD"))
+    return RigSpec("autorigpro", bones, constraints, properties, joints=joints)
+
+
 def _short(head, tail, fraction=0.3):
     """A tweak bone: same head and direction as the bone it shapes, shorter (as Rigify's)."""
     return head, head + fraction * (tail - head)

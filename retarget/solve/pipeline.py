@@ -29,6 +29,7 @@ from .params import RetargetParams
 from .rigmaps import RigMap
 from .source import Source, leg_length
 from .target import Plan, TargetRig, build_plan
+from .transforms import ObjectTransform, location_to_armature, rig_in_world, translation
 
 _LEGS = tuple(side + joint for side in "lr" for joint in ("hip", "kne", "ank"))
 
@@ -36,9 +37,12 @@ _LEGS = tuple(side + joint for side in "lr" for joint in ("hip", "kne", "ank"))
 @dataclass
 class RetargetResult:
     """A solved take: ``rotations`` ``(T, K, 4)`` local quaternions (w, x, y, z) of ``bone_names``;
-    ``root_location`` ``(T, 3)`` the pose-bone location of ``root_bone``; ``joints`` maps canonical
-    joint names to posed positions ``(T, 3)`` in armature space (after foot locking);
-    ``hip_ratio`` target/source hip height; ``locked`` the frames ``(T, 2)`` held per foot."""
+    ``root_location`` ``(T, 3)`` the pose-bone location of ``root_bone`` (armature units);
+    ``joints`` maps canonical joint names to posed positions ``(T, 3)`` in the frame the solve ran
+    in (the world, metres; armature space for an identity transform), after foot locking;
+    ``hip_ratio`` target/source hip height; ``locked`` the frames ``(T, 2)`` held per foot;
+    ``deltas`` the change from rest ``(T, 3, 3)`` of each keyed bone in that frame; ``transform``
+    the armature's object transform the solve ran through."""
 
     bone_names: list[str]
     rotations: np.ndarray
@@ -48,19 +52,17 @@ class RetargetResult:
     hip_ratio: float
     locked: np.ndarray
     deltas: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    transform: ObjectTransform = field(repr=False, default_factory=lambda: translation((0, 0, 0)))
 
 
-def _root_targets(
-    plan: Plan, source: Source, ratio: float, params: RetargetParams, origin: np.ndarray
-) -> np.ndarray:
-    """Where the target's pelvis joint should be ``(T, 3)``, armature space, before grounding."""
+def _root_targets(plan: Plan, source: Source, ratio: float, params: RetargetParams) -> np.ndarray:
+    """Where the target's pelvis joint should be ``(T, 3)``, world frame, before grounding."""
     pelvis = source("pelv")
     target = np.empty_like(pelvis)
     target[:, 2] = ratio * pelvis[:, 2]
     rest_xy = plan.joints["pelv"][:2]
     if params.root_motion == "camera":
-        target[:, :2] = ratio * pelvis[:, :2] - origin[:2]
-        target[:, 2] -= origin[2]
+        target[:, :2] = ratio * pelvis[:, :2]
     elif params.root_motion == "relative":
         target[:, :2] = ratio * (pelvis[:, :2] - pelvis[0, :2]) + rest_xy
     else:
@@ -77,19 +79,27 @@ def retarget(
     contacts: np.ndarray | None = None,
     origin: np.ndarray | None = None,
     floor: "dict[str, float] | None" = None,
+    transform: ObjectTransform | None = None,
 ) -> RetargetResult:
     """Solve a take: source ``joints`` ``(T, J, 3)`` world metres (Z up) onto ``rig``.
 
     Root motion is scaled by the target/source ratio of leg lengths (:func:`leg_length`, the
     hip-height ratio without the rest pose's feet in it). ``contacts`` ``(T, 2)`` bool per
     (left, right) foot, or ``(T, 4)`` heel/toe channels (:data:`~retarget.frames.FOOT_JOINTS`),
-    enables foot locking; ``origin`` ``(3,)`` is the armature object's world location (the object
-    must have no rotation or scale). With ``params.grounded`` feet are kept above the floor:
-    without re-grounding ``floor`` gives the foot joints' flat-foot heights (metres above z = 0,
-    the cleaning's ``contact_clearance``); otherwise each joint's 5th percentile height is its
-    floor (:mod:`retarget.solve.grounding`).
+    enables foot locking. ``transform`` is the armature object's world transform
+    (:func:`~retarget.solve.transforms.from_matrix` of its ``matrix_world``: any rotation, one
+    positive scale, a translation); ``origin`` ``(3,)`` is the short form for an object that is
+    only moved. The solve runs in the world frame (:mod:`retarget.solve.transforms`); the local
+    rotations do not depend on the transform, the root location comes back in armature units.
+    With ``params.grounded`` feet are kept above the floor: without re-grounding ``floor`` gives
+    the foot joints' flat-foot heights (metres above the world's z = 0, the cleaning's
+    ``contact_clearance``); otherwise each joint's 5th percentile height is its floor
+    (:mod:`retarget.solve.grounding`).
     """
-    origin = np.zeros(3) if origin is None else np.asarray(origin, float)
+    if transform is None:
+        transform = translation(np.zeros(3) if origin is None else origin)
+    armature_rig = rig
+    rig = rig_in_world(rig, transform)
     plan = build_plan(rig, rig_map, params)
     source = Source(np.asarray(joints, np.float64), skeleton)
     num_frames = len(joints)
@@ -101,7 +111,7 @@ def retarget(
     if not all(n in plan.joints for n in ("lkne", "rkne", "lank", "rank")):
         raise RetargetError("the rig map gives no knees and ankles, so the leg length is unknown")
     ratio = leg_length(plan.joints) / leg_length({n: source(n) for n in _LEGS})
-    offset = _root_targets(plan, source, ratio, params, origin) - joints_now["pelv"]
+    offset = _root_targets(plan, source, ratio, params) - joints_now["pelv"]
     if params.reground:
         # In contact the lowest foot joint stands as high as it does in the rig's rest pose.
         feet = [joints_now[n][:, 2] for n in FOOT_JOINTS if n in joints_now]
@@ -137,8 +147,9 @@ def retarget(
     fingers = finger_keys(plan, source)  # a coarse curl where the hand's opening is measurable
     local.update(fingers)
     keyed += list(fingers)
-    root_rotation = rig.rotations[plan.root]
-    location = offset @ root_rotation if rig.local_location[plan.root] else offset
+    location = location_to_armature(
+        offset, transform, armature_rig.rotations[plan.root], rig.local_location[plan.root]
+    )
     if plan.root not in plan.unit_of:
         keyed.insert(0, plan.root)
         local[plan.root] = np.tile([1.0, 0.0, 0.0, 0.0], (num_frames, 1))
@@ -151,4 +162,5 @@ def retarget(
         hip_ratio=ratio,
         locked=held,
         deltas={rig.names[b]: posed[b] for b in keyed if b in posed},
+        transform=transform,
     )

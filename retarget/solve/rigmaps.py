@@ -10,10 +10,12 @@ A map assigns *slots* of a canonical humanoid to target bone names:
 rest heads/tails mark the joints, for rigs whose controls do not sit on the joints (Rigify keys
 ``upper_arm_fk.L`` but its joints are those of ``ORG-upper_arm.L``). ``root`` is the bone that
 carries the root motion, ``properties`` are custom properties set and keyed with the take (Rigify's
-IK/FK switches). Bones the map does not name are never keyed.
+IK/FK switches). ``ik`` (optional) names, per limb (``arm.L``, ``leg.R`` ...), the IK controls
+keyed from the solved pose when that limb is animated in IK (:class:`IkLimb`). Bones the map does
+not name are never keyed.
 
 Maps come from built-in presets (the generated MeTRAbs rig, Rigify, Mixamo with any prefix, SMPL,
-SMPL-X, Blender's human metarig), from an automatic mapper that reads bone names and the hierarchy,
+SMPL-X, Blender's human metarig, Auto-Rig Pro), from an automatic mapper that reads bone names and the hierarchy,
 or from a user's JSON file. Pure Python: no ``bpy``.
 """
 
@@ -34,12 +36,50 @@ CENTRE_SLOTS = ("hips", "spine", "neck", "head")
 ALL_SLOTS = CENTRE_SLOTS + tuple(f"{slot}.{side}" for side in SIDES for slot in LIMB_SLOTS)
 # Without these the solve has no pelvis, no hip line and no shoulder line to work from.
 REQUIRED_SLOTS = ("hips", "thigh.L", "thigh.R", "upper_arm.L", "upper_arm.R")
+IK_LIMBS = tuple(f"{limb}.{side}" for limb in ("arm", "leg") for side in SIDES)
 JSON_FORMAT = "metrabs-rigmap"
 JSON_VERSION = 1
 
 
 class RigMapError(RetargetError):
     """A rig map that cannot be used with a target armature; the message lists what is missing."""
+
+
+@dataclass(frozen=True)
+class IkLimb:
+    """The IK controls of one limb, keyed from the solved (FK) pose so that the limb's IK chain
+    lands where the FK result is.
+
+    ``controls``: control bone -> the slot it moves rigidly with (``hand_ik.L`` -> ``hand.L``);
+    the first is the limb's end control, the others are optional (``toe_ik.L``: keyed where the
+    rig has it). ``poles``: pole target -> the upper slot it turns with about the middle joint
+    (``thigh_ik_target.L`` -> ``thigh.L``), location keyed only. A control hangs from bones at
+    rest (the take parents it to the rig's root) unless ``carriers`` names the slot whose
+    motion its parent chain follows (``toe_ik.L`` -> ``foot.L``, under the foot's roll bones).
+    ``properties``: bone -> {custom property: value} set and keyed when the limb is in IK
+    (Rigify: ``IK_FK`` 0, ``pole_vector`` on, IK and pole parents the root, no IK stretch);
+    ``settings``: bone -> {pose-bone setting: value} keyed with the take (Rigify's IK chain:
+    ``ik_stretch`` 0, see ``_rigify_ik``).
+    """
+
+    controls: Mapping[str, str]
+    poles: Mapping[str, str] = field(default_factory=dict)
+    carriers: Mapping[str, str] = field(default_factory=dict)
+    properties: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    settings: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def bones(self) -> set[str]:
+        return set(self.controls) | set(self.poles) | set(self.properties) | set(self.settings)
+
+    def to_json(self) -> dict:
+        data = {"controls": dict(self.controls)}
+        for key in ("poles", "carriers"):
+            if getattr(self, key):
+                data[key] = dict(getattr(self, key))
+        for key in ("properties", "settings"):
+            if getattr(self, key):
+                data[key] = {k: dict(v) for k, v in getattr(self, key).items()}
+        return data
 
 
 @dataclass(frozen=True)
@@ -51,6 +91,7 @@ class RigMap:
     anchors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     root: str | None = None
     properties: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    ik: Mapping[str, IkLimb] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.bones) - set(ALL_SLOTS)) + sorted(
@@ -62,6 +103,20 @@ class RigMap:
             )
         object.__setattr__(self, "bones", {k: _as_tuple(v) for k, v in self.bones.items() if v})
         object.__setattr__(self, "anchors", {k: _as_tuple(v) for k, v in self.anchors.items() if v})
+        ik = {k: v if isinstance(v, IkLimb) else _ik_limb(v, self.name) for k, v in self.ik.items()}
+        for limb, spec in ik.items():
+            where = f"rig map {self.name!r}: IK limb {limb!r}"
+            if limb not in IK_LIMBS:
+                raise RigMapError(f"{where} is not one of {list(IK_LIMBS)}")
+            slots = [*spec.controls.values(), *spec.poles.values(), *spec.carriers.values()]
+            bad = sorted({s for s in slots if s not in ALL_SLOTS})
+            if bad:
+                raise RigMapError(
+                    f"{where} uses unknown slot(s) {bad}; slots are {list(ALL_SLOTS)}"
+                )
+            if not spec.controls:
+                raise RigMapError(f"{where} names no controls (control bone -> slot)")
+        object.__setattr__(self, "ik", ik)
 
     def anchor(self, slot: str) -> tuple[str, ...]:
         """Bones whose rest pose marks the joints of ``slot`` (its keyed bones by default)."""
@@ -75,6 +130,8 @@ class RigMap:
         names = {name for bones in self.bones.values() for name in bones}
         names |= {name for bones in self.anchors.values() for name in bones}
         names |= set(self.properties)
+        for limb in self.ik.values():
+            names |= limb.bones()
         if self.root:
             names.add(self.root)
         return names
@@ -108,6 +165,8 @@ class RigMap:
             data["root"] = self.root
         if self.properties:
             data["properties"] = {k: dict(v) for k, v in self.properties.items()}
+        if self.ik:
+            data["ik"] = {limb: spec.to_json() for limb, spec in self.ik.items()}
         return data
 
 
@@ -115,6 +174,25 @@ def _as_tuple(value) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     return tuple(str(v) for v in value)
+
+
+def _properties(data, source: str) -> dict[str, dict[str, float]]:
+    if not isinstance(data, Mapping) or not all(isinstance(v, Mapping) for v in data.values()):
+        raise RigMapError(f"{source}: properties must map bones to {{property: number}}")
+    return {str(b): {str(k): float(v) for k, v in p.items()} for b, p in data.items()}
+
+
+def _ik_limb(data, source: str) -> IkLimb:
+    """An :class:`IkLimb` from its JSON object."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("controls"), Mapping):
+        raise RigMapError(f'{source}: each IK limb needs a "controls" object (bone -> slot)')
+    return IkLimb(
+        {str(k): str(v) for k, v in data["controls"].items()},
+        {str(k): str(v) for k, v in data.get("poles", {}).items()},
+        {str(k): str(v) for k, v in data.get("carriers", {}).items()},
+        _properties(data.get("properties", {}), source),
+        _properties(data.get("settings", {}), source),
+    )
 
 
 @dataclass(frozen=True)
@@ -184,6 +262,33 @@ _METARIG_CENTRE = {
     "head": "spine.006",
 }
 
+
+def _rigify_ik(top: str, middle: str, end: str, tail: tuple[str, ...], side: str) -> IkLimb:
+    """A Rigify limb's IK controls (Rigify 0.6, Blender 4.2-5.0: rigs/limbs/limb_rigs.py and
+    leg.py): the end control ``hand_ik.L`` / ``foot_ik.L`` (a copy of the ORG bone, or the flat
+    foot control whose roll bones carry the IK target), ``toe_ik.L`` under the foot, the pole
+    ``upper_arm_ik_target.L`` / ``thigh_ik_target.L``; on the limb's property bone the IK/FK
+    switch to IK, the pole target on, and IK and pole parents 1 = the rig's root (Rigify's
+    switch-parent list starts with the root: utils/switch_parent.py).
+
+    Rigify's IK chain (``thigh_ik.L`` > ``MCH-shin_ik.L``) has an IK stretch of 0.1, and
+    Blender's IK solver then shortens a leg by up to 3% to reach a foot it could reach bent (the
+    knee 2-3 cm off the solved knee): the take keys the chain's stretch and the IK Stretch slider
+    to 0, so the IK chain keeps its lengths and lands on the solved limb."""
+    no_stretch = {"ik_stretch": 0.0}
+    switches = {"IK_FK": 0.0, "pole_vector": 1.0, "IK_parent": 1.0, "pole_parent": 1.0}
+    return IkLimb(
+        controls={
+            f"{end}_ik.{side}": f"{end}.{side}",
+            **{f"{t}_ik.{side}": f"{t}.{side}" for t in tail},
+        },
+        poles={f"{top}_ik_target.{side}": f"{top}.{side}"},
+        carriers={f"{t}_ik.{side}": f"{end}.{side}" for t in tail},
+        properties={f"{top}_parent.{side}": {**switches, "IK_Stretch": 0.0}},
+        settings={f"{top}_ik.{side}": no_stretch, f"MCH-{middle}_ik.{side}": no_stretch},
+    )
+
+
 PRESETS: dict[str, RigMap] = {
     "metrabs": _preset(
         "metrabs",
@@ -228,6 +333,10 @@ PRESETS: dict[str, RigMap] = {
             },
             # follow = 1: neck and head inherit the torso's rotation like plain child bones.
             "torso": {"neck_follow": 1.0, "head_follow": 1.0},
+        },
+        ik={
+            **{f"arm.{s}": _rigify_ik("upper_arm", "forearm", "hand", (), s) for s in SIDES},
+            **{f"leg.{s}": _rigify_ik("thigh", "shin", "foot", ("toe",), s) for s in SIDES},
         },
     ),
     "mixamo": _preset(
@@ -280,6 +389,38 @@ PRESETS: dict[str, RigMap] = {
         "right",
     ),
     "metarig": _preset("metarig", _METARIG_CENTRE, _METARIG_LIMBS, "L", "R"),
+    # Auto-Rig Pro is proprietary: this uses only its published bone naming (the control names
+    # of its user manual and of the public retargeting presets and forum scripts written for
+    # it; none of its code): ``c_`` controls, ``.x`` centre and ``.l``/``.r`` side suffixes,
+    # the FK limbs ``c_arm_fk.l`` .. ``c_toes_fk.l``, and the IK/FK switch ``ik_fk_switch`` on
+    # ``c_hand_ik.l`` / ``c_foot_ik.l`` (1 = FK, 0 = IK).
+    "autorigpro": _preset(
+        "autorigpro",
+        # c_root_master.x moves the hips and everything above them; c_root.x (the pelvis,
+        # which the thighs hang from) turns with it and keeps its rest pose relative to it.
+        {
+            "hips": ("c_root_master.x", "c_root.x"),
+            "spine": ("c_spine_01.x", "c_spine_02.x", "c_spine_03.x"),
+            "neck": "c_neck.x",
+            "head": "c_head.x",
+        },
+        {
+            "shoulder": "c_shoulder.{s}",
+            "upper_arm": "c_arm_fk.{s}",
+            "forearm": "c_forearm_fk.{s}",
+            "hand": "c_hand_fk.{s}",
+            "thigh": "c_thigh_fk.{s}",
+            "shin": "c_leg_fk.{s}",
+            "foot": "c_foot_fk.{s}",
+            "toe": "c_toes_fk.{s}",
+        },
+        "l",
+        "r",
+        root="c_root_master.x",
+        properties={
+            f"c_{end}_ik.{s}": {"ik_fk_switch": 1.0} for end in ("hand", "foot") for s in "lr"
+        },  # fmt: skip
+    ),
 }
 # Presets whose names often come with a namespace prefix ("mixamorig:Hips", "m_avg_Pelvis").
 _PREFIXABLE = {"mixamo", "smpl", "smplx"}
@@ -289,12 +430,22 @@ def _prefixed(rig_map: RigMap, prefix: str) -> RigMap:
     def add(mapping):
         return {slot: tuple(prefix + n for n in names) for slot, names in mapping.items()}
 
+    def limb(spec: IkLimb) -> IkLimb:
+        return IkLimb(
+            {prefix + b: slot for b, slot in spec.controls.items()},
+            {prefix + b: slot for b, slot in spec.poles.items()},
+            {prefix + b: slot for b, slot in spec.carriers.items()},
+            {prefix + b: props for b, props in spec.properties.items()},
+            {prefix + b: values for b, values in spec.settings.items()},
+        )
+
     return RigMap(
         rig_map.name,
         add(rig_map.bones),
         add(rig_map.anchors),
         prefix + rig_map.root if rig_map.root else None,
         {prefix + bone: props for bone, props in rig_map.properties.items()},
+        {name: limb(spec) for name, spec in rig_map.ik.items()},
     )
 
 
@@ -311,7 +462,20 @@ def restrict(rig_map: RigMap, names: set[str]) -> tuple[RigMap, tuple[str, ...]]
     anchors = {s: a for s, a in rig_map.anchors.items() if s in bones}
     properties = {b: p for b, p in rig_map.properties.items() if b in names}
     root = rig_map.root if rig_map.root in names else None
-    return RigMap(rig_map.name, bones, anchors, root, properties), tuple(lost)
+    ik = {}
+    for limb, spec in rig_map.ik.items():
+        # The end control, the poles and the property bones are needed; more controls
+        # (Rigify's toe_ik) are keyed where the rig has them. Slots must be mapped.
+        controls = {b: slot for b, slot in spec.controls.items() if b in names}
+        needed = [next(iter(spec.controls)), *spec.poles, *spec.properties, *spec.settings]
+        slots = [*controls.values(), *spec.poles.values(), *spec.carriers.values()]
+        if all(b in names for b in needed) and all(slot in bones for slot in slots):
+            carriers = {b: slot for b, slot in spec.carriers.items() if b in controls}
+            ik[limb] = IkLimb(
+                controls, dict(spec.poles), carriers, dict(spec.properties), dict(spec.settings)
+            )
+
+    return RigMap(rig_map.name, bones, anchors, root, properties, ik), tuple(lost)
 
 
 def _preset_candidates(names: set[str]) -> list[tuple[RigMap, tuple[str, ...]]]:
@@ -330,7 +494,10 @@ def _preset_candidates(names: set[str]) -> list[tuple[RigMap, tuple[str, ...]]]:
 # ---------------------------------------------------------------------------------------------
 # Automatic mapping from names and hierarchy
 
-_NOISE = {"def", "org", "bip", "bip01", "bip001", "b", "j", "jnt", "joint", "bone", "cc", "base", "c"}  # fmt: skip
+# "c" and "fk" mark animation controls (Auto-Rig Pro's c_hand_fk.l), "x" a centre bone (c_head.x).
+_NOISE = {"def", "org", "bip", "bip01", "bip001", "b", "j", "jnt", "joint", "bone", "cc", "base", "c",
+          "fk", "x"}  # fmt: skip
+_CONTROL_TOKENS = {"c", "fk", "ctrl", "ctl", "con"}
 _SIDE_TOKENS = {"l": "L", "left": "L", "lft": "L", "r": "R", "right": "R", "rgt": "R"}
 _HAND = {"hand", "wrist"}
 _FOOT = {"foot", "ankle"}
@@ -342,7 +509,8 @@ def name_tokens(name: str) -> tuple[str | None, str]:
     """``(side, base)`` of a bone name: side "L", "R" or None, base the lower-case body-part word.
 
     ``"mixamorig:LeftUpLeg"`` -> ``("L", "upleg")``, ``"thigh.L"`` -> ``("L", "thigh")``,
-    ``"upperarm_twist_01_l"`` -> ``("L", "upperarmtwist")``.
+    ``"upperarm_twist_01_l"`` -> ``("L", "upperarmtwist")``, ``"c_hand_fk.l"`` -> ``("L", "hand")``,
+    ``"c_head.x"`` -> ``(None, "head")``.
     """
     name = re.split(r"[:|]", name)[-1]
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
@@ -408,6 +576,14 @@ class _Hierarchy:
         return side
 
 
+def is_control(name: str) -> bool:
+    """Whether a bone name marks an animation control (``c_hand_fk.l``, ``hand_fk.L``,
+    ``CTRL_hand``): where a rig has a control and a deforming bone of the same body part, the
+    control is the one to key (the deforming bone follows it through constraints)."""
+    name = re.split(r"[:|]", name)[-1]
+    return bool(_CONTROL_TOKENS & set(re.split(r"[^a-z0-9]+", name.lower())))
+
+
 def _find_topmost(h: _Hierarchy, words: set[str], side: str | None) -> int | None:
     found = [
         b
@@ -415,7 +591,8 @@ def _find_topmost(h: _Hierarchy, words: set[str], side: str | None) -> int | Non
         if name_tokens(name)[1] in words
         and (h.side(b) == side if side else name_tokens(name)[0] is None)
     ]
-    return min(found, key=lambda b: h.depth[b]) if found else None
+    # Controls first, then the bone nearest the root.
+    return min(found, key=lambda b: (not is_control(h.names[b]), h.depth[b])) if found else None
 
 
 def _lowest_common_ancestor(h: _Hierarchy, a: int, b: int) -> int | None:
@@ -515,15 +692,16 @@ def rig_map_from_dict(data: Mapping, source: str = "rig map") -> RigMap:
         )
     if not isinstance(data.get("bones"), Mapping):
         raise RigMapError(f'{source}: needs a "bones" object mapping slots to bone names')
+    ik = data.get("ik", {})
+    if not isinstance(ik, Mapping):
+        raise RigMapError(f'{source}: "ik" must map limbs ({", ".join(IK_LIMBS)}) to controls')
     return RigMap(
         str(data.get("name", source)),
         dict(data["bones"]),
         dict(data.get("anchors", {})),
         data.get("root"),
-        {
-            str(b): {str(k): float(v) for k, v in p.items()}
-            for b, p in data.get("properties", {}).items()
-        },
+        _properties(data.get("properties", {}), source),
+        {str(limb): _ik_limb(spec, source) for limb, spec in ik.items()},
     )
 
 

@@ -126,6 +126,14 @@ def target_rest_joints(rig: TargetRig, rig_map: RigMap) -> dict[str, np.ndarray]
         joints.setdefault(_slot_joints(slot)[0], rig.heads[rig.index(bone)])
     for slot, anchors in ((s, rig_map.anchor(s)) for s in rig_map.bones):
         joints.setdefault(_slot_joints(slot)[1], rig.tails[rig.index(anchors[-1])])
+    if "hips" in rig_map.bones and "bell" in joints:
+        # A hips bone pointing down from the spine's start to the pelvis (Auto-Rig Pro's
+        # c_root.x, some game rigs' pelvis): its tail is the pelvis.
+        hips = rig.index(rig_map.anchor("hips")[-1])
+        if np.linalg.norm(joints["pelv"] - joints["bell"]) < 1e-6 * max(
+            1.0, float(np.linalg.norm(rig.tails[hips] - rig.heads[hips]))
+        ):
+            joints["pelv"] = rig.tails[hips]
     return joints
 
 

@@ -36,6 +36,17 @@ class RecordingLayout:
         self.log.append(("operator", idname))
         return SimpleNamespace()  # operator properties are set as attributes
 
+    def prop_search(self, data, name, search_data, search_name, **kwargs):
+        self.prop(data, name)
+        assert search_name in search_data.bl_rna.properties, f"no collection {search_name!r}"
+        self.log.append(("search", name, search_name))
+
+    def operator_menu_enum(self, idname, property, **kwargs):
+        group, name = idname.split(".")
+        operator = getattr(getattr(bpy.ops, group), name)
+        assert property in operator.get_rna_type().properties, f"{idname} has no {property!r}"
+        self.log.append(("menu", idname))
+
     def label(self, text="", **kwargs):
         self.log.append(("label", text))
 
@@ -78,7 +89,7 @@ class StoppableJob(FakeJob):
 
 @pytest.fixture
 def modules(extension):
-    names = ("panels", "preferences", "operators", "requests")
+    names = ("panels", "preferences", "operators", "requests", "bone_map_ui")
     return SimpleNamespace(
         **{n: importlib.import_module(f"{MODULE}.metrabs_blender.{n}") for n in names}
     )
@@ -144,7 +155,41 @@ def test_results_and_review_panels(modules):
     assert ("operator", "metrabs.setup_camera") in log
 
 
+def test_bone_map_panel_and_rows(modules, api):
+    settings = bpy.context.scene.metrabs
+    panel = modules.bone_map_ui.VIEW3D_PT_metrabs_bone_map
+    log = draw(panel, bpy.context)
+    assert ("label", "Choose a Target in Results to map its bones") in log
+    assert ("menu", "metrabs.fill_bone_map") in log and ("prop", "rows") in log
+    assert ("menu", "metrabs.load_bone_map") in log and ("prop", "preset_name") in log
+    assert ("operator", "metrabs.save_bone_map") in log
+    from tests.blender.test_retarget import build_armature
+    from tests.test_solve_rigs import canonical_rest, mixamo_like
+
+    settings.target = build_armature(mixamo_like(canonical_rest()), "Hero")
+    api.fill_bone_map(settings.target)
+    settings.rig_map = "EDITOR"
+    log = draw(panel, bpy.context)
+    assert ("search", "root", "bones") in log and ("label", "Filled from: preset mixamo") in log
+    assert ("label", "Import with it: Rig Map > Bone Map") not in log
+    row = settings.bone_map.rows[0]
+    log = []
+    modules.bone_map_ui.METRABS_UL_bone_slots.draw_item(
+        None, bpy.context, RecordingLayout(log), settings.bone_map, row, 0, settings.bone_map,
+        "active_row", 0,
+    )  # fmt: skip
+    assert log == [("label", "Hips"), ("prop", "bone"), ("search", "bone", "bones")]
+    log = draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
+    assert ("prop", "limb_ik") in log
+    settings.target = None  # a rig for one person only: the rig map and limbs still show
+    assert ("prop", "limb_ik") not in draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
+    settings.people.add().target = bpy.data.objects["Hero"]
+    log = draw(modules.panels.VIEW3D_PT_metrabs_results, bpy.context)
+    assert ("prop", "rig_map") in log and ("prop", "limb_ik") in log
+
+
 def test_people_list_row(modules):
+
     settings = bpy.context.scene.metrabs
     person = settings.people.add()
     person.name, person.frames_visible, person.first_frame, person.last_frame = "P3", 80, 1, 90

@@ -168,8 +168,8 @@ def test_the_target_is_checked_as_the_script_left_it_and_may_be_a_name(api, traj
     ``matrix_world`` (no depsgraph update) and skipped its scale check; ``target="Armature"``
     raised AttributeError."""
     rig = api.import_trajectory(trajectory_file, person=0)[0].armature
-    rig.scale = (0.01, 0.01, 0.01)  # as an FBX import leaves it; nothing re-evaluated since
-    with pytest.raises(api.MocapError, match="apply rotation and scale"):
+    rig.scale = (-1.0, 1.0, 1.0)  # mirrored; nothing re-evaluated since
+    with pytest.raises(api.MocapError, match="mirrored by a negative scale"):
         api.import_trajectory(trajectory_file, target=rig)
     rig.scale = (1.0, 1.0, 1.0)
     by_name = api.import_trajectory(trajectory_file, target=rig.name)

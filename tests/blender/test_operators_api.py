@@ -30,7 +30,8 @@ TEST_MODELS = "--analyzer tests.batchclips:make_worker_analyzer"
 
 @pytest.fixture
 def addon(extension):
-    names = ("api", "backend", "batch_import", "jobs", "operators", "paths", "requests")
+    names = ("api", "backend", "batch_import", "bone_map_ui", "jobs", "operators", "paths",
+             "requests")  # fmt: skip
     return SimpleNamespace(
         **{name: importlib.import_module(f"{MODULE}.metrabs_blender.{name}") for name in names}
     )
@@ -361,7 +362,120 @@ def test_import_with_a_foot_contact_mode(addon, clip_file, mode):
     assert lock == (mode == "ALWAYS")
 
 
+def _bone_map_state(folder: Path) -> dict:
+    """The editor's rows and root, and the saved bone maps (file name -> JSON)."""
+    editor = bpy.context.scene.metrabs.bone_map
+    return {
+        "rows": [(row.slot, row.bone) for row in editor.rows],
+        "root": editor.root,
+        "extras": editor.extras,
+        "source": editor.source,
+        "files": {path.name: path.read_text() for path in sorted(folder.glob("*.json"))},
+    }
+
+
+def test_bone_map_buttons_are_their_api_functions(addon, clip_file, tmp_path):
+    """Fill, remove a row, save as a preset, then Import with Rig Map *Bone Map*; then Load and
+    Delete a preset."""
+    other = write_trajectory(tmp_path / "other.npz", tilted_scene())
+    folder = Path(addon.api.extension_user_dir("rig_maps"))
+
+    def rig():
+        return addon.api.import_trajectory(other, person=0)[0].armature
+
+    def spine_row() -> int:
+        return [row.slot for row in bpy.context.scene.metrabs.bone_map.rows].index("spine")
+
+    def script():
+        target = rig()
+        addon.api.fill_bone_map(target, "auto")
+        bpy.context.scene.metrabs.bone_map.active_row = spine_row()
+        addon.api.edit_bone_map("REMOVE")
+        addon.api.save_bone_map("take rig")
+        addon.api.load_results(clip_file)
+        _tick({1})
+        addon.api.import_analysis(
+            clip_file, [1], clean_preset=None, camera=False, target=target,
+            rig_map=addon.api.edited_rig_map(), root_motion=None, foot_lock=True,
+        )  # fmt: skip
+        states.append(_bone_map_state(folder))
+
+    def press():
+        target = rig()
+        settings = bpy.context.scene.metrabs
+        settings.target = target
+        assert bpy.ops.metrabs.fill_bone_map(rig_map="auto") == {"FINISHED"}
+        settings.bone_map.active_row = spine_row()
+        assert bpy.ops.metrabs.edit_bone_map(action="REMOVE") == {"FINISHED"}
+        settings.bone_map.preset_name = "take rig"
+        assert bpy.ops.metrabs.save_bone_map() == {"FINISHED"}
+        _panel_for_import(clip_file, {1}, clean_preset="OFF", use_camera=False, rig_map="EDITOR")
+        result = bpy.ops.metrabs.import_results()
+        states.append(_bone_map_state(folder))
+        return result
+
+    states = []
+    try:
+        scripted, pressed = pressed_as_scripted(script, press, panel=True)
+        assert pressed == scripted and states[0] == states[1]
+        assert "action MeTRAbs other P0 walk P1 take 1" in pressed
+        assert list(states[0]["files"]) == ["take rig.json"]
+        assert [slot for slot, _ in states[0]["rows"]].count("spine") == 2  # one removed
+
+        def load():
+            addon.api.load_bone_map("take rig")
+            return {"FINISHED"}
+
+        loaded = []
+        for run in (load, lambda: bpy.ops.metrabs.load_bone_map(name="take rig")):
+            bpy.ops.wm.read_homefile(app_template="")
+            assert run() == {"FINISHED"}
+            loaded.append(_bone_map_state(folder))
+        assert loaded[0] == loaded[1] and loaded[0]["rows"] == states[0]["rows"]
+        assert bpy.ops.metrabs.delete_bone_map(name="take rig") == {"FINISHED"}
+        assert not list(folder.glob("*.json"))
+        addon.api.save_bone_map("take rig")
+        addon.api.delete_bone_map("take rig")
+        assert not list(folder.glob("*.json"))
+    finally:
+        for path in folder.glob("*.json"):
+            path.unlink()
+
+
+def test_people_onto_their_own_rigs_is_api_import_analysis(addon, clip_file, tmp_path):
+    """Each ticked person's Rig in the results list: two people onto two rigs of the scene in
+    one Import, IK legs/FK arms by default (these rigs have no IK controls: FK)."""
+    other = write_trajectory(tmp_path / "other.npz", tilted_scene())
+
+    def rigs():
+        made = addon.api.import_trajectory(other)
+        return {0: made[1].armature, 1: made[0].armature}  # swapped, to be sure
+
+    def script():
+        addon.api.load_results(clip_file)
+        _tick({0, 1})
+        addon.api.import_analysis(
+            clip_file, [0, 1], clean_preset="fast", camera=False, targets=rigs(),
+            rig_map="auto", root_motion="in_place",
+        )  # fmt: skip
+
+    def press():
+        targets = rigs()
+        _panel_for_import(clip_file, {0, 1}, clean_preset="fast", use_camera=False,
+                          root_motion="in_place")  # fmt: skip
+        for person in bpy.context.scene.metrabs.people:
+            person.target = targets[person.track_id]
+        return bpy.ops.metrabs.import_results()
+
+    scripted, pressed = pressed_as_scripted(script, press)
+    assert pressed == scripted
+    assert pressed["object MeTRAbs other P1"]["action"] == "MeTRAbs other P1 walk P0 take 1"
+    assert pressed["object MeTRAbs other P0"]["action"] == "MeTRAbs other P0 walk P1 take 1"
+    assert "object MeTRAbs walk P0" not in pressed  # nobody got a new rig
+
+
 def test_match_camera_is_api_setup_camera(addon, clip_file, footage):
+
     def script():
         addon.api.setup_camera(
             clip_file, clip=addon.api.load_footage(footage), sensor_width_mm=30.0, match_scene=True
@@ -539,9 +653,11 @@ def test_copy_commands_copies_the_backend_set_up_commands(addon, prefs, tmp_path
 def test_operators_report_typed_errors_and_let_bugs_through(addon, clip_file, monkeypatch):
     """A refusal is the error's message in the report and CANCELLED (bpy.ops raises it as
     "Error: ..."); any other exception keeps its traceback instead of becoming a report."""
-    for name, cls in vars(addon.operators).items():
-        if name.startswith("METRABS_OT_"):
-            assert hasattr(cls.execute, "__wrapped__"), f"{name}.execute reports no errors"
+    for module in (addon.operators, addon.bone_map_ui):
+        for name, cls in vars(module).items():
+            if name.startswith("METRABS_OT_"):
+                assert hasattr(cls.execute, "__wrapped__"), f"{name}.execute reports no errors"
+
     assert hasattr(addon.operators._ModalJob.modal, "__wrapped__")
     assert hasattr(addon.operators._ModalJob.invoke, "__wrapped__")
 

@@ -287,12 +287,23 @@ def test_refusals_change_nothing(api, extension, tmp_path):
     bpy.context.scene.render.fps = 24
     cases = {}
     cases["mesh"] = (_mesh(), "is a mesh, not an armature")
-    rotated = build_armature(unreal_like(canonical_rest()), "rotated")
-    rotated.rotation_euler = (0.0, 0.0, 0.5)
-    cases["rotated"] = (rotated, "rotated or scaled")
-    scaled = build_armature(mixamo_like(canonical_rest()), "scaled")
-    scaled.scale = (0.01, 0.01, 0.01)  # a typical FBX import
-    cases["scaled"] = (scaled, "apply rotation and scale")
+    # Any rotation and one positive scale are fine (tests/blender/test_retarget_rigs.py); a
+    # transform without a meaning is refused, whether the object's own or its parent's.
+    flat = build_armature(unreal_like(canonical_rest()), "flat")
+    flat.scale = (0.01, 0.0, 0.01)
+    cases["zero scale"] = (flat, "'flat' has a zero scale")
+    mirrored = build_armature(mixamo_like(canonical_rest()), "mirrored")
+    mirrored.scale = (-0.01, 0.01, 0.01)
+    cases["negative scale"] = (mirrored, "'mirrored' is mirrored by a negative scale")
+    stretched = build_armature(mixamo_like(canonical_rest()), "stretched")
+    stretched.scale = (1.0, 1.0, 1.5)
+    cases["non-uniform scale"] = (stretched, "'stretched' has a non-uniform scale")
+    sheared = build_armature(mixamo_like(canonical_rest()), "sheared")
+    holder = bpy.data.objects.new("holder", None)
+    bpy.context.scene.collection.objects.link(holder)
+    holder.scale = (1.0, 2.0, 1.0)
+    sheared.parent, sheared.rotation_euler = holder, (0.0, 0.0, 0.6)
+    cases["parent's non-uniform scale"] = (sheared, "'sheared' has a non-uniform scale")
     tweaked = build_armature(mixamo_like(canonical_rest()), "tweaked")
     animation = tweaked.animation_data_create()
     animation.nla_tracks.new().strips.new("take", 1, bpy.data.actions.new("user take"))

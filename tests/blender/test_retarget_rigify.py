@@ -18,6 +18,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
+# ORG bone ends compared between an IK take and an FK take: hands and feet (head and tail), and
+# the elbows and knees the poles place.
+IK_ENDS = [f"ORG-{bone}.{side}:{end}" for bone in ("hand", "foot") for side in "LR"
+           for end in ("head", "tail")]  # fmt: skip
+IK_MIDDLES = [f"ORG-{bone}.{side}:head" for bone in ("forearm", "shin") for side in "LR"]
 
 
 def test_retarget_onto_a_generated_rigify_rig(extension_zip, tmp_path):
@@ -28,7 +33,27 @@ def test_retarget_onto_a_generated_rigify_rig(extension_zip, tmp_path):
     assert done.returncode == 0 and out.is_file(), done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert "preset rigify" in result["report"]
-    assert result["ik_fk_before"] == [0.0] * 4 and result["ik_fk_after"] == [1.0] * 4  # FK
+    assert result["ik_fk_before"] == [0.0] * 4 and result["ik_fk_fk_take"] == [1.0] * 4  # FK
+    # The default take: legs in IK (their IK controls keyed), arms in FK.
+    assert result["ik_fk_after"] == [1.0, 1.0, 0.0, 0.0] and "IK: leg.L, leg.R" in result["report"]
+    for take in ("fk", "ik"):  # FK controls only, and everything in IK: the same motion
+        errors = np.array(result[f"direction_errors_{take}"])
+        assert np.median(errors) <= 2.0 and np.percentile(errors, 95) <= 8.0, take
+        assert result[f"sign_flips_{take}"] == 0, take
+    # In IK the ORG chain (what the deforming bones follow) lands where the FK take puts it,
+    # on every frame: hands and feet within 1 cm; the IK controls sit on the solved hand/foot.
+    distances = result["ik_vs_fk_mm"]
+    assert max(distances[b] for b in IK_ENDS) <= 10.0, distances
+    assert max(distances[b] for b in IK_MIDDLES) <= 5.0, distances  # the poles place the bend
+
+    assert max(result["control_vs_fk_mm"].values()) <= 10.0, result["control_vs_fk_mm"]
+    assert {
+        'pose.bones["foot_ik.L"].location',
+        'pose.bones["thigh_ik_target.R"].location',
+        'pose.bones["hand_ik.R"].rotation_quaternion',
+    } <= set(result["keyed_paths_ik"])
+    assert result["property_types"] == {"pole_vector": "bool", "IK_parent": "int",
+                                         "IK_FK": "float"}  # fmt: skip
     errors = np.array(result["direction_errors"])  # read back from the ORG bones
     assert np.median(errors) <= 2.0 and np.percentile(errors, 95) <= 8.0
     assert result["sign_flips"] == 0 and result["twist_jumps"] == 0
@@ -75,18 +100,83 @@ def _child(zip_path: str, work: str, out: str) -> None:
 
     motion = world_motion("walk", 2.0, seed=11, turn_deg_per_s=20.0)
     path, world = write_clip(Path(work), motion)
-    (take,) = api.import_trajectory(path, target=rig)
     from retarget import metrics
 
-    joints, quaternions = read_back(rig, rig_map_of(extension, rig), len(world), extension)
-    errors = []
-    for a, b in LIMB_PAIRS:
-        source = world[:, SKELETON.index(b)] - world[:, SKELETON.index(a)]
-        errors.extend(metrics.direction_errors_deg(joints[b] - joints[a], source).tolist())
+    keyframes = extension.metrabs_blender.keyframes
+    mapping = rig_map_of(extension, rig)
+
+    def directions(joints):
+        errors = []
+        for a, b in LIMB_PAIRS:
+            source = world[:, SKELETON.index(b)] - world[:, SKELETON.index(a)]
+            errors.extend(metrics.direction_errors_deg(joints[b] - joints[a], source).tolist())
+        return errors
+
+    def ends(action, bones):
+        """World positions (T, 3) of ORG bone ends (``name:head|tail``) under ``action``."""
+        keyframes.assign_action(rig, action, keyframes.action_slot(action))
+        out = {bone: [] for bone in bones}
+        for frame in range(bpy.context.scene.frame_start,
+                           bpy.context.scene.frame_start + len(world)):  # fmt: skip
+            bpy.context.scene.frame_set(frame)
+            for bone in bones:
+                name, end = bone.split(":")
+                out[bone].append(tuple(rig.matrix_world @ getattr(rig.pose.bones[name], end)))
+        return {bone: np.array(points) for bone, points in out.items()}
+
+    # Take 1, FK controls only (the take as it was before IK was offered).
+    (fk,) = api.import_trajectory(path, target=rig, limb_ik="fk")
+    ik_fk_fk_take = [float(rig.pose.bones[b]["IK_FK"]) for b in switches]
+    joints, quaternions = read_back(rig, mapping, len(world), extension)
+    fk_result = {"direction_errors_fk": directions(joints),
+                 "sign_flips_fk": metrics.sign_flips(quaternions)}  # fmt: skip
+    fk_ends = ends(fk.action, IK_ENDS + IK_MIDDLES)
+    # Take 2, everything in IK: the IK controls keyed from the same solve.
+    (ik,) = api.import_trajectory(path, target=rig, limb_ik="all")
+    joints, quaternions = read_back(rig, mapping, len(world), extension)
+    ik_ends = ends(ik.action, IK_ENDS + IK_MIDDLES)
+    # Each IK control should sit where the FK take's ORG bone carries its rest placement.
+    pairs = [(f"{c}_ik.{side}", f"ORG-{c}.{side}") for c in ("hand", "foot") for side in "LR"]
+    keyframes.assign_action(rig, fk.action, keyframes.action_slot(fk.action))
+    expected = {control: [] for control, _ in pairs}
+    for frame in range(bpy.context.scene.frame_start,
+                       bpy.context.scene.frame_start + len(world)):  # fmt: skip
+        bpy.context.scene.frame_set(frame)
+        for control, org in pairs:
+            carry = rig.pose.bones[org].matrix @ rig.data.bones[org].matrix_local.inverted()
+            expected[control].append(tuple(carry @ rig.data.bones[control].head_local))
+    heads = ends(ik.action, [f"{control}:head" for control, _ in pairs])
+    controls = {
+        control: float(1000 * np.linalg.norm(heads[f"{control}:head"] - expected[control],
+                                             axis=-1).max())
+        for control in expected
+    }  # fmt: skip
+    pole = rig.pose.bones["thigh_parent.L"]
+    ik_result = {
+        "direction_errors_ik": directions(joints),
+        "sign_flips_ik": metrics.sign_flips(np.array(quaternions)),
+        "ik_vs_fk_mm": {
+            b: float(1000 * np.linalg.norm(ik_ends[b] - fk_ends[b], axis=-1).max())
+            for b in IK_ENDS + IK_MIDDLES
+        },  # fmt: skip
+        "control_vs_fk_mm": controls,
+        "keyed_paths_ik": [fc.data_path for fc in keyframes.action_fcurves(ik.action)],
+        "property_types": {
+            key: type(pole[key]).__name__ for key in ("pole_vector", "IK_parent", "IK_FK")
+        },  # fmt: skip
+    }
+    print(json.dumps({k: ik_result[k] for k in ("ik_vs_fk_mm", "control_vs_fk_mm")}), flush=True)
+    # Take 3, the default (IK legs, FK arms): the checks of the FK take above, and the export.
+    (take,) = api.import_trajectory(path, target=rig)
+    joints, quaternions = read_back(rig, mapping, len(world), extension)
+    errors = directions(joints)
     bpy.context.scene.frame_set(15)
     bone = rig.pose.bones["DEF-forearm.L"]
     source = world[14, SKELETON.index("lwri")] - world[14, SKELETON.index("lelb")]
     result = {
+        **fk_result,
+        **ik_result,
+        "ik_fk_fk_take": ik_fk_fk_take,
         "report": take.report,
         "ik_fk_before": before,
         "ik_fk_after": [float(rig.pose.bones[b]["IK_FK"]) for b in switches],
