@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             result.hip_ratio,
         )
         log.info(
-            "  keys: %d of %d (%.1f %%), largest error %.3f deg per bone, %.2f mm on the root",
+            "  keys: %d of %d (%.1f %%), largest error %.3f deg per bone, %.2f mm on a location",
             result.keys_kept,
             result.keys_dense,
             100.0 * result.keys_kept / max(result.keys_dense, 1),

@@ -43,7 +43,7 @@ class ImportResult:
     keys_dense: int = 0  # keys a key on every frame of every channel would be
     keys_kept: int = 0  # keys written (all channels); fewer with key reduction
     max_key_error_deg: float = 0.0  # reduced keys: largest rotation error of a bone on any frame
-    max_key_error_m: float = 0.0  # reduced keys: largest root location error on any frame
+    max_key_error_m: float = 0.0  # reduced keys: largest location error (root, IK controls), metres
     generated: bool = False  # a new MeTRAbs rig (not the user's armature)
 
 
@@ -177,6 +177,9 @@ def _key_take(
     body = {*mapping.bones.get("hips", ()), result.root_bone}
     # feet held or on the floor: tighter, so they stay planted and above it
     planted = result.locked | grounding.low_feet(result.joints)
+    scale = result.transform.scale  # pose-bone locations are in armature units, not metres
+    if reduction is not None:
+        reduction = KeyTolerance(reduction.rotation_deg, reduction.location_m / scale)
     written = write_take(
         armature,
         scene_tools.unique_action_name(name),
@@ -192,7 +195,7 @@ def _key_take(
     scene_tools.set_pose_properties(armature, properties)
     if use_nla:
         push_to_nla(armature, written.action, written.action.name, float(keyed_frames[0]))
-    return written
+    return dataclasses.replace(written, max_location_error=scale * written.max_location_error)
 
 
 def _with_ik_note(report: str, ik: "ik_controls.IkKeys") -> str:

@@ -83,11 +83,6 @@ def _rest(motion):
     return {n: rest[j] for j, n in enumerate(SKELETON.joint_names)}
 
 
-def _solve_map(spec):
-    rig = spec.target_rig()
-    return rigmaps.resolve_rig_map("auto", rig.names, rig.parents, rig.heads)[0]
-
-
 def test_modes_choose_what_the_solve_locks():
     detected = np.zeros((5, 4), bool)
     detected[1:3, 0] = True
@@ -116,21 +111,40 @@ def test_floor_heights_from_the_cleaning_or_where_the_feet_stand():
     heights = np.linspace(0.0, 0.99, 100)
     joints = {n: np.stack([np.zeros(100), np.zeros(100), heights + k], 1)
               for k, n in enumerate(FOOT_JOINTS)}  # fmt: skip
-    own = grounding.floor_heights(joints)
-    assert own == pytest.approx({n: k + 0.0495 for k, n in enumerate(FOOT_JOINTS)})
+    # lank/rank (+0, +1) and ltoe/rtoe (+2, +3) pooled: the 5th percentile of 200 heights
+    pooled = {
+        n: float(np.percentile(np.r_[heights + a, heights + b], 5))
+        for n, a, b in (("lank", 0, 1), ("rank", 0, 1), ("ltoe", 2, 3), ("rtoe", 2, 3))
+    }
+    assert grounding.floor_heights(joints) == pytest.approx(pooled)
+    assert pooled["lank"] == pytest.approx(0.0995)
     given = grounding.floor_heights(joints, clearance={"lank": 0.075})
-    assert given["lank"] == 0.075 and given["rtoe"] == pytest.approx(3.0495)
+    assert given["lank"] == 0.075 and given["rtoe"] == pytest.approx(pooled["rtoe"])
     del joints["ltoe"]
+    assert grounding.floor_heights(joints)["rtoe"] == pytest.approx(3.0495)  # on its own
     assert set(grounding.floor_heights(joints)) == {"lank", "rank", "rtoe"}
 
 
-def test_low_feet_are_those_near_their_lowest_height():
-    z = np.array([0.10, 0.05, 0.02, 0.04, 0.20])
-    joints = {"lank": np.stack([np.zeros(5), np.zeros(5), z], 1),
-              "rtoe": np.stack([np.zeros(5), np.zeros(5), z[::-1] + 1.0], 1)}  # fmt: skip
+def test_a_foot_down_in_few_frames_shares_the_other_feet_floor():
+    """A one-legged stand: the right foot is up (30 cm) but for 3 of 100 frames. Its own 5th
+    percentile would be a floor in the air; pooled with the standing foot it is the floor."""
+    frames = 100
+    right = np.full(frames, 0.30)
+    right[:3] = 0.0
+    joints = {"lank": np.zeros((frames, 3)), "rank": np.stack([np.zeros(frames)] * 2 + [right], 1)}
+    assert np.percentile(right, 5) == pytest.approx(0.30)  # the per-foot floor it would get
+    assert grounding.floor_heights(joints) == {"lank": 0.0, "rank": 0.0}
+    low = grounding.low_feet(joints)
+    assert low[:, 0].all() and low[:, 1].tolist() == [True] * 3 + [False] * 97
+
+
+def test_low_feet_are_those_near_their_floor():
+    z = np.array([0.10, 0.05, 0.02, 0.04, 0.20] * 4)  # the floor (5th percentile): 0.02
+    joints = {"lank": np.stack([np.zeros(20), np.zeros(20), z], 1),
+              "rank": np.stack([np.zeros(20), np.zeros(20), z[::-1] + 0.01], 1)}  # fmt: skip
     low = grounding.low_feet(joints, margin_m=0.03)
-    np.testing.assert_array_equal(low[:, 0], [False, True, True, True, False])
-    np.testing.assert_array_equal(low[:, 1], [False, True, True, True, False])
+    np.testing.assert_array_equal(low[:5, 0], [False, True, True, True, False])
+    np.testing.assert_array_equal(low[:5, 1], [False, True, True, False, False])
 
 
 def test_grounding_needs_the_floor_the_cleaning_fitted():

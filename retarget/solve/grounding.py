@@ -13,8 +13,8 @@ not grounded.
 
 The *floor* of a foot joint is its height on a flat foot: for a rig standing on the clip's own
 floor (the generated rig) the cleaning's ``contact_clearance``; otherwise (a target, re-grounded
-by the 5th percentile of its lowest foot joint, or a raw clip) the joint's own 5th percentile
-height in the take, where the motion stands. (A target's rest pose is not used: its foot may be
+by the 5th percentile of its lowest foot joint, or a raw clip) the 5th percentile height of that
+joint of both feet in the take, where the motion stands. (A target's rest pose is not used: its foot may be
 pitched otherwise than the motion's flat foot, and its ankle would then float or sink.) Where an
 ankle or toe would sink below its floor, the foot is lifted (the lift eased in time, never less
 than needed) and the leg re-solved by the two-bone IK of the foot lock, so the knee bends and the
@@ -99,30 +99,37 @@ def floor_heights(
 ) -> dict[str, float]:
     """Height of each foot joint of the posed ``joints`` (name -> ``(T, 3)``) on a flat foot on
     the floor: ``clearance`` where given (the cleaning's, for a rig on the clip's own floor),
-    else the joint's own 5th percentile height in the take (:data:`FLOOR_PERCENTILE`), the
-    statistic that places a raw clip's floor and re-grounds a target."""
+    else the 5th percentile height (:data:`FLOOR_PERCENTILE`) of that joint of both feet pooled
+    (the statistic that places a raw clip's floor and re-grounds a target): a foot that is down
+    in few frames (a one-legged stand, a kick) shares the other foot's floor instead of getting
+    one of its own in the air."""
     heights = {}
     for name in FOOT_JOINTS:
         if name not in joints:
             continue
         if clearance is not None and name in clearance:
             heights[name] = float(clearance[name])
-        else:
-            heights[name] = float(np.percentile(joints[name][:, 2], FLOOR_PERCENTILE))
+            continue
+        both = [joints[n][:, 2] for n in (name, _other_side(name)) if n in joints]
+        heights[name] = float(np.percentile(np.concatenate(both), FLOOR_PERCENTILE))
     return heights
+
+
+def _other_side(name: str) -> str:
+    return {"l": "r", "r": "l"}[name[0]] + name[1:]
 
 
 def low_feet(joints: Mapping[str, np.ndarray], margin_m: float = 0.03) -> np.ndarray:
     """Frames ``(T, 2)`` (left, right) where the ankle or the toe of posed ``joints`` (name ->
-    ``(T, 3)``) is within ``margin_m`` of its lowest height in the take: on or near the floor,
-    where reduced keys must keep the foot tighter (``retarget.keys.planted_scales``)."""
+    ``(T, 3)``) is within ``margin_m`` of its floor (:func:`floor_heights`) or below: on or near
+    the floor, where reduced keys must keep the foot tighter (``retarget.keys.planted_scales``)."""
     num_frames = len(next(iter(joints.values())))
+    floor = floor_heights(joints)
     low = np.zeros((num_frames, 2), bool)
     for s, p in enumerate("lr"):
         for name in (p + "ank", p + "toe"):
             if name in joints:
-                height = joints[name][:, 2]
-                low[:, s] |= height <= height.min() + margin_m
+                low[:, s] |= joints[name][:, 2] <= floor[name] + margin_m
     return low
 
 

@@ -101,3 +101,32 @@ def test_default_keys_are_reduced_and_dense_keys_every_frame(api, extension, tmp
         api.import_trajectory(path, key_reduction="sparse")
     with pytest.raises(extension.retarget.RetargetError, match="positive"):
         api.import_trajectory(path, key_reduction=api.KeyTolerance(rotation_deg=0.0))
+
+
+def test_the_location_tolerance_is_in_metres_on_a_scaled_rig(api, extension, tmp_path):
+    """An FBX import's rig (bones in centimetres, object scale 0.01): its pose locations are in
+    armature units, so a 5 cm bound is 5 of them. The same world motion reduces to the same root
+    keys as on an unscaled rig, and the error is reported in metres."""
+    from tests.blender.test_retarget_rigs import FBX_ROTATION, FBX_SCALE, fbx_like
+    from tests.test_solve_rigs import mixamo_like
+
+    motion = world_motion("walk", 3.0, seed=5)
+    path, _ = write_clip(tmp_path, motion, contacts=False)
+    spec = mixamo_like(canonical_rest(1.8), rng=np.random.default_rng(8))
+    plain, scaled = build_armature(spec, "plain"), build_armature(fbx_like(spec), "fbx")
+    scaled.rotation_euler, scaled.scale = FBX_ROTATION, (FBX_SCALE,) * 3
+    bpy.context.view_layer.update()
+    fcurves = extension.metrabs_blender.keyframes.action_fcurves
+
+    def root_keys(result) -> int:
+        (count,) = {len(f.keyframe_points) for f in fcurves(result.action)
+                    if f.data_path.endswith(".location")}  # fmt: skip
+        return count
+
+    bound = api.KeyTolerance(0.5, 0.05)  # loose: the root keeps few keys (1 cm while planted)
+    (on_plain,) = api.import_trajectory(path, target=plain, limb_ik="fk", key_reduction=bound)
+    (on_scaled,) = api.import_trajectory(path, target=scaled, limb_ik="fk", key_reduction=bound)
+    assert root_keys(on_plain) < 0.5 * len(motion.joints)
+    assert abs(root_keys(on_scaled) - root_keys(on_plain)) <= 2
+    assert 0.002 < on_scaled.max_key_error_m <= 0.05
+    assert on_scaled.max_key_error_m == pytest.approx(on_plain.max_key_error_m, rel=0.05)
