@@ -93,11 +93,7 @@ def _positive(text: str) -> float:
 def _key_reduction(args: argparse.Namespace) -> "KeyTolerance | str":
     if args.keys == "dense":
         return "dense"
-    default = KeyTolerance()
-    return KeyTolerance(
-        default.rotation_deg if args.key_tolerance_deg is None else args.key_tolerance_deg,
-        default.location_m if args.key_tolerance_mm is None else 0.001 * args.key_tolerance_mm,
-    )
+    return KeyTolerance.from_mm(args.key_tolerance_deg, args.key_tolerance_mm)
 
 
 def _export_file(text: str) -> Path:
@@ -469,12 +465,13 @@ def main(argv: list[str] | None = None) -> int:
         if result.report:
             log.info("%s", result.report)
         log.info(
-            "person %d -> %s (%s), %d frames, root scale %.3f",
+            "person %d -> %s (%s), %d frames, root scale %.3f, a foot held on %d frames",
             result.track_id,
             result.armature.name,
             result.action.name,
             len(result.frames),
             result.hip_ratio,
+            result.locked_frames,
         )
         log.info(
             "  keys: %d of %d (%.1f %%), largest error %.3f deg per bone, %.2f mm on a location",

@@ -18,10 +18,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..retarget import contract, solve
+from ..retarget import RetargetError, contract, solve
 from ..retarget.keys import KeyTolerance, planted_scales
 from ..retarget.skeletons import get_rig_skeleton
-from ..retarget.solve import grounding, ik_controls, people, transforms
+from ..retarget.solve import grounding, ik_controls, people, rigmaps, transforms
 from . import bone_map
 from . import camera as camera_tools
 from . import scene as scene_tools
@@ -78,16 +78,15 @@ def read_source(
 
 
 def contact_mode(foot_contacts: str, foot_lock: bool = True) -> str:
-    """The foot contact mode of an import (``foot_lock=False`` is "never"); an unknown one raises
-    :class:`MocapError` listing the modes."""
-    if not foot_lock:
-        return "never"
-    if foot_contacts not in grounding.CONTACT_MODES:
-        raise MocapError(
-            f"foot_contacts must be one of {', '.join(grounding.CONTACT_MODES)}, not "
-            f"{foot_contacts!r}"
-        )
-    return foot_contacts
+    """The foot contact mode of an import (``foot_lock=False``, the older spelling, is "never");
+    an unknown or contradicting one raises :class:`MocapError`."""
+    try:
+        mode = grounding.check_mode(foot_contacts)
+    except RetargetError as error:
+        raise MocapError(str(error)) from None
+    if not foot_lock and mode not in ("auto", "never"):
+        raise MocapError(f"foot_lock=False contradicts foot_contacts={mode!r}")
+    return mode if foot_lock else "never"
 
 
 def key_tolerance(key_reduction: "KeyTolerance | str | None") -> KeyTolerance | None:
@@ -235,8 +234,6 @@ def _assignments(target, person, targets, context) -> "dict | None":
 def _solve_on_target(context, target, motion, skeleton, rig_map, params, contacts, limb_ik):
     """Check ``target``, map its bones and solve ``motion`` onto it; nothing in the scene
     changes. Returns (rig map, solved take, IK control keys, report)."""
-    from ..retarget.solve import rigmaps
-
     scene_tools.check_target(target)
     names, parents, heads = scene_tools.bone_hierarchy(target)
     spec = bone_map.user_rig_map(rig_map)  # a saved bone map's name -> its map
@@ -249,6 +246,26 @@ def _solve_on_target(context, target, motion, skeleton, rig_map, params, contact
     )
     ik = ik_controls.ik_control_keys(rig_data, mapping, result, limb_ik)
     return mapping, result, ik, _with_ik_note(str(report), ik)
+
+
+def _solve_on_new_rig(context, name, motion, skeleton, params, contacts, floor):
+    """A new armature of ``motion``'s proportions (named ``name``) and the motion solved onto it
+    (standing on the clip's own ``floor``); the armature is removed again if the solve fails.
+    Returns (armature, rig map, solved take)."""
+    armature = scene_tools.create_armature(context, name, motion.bones)
+    bone_names = {bone.name for bone in motion.bones}
+    mapping = rigmaps.restrict(rigmaps.PRESETS["metrabs"], bone_names)[0]
+    try:
+        rig_data = scene_tools.read_target_rig(context, armature)
+        result = solve.retarget(
+            motion.joints, skeleton, rig_data, mapping, params, contacts, floor=floor
+        )
+    except Exception:
+        data = armature.data
+        bpy.data.objects.remove(armature)
+        bpy.data.armatures.remove(data)
+        raise
+    return armature, mapping, result
 
 
 def import_trajectory(
@@ -309,8 +326,6 @@ def import_trajectory(
     uniform scale and parent (an FBX import's 90° and 0.01 included). Re-importing
     makes a new take and never edits earlier ones or the user's actions.
     """
-    from ..retarget.solve import rigmaps
-
     context = context or bpy.context
     reduction = key_tolerance(key_reduction)
     mode = contact_mode(foot_contacts, foot_lock)
@@ -374,21 +389,10 @@ def import_trajectory(
         ik = None
         if rig is None:
             name = f"MeTRAbs {source.name} P{motion.track_id}"
-            armature = scene_tools.create_armature(context, name, motion.bones)
-            bone_names = {bone.name for bone in motion.bones}
-            mapping = rigmaps.restrict(rigmaps.PRESETS["metrabs"], bone_names)[0]
-            try:
-                rig_data = scene_tools.read_target_rig(context, armature)
-                result = solve.retarget(
-                    motion.joints, skeleton, rig_data, mapping, params(None),
-                    contacts[motion.person],
-                    floor=grounding.floor_from_extras(trajectory.extras, motion.person),
-                )  # fmt: skip
-            except Exception:
-                data = armature.data
-                bpy.data.objects.remove(armature)
-                bpy.data.armatures.remove(data)
-                raise
+            floor = grounding.floor_from_extras(trajectory.extras, motion.person)
+            armature, mapping, result = _solve_on_new_rig(
+                context, name, motion, skeleton, params(None), contacts[motion.person], floor
+            )
             report = f"generated rig {armature.name}"
         else:
             armature = rig

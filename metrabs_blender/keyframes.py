@@ -84,7 +84,8 @@ def _fill_bezier(fcurve: "bpy.types.FCurve", keys: key_reduction.BezierKeys, cha
     coordinates[:, 0], coordinates[:, 1] = keys.frames, keys.values[:, channel]
     left, right = keys.handles()
     # Types before positions: setting a handle type may recompute the handles.
-    points.foreach_set("interpolation", np.full(count, _enum_value("interpolation", "BEZIER")))
+    bezier = np.full(count, _enum_value("interpolation", "BEZIER"), np.int32)
+    points.foreach_set("interpolation", bezier)
     aligned = np.full(count, _enum_value("handle_left_type", "ALIGNED"), np.int32)
     points.foreach_set("handle_left_type", aligned)
     points.foreach_set("handle_right_type", aligned)

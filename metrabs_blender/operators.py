@@ -205,6 +205,7 @@ class METRABS_OT_import_trajectory(bpy.types.Operator):
         results = api.import_trajectory(
             path,
             match_scene=settings.match_scene,
+            foot_contacts=settings.foot_contacts.lower(),
             key_reduction=requests.key_reduction(settings),
         )
         api.load_results(path, context.scene)  # the panel lists the people of the file imported

@@ -154,7 +154,7 @@ def key_reduction(settings) -> "KeyTolerance | str":
     """:func:`api.import_trajectory`'s ``key_reduction`` from the panel's Keys and tolerances."""
     if settings.key_reduction == "DENSE":
         return "dense"
-    return KeyTolerance(settings.key_tolerance_deg, 0.001 * settings.key_tolerance_mm)
+    return KeyTolerance.from_mm(settings.key_tolerance_deg, settings.key_tolerance_mm)
 
 
 def import_options(context, retarget: bool = False) -> dict:

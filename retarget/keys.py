@@ -7,9 +7,9 @@ curve with the slopes the handles give: what Blender draws and plays is exactly
 :func:`evaluate`. Both handles of a key lie on one line through it (Blender's *Aligned* handles),
 so moving a key keeps its curve smooth.
 
-:func:`reduce_keys` keeps few keys (greedily: every segment whose curve strays further than the
-tolerance from the dense samples is split at its worst frame, until none does), each key's slope
-the dense curve's own (central differences), the channels of one bone sharing their key frames.
+:func:`reduce_rotations` and :func:`reduce_location` keep few keys (greedily: every segment
+whose curve strays further than the tolerance from the dense samples is split at its worst
+frame, until none does), each key's slope the dense curve's own (central differences), the channels of one bone sharing their key frames.
 The error is measured on all channels at once, as the pose sees them: the angle between the
 rotation keyed densely and the one the curves give (:func:`rotation_error_deg`, for quaternion,
 axis-angle and every Euler order, normalised as Blender normalises them), the distance between two
@@ -35,6 +35,17 @@ class KeyTolerance:
 
     rotation_deg: float = 0.5  # per bone: angle between the dense and the keyed local rotation
     location_m: float = 0.005  # the root's location (pose-bone units: metres on an unscaled rig)
+
+    @classmethod
+    def from_mm(
+        cls, rotation_deg: float | None = None, location_mm: float | None = None
+    ) -> "KeyTolerance":
+        """The bounds as the panel and the command line give them (None: the default)."""
+        default = cls()
+        return cls(
+            default.rotation_deg if rotation_deg is None else rotation_deg,
+            default.location_m if location_mm is None else 0.001 * location_mm,
+        )
 
     def __post_init__(self) -> None:
         for name in ("rotation_deg", "location_m"):
@@ -134,21 +145,11 @@ def _worst_frames(errors: np.ndarray, kept: np.ndarray, tolerance) -> np.ndarray
     return candidates[first]
 
 
-def reduce_keys(
-    frames: np.ndarray, values: np.ndarray, tolerance, error: ErrorFunction
-) -> BezierKeys:
+def _reduce(frames, values, slopes, kept, tolerance, error) -> tuple[BezierKeys, np.ndarray]:
     """Few keys (greedy) whose curves stay within ``tolerance`` (a number, or ``(T,)`` one per
     frame) of ``values`` ``(T, C)`` at every one of ``frames`` ``(T,)`` (increasing), as measured
-    by ``error``; the first and last frames are always keys."""
-    frames = np.asarray(frames, np.float64)
-    values = np.asarray(values, np.float64)
-    kept = np.zeros(len(frames), bool)
-    kept[[0, -1]] = True
-    return _reduce(frames, values, dense_slopes(frames, values), kept, tolerance, error)[0]
-
-
-def _reduce(frames, values, slopes, kept, tolerance, error) -> tuple[BezierKeys, np.ndarray]:
-    """:func:`reduce_keys` from the keys ``kept`` ``(T,)`` on: the keys and the errors ``(T,)``."""
+    by ``error``, from the keys ``kept`` ``(T,)`` on (at least the first and last frames): the
+    keys and the errors ``(T,)``."""
     kept = kept.copy()
     keys = BezierKeys(frames[kept], values[kept], slopes[kept])
     errors = error(values, evaluate(keys, frames))
@@ -280,7 +281,7 @@ def reduce_location(frames: np.ndarray, values: np.ndarray, tolerance) -> Reduce
 def _reduce_each(
     frames: np.ndarray, values: np.ndarray, tolerance, error: ErrorFunction
 ) -> list[ReducedChannels]:
-    """:func:`reduce_keys` on each of ``B`` curves ``(B, T, C)`` sharing ``frames`` ``(T,)``, with
+    """The greedy reduction (:func:`_reduce`) of each of ``B`` curves ``(B, T, C)`` sharing ``frames`` ``(T,)``, with
     ``tolerance`` broadcast to ``(B, T)``.
 
     The curves are laid end to end on one time line (each moved past the previous one's end), so

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..analysis.settings import int_at_least
 from .analyzer import DEFAULT_ANALYZER, AnalyzerSpec
 from .errors import EXIT_ERROR, BatchError, BatchUsageError
 from .logs import log_to_stderr
@@ -53,11 +54,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     parser.add_argument(
-        "--start", type=_frame(0), metavar="FRAME",
+        "--start", type=int_at_least(0), metavar="FRAME",
         help="first frame of every clip to analyse (0-based, as analyze's --start)",
     )  # fmt: skip
     parser.add_argument(
-        "--stop", type=_frame(1), metavar="FRAME",
+        "--stop", type=int_at_least(1), metavar="FRAME",
         help="frame of every clip to stop at (exclusive, as analyze's --stop)",
     )  # fmt: skip
     parser.add_argument(
@@ -67,19 +68,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="options for every clip's analysis, as for `python -m inference analyze`, in one "
         "quoted string: --analyze-options '--fov 60 --tta 5' (or --analyze-options=--OPTION)",
     )
-
-
-def _frame(least: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a frame number, got {text!r}") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"expected a frame number >= {least}, got {value}")
-        return value
-
-    return parse
 
 
 def _frame_range(args: argparse.Namespace, analyze_args: list[str]) -> list[str]:

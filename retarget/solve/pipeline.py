@@ -70,6 +70,13 @@ def _root_targets(plan: Plan, source: Source, ratio: float, params: RetargetPara
     return target
 
 
+def _joints_at(plan: Plan, deltas: dict[int, np.ndarray], offset: np.ndarray):
+    """The joints posed by the armature-space ``deltas`` of every bone, moved by the root
+    ``offset`` ``(T, 3)``."""
+    heads = bone_heads(plan, deltas, len(offset))
+    return {k: v + offset for k, v in posed_joints(plan, deltas, heads).items()}
+
+
 def retarget(
     joints: np.ndarray,
     skeleton: Skeleton,
@@ -93,7 +100,7 @@ def retarget(
     rotations do not depend on the transform, the root location comes back in armature units.
     With ``params.grounded`` feet are kept above the floor: without re-grounding ``floor`` gives
     the foot joints' flat-foot heights (metres above the world's z = 0, the cleaning's
-    ``contact_clearance``); otherwise each joint's 5th percentile height is its floor
+    ``contact_clearance``); otherwise where the feet stand in the take (``floor_heights``)
     (:mod:`retarget.solve.grounding`).
     """
     if transform is None:
@@ -130,19 +137,16 @@ def retarget(
             )
         held = lock_feet(plan, deltas, joints_now, contacts, params.lock, offset)
         propagate(plan, deltas, num_frames)
-        heads = bone_heads(plan, deltas, num_frames)
-        joints_now = {k: v + offset for k, v in posed_joints(plan, deltas, heads).items()}
+        joints_now = _joints_at(plan, deltas, offset)
     if params.grounded:
         heights = floor_heights(joints_now, None if params.reground else floor)
         if ground_feet(plan, deltas, joints_now, heights, params.lock).any():
             propagate(plan, deltas, num_frames)
-            heads = bone_heads(plan, deltas, num_frames)
-            joints_now = {k: v + offset for k, v in posed_joints(plan, deltas, heads).items()}
+            joints_now = _joints_at(plan, deltas, offset)
 
     local, posed = local_rotations(plan, deltas, params, num_frames)
     if params.joint_limits:
-        heads = bone_heads(plan, posed, num_frames)
-        joints_now = {k: v + offset for k, v in posed_joints(plan, posed, heads).items()}
+        joints_now = _joints_at(plan, posed, offset)
     keyed = [b for b in plan.order if b in plan.unit_of]
     fingers = finger_keys(plan, source)  # a coarse curl where the hand's opening is measurable
     local.update(fingers)
@@ -161,6 +165,6 @@ def retarget(
         joints=joints_now,
         hip_ratio=ratio,
         locked=held,
-        deltas={rig.names[b]: posed[b] for b in keyed if b in posed},
+        deltas={rig.names[b]: posed[b] for b in keyed if b not in fingers},
         transform=transform,
     )

@@ -218,6 +218,13 @@ def test_foot_locking_with_contacts_from_the_file(api, extension, tmp_path):
         ])  # fmt: skip
     assert slides["free"].mean() > 0.005
     assert slides["locked"].max() <= 0.005  # 5 mm/frame
+    actions = set(bpy.data.actions.keys())
+    errors = extension.metrabs_blender.errors
+    with pytest.raises(errors.MocapError, match="not one of auto, always, never, grounded"):
+        api.import_trajectory(path, target=free, foot_contacts="sometimes")
+    with pytest.raises(errors.MocapError, match="contradicts"):
+        api.import_trajectory(path, target=free, foot_lock=False, foot_contacts="always")
+    assert set(bpy.data.actions.keys()) == actions  # refused before anything is written
 
 
 def test_re_import_makes_a_new_take_and_nla_tracks(api, extension, tmp_path):
