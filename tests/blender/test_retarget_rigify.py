@@ -124,15 +124,16 @@ def _child(zip_path: str, work: str, out: str) -> None:
                 out[bone].append(tuple(rig.matrix_world @ getattr(rig.pose.bones[name], end)))
         return {bone: np.array(points) for bone, points in out.items()}
 
-    # Take 1, FK controls only (the take as it was before IK was offered).
-    (fk,) = api.import_trajectory(path, target=rig, limb_ik="fk")
+    # Take 1, FK controls only (the take as it was before IK was offered). Takes 1 and 2 are
+    # keyed densely: they compare the IK controls with the FK solve, not two key reductions.
+    (fk,) = api.import_trajectory(path, target=rig, limb_ik="fk", key_reduction="dense")
     ik_fk_fk_take = [float(rig.pose.bones[b]["IK_FK"]) for b in switches]
     joints, quaternions = read_back(rig, mapping, len(world), extension)
     fk_result = {"direction_errors_fk": directions(joints),
                  "sign_flips_fk": metrics.sign_flips(quaternions)}  # fmt: skip
     fk_ends = ends(fk.action, IK_ENDS + IK_MIDDLES)
     # Take 2, everything in IK: the IK controls keyed from the same solve.
-    (ik,) = api.import_trajectory(path, target=rig, limb_ik="all")
+    (ik,) = api.import_trajectory(path, target=rig, limb_ik="all", key_reduction="dense")
     joints, quaternions = read_back(rig, mapping, len(world), extension)
     ik_ends = ends(ik.action, IK_ENDS + IK_MIDDLES)
     # Each IK control should sit where the FK take's ORG bone carries its rest placement.
