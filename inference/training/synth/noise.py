@@ -180,10 +180,17 @@ class Scenario:
     raw: Trajectory
     info: dict = field(default_factory=dict)
 
-    def score(self, poses_mm: np.ndarray, world_from_camera: np.ndarray) -> dict:
+    def score(
+        self,
+        poses_mm: np.ndarray,
+        world_from_camera: np.ndarray,
+        clearance_m: np.ndarray | None = None,
+    ) -> dict:
         """All cleaning metrics (``retarget.metrics.summary``) of the first person's ``poses_mm``
         (T, J, 3) camera frame against the truth, with the feet seen in ``world_from_camera``
-        (the method's own floor; the true one for raw/baseline)."""
+        (the method's own floor; the true one for raw/baseline) and their penetration measured
+        below ``clearance_m`` (per :data:`FOOT_CHANNELS`, metres above that floor; default the
+        truth's planted heights)."""
         names = self.truth.joint_names
         feet = [names.index(name) for name in FOOT_CHANNELS]
         motion = self.motions[0]
@@ -193,7 +200,7 @@ class Scenario:
             self.truth.joint_edges,
             camera_to_world(poses_mm[:, feet], world_from_camera),
             motion.channel_contacts,
-            motion.clearance,
+            motion.clearance if clearance_m is None else clearance_m,
             support=np.isfinite(self.raw.poses3d[:, 0]).all(axis=-1),
             foot_joints=feet,
         )
