@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from retarget.solve import rigmaps
-from retarget.solve.rigmaps import RigMap, RigMapError, name_tokens, resolve_rig_map
+from retarget.solve.automap import auto_map, name_tokens
+from retarget.solve.rigmaps import RigMap, RigMapError, resolve_rig_map
 from tests.test_solve_rigs import (
     autorigpro_like,
     canonical_rest,
@@ -122,7 +123,7 @@ def test_automatic_mapper_agrees_with_the_presets_it_can_see(builder):
     spec = builder(REST)
     rig = spec.target_rig()
     preset, _ = resolve(spec)
-    automatic, notes = rigmaps.auto_map(rig.names, rig.parents, rig.heads)
+    automatic, notes = auto_map(rig.names, rig.parents, rig.heads)
     for slot, bones in automatic.bones.items():
         assert preset.bones[slot] == bones, slot
     if builder is metarig_like:
@@ -150,7 +151,7 @@ def test_automatic_mapper_reads_autorigpro_controls():
     names (``hand.l``, ``head.x``) that follow them through constraints."""
     spec = autorigpro_like(REST)
     rig = spec.target_rig()
-    automatic, _notes = rigmaps.auto_map(rig.names, rig.parents, rig.heads)
+    automatic, _notes = auto_map(rig.names, rig.parents, rig.heads)
     preset = rigmaps.PRESETS["autorigpro"]
     assert set(automatic.bones) == set(rigmaps.ALL_SLOTS)
     for slot in rigmaps.ALL_SLOTS:

@@ -33,7 +33,8 @@ not curl. Pure numpy.
 import numpy as np
 
 from ..rotations import normalize
-from .rigmaps import SIDES, name_tokens
+from .automap import name_tokens
+from .rigmaps import SIDES
 from .source import Source
 from .target import Plan
 
