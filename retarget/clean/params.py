@@ -22,7 +22,8 @@ class CleanParams:
     # outlier gates
     gate_outliers: bool = True  # run the gates at all
     bone_tolerance: float = 0.25  # bone-length gate: allowed relative deviation from the median
-    max_speed_m_s: float = 10.0  # speed gate: faster spikes are rejected
+    max_speed_m_s: float = 10.0  # speed gate of the torso centre: faster spikes are rejected
+    max_limb_speed_m_s: float = 20.0  # speed gate of a joint relative to it (a kick: 12-17 m/s)
     trend_window_s: float = 0.35  # trend gate: Savitzky–Golay window
     trend_k: float = 6.0  # trend gate: residual limit in robust sigmas (1.4826 x MAD)
     fix_swaps: bool = True  # undo left/right limb swaps
@@ -58,8 +59,9 @@ class CleanParams:
     lock_feet: bool = True  # pin planted heels/toes (joint-level, two-bone IK for the knees)
 
     def __post_init__(self) -> None:
-        positive = ("max_speed_m_s", "trend_window_s", "trend_k", "body_cutoff_hz",
-                    "root_accel_density", "root_sigma_xy_m", "root_sigma_depth_m")  # fmt: skip
+        positive = ("max_speed_m_s", "max_limb_speed_m_s", "trend_window_s", "trend_k",
+                    "body_cutoff_hz", "root_accel_density", "root_sigma_xy_m",
+                    "root_sigma_depth_m")  # fmt: skip
         for name in positive:
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
@@ -83,6 +85,7 @@ class CleanParams:
         return GateSettings(
             bone_tolerance=self.bone_tolerance,
             max_speed_m_s=self.max_speed_m_s,
+            max_limb_speed_m_s=self.max_limb_speed_m_s,
             trend_window_s=self.trend_window_s,
             trend_k=self.trend_k,
             fix_swaps=self.fix_swaps,
