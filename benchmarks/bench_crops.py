@@ -7,12 +7,15 @@ its crops/s is the ceiling the wrapper puts on any model. Prints one table; rati
     .venv/bin/python benchmarks/bench_crops.py
 """
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from inference.crops import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from inference.crops import (  # noqa: E402
     LinearImage,
     TorchLinearImage,
     crop_geometry,
@@ -20,7 +23,8 @@ from inference.crops import (
     tta_augmentations,
     warp_crops_torch,
 )
-from inference.poses import EstimatorConfig, PoseEstimator
+from inference.poses import EstimatorConfig, PoseEstimator  # noqa: E402
+from retarget.skeletons import SMPL_24  # noqa: E402  (names with sides: the 5 crops flip)
 
 BOXES = np.array([[700.0, 150, 380, 820], [150, 300, 260, 620], [1450, 250, 300, 700]])
 K = np.array([[1662.0, 0, 960], [0, 1662, 540], [0, 0, 1]])  # 60 degrees horizontal FOV
@@ -83,7 +87,7 @@ def main() -> None:
     for device in devices:
         for warp in ("opencv", "torch"):
             config = EstimatorConfig(num_aug=5, batch_size=60, warp=warp)
-            estimator = PoseEstimator(NullModel(384), [f"j{i}" for i in range(24)], device, config)
+            estimator = PoseEstimator(NullModel(384), list(SMPL_24.joint_names), device, config)
             rate = 60 / best_of(lambda e=estimator: e.estimate(frames, boxes, K), repeats=2)
             print(f"PoseEstimator {device} {warp:<7} 384px, null network: {rate:.1f} crops/s")
 
