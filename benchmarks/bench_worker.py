@@ -182,10 +182,11 @@ class TruePoses:
 def run_pipeline(clip: Path, truth, net: torch.nn.Module, device: str) -> tuple[float, int, float]:
     """``analyze`` on ``clip`` in this process: frames/s, crops estimated, and the share of the
     run's wall time spent in the network's forward calls."""
-    output = clip.with_suffix(".npz")
+    output = clip.with_suffix(".npz")  # each repeat replaces the last one's result
     args = build_parser("analyze").parse_args(
-        ["analyze", str(clip), "-o", str(output), "--device", device, "--batch-size", str(BATCH)]
-    )
+        ["analyze", str(clip), "-o", str(output), "--device", device, "--batch-size", str(BATCH),
+         "--overwrite"]
+    )  # fmt: skip
     timed = TimedModel(net, device)
     true_poses = TruePoses(truth)
     counted = []
@@ -268,7 +269,15 @@ def tracking_rows() -> list[tuple[str, float, int]]:
         for name, truth in samples.items():
             clip = write_clip(Path(folder) / "sample.mp4", truth)
             args = build_parser("analyze").parse_args(
-                ["analyze", str(clip), "-o", str(Path(folder) / "s.npz"), "--device", "cpu"]
+                [
+                    "analyze",
+                    str(clip),
+                    "-o",
+                    str(Path(folder) / "s.npz"),
+                    "--device",
+                    "cpu",
+                    "--overwrite",
+                ]  # one result file, sample after sample
             )
             reader = ColourJointCropModel(192)
 
