@@ -9,8 +9,8 @@ so moving a key keeps its curve smooth.
 
 :func:`reduce_rotations` and :func:`reduce_location` keep few keys (greedily: every segment
 whose curve strays further than the tolerance from the dense samples is split at its worst
-frame, until none does), each key's slope the dense curve's own (central differences), the channels of one bone sharing their key frames.
-The error is measured on all channels at once, as the pose sees them: the angle between the
+frame, until none does), each key's slope the dense curve's own (central differences), the
+channels of one bone sharing their key frames. The error is measured on all channels at once, as the pose sees them: the angle between the
 rotation keyed densely and the one the curves give (:func:`rotation_error_deg`, for quaternion,
 axis-angle and every Euler order, normalised as Blender normalises them), the distance between two
 locations (:func:`distance`). Keys are a subset of the dense frames, so every dense frame is
@@ -281,8 +281,8 @@ def reduce_location(frames: np.ndarray, values: np.ndarray, tolerance) -> Reduce
 def _reduce_each(
     frames: np.ndarray, values: np.ndarray, tolerance, error: ErrorFunction
 ) -> list[ReducedChannels]:
-    """The greedy reduction (:func:`_reduce`) of each of ``B`` curves ``(B, T, C)`` sharing ``frames`` ``(T,)``, with
-    ``tolerance`` broadcast to ``(B, T)``.
+    """The greedy reduction (:func:`_reduce`) of each of ``B`` curves ``(B, T, C)`` sharing
+    ``frames`` ``(T,)``, with ``tolerance`` broadcast to ``(B, T)``.
 
     The curves are laid end to end on one time line (each moved past the previous one's end), so
     one reduction serves them all: each curve's first and last frames are keys, and a segment

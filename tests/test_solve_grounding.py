@@ -59,8 +59,9 @@ def test_feet_never_sink_below_the_floor_of_a_rig_on_the_clips_floor():
 
 
 def test_a_target_rig_stands_where_its_motion_stands():
-    """On a re-grounded target each foot joint's floor is its own 5th percentile height: the
-    3 cm dip is lifted, the stance stays where it was (the rig's rest pose is not the floor)."""
+    """On a re-grounded target each foot joint's floor is where the feet stand in the take
+    (``floor_heights``: both feet pooled): the 3 cm dip is lifted, the stance stays where it was
+    (the rig's rest pose is not the floor)."""
     motion = world_motion("walk", 3.0, seed=21)
     joints = motion.joints.copy()
     dip = slice(40, 43)  # 3 of 90 frames: below the 5th percentile
@@ -69,8 +70,9 @@ def test_a_target_rig_stands_where_its_motion_stands():
     plain = _solve(spec, joints, solve.RetargetParams())
     result = _solve(spec, joints, solve.RetargetParams(grounded=True))
     dips = []
+    floors = grounding.floor_heights(plain.joints)
     for name in FOOT_JOINTS:
-        floor = np.percentile(plain.joints[name][:, 2], grounding.FLOOR_PERCENTILE)
+        floor = floors[name]
         dips.append(floor - plain.joints[name][dip, 2].min())
         assert result.joints[name][:, 2].min() >= floor - 1e-6
         high = plain.joints[name][:, 2] > floor + 0.05  # swinging: far above, untouched

@@ -11,8 +11,9 @@ hide a single bad joint:
 * the *body*: joints relative to the centre, gated by bone length (more than ±25 % of the clip's
   median, or 4 robust sigmas, whichever is wider, so short bones are not rejected for noise; the
   joint whose bones are all bad is blamed, a leaf only when its parent is not), by speed (a spike
-  faster than 20 m/s in and out: a kicking foot reaches 12-17 m/s), and by the residual against a Savitzky–Golay trend (order 2,
-  ≈0.35 s) larger than 4 x 1.4826 x MAD, per joint and axis, in two passes: the second trend is
+  faster than 20 m/s in and out: a kicking foot reaches 12-17 m/s), and by the residual against
+  a Savitzky–Golay trend (order 2, ≈0.35 s) larger than k x 1.4826 x MAD (``trend_k``: 4 here,
+  6 in the cleaning presets), per joint and axis, in two passes: the second trend is
   fitted without the samples the first rejected, and every sample is judged again. The MAD is
   taken over the clip and, clipped, over the surrounding second, because fast moves leave larger
   residuals than slow ones.

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 CONTACT_MODES = ("auto", "always", "never", "grounded")
 # Without a measured clearance a joint's floor height is this percentile of its height in the
-# take: the statistic the level camera of a raw clip (retarget.frames.level_camera_pose) and the
-# re-grounding of a target (retarget.solve.pipeline) stand the feet on.
+# take (both feet pooled): the percentile at which the level camera of a raw clip
+# (retarget.frames.level_camera_pose) and the re-grounding of a target (retarget.solve.pipeline)
+# stand the lowest foot joint.
 FLOOR_PERCENTILE = 5.0
 
 
@@ -99,10 +100,9 @@ def floor_heights(
 ) -> dict[str, float]:
     """Height of each foot joint of the posed ``joints`` (name -> ``(T, 3)``) on a flat foot on
     the floor: ``clearance`` where given (the cleaning's, for a rig on the clip's own floor),
-    else the 5th percentile height (:data:`FLOOR_PERCENTILE`) of that joint of both feet pooled
-    (the statistic that places a raw clip's floor and re-grounds a target): a foot that is down
-    in few frames (a one-legged stand, a kick) shares the other foot's floor instead of getting
-    one of its own in the air."""
+    else the 5th percentile height (:data:`FLOOR_PERCENTILE`) of that joint of both feet pooled:
+    a foot that is down in few frames (a one-legged stand, a kick) shares the other foot's floor
+    instead of getting one of its own in the air."""
     heights = {}
     for name in FOOT_JOINTS:
         if name not in joints:
