@@ -13,8 +13,9 @@ frame, until none does), each key's slope the dense curve's own (central differe
 channels of one bone sharing their key frames. The error is measured on all channels at once,
 as the pose sees them: the angle between the rotation keyed densely and the one the curves give
 (:func:`rotation_error_deg`, for quaternion, axis-angle and every Euler order, normalised as
-Blender normalises them), the distance between two locations (:func:`distance`). Keys are a subset of the dense frames, so every dense frame is
-within the tolerance and the first and last frames are exact. Pure numpy.
+Blender normalises them), the distance between two locations (:func:`distance`). Keys are a
+subset of the dense frames, so every dense frame is within the tolerance and the first and last
+frames are exact. Pure numpy.
 """
 
 from collections.abc import Callable
