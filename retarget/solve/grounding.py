@@ -14,8 +14,9 @@ not grounded.
 The *floor* of a foot joint is its height on a flat foot: for a rig standing on the clip's own
 floor (the generated rig) the cleaning's ``contact_clearance``; otherwise (a target, re-grounded
 by the 5th percentile of its lowest foot joint, or a raw clip) the 5th percentile height of that
-joint of both feet in the take, where the motion stands. (A target's rest pose is not used: its foot may be
-pitched otherwise than the motion's flat foot, and its ankle would then float or sink.) Where an
+joint of both feet in the take, where the motion stands. (A target's rest pose is not used: its
+foot may be pitched otherwise than the motion's flat foot, and its ankle would then float or
+sink.) Where an
 ankle or toe would sink below its floor, the foot is lifted (the lift eased in time, never less
 than needed) and the leg re-solved by the two-bone IK of the foot lock, so the knee bends and the
 foot keeps its orientation. Pure numpy.
