@@ -16,10 +16,9 @@ floor (the generated rig) the cleaning's ``contact_clearance``; otherwise (a tar
 by the 5th percentile of its lowest foot joint, or a raw clip) the 5th percentile height of that
 joint of both feet in the take, where the motion stands. (A target's rest pose is not used: its
 foot may be pitched otherwise than the motion's flat foot, and its ankle would then float or
-sink.) Where an
-ankle or toe would sink below its floor, the foot is lifted (the lift eased in time, never less
-than needed) and the leg re-solved by the two-bone IK of the foot lock, so the knee bends and the
-foot keeps its orientation. Pure numpy.
+sink.) Where an ankle or toe would sink below its floor, the foot is lifted (the lift eased in
+time, never less than needed) and the leg re-solved by the two-bone IK of the foot lock, so the
+knee bends and the foot keeps its orientation. Pure numpy.
 """
 
 from collections.abc import Mapping
