@@ -154,9 +154,8 @@ def _leg_bones(mapping: "solve.RigMap", side: str) -> set[str]:
 
 
 def _key_take(
-    armature, mapping, result, keyed_frames, name, use_nla, all_bones, reduction, ik=None,
-    floor=None,
-):  # fmt: skip
+    armature, mapping, result, keyed_frames, name, use_nla, all_bones, reduction, ik=None
+):
     from .keyframes import push_to_nla
 
     rotations = {bone: result.rotations[:, k] for k, bone in enumerate(result.bone_names)}
@@ -176,7 +175,7 @@ def _key_take(
     legs = tuple(_leg_bones(mapping, side) for side in ("L", "R"))
     body = {*mapping.bones.get("hips", ()), result.root_bone}
     # feet held or on the floor: tighter, so they stay planted and above it
-    planted = result.locked | grounding.low_feet(result.joints, floor)
+    planted = result.locked | grounding.low_feet(result.joints)
     scale = result.transform.scale  # pose-bone locations are in armature units, not metres
     if reduction is not None:
         reduction = KeyTolerance(reduction.rotation_deg, reduction.location_m / scale)
@@ -387,7 +386,7 @@ def import_trajectory(
         keyed_frames = scene.frame_start + (
             motion.times - trajectory.frame_times[0]
         ) * scene_tools.scene_fps(scene)
-        ik = floor = None
+        ik = None
         if rig is None:
             name = f"MeTRAbs {source.name} P{motion.track_id}"
             floor = grounding.floor_from_extras(trajectory.extras, motion.person)
@@ -400,9 +399,8 @@ def import_trajectory(
             mapping, result, ik, report = solved[motion.person]
             name = f"{rig.name} {source.name} P{motion.track_id}"
         written = _key_take(
-            armature, mapping, result, keyed_frames, name, use_nla, rig is None, reduction, ik,
-            floor,
-        )  # fmt: skip
+            armature, mapping, result, keyed_frames, name, use_nla, rig is None, reduction, ik
+        )
         results.append(
             ImportResult(
                 motion.track_id,

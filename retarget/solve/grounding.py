@@ -119,17 +119,12 @@ def _other_side(name: str) -> str:
     return {"l": "r", "r": "l"}[name[0]] + name[1:]
 
 
-def low_feet(
-    joints: Mapping[str, np.ndarray],
-    clearance: Mapping[str, float] | None = None,
-    margin_m: float = 0.03,
-) -> np.ndarray:
+def low_feet(joints: Mapping[str, np.ndarray], margin_m: float = 0.03) -> np.ndarray:
     """Frames ``(T, 2)`` (left, right) where the ankle or the toe of posed ``joints`` (name ->
-    ``(T, 3)``) is within ``margin_m`` of its floor (:func:`floor_heights` with ``clearance``) or
-    below: on or near the floor, where reduced keys must keep the foot tighter
-    (``retarget.keys.planted_scales``)."""
+    ``(T, 3)``) is within ``margin_m`` of its floor (:func:`floor_heights`) or below: on or near
+    the floor, where reduced keys must keep the foot tighter (``retarget.keys.planted_scales``)."""
     num_frames = len(next(iter(joints.values())))
-    floor = floor_heights(joints, clearance)
+    floor = floor_heights(joints)
     low = np.zeros((num_frames, 2), bool)
     for s, p in enumerate("lr"):
         for name in (p + "ank", p + "toe"):
