@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import bpy
@@ -22,6 +21,7 @@ import numpy as np
 
 from .. import retarget
 from ..retarget import contract
+from ..retarget.arguments import int_at_least, positive_number
 from ..retarget.contract import output_problem
 from ..retarget.files import replacing
 from ..retarget.keys import KeyTolerance
@@ -61,33 +61,8 @@ def _fov(text: str) -> float:
     return value
 
 
-def _integer(minimum: int, below: str) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum`` (``below`` says why not less)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{below}, got {value}")
-        return value
-
-    return parse
-
-
-_count = _integer(1, "expected a number >= 1")
-_frame = _integer(0, "frames count from 0")
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+_count = int_at_least(1)
+_frame = int_at_least(0, "frames count from 0")
 
 
 def _key_reduction(args: argparse.Namespace) -> "KeyTolerance | str":
@@ -171,11 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         "tolerances of the solved motion on every frame; dense: a linear key on every frame",
     )
     parser.add_argument(
-        "--key-tolerance-deg", type=_positive, metavar="DEG",
+        "--key-tolerance-deg", type=positive_number, metavar="DEG",
         help="reduced keys: largest rotation error of a bone on any frame (default 0.5)",
     )  # fmt: skip
     parser.add_argument(
-        "--key-tolerance-mm", type=_positive, metavar="MM",
+        "--key-tolerance-mm", type=positive_number, metavar="MM",
         help="reduced keys: largest error of the root's location on any frame (default 5)",
     )  # fmt: skip
     parser.add_argument("--nla", action="store_true", help="also stack each take as an NLA track")

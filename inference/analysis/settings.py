@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from retarget.arguments import int_at_least, positive_number
 
 from . import errors
 from .errors import EXIT_USAGE, UsageError
@@ -60,21 +62,6 @@ def _box(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 _positive_int, _non_negative_int = int_at_least(1), int_at_least(0)
 
 
@@ -83,20 +70,10 @@ def _batch_size_arg(text: str) -> int | None:
     return None if text.strip().lower() == "auto" else _positive_int(text)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def _score(text: str) -> float:
     """``--detection-threshold``: a detector score, above 0 and at most 1 (scores are
     probabilities; a larger threshold would silently find nobody)."""
-    value = _positive_float(text)
+    value = positive_number(text)
     if value > 1:
         raise argparse.ArgumentTypeError(
             f"detector scores lie between 0 and 1, got {text!r}; try 0.3 (YOLOX) or 0.5 (HOG)"
@@ -106,7 +83,7 @@ def _score(text: str) -> float:
 
 def _fov(text: str) -> float:
     """``--fov``: degrees, above 0 and below 180."""
-    value = _positive_float(text)
+    value = positive_number(text)
     if value >= 180:
         raise argparse.ArgumentTypeError(f"a field of view lies below 180 degrees, got {text!r}")
     return value
@@ -170,14 +147,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     frames.add_argument("--stop", type=_positive_int, metavar="FRAME", help="exclusive")
     frames.add_argument("--stride", type=_positive_int, default=1, metavar="N")
     frames.add_argument(
-        "--sequence-fps", type=_positive_float, metavar="FPS",
+        "--sequence-fps", type=positive_number, metavar="FPS",
         help="frame rate of an image sequence (default 30)",
     )  # fmt: skip
     camera = parser.add_argument_group("camera (one of; default: 55 deg field of view)")
     camera.add_argument("--fov", type=_fov, metavar="DEG", help="on the longer side")
-    camera.add_argument("--focal-mm", type=_positive_float, metavar="MM")
+    camera.add_argument("--focal-mm", type=positive_number, metavar="MM")
     camera.add_argument(
-        "--sensor-width", type=_positive_float, metavar="MM",
+        "--sensor-width", type=positive_number, metavar="MM",
         help="with --focal-mm; spans the longer side (default 36, full frame)",
     )  # fmt: skip
     camera.add_argument(

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..analysis.settings import int_at_least
+from retarget.arguments import int_at_least
+
 from .analyzer import DEFAULT_ANALYZER, AnalyzerSpec
 from .errors import EXIT_ERROR, BatchError, BatchUsageError
 from .logs import log_to_stderr
