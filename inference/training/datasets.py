@@ -50,6 +50,14 @@ class DatasetError(InferenceError):
     """A dataset folder or annotation file that cannot be used; the message says how to fix it."""
 
 
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB; :class:`DatasetError` when it cannot be read."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"cannot read image {path}; check that the file exists and is valid")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 # ------------------------------------------------------------------------------ generic layout
 
 
@@ -85,11 +93,7 @@ class PoseDataset:
 
     def load_image(self, index: int) -> np.ndarray:
         """The image of person ``index`` as (H, W, 3) uint8 RGB."""
-        path = self.root / str(self.image_paths[index])
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DatasetError(f"cannot read image {path}; check that the file exists and is valid")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return read_rgb(self.root / str(self.image_paths[index]))
 
 
 def boxes_from_joints(

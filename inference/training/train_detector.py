@@ -50,7 +50,7 @@ from ..detect.yolox import (
     letterbox,
     load_state_dict,
 )
-from .datasets import DatasetError, frame_seed
+from .datasets import DatasetError, frame_seed, read_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -110,11 +110,7 @@ class DetectionDataset:
         return self.boxes[self.image_index == index]
 
     def load_image(self, index: int) -> np.ndarray:
-        path = self.root / str(self.image_paths[index])
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DatasetError(f"cannot read image {path}; check that the file exists and is valid")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return read_rgb(self.root / str(self.image_paths[index]))
 
 
 def load_detection_dataset(root: str | os.PathLike) -> DetectionDataset:

@@ -45,3 +45,15 @@ def fresh_file():
     bpy.ops.wm.read_homefile(app_template="")
     yield
     bpy.ops.wm.read_homefile(app_template="")
+
+
+@pytest.fixture
+def footage(tmp_path) -> Path:
+    """A 1280x720 still saved as PNG: a file the worker accepts and a movie clip Blender loads."""
+    image = bpy.data.images.new("footage", 1280, 720)
+    path = tmp_path / "footage 01.png"
+    image.filepath_raw = str(path)
+    image.file_format = "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+    return path

@@ -33,18 +33,6 @@ def addon(extension):
     )
 
 
-@pytest.fixture
-def footage(tmp_path) -> Path:
-    """A 1280x720 still saved as PNG: a file the worker accepts and a movie clip Blender loads."""
-    image = bpy.data.images.new("footage", 1280, 720)
-    path = tmp_path / "footage 01.png"
-    image.filepath_raw = str(path)
-    image.file_format = "PNG"
-    image.save()
-    bpy.data.images.remove(image)
-    return path
-
-
 def pixels(scene, camera, points_world: np.ndarray) -> np.ndarray:
     """Blender's own projection of world points to pixel coordinates (OpenCV convention: pixel
     centres at integers, y down) through the scene camera and render resolution."""

@@ -55,18 +55,6 @@ def clip_file(tmp_path) -> Path:
     return write_trajectory(tmp_path / "walk.npz", tilted_scene())
 
 
-@pytest.fixture
-def footage(tmp_path) -> Path:
-    """A 1280x720 still: a file the protocol worker accepts and a movie clip Blender loads."""
-    image = bpy.data.images.new("footage", 1280, 720)
-    path = tmp_path / "footage 01.png"
-    image.filepath_raw = str(path)
-    image.file_format = "PNG"
-    image.save()
-    bpy.data.images.remove(image)
-    return path
-
-
 def _fcurves(action) -> list:
     if getattr(action, "layers", None):  # layered actions (Blender 4.4+)
         return [fcurve for layer in action.layers for strip in layer.strips
