@@ -285,7 +285,8 @@ def _optimizer(model: MetrabsModel, train: TrainConfig) -> torch.optim.AdamW:
 
 
 def learning_rate(step: int, total_steps: int, train: TrainConfig) -> float:
-    """Linear warm-up over ``warmup`` of the steps, then cosine decay to ``final_lr`` x peak."""
+    """Linear warm-up over ``warmup`` of the steps, then cosine decay to ``final_lr`` x peak
+    (``train``: any config with ``lr``, ``warmup`` and ``final_lr``; the detector's too)."""
     warmup_steps = max(1, int(train.warmup * total_steps))
     if step < warmup_steps:
         return train.lr * (step + 1) / warmup_steps

@@ -51,6 +51,7 @@ from ..detect.yolox import (
     load_state_dict,
 )
 from .datasets import DatasetError, frame_seed, read_rgb
+from .train import learning_rate
 
 logger = logging.getLogger(__name__)
 
@@ -400,16 +401,6 @@ def evaluate_detector(
 # --------------------------------------------------------------------------------------- loop
 
 
-def _learning_rate(step: int, total: int, train: DetectorTrainConfig) -> float:
-    warm = max(1, int(train.warmup * total))
-    if step < warm:
-        return train.lr * (step + 1) / warm
-    progress = min(1.0, (step - warm) / max(1, total - warm))
-    return train.lr * (
-        train.final_lr + (1 - train.final_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-    )
-
-
 def _load_initial_weights(model: Yolox, train: DetectorTrainConfig) -> None:
     """Start from ``train.init_from`` (a ``.pth`` or a run's checkpoint) for fine-tuning; the
     network options must describe the same network."""
@@ -477,7 +468,7 @@ def fit_detector(train: DetectorTrainConfig) -> tuple[Yolox, list[dict[str, floa
         for images, boxes, mask in loader:
             images = images.to(device).contiguous(memory_format=torch.channels_last)
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(step, total, train)
+                group["lr"] = learning_rate(step, total, train)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 raw = model.forward_raw(images)
             losses = yolox_loss(raw, boxes.to(device), mask.to(device))
