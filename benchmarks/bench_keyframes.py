@@ -33,7 +33,7 @@ from retarget.solve import people, rigmaps  # noqa: E402
 # The writer imports its package relatively: load it as the extension does.
 keyframes = __import__(load_extension_package().__name__ + ".metrabs_blender.keyframes",
                        fromlist=["keyframes"])  # fmt: skip
-action_fcurves, write_bone_action = keyframes.action_fcurves, keyframes.write_bone_action
+action_fcurves, write_take = keyframes.action_fcurves, keyframes.write_take
 scene_tools = __import__(load_extension_package().__name__ + ".metrabs_blender.scene",
                          fromlist=["scene"])  # fmt: skip
 
@@ -62,7 +62,7 @@ def random_rotations(num_frames: int, rng) -> dict[str, np.ndarray]:
 
 def bulk(obj, rotations, frames) -> float:
     start = time.perf_counter()
-    write_bone_action(obj, "bulk", frames, rotations)
+    write_take(obj, "bulk", frames, rotations)
     return time.perf_counter() - start
 
 

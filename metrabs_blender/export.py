@@ -201,7 +201,7 @@ def _key_skeleton(skeleton, names: list[str], matrices: np.ndarray, frames: np.n
     ``matrices`` say. A game skeleton is rigid: a stretching bone (Rigify's) keeps its length, its
     children their places; locations are keyed only where they change (most bones only turn)."""
     from ..retarget.rotations import make_continuous, matrix_to_quaternion
-    from .keyframes import write_bone_action
+    from .keyframes import write_take
 
     bones = skeleton.data.bones
     rest = np.array([np.array(bones[name].matrix_local) for name in names])  # (B, 4, 4)
@@ -221,8 +221,7 @@ def _key_skeleton(skeleton, names: list[str], matrices: np.ndarray, frames: np.n
             locations[name] = basis[:, :3, 3]
     for bone in skeleton.pose.bones:
         bone.rotation_mode = "QUATERNION"
-    write_bone_action(skeleton, f"{skeleton.name} export", frames.astype(float), rotations,
-                      locations)  # fmt: skip
+    write_take(skeleton, f"{skeleton.name} export", frames.astype(float), rotations, locations)
 
 
 def _write(path: Path, frames: np.ndarray) -> None:

@@ -111,19 +111,6 @@ def _rotation_channels(pose_bone, quaternions: np.ndarray) -> tuple[str, str, np
     return path + ".rotation_euler", mode, quaternion_to_euler(quaternions, mode)
 
 
-def write_bone_action(
-    armature: "bpy.types.Object",
-    action_name: str,
-    frames: np.ndarray,
-    rotations: Mapping[str, np.ndarray],
-    locations: Mapping[str, np.ndarray] | None = None,
-    **options,
-) -> "bpy.types.Action":
-    """Key bones of ``armature`` into a new action named ``action_name``: :func:`write_take`'s
-    action (``options`` as there)."""
-    return write_take(armature, action_name, frames, rotations, locations, **options).action
-
-
 def write_take(
     armature: "bpy.types.Object",
     action_name: str,
