@@ -49,6 +49,17 @@ def gap_runs(valid: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True) if b < len(valid)]
 
 
+def curved_gaps(valid: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(T, J): the samples of the gaps in ``valid`` (T, J) that have samples on both sides and
+    last at most ``LONGEST_CURVED_BRIDGE_S`` (those a curve joins; longer ones: a straight line)."""
+    valid = np.asarray(valid, bool)
+    num = len(valid)
+    before, after = valid_neighbours(valid)
+    inside = ~valid & (before >= 0) & (after < num)
+    span = times[np.minimum(after, num - 1)] - times[np.maximum(before, 0)]
+    return inside & (span <= LONGEST_CURVED_BRIDGE_S)
+
+
 def gap_codes(valid: np.ndarray, times: np.ndarray, max_interpolate_s: float = 0.5) -> np.ndarray:
     """The :data:`FILL_CODES` (T, J) uint8 that :func:`fill_gaps` gives each sample of ``valid``."""
     valid = np.asarray(valid, bool)

@@ -364,6 +364,7 @@ def motion_adaptive_smooth(
     first_cutoff_hz: float = 6.0,
     filled_noise_factor: float = 3.0,
     return_density: bool = False,
+    left_out: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Smooth ``values`` (T, J, 3) at ``times`` (T,) s, finite, with a constant-velocity RTS
     smoother per coordinate whose acceleration noise follows the motion, per joint and frame.
@@ -375,8 +376,11 @@ def motion_adaptive_smooth(
     acceleration noise density ``q`` (unit²/s³, at least ``floor``): a still limb is smoothed
     hard, a kicking leg keeps its bandwidth. (Subtracting the part of that power the noise
     leaves in the first pass changed nothing measurable: the floor dominates where it matters.)
-    Samples not ``measured`` (T, J) (filled gaps) count as measurements ``filled_noise_factor``
-    times noisier. ``return_density`` also returns ``q`` (T, J)."""
+    Samples not ``measured`` (T, J) (filled ones) count as measurements ``filled_noise_factor``
+    times noisier, except those ``left_out`` (T, J): those are no measurements at all, and the
+    smoother bridges them with its own model (meant for gaps short enough for a curve between
+    their edges: a smooth fill there would slow a fast limb down at the edges). ``return_density``
+    also returns ``q`` (T, J)."""
     from .filters import lowpass
     from .outliers import moving_average
 
@@ -395,8 +399,12 @@ def motion_adaptive_smooth(
     r = np.broadcast_to(noise**2, values.shape)
     if measured is not None:
         r = np.where(np.asarray(measured, bool)[..., None], r, r * filled_noise_factor**2)
-    flat = values.reshape(num, joints * axes)
+    measurements = values
+    if left_out is not None:
+        measurements = np.where(np.asarray(left_out, bool)[..., None], np.nan, values)
+    flat = measurements.reshape(num, joints * axes)
     density = np.repeat(q, axes, axis=1)
     track = rts_smooth(times, flat, r.reshape(num, -1), density, variance=False)
     smoothed = track.position.reshape(values.shape)
+    smoothed = np.where(np.isfinite(smoothed), smoothed, values)  # joints never measured
     return (smoothed, q) if return_density else smoothed

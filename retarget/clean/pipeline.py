@@ -105,6 +105,7 @@ from .gaps import (
     ABSENT,
     HELD,
     LONGEST_CURVED_BRIDGE_S,
+    curved_gaps,
     fill_gaps,
     gap_codes,
     gap_runs,
@@ -287,7 +288,7 @@ def _smooth_body(
             noise = DEFAULT_BODY_NOISE_MM
     smoothed, density = motion_adaptive_smooth(
         t, centred, noise, ok, params.body_motion_gain, params.body_accel_floor,
-        first_cutoff_hz=params.body_cutoff_hz, return_density=True,
+        first_cutoff_hz=params.body_cutoff_hz, return_density=True, left_out=curved_gaps(ok, t),
     )  # fmt: skip
     root_measured = np.where(known[:, None], reference - shift + smoothed[:, root], np.nan)
     # A constant-velocity smoother's position error grows with the fourth root of its density.
