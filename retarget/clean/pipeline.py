@@ -12,7 +12,8 @@
    estimator's white noise is measured per camera axis, each joint's acceleration noise follows
    its own motion (a still limb is smoothed hard, a kicking leg keeps its bandwidth), and every
    frame's root is placed by all its joints first, so a joint's signal does not carry the root's
-   noise as well (``body_smoother="butterworth"``: the fixed zero-phase low-pass of earlier
+   noise as well; the samples of gaps up to 2 s are left to the smoother's own model
+   (``body_smoother="butterworth"``: the fixed zero-phase low-pass of earlier
    versions). The root (pelvis) with a constant-velocity Kalman/RTS smoother in ray coordinates
    ``(x/z, y/z, z)``, so the noisy camera depth is smoothed harder than the well-measured
    image-plane position; frames with a high model uncertainty count less. Irregular frame times
