@@ -406,5 +406,4 @@ def motion_adaptive_smooth(
     density = np.repeat(q, axes, axis=1)
     track = rts_smooth(times, flat, r.reshape(num, -1), density, variance=False)
     smoothed = track.position.reshape(values.shape)
-    smoothed = np.where(np.isfinite(smoothed), smoothed, values)  # joints never measured
     return (smoothed, q) if return_density else smoothed
