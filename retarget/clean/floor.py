@@ -102,6 +102,65 @@ def body_up(poses_m: np.ndarray, joint_names: tuple[str, ...]) -> np.ndarray | N
     return _unit(np.median(chosen, axis=0))
 
 
+# Body segments as (joint, joint, share of the body mass): the segment's centre of mass is taken
+# at the midpoint of its two joints. Shares from de Leva's adjusted anthropometric tables (1996).
+MASS_SEGMENTS = (
+    ("head", "htop", 0.069), ("pelv", "neck", 0.435),
+    ("lsho", "lelb", 0.027), ("rsho", "relb", 0.027),
+    ("lelb", "lwri", 0.016), ("relb", "rwri", 0.016),
+    ("lwri", "lhan", 0.006), ("rwri", "rhan", 0.006),
+    ("lhip", "lkne", 0.142), ("rhip", "rkne", 0.142),
+    ("lkne", "lank", 0.043), ("rkne", "rank", 0.043),
+    ("lank", "ltoe", 0.014), ("rank", "rtoe", 0.014),
+)  # fmt: skip
+PLANTED_SPEED_M_S = 0.3  # a foot joint slower than this stands on the floor
+
+
+def centre_of_mass(poses_m: np.ndarray, joint_names: tuple[str, ...]) -> np.ndarray | None:
+    """The body's centre of mass (..., 3) from the joints ``poses_m`` (..., J, 3), weighting each
+    segment of :data:`MASS_SEGMENTS` by its mass; None when a segment's joints are not named."""
+    if not all(a in joint_names and b in joint_names for a, b, _ in MASS_SEGMENTS):
+        return None
+    index = joint_names.index
+    total = sum(share for _, _, share in MASS_SEGMENTS)
+    return sum(
+        (0.5 * share / total) * (poses_m[..., index(a), :] + poses_m[..., index(b), :])
+        for a, b, share in MASS_SEGMENTS
+    )
+
+
+def _speeds(track: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+    """Central-difference speed (T, ...) of ``track`` (T, ..., 3) at ``frame_times`` (T,); the
+    ends copy their neighbour, and fewer than 3 frames count as still."""
+    if len(frame_times) < 3:
+        return np.zeros(track.shape[:-1])
+    span = (frame_times[2:] - frame_times[:-2]).reshape((-1,) + (1,) * (track.ndim - 2))
+    speed = norm3(track[2:] - track[:-2]) / span
+    return np.concatenate([speed[:1], speed, speed[-1:]])
+
+
+def balance_up(
+    poses_m: np.ndarray, frame_times: np.ndarray, joint_names: tuple[str, ...]
+) -> np.ndarray | None:
+    """Median direction (3,) from the planted feet to the centre of mass over the frames where a
+    foot joint is planted: a body standing on its feet keeps its mass above them on average, so
+    this stays upright when the body leans (a kick, a run), where :func:`body_up` leans with it.
+    ``poses_m`` is ``(T, P, J, 3)``; None without the joints or with fewer than 5 such frames."""
+    com = centre_of_mass(poses_m, joint_names)
+    if com is None or not all(name in joint_names for name in FOOT_JOINTS):
+        return None
+    feet = poses_m[:, :, [joint_names.index(name) for name in FOOT_JOINTS]]  # (T, P, 4, 3)
+    with np.errstate(invalid="ignore"):
+        planted = _speeds(feet, frame_times) < PLANTED_SPEED_M_S
+    count = planted.sum(axis=2)
+    support = np.where(planted[..., None], feet, 0.0).sum(axis=2) / np.maximum(count, 1)[..., None]
+    direction = _unit(com - support)
+    chosen = (count > 0) & finite3(direction)
+    if chosen.sum() < 5:
+        return None
+    return _unit(np.median(direction[chosen], axis=0))
+
+
 def _heights(normals: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``normals`` (H, 3) . ``points`` (N, 3) -> (H, N), written out: a BLAS product of this size
     would wake BLAS worker threads that then spin on the other core."""
@@ -245,7 +304,7 @@ def foot_candidates(
     poses_mm: np.ndarray,
     frame_times: np.ndarray,
     joint_names: tuple[str, ...],
-    max_speed_m_s: float = 0.3,
+    max_speed_m_s: float = PLANTED_SPEED_M_S,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slow (planted) foot joints of all people: points (N, 3) camera metres, kinds (N,)
     (0 ankle, 1 toe) and groups (N,) (one per person and joint). ``poses_mm`` (T, P, J, 3) camera
@@ -257,12 +316,7 @@ def foot_candidates(
         if name not in joint_names:
             continue
         track = 0.001 * poses_mm[:, :, joint_names.index(name)]  # (T, P, 3)
-        if len(frame_times) >= 3:
-            span = (frame_times[2:] - frame_times[:-2])[:, None]
-            speed = norm3(track[2:] - track[:-2]) / span
-            speed = np.concatenate([speed[:1], speed, speed[-1:]])
-        else:
-            speed = np.zeros(track.shape[:2])
+        speed = _speeds(track, frame_times)
         points.append(track.reshape(-1, 3))
         speeds.append(speed.reshape(-1))
         kinds.append(np.full(track.shape[0] * people, int(name in TOE_JOINTS)))
@@ -287,14 +341,21 @@ def estimate_floor(
     seed: int = 0,
 ) -> FloorFit:
     """The floor under everyone in ``poses_mm`` (T, P, J, 3) camera frame (cleaned poses work
-    best). Falls back to the body's up direction, then to a level camera, when the feet say too
-    little; raises :class:`FloorError` when no joint is known at all."""
+    best). Where the planted feet leave the tilt open, it follows the mean of :func:`body_up` and
+    :func:`balance_up` (a level camera without either); raises :class:`FloorError` when no joint
+    is known at all."""
     poses_m = 0.001 * np.asarray(poses_mm, float)
     if not np.isfinite(poses_m).any():
         raise FloorError("no 3D joint in the clip; cannot place the floor")
-    hint = body_up(poses_m, joint_names)
-    if hint is None:
-        hint = -LEVEL_CAMERA_ROTATION[2]  # level camera: up is camera -y
+    hints = [
+        up
+        for up in (body_up(poses_m, joint_names), balance_up(poses_m, frame_times, joint_names))
+        if up is not None
+    ]
+    # The body axis leans with the posture, the feet-to-mass direction with the dynamics and
+    # with weight taken off the feet (a chair): their mean is better than either on both the
+    # motion-capture clips and the generated scenes (docs/design.md §3).
+    hint = _unit(np.sum(hints, axis=0)) if hints else -LEVEL_CAMERA_ROTATION[2]  # level camera
     points, kinds, _ = foot_candidates(poses_mm, frame_times, joint_names)
     if len(points) == 0:
         # No feet: floor under the lowest joints along the hint.
