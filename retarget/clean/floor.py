@@ -3,10 +3,12 @@
 :func:`fit_floor` estimates the floor from the feet: a RANSAC plane through the foot joints while
 they are slow (planted), with one normal shared by heels and toes and a separate height for each
 (the ankle joint sits higher above the floor than the toe joint), refined by least squares on the
-inliers. A weak prior towards the body's up direction keeps the tilt defined when the feet only
-trace a line (a straight walk). :func:`world_from_floor` turns the fit into the camera pose
-(:mod:`retarget.frames`): the floor normal becomes world +Z, the camera's viewing direction
-projected on the floor becomes +Y, the camera sits above the world origin, and the floor is z = 0.
+inliers. A weak prior towards the body's up direction (its axis averaged with the direction from
+its planted feet to its centre of mass) keeps the tilt defined when the feet only trace a line (a
+straight walk) or stay in one place (a kick). :func:`world_from_floor` turns the fit into the
+camera pose (:mod:`retarget.frames`): the floor normal becomes world +Z, the camera's viewing
+direction projected on the floor becomes +Y, the camera sits above the world origin, and the floor
+is z = 0.
 """
 
 from dataclasses import dataclass
