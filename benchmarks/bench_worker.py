@@ -269,16 +269,9 @@ def tracking_rows() -> list[tuple[str, float, int]]:
         for name, truth in samples.items():
             clip = write_clip(Path(folder) / "sample.mp4", truth)
             args = build_parser("analyze").parse_args(
-                [
-                    "analyze",
-                    str(clip),
-                    "-o",
-                    str(Path(folder) / "s.npz"),
-                    "--device",
-                    "cpu",
-                    "--overwrite",
-                ]  # one result file, sample after sample
-            )
+                ["analyze", str(clip), "-o", str(Path(folder) / "s.npz"), "--device", "cpu",
+                 "--overwrite"]  # one result file, sample after sample
+            )  # fmt: skip
             reader = ColourJointCropModel(192)
 
             def make_estimator(settings, device, reader=reader):

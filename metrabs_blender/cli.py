@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import retarget
 from ..retarget import contract
-from ..retarget.arguments import int_at_least, positive_number
+from ..retarget.arguments import field_of_view_deg, int_at_least, positive_number
 from ..retarget.contract import output_problem
 from ..retarget.files import replacing
 from ..retarget.keys import KeyTolerance
@@ -49,16 +49,6 @@ def _target_spec(text: str) -> str:
     except MocapError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
-
-
-def _fov(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected degrees, got {text!r}") from None
-    if not 0 < value < 180:
-        raise argparse.ArgumentTypeError(f"a field of view lies between 0 and 180, got {text!r}")
-    return value
 
 
 _count = int_at_least(1)
@@ -173,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     video = parser.add_argument_group("video input (runs the analysis worker)")
     video.add_argument("--python", help="backend Python with torch (default: auto-detected)")
     video.add_argument("--model", help="pose model name or bundle path (see 'weights list')")
-    video.add_argument("--fov", type=_fov, help="field of view on the longer side, degrees")
+    video.add_argument(
+        "--fov", type=field_of_view_deg, help="field of view on the longer side, degrees"
+    )
     video.add_argument("--max-people", type=_count, help="keep at most this many people")
     video.add_argument("--device", default="auto", help="auto, cpu or cuda")
     video.add_argument(

@@ -33,3 +33,13 @@ def positive_number(text: str) -> float:
     if not (np.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def field_of_view_deg(text: str) -> float:
+    """``--fov``: degrees, above 0 and below 180."""
+    value = positive_number(text)
+    if value >= 180:
+        raise argparse.ArgumentTypeError(
+            f"a field of view lies between 0 and 180 degrees (it must be below 180), got {text!r}"
+        )
+    return value

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retarget.arguments import int_at_least, positive_number
+from retarget.arguments import field_of_view_deg, int_at_least, positive_number
 
 from . import errors
 from .errors import EXIT_USAGE, UsageError
@@ -81,14 +81,6 @@ def _score(text: str) -> float:
     return value
 
 
-def _fov(text: str) -> float:
-    """``--fov``: degrees, above 0 and below 180."""
-    value = positive_number(text)
-    if value >= 180:
-        raise argparse.ArgumentTypeError(f"a field of view lies below 180 degrees, got {text!r}")
-    return value
-
-
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``analyze``; argument errors are also reported as a JSON ``error`` event."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -151,7 +143,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frame rate of an image sequence (default 30)",
     )  # fmt: skip
     camera = parser.add_argument_group("camera (one of; default: 55 deg field of view)")
-    camera.add_argument("--fov", type=_fov, metavar="DEG", help="on the longer side")
+    camera.add_argument("--fov", type=field_of_view_deg, metavar="DEG", help="on the longer side")
     camera.add_argument("--focal-mm", type=positive_number, metavar="MM")
     camera.add_argument(
         "--sensor-width", type=positive_number, metavar="MM",
