@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import RetargetError
+from .filters import lowpass
+from .robust import moving_average, robust_sigma
 
 # Above this many channels the per-frame numpy version beats the per-channel float loop.
 _VECTORISE_ABOVE = 8
@@ -314,6 +316,9 @@ def _smooth_vectorised(
 # Leave-one-out cubic residual: x(t) minus the cubic through t-2, t-1, t+1, t+2. On white noise of
 # standard deviation s its standard deviation is s * |_CUBIC_RESIDUAL|; smooth motion leaks little.
 _CUBIC_RESIDUAL = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 6.0
+# The raw second derivative's power counts as motion only above this many times the noise's share
+# (a window of a few noisy samples fluctuates well above its mean).
+NOISE_POWER_MARGIN = 4.0
 
 
 def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -321,8 +326,6 @@ def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     per joint and axis the robust (1.4826 x MAD) spread of the leave-one-out cubic residual over
     the runs of five ``valid`` (T, J) samples, then the median over the joints (a fast limb's
     motion leaks into its residual; most joints move slowly). NaN where nothing is measured."""
-    from .outliers import robust_sigma  # outliers -> filters; kalman stays importable alone
-
     num = len(values)
     width = len(_CUBIC_RESIDUAL)
     if num < width:
@@ -353,6 +356,33 @@ def _second_derivative(values: np.ndarray, times: np.ndarray) -> np.ndarray:
     return out
 
 
+def _noise_gain(times: np.ndarray) -> np.ndarray:
+    """Per frame (T,), the sum of squared weights :func:`_second_derivative` gives its three
+    samples: white noise of variance s² leaves s² times this in the squared second derivative
+    (6 / dt⁴ on a regular grid). Zero at the ends (they copy their neighbour)."""
+    out = np.zeros(len(times))
+    if len(times) < 3:
+        return out
+    h0, h1 = np.diff(times)[:-1], np.diff(times)[1:]
+    out[1:-1] = (4 / (h0 + h1) ** 2) * (1 / h0**2 + (1 / h0 + 1 / h1) ** 2 + 1 / h1**2)
+    return out
+
+
+def _excess_power(values, times, noise, usable, frames: int, margin: float) -> np.ndarray:
+    """Acceleration power (T, J) of the motion itself seen in the unfiltered ``values`` (T, J, 3):
+    per axis, the squared second derivative less ``margin`` times the share white ``noise`` (3,)
+    leaves in it, averaged over ``frames`` around each frame where its three samples are
+    ``usable`` (T, J), at least 0; then the mean over the axes."""
+    gain = _noise_gain(times)
+    triple = np.zeros(usable.shape, bool)
+    triple[1:-1] = usable[:-2] & usable[1:-1] & usable[2:]
+    excess = _second_derivative(values, times) ** 2 - margin * gain[:, None, None] * noise**2
+    total = moving_average(np.where(triple[..., None], excess, 0.0), frames)
+    count = moving_average(triple.astype(float), frames)
+    power = np.where(count[..., None] > 0, total / np.maximum(count, 1e-9)[..., None], 0.0)
+    return np.maximum(power, 0.0).mean(axis=-1)
+
+
 def motion_adaptive_smooth(
     times: np.ndarray,
     values: np.ndarray,
@@ -365,43 +395,43 @@ def motion_adaptive_smooth(
     filled_noise_factor: float = 3.0,
     return_density: bool = False,
     left_out: np.ndarray | None = None,
+    noise_margin: float = NOISE_POWER_MARGIN,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Smooth ``values`` (T, J, 3) at ``times`` (T,) s, finite, with a constant-velocity RTS
     smoother per coordinate whose acceleration noise follows the motion, per joint and frame.
 
     ``noise`` (3,) is the white measurement noise per axis (same unit as ``values``, e.g. from
-    :func:`estimate_noise`). A first pass (zero-phase Butterworth at ``first_cutoff_hz``, up to
-    0.9 x Nyquist: it only measures the motion) gives each joint's acceleration; its local mean
-    square over ``window_s`` (averaged over the axes) times ``gain`` (s) is the joint's
-    acceleration noise density ``q`` (unit²/s³, at least ``floor``): a still limb is smoothed
-    hard, a kicking leg keeps its bandwidth. (Subtracting the part of that power the noise
-    leaves in the first pass changed nothing measurable: the floor dominates where it matters.)
+    :func:`estimate_noise`). Each joint's acceleration power is its local mean square over
+    ``window_s`` (averaged over the axes), the larger of two estimates: from a first pass
+    (zero-phase Butterworth at ``first_cutoff_hz``, up to 0.9 x Nyquist: it only measures the
+    motion), which flattens brief peaks, and from the measured samples themselves less
+    ``noise_margin`` times the noise's share, which keeps them (``inf``: the first pass alone). That power times
+    ``gain`` (s) is the joint's acceleration noise density ``q`` (unit²/s³, at least ``floor``):
+    a still limb is smoothed hard, a kicking leg keeps its bandwidth.
     Samples not ``measured`` (T, J) (filled ones) count as measurements ``filled_noise_factor``
     times noisier, except those ``left_out`` (T, J): those are no measurements at all, and the
     smoother bridges them with its own model (meant for gaps short enough for a curve between
     their edges: a smooth fill there would slow a fast limb down at the edges). ``return_density``
     also returns ``q`` (T, J)."""
-    from .filters import lowpass
-    from .outliers import moving_average
-
     values = np.asarray(values, float)
     times = np.asarray(times, float)
     num, joints, axes = values.shape
     if num < 3:
         return (values.copy(), np.ones((num, joints))) if return_density else values.copy()
     noise = np.maximum(np.asarray(noise, float), 1e-6)
+    measured = np.ones((num, joints), bool) if measured is None else np.asarray(measured, bool)
+    left_out = np.zeros((num, joints), bool) if left_out is None else np.asarray(left_out, bool)
     step = float(np.median(np.diff(times)))
+    frames = 2 * max(1, int(round(0.5 * window_s / step))) + 1
     first = lowpass(values, times, first_cutoff_hz, 2, max_fraction=0.9)
-    power = _second_derivative(first, times) ** 2
-    power = moving_average(power, 2 * max(1, int(round(0.5 * window_s / step))) + 1)
-    q = gain * power.mean(axis=-1)  # (T, J): one density per joint
-    q = np.maximum(q, floor)
-    r = np.broadcast_to(noise**2, values.shape)
-    if measured is not None:
-        r = np.where(np.asarray(measured, bool)[..., None], r, r * filled_noise_factor**2)
-    measurements = values
-    if left_out is not None:
-        measurements = np.where(np.asarray(left_out, bool)[..., None], np.nan, values)
+    power = moving_average(_second_derivative(first, times) ** 2, frames).mean(axis=-1)
+    if np.isfinite(noise_margin):
+        # The first pass flattens a kick's brief peak; the raw samples keep it, under their noise.
+        usable = measured & ~left_out
+        power = np.maximum(power, _excess_power(values, times, noise, usable, frames, noise_margin))
+    q = np.maximum(gain * power, floor)  # (T, J): one density per joint
+    r = np.where(measured[..., None], noise**2, (filled_noise_factor * noise) ** 2)
+    measurements = np.where(left_out[..., None], np.nan, values)
     flat = measurements.reshape(num, joints * axes)
     density = np.repeat(q, axes, axis=1)
     track = rts_smooth(times, flat, r.reshape(num, -1), density, variance=False)
