@@ -321,20 +321,26 @@ _CUBIC_RESIDUAL = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 6.0
 NOISE_POWER_MARGIN = 4.0
 
 
-def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Standard deviation (3,) of the white (frame-to-frame) noise of ``values`` (T, J, 3) per axis:
-    per joint and axis the robust (1.4826 x MAD) spread of the leave-one-out cubic residual over
-    the runs of five ``valid`` (T, J) samples, then the median over the joints (a fast limb's
-    motion leaks into its residual; most joints move slowly). NaN where nothing is measured."""
-    num = len(values)
+def joint_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Standard deviation (J, 3) of each joint's white (frame-to-frame) noise per axis in
+    ``values`` (T, J, 3): the robust (1.4826 x MAD) spread of the leave-one-out cubic residual over
+    the runs of five ``valid`` (T, J) samples; NaN for a joint with fewer than 8 such runs."""
+    num, joints = values.shape[:2]
     width = len(_CUBIC_RESIDUAL)
     if num < width:
-        return np.full(3, np.nan)
+        return np.full((joints, 3), np.nan)
     residual = sum(c * values[k : num - width + 1 + k] for k, c in enumerate(_CUBIC_RESIDUAL))
     usable = np.all([valid[k : num - width + 1 + k] for k in range(width)], axis=0)
-    sigma = robust_sigma(residual, np.broadcast_to(usable[..., None], residual.shape))  # (J, 3)
+    sigma = robust_sigma(residual, np.broadcast_to(usable[..., None], residual.shape))
     sigma /= np.linalg.norm(_CUBIC_RESIDUAL)
-    sigma = np.where(usable.sum(axis=0)[:, None] >= 8, sigma, np.nan)
+    return np.where(usable.sum(axis=0)[:, None] >= 8, sigma, np.nan)
+
+
+def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Standard deviation (3,) of the white noise of ``values`` (T, J, 3) per axis: the median over
+    the joints of :func:`joint_noise` (a fast limb's motion leaks into its residual; most joints
+    move slowly). NaN where nothing is measured."""
+    sigma = joint_noise(values, valid)
     if np.all(np.isnan(sigma)):
         return np.full(3, np.nan)
     return np.nanmedian(sigma, axis=0)
@@ -370,13 +376,19 @@ def _noise_gain(times: np.ndarray) -> np.ndarray:
 
 def _excess_power(values, times, noise, usable, frames: int, margin: float) -> np.ndarray:
     """Acceleration power (T, J) of the motion itself seen in the unfiltered ``values`` (T, J, 3):
-    per axis, the squared second derivative less ``margin`` times the share white ``noise`` (3,)
-    leaves in it, averaged over ``frames`` around each frame where its three samples are
-    ``usable`` (T, J), at least 0; then the mean over the axes."""
+    per axis, the squared second derivative less ``margin`` times the share white noise leaves in
+    it, averaged over ``frames`` around each frame where its three samples are ``usable`` (T, J),
+    at least 0; then the mean over the axes. The noise is ``noise`` (3,), or the joint's own
+    (:func:`joint_noise`) where larger: an estimator's wrists and feet are noisier than its
+    median joint, and their noise must not pass for motion."""
+    own = joint_noise(values, usable)
+    noise = np.where(np.isfinite(own), np.maximum(own, noise), noise)  # (J, 3)
     gain = _noise_gain(times)
     triple = np.zeros(usable.shape, bool)
     triple[1:-1] = usable[:-2] & usable[1:-1] & usable[2:]
-    excess = _second_derivative(values, times) ** 2 - margin * gain[:, None, None] * noise**2
+    excess = (
+        _second_derivative(values, times) ** 2 - margin * gain[:, None, None] * noise[None] ** 2
+    )
     total = moving_average(np.where(triple[..., None], excess, 0.0), frames)
     count = moving_average(triple.astype(float), frames)
     power = np.where(count[..., None] > 0, total / np.maximum(count, 1e-9)[..., None], 0.0)
