@@ -417,7 +417,8 @@ def motion_adaptive_smooth(
     ``window_s`` (averaged over the axes), the larger of two estimates: from a first pass
     (zero-phase Butterworth at ``first_cutoff_hz``, up to 0.9 x Nyquist: it only measures the
     motion), which flattens brief peaks, and from the measured samples themselves less
-    ``noise_margin`` times the noise's share, which keeps them (``inf``: the first pass alone). That power times
+    ``noise_margin`` times the share of their noise (the joint's own where larger than
+    ``noise``), which keeps them (``noise_margin=inf``: the first pass alone). That power times
     ``gain`` (s) is the joint's acceleration noise density ``q`` (unit²/s³, at least ``floor``):
     a still limb is smoothed hard, a kicking leg keeps its bandwidth.
     Samples not ``measured`` (T, J) (filled ones) count as measurements ``filled_noise_factor``
