@@ -105,9 +105,10 @@ def test_raw_samples_keep_a_recorded_kick_that_the_first_pass_flattens(seed):
     assert np.mean(np.isclose(walk, walk_first_pass)) > 0.99, "measured 99.8-100 %"
 
 
-def test_a_noisier_joint_is_not_taken_for_motion():
+def test_a_noisier_joint_is_smoothed_by_its_own_noise():
     """Real estimators' wrists and feet are noisier than their median joint (the bundled model's
-    up to 4x): the raw samples' excess power is measured against each joint's own noise."""
+    up to 4x): such a joint is smoothed as hard as its own noise asks, and its noise is not
+    taken for motion by the raw samples' excess power."""
     rng = np.random.default_rng(6)
     truth = _slow_body(300)
     noisier = [4, 7]
@@ -115,12 +116,20 @@ def test_a_noisier_joint_is_not_taken_for_motion():
     scale[noisier] = 4.0
     noisy = truth + SIGMA * scale * rng.normal(size=truth.shape)
     times = np.arange(len(truth)) / FPS
-    _, density = motion_adaptive_smooth(times, noisy, SIGMA, return_density=True)
+    smoothed, density = motion_adaptive_smooth(times, noisy, SIGMA, return_density=True)
     _, first_pass = motion_adaptive_smooth(
         times, noisy, SIGMA, return_density=True, noise_margin=np.inf
     )
     unchanged = np.isclose(density, first_pass).mean(axis=0)
     assert np.all(unchanged[noisier] > 0.95), unchanged  # measured 98-100 %
+
+    def accel_error(x, joint):
+        return np.linalg.norm(np.diff(x[:, joint] - truth[:, joint], 2, axis=0), axis=-1).mean()
+
+    # Measured 0.035-0.042 of the raw acceleration error over three seeds; with the median
+    # joint's noise for every joint 0.165-0.18 (the other joints: 0.10-0.11 either way).
+    for joint in noisier:
+        assert accel_error(smoothed, joint) < 0.1 * accel_error(noisy, joint), joint
 
 
 def test_adaptive_smoother_bridges_left_out_gaps_and_handles_irregular_times():

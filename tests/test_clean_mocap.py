@@ -7,17 +7,19 @@ model with the three seeds per clip that ``benchmarks/bench_motion_quality.py`` 
 metrics are the means over them (one seed alone says little: the kick's raw error is 40-54
 mm/frame² depending on its outliers, and one seed loses 34 of its 46 frames to a long gap).
 Bounds come from these measurements, with the margins given per test. The spin kick is the
-closest to the per-clip 78 % (-78.0 %: its cleaned acceleration error is 11.6-12.3 mm/frame² on
+closest to the per-clip 78 % (-78.1 %: its cleaned acceleration error is 11.5-12.3 mm/frame² on
 every seed, the raw one 43-65).
 """
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from inference.training.synth.mocap import MOCAP_CASES, make_mocap_scenario
+from inference.training.synth.mocap import ESTIMATOR_ERRORS, MOCAP_CASES, make_mocap_scenario
 from inference.training.synth.motion import FOOT_CHANNELS
+from inference.training.synth.noise import NOISIER_EXTREMITIES
 from retarget.clean import clean_trajectory
 from retarget.clean.filters import baseline_butterworth
 from retarget.solve.grounding import floor_from_extras
@@ -86,9 +88,37 @@ def test_smoother_and_more_accurate_than_butterworth(results, name):
 
 def test_acceleration_error_targets(results):
     reductions = {name: result["accel_red"] for name, result in results.items()}
-    # Measured: 78.0 % (spin kick) and 81.1 % (kick) to 94.8 % (walking turn), 87.0 % on average.
+    # Measured: 78.1 % (spin kick) and 81.3 % (kick) to 94.7 % (walking turn), 87.0 % on average.
     for name, value in reductions.items():
         assert value >= 0.78, (name, reductions)
+    assert np.mean(list(reductions.values())) >= 0.85, reductions
+
+
+def test_targets_hold_when_the_limbs_are_noisier_than_the_spine():
+    """Robustness beyond the issue's error model: an estimator's wrists and hands 3x, its elbows,
+    knees and feet 2x noisier than the rest (as the bundled model's are). The smoother measures
+    each joint's own noise, so the targets still hold (with the median joint's noise for every
+    joint the spin kick fell to -77.3 %, the mean to -86.2 %)."""
+    model = dataclasses.replace(ESTIMATOR_ERRORS, white_scale=NOISIER_EXTREMITIES)
+    reductions = {}
+    for index, case in enumerate(MOCAP_CASES):
+        per_seed = []
+        for seed in range(SEEDS):
+            scenario = make_mocap_scenario(case, seed=100 * seed + index, model=model)
+            raw = scenario.raw.poses3d[:, 0].astype(float)
+            baseline = baseline_butterworth(raw, scenario.raw.frame_times)
+            cleaned = clean_trajectory(scenario.raw)
+            clean = scenario.score(
+                cleaned.poses3d[:, 0].astype(float), cleaned.extras["world_from_camera"]
+            )
+            base = scenario.score(baseline, scenario.world_from_camera)
+            per_seed.append(
+                1 - clean["accel"] / scenario.score(raw, scenario.world_from_camera)["accel"]
+            )
+            assert clean["accel"] < base["accel"] and clean["mpjpe"] < base["mpjpe"], case.name
+        reductions[case.name] = float(np.mean(per_seed))
+    # Measured: 79.0 % (spin kick) and 82.0 % (kick) to 95.3 % (walking turn), 87.4 % on average.
+    assert min(reductions.values()) >= 0.78, reductions
     assert np.mean(list(reductions.values())) >= 0.85, reductions
 
 
@@ -112,7 +142,7 @@ def test_floor_fit_does_not_lean_with_the_body(results):
     one foot in one place) it follows the body's upright axis, which leans with a kicking body,
     averaged with the direction from the planted feet to the centre of mass."""
     tilts = {name: results[name]["default"]["tilt"] for name in NAMES}
-    # Measured: 0.3 (walking turn) to 7.9 (spin kick) degrees, 3.4 on average; with the body
+    # Measured: 0.3 (walking turn) to 7.8 (spin kick) degrees, 3.4 on average; with the body
     # axis alone 0.3 to 13.3, 5.2 on average (kick 10.8).
     assert np.mean(list(tilts.values())) < 4.0, tilts
     assert max(tilts.values()) < 9.0, tilts

@@ -319,29 +319,34 @@ _CUBIC_RESIDUAL = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / 6.0
 # The raw second derivative's power counts as motion only above this many times the noise's share
 # (a window of a few noisy samples fluctuates well above its mean).
 NOISE_POWER_MARGIN = 4.0
+# Runs of five samples a joint's own noise needs: to count at all, and to set its measurement noise
+# (the robust spread of 60 runs is within ~10 % of the truth; on fewer, a fast limb's motion that
+# leaks into it makes the smoother too stiff).
+MIN_NOISE_RUNS = 8
+PRECISE_NOISE_RUNS = 60
 
 
-def joint_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Standard deviation (J, 3) of each joint's white (frame-to-frame) noise per axis in
-    ``values`` (T, J, 3): the robust (1.4826 x MAD) spread of the leave-one-out cubic residual over
-    the runs of five ``valid`` (T, J) samples; NaN for a joint with fewer than 8 such runs."""
+def joint_noise(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each joint's white (frame-to-frame) noise in ``values`` (T, J, 3): the standard deviation
+    (J, 3) per axis, the robust (1.4826 x MAD) spread of the leave-one-out cubic residual over the
+    runs of five ``valid`` (T, J) samples, and the number of those runs (J,)."""
     num, joints = values.shape[:2]
     width = len(_CUBIC_RESIDUAL)
     if num < width:
-        return np.full((joints, 3), np.nan)
+        return np.full((joints, 3), np.nan), np.zeros(joints, int)
     residual = sum(c * values[k : num - width + 1 + k] for k, c in enumerate(_CUBIC_RESIDUAL))
     usable = np.all([valid[k : num - width + 1 + k] for k in range(width)], axis=0)
     sigma = robust_sigma(residual, np.broadcast_to(usable[..., None], residual.shape))
-    sigma /= np.linalg.norm(_CUBIC_RESIDUAL)
-    return np.where(usable.sum(axis=0)[:, None] >= 8, sigma, np.nan)
+    return sigma / np.linalg.norm(_CUBIC_RESIDUAL), usable.sum(axis=0)
 
 
 def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Standard deviation (3,) of the white noise of ``values`` (T, J, 3) per axis: the median over
-    the joints of :func:`joint_noise` (a fast limb's motion leaks into its residual; most joints
-    move slowly). NaN where nothing is measured."""
-    sigma = joint_noise(values, valid)
-    if np.all(np.isnan(sigma)):
+    the joints with at least :data:`MIN_NOISE_RUNS` runs of :func:`joint_noise` (a fast limb's
+    motion leaks into its residual; most joints move slowly). NaN where nothing is measured."""
+    sigma, runs = joint_noise(values, valid)
+    sigma = sigma[runs >= MIN_NOISE_RUNS]
+    if not np.isfinite(sigma).any():
         return np.full(3, np.nan)
     return np.nanmedian(sigma, axis=0)
 
@@ -376,13 +381,9 @@ def _noise_gain(times: np.ndarray) -> np.ndarray:
 
 def _excess_power(values, times, noise, usable, frames: int, margin: float) -> np.ndarray:
     """Acceleration power (T, J) of the motion itself seen in the unfiltered ``values`` (T, J, 3):
-    per axis, the squared second derivative less ``margin`` times the share white noise leaves in
-    it, averaged over ``frames`` around each frame where its three samples are ``usable`` (T, J),
-    at least 0; then the mean over the axes. The noise is ``noise`` (3,), or the joint's own
-    (:func:`joint_noise`) where larger: an estimator's wrists and feet are noisier than its
-    median joint, and their noise must not pass for motion."""
-    own = joint_noise(values, usable)
-    noise = np.where(np.isfinite(own), np.maximum(own, noise), noise)  # (J, 3)
+    per axis, the squared second derivative less ``margin`` times the share the white ``noise``
+    (J, 3) leaves in it, averaged over ``frames`` around each frame where its three samples are
+    ``usable`` (T, J), at least 0; then the mean over the axes."""
     gain = _noise_gain(times)
     triple = np.zeros(usable.shape, bool)
     triple[1:-1] = usable[:-2] & usable[1:-1] & usable[2:]
@@ -393,6 +394,12 @@ def _excess_power(values, times, noise, usable, frames: int, margin: float) -> n
     count = moving_average(triple.astype(float), frames)
     power = np.where(count[..., None] > 0, total / np.maximum(count, 1e-9)[..., None], 0.0)
     return np.maximum(power, 0.0).mean(axis=-1)
+
+
+def _at_least(noise: np.ndarray, own: np.ndarray, trusted: np.ndarray) -> np.ndarray:
+    """Per joint (J, 3): ``noise`` (3,), or the joint's ``own`` (J, 3) where it is ``trusted`` (J,)
+    and larger."""
+    return np.where(trusted[:, None] & np.isfinite(own), np.maximum(own, noise), noise)
 
 
 def motion_adaptive_smooth(
@@ -413,12 +420,15 @@ def motion_adaptive_smooth(
     smoother per coordinate whose acceleration noise follows the motion, per joint and frame.
 
     ``noise`` (3,) is the white measurement noise per axis (same unit as ``values``, e.g. from
-    :func:`estimate_noise`). Each joint's acceleration power is its local mean square over
+    :func:`estimate_noise`); a joint whose own noise (:func:`joint_noise`) is larger, measured on
+    at least :data:`PRECISE_NOISE_RUNS` runs, has its own (an estimator's wrists are noisier than
+    its spine). Each joint's acceleration power is its local mean square over
     ``window_s`` (averaged over the axes), the larger of two estimates: from a first pass
     (zero-phase Butterworth at ``first_cutoff_hz``, up to 0.9 x Nyquist: it only measures the
     motion), which flattens brief peaks, and from the measured samples themselves less
-    ``noise_margin`` times the share of their noise (the joint's own where larger than
-    ``noise``), which keeps them (``noise_margin=inf``: the first pass alone). That power times
+    ``noise_margin`` times the share of their noise (the joint's own where larger, measured on at
+    least :data:`MIN_NOISE_RUNS` runs), which keeps them (``noise_margin=inf``: the first pass
+    alone). That power times
     ``gain`` (s) is the joint's acceleration noise density ``q`` (unit²/s³, at least ``floor``):
     a still limb is smoothed hard, a kicking leg keeps its bandwidth.
     Samples not ``measured`` (T, J) (filled ones) count as measurements ``filled_noise_factor``
@@ -438,12 +448,15 @@ def motion_adaptive_smooth(
     frames = 2 * max(1, int(round(0.5 * window_s / step))) + 1
     first = lowpass(values, times, first_cutoff_hz, 2, max_fraction=0.9)
     power = moving_average(_second_derivative(first, times) ** 2, frames).mean(axis=-1)
+    usable = measured & ~left_out
+    own, runs = joint_noise(values, usable)
     if np.isfinite(noise_margin):
         # The first pass flattens a kick's brief peak; the raw samples keep it, under their noise.
-        usable = measured & ~left_out
-        power = np.maximum(power, _excess_power(values, times, noise, usable, frames, noise_margin))
+        rough = _at_least(noise, own, runs >= MIN_NOISE_RUNS)
+        power = np.maximum(power, _excess_power(values, times, rough, usable, frames, noise_margin))
     q = np.maximum(gain * power, floor)  # (T, J): one density per joint
-    r = np.where(measured[..., None], noise**2, (filled_noise_factor * noise) ** 2)
+    precise = _at_least(noise, own, runs >= PRECISE_NOISE_RUNS)[None]  # (1, J, 3)
+    r = np.where(measured[..., None], precise**2, (filled_noise_factor * precise) ** 2)
     measurements = np.where(left_out[..., None], np.nan, values)
     flat = measurements.reshape(num, joints * axes)
     density = np.repeat(q, axes, axis=1)

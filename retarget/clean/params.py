@@ -33,7 +33,7 @@ class CleanParams:
     # smoothing
     smooth: bool = True
     body_smoother: str = "adaptive"  # body (root-relative joints): "adaptive" or "butterworth"
-    body_motion_gain: float = 0.02  # adaptive: accel. noise density per accel. power (s)
+    body_motion_gain: float = 0.025  # adaptive: accel. noise density per accel. power (s)
     body_accel_floor: float = 1.0e5  # adaptive: least acceleration noise density (mm²/s³)
     body_noise_mm: float = 0.0  # adaptive: white noise sigma (depth x3); 0 = measure it
     body_cutoff_hz: float = 6.0  # butterworth: cut-off (<= 0.4 Nyquist); adaptive: its first pass

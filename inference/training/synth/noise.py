@@ -3,7 +3,8 @@
 :func:`corrupt` turns an exact trajectory (as
 :func:`inference.training.synth.clip.motions_to_trajectory` writes it) into what a per-frame estimator such as MeTRAbs delivers, in the camera frame:
 
-* per-joint white noise, with depth (camera z) several times noisier than x/y;
+* per-joint white noise, with depth (camera z) several times noisier than x/y (the same for
+  every joint, or scaled per joint: :data:`NOISIER_EXTREMITIES`);
 * a slowly varying per-joint bias (Gaussian-smoothed noise, ~0.5 s correlation), the part of the
   error that no smoother can remove;
 * a global depth error of the whole person along the viewing ray of the pelvis (monocular scale
@@ -44,6 +45,7 @@ class ErrorModel:
     """Parameters of :func:`corrupt`; rates are shares of frames or joint-frames."""
 
     white_mm: float = 3.0  # per-joint white noise sigma on x and y (camera frame)
+    white_scale: tuple[tuple[str, float], ...] = ()  # (joint name, factor on white_mm) pairs
     depth_factor: float = 3.0  # depth (z) noise and bias sigma = this x the x/y sigma
     bias_mm: float = 13.0  # per-joint slow bias sigma on x and y
     bias_time_s: float = 0.5  # correlation time (Gaussian kernel sigma) of the per-joint bias
@@ -59,6 +61,13 @@ class ErrorModel:
     swap_rate: float = 0.005  # frames with a left/right swap, in bursts of 1-4 frames
     uncertainty_hit_rate: float = 0.5  # share of large errors the uncertainty output flags
 
+
+# White noise per joint as an estimator's limbs show it: the bundled model's wrists and hands are
+# 2-4x noisier than its median joint, its elbows, knees and feet 1.5-2x.
+NOISIER_EXTREMITIES = (
+    ("lelb", 2.0), ("relb", 2.0), ("lwri", 3.0), ("rwri", 3.0), ("lhan", 3.0), ("rhan", 3.0),
+    ("lkne", 2.0), ("rkne", 2.0), ("lank", 2.0), ("rank", 2.0), ("ltoe", 2.0), ("rtoe", 2.0),
+)  # fmt: skip
 
 NO_ERRORS = ErrorModel(
     white_mm=0.0, bias_mm=0.0, root_jitter=0.0, root_drift=0.0, outlier_rate=0.0,
@@ -117,7 +126,11 @@ def corrupt(truth: Trajectory, model: ErrorModel = ErrorModel(), seed: int = 0) 
     num, people, joints, _ = poses.shape
     times = truth.frame_times
     sigma = np.array([1.0, 1.0, model.depth_factor])
-    poses += model.white_mm * sigma * rng.normal(size=poses.shape)
+    scale = np.ones((joints, 1))
+    for name, factor in model.white_scale:
+        if name in truth.joint_names:
+            scale[truth.joint_names.index(name)] = factor
+    poses += model.white_mm * sigma * scale * rng.normal(size=poses.shape)
     poses += (
         model.bias_mm * sigma * _smooth_noise(rng, times, (people, joints, 3), model.bias_time_s)
     )
