@@ -147,8 +147,9 @@ def corrupt(truth: Trajectory, model: ErrorModel = ErrorModel(), seed: int = 0) 
         )
     poses += depth_error[..., None, None] * ray[:, :, None, :]
 
+    white = model.white_mm * scale[:, 0]  # (J,)
     uncertainty = np.broadcast_to(
-        np.sqrt((model.white_mm**2 + model.bias_mm**2) * np.sum(sigma**2) / 3), poses.shape[:3]
+        np.sqrt((white**2 + model.bias_mm**2) * np.sum(sigma**2) / 3), poses.shape[:3]
     ) * rng.lognormal(0.0, 0.3, size=poses.shape[:3])
     outliers = rng.random(poses.shape[:3]) < model.outlier_rate
     directions = rng.normal(size=poses.shape) * np.array([1.0, 1.0, 2.0])
