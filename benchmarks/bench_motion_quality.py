@@ -21,6 +21,10 @@ the joint-frames where the raw estimate exists.
 Raw and baseline are measured in the true world frame, the presets in the one they estimate.
 ``truth`` rows: the ground truth's own foot metrics (real capture slides and touches a little).
 
+Then, as a robustness check beyond the issue's model, the same clips with the limbs noisier than
+the spine (``NOISIER_EXTREMITIES``: wrists and hands 3x, elbows, knees and feet 2x the white
+noise), the default preset against raw and baseline.
+
 Targets (issue 21, default preset): accel >= 85 % below raw on average and >= 78 % on every clip,
 below the baseline on every clip; rrMPJPE below the baseline and MPJPE <= raw on every clip;
 slide <= 5 mm/frame, skate < 5 %, penetration < 1 cm on >= 99 % of frames.
