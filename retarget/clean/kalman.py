@@ -340,15 +340,20 @@ def joint_noise(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.n
     return sigma / np.linalg.norm(_CUBIC_RESIDUAL), usable.sum(axis=0)
 
 
-def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Standard deviation (3,) of the white noise of ``values`` (T, J, 3) per axis: the median over
-    the joints with at least :data:`MIN_NOISE_RUNS` runs of :func:`joint_noise` (a fast limb's
+def median_noise(sigma: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """Standard deviation (3,) per axis from :func:`joint_noise`'s ``sigma`` (J, 3) and ``runs``
+    (J,): the median over the joints with at least :data:`MIN_NOISE_RUNS` runs (a fast limb's
     motion leaks into its residual; most joints move slowly). NaN where nothing is measured."""
-    sigma, runs = joint_noise(values, valid)
     sigma = sigma[runs >= MIN_NOISE_RUNS]
     if not np.isfinite(sigma).any():
         return np.full(3, np.nan)
     return np.nanmedian(sigma, axis=0)
+
+
+def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Standard deviation (3,) of the white noise of ``values`` (T, J, 3) per axis on its ``valid``
+    (T, J) samples: :func:`median_noise` of :func:`joint_noise`."""
+    return median_noise(*joint_noise(values, valid))
 
 
 def _second_derivative(values: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -415,27 +420,28 @@ def motion_adaptive_smooth(
     return_density: bool = False,
     left_out: np.ndarray | None = None,
     noise_margin: float = NOISE_POWER_MARGIN,
+    own_noise: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Smooth ``values`` (T, J, 3) at ``times`` (T,) s, finite, with a constant-velocity RTS
     smoother per coordinate whose acceleration noise follows the motion, per joint and frame.
 
     ``noise`` (3,) is the white measurement noise per axis (same unit as ``values``, e.g. from
-    :func:`estimate_noise`); a joint whose own noise (:func:`joint_noise`) is larger, measured on
-    at least :data:`PRECISE_NOISE_RUNS` runs, has its own (an estimator's wrists are noisier than
-    its spine). Each joint's acceleration power is its local mean square over
+    :func:`estimate_noise`); a joint whose own noise (:func:`joint_noise`; ``own_noise``: as it
+    gives them for these values and their measured samples, None: measured here) is larger,
+    measured on at least :data:`PRECISE_NOISE_RUNS` runs, has its own (an estimator's wrists are
+    noisier than its spine). Each joint's acceleration power is its local mean square over
     ``window_s`` (averaged over the axes), the larger of two estimates: from a first pass
     (zero-phase Butterworth at ``first_cutoff_hz``, up to 0.9 x Nyquist: it only measures the
     motion), which flattens brief peaks, and from the measured samples themselves less
     ``noise_margin`` times the share of their noise (the joint's own where larger, measured on at
     least :data:`MIN_NOISE_RUNS` runs), which keeps them (``noise_margin=inf``: the first pass
-    alone). That power times
-    ``gain`` (s) is the joint's acceleration noise density ``q`` (unit²/s³, at least ``floor``):
-    a still limb is smoothed hard, a kicking leg keeps its bandwidth.
-    Samples not ``measured`` (T, J) (filled ones) count as measurements ``filled_noise_factor``
-    times noisier, except those ``left_out`` (T, J): those are no measurements at all, and the
-    smoother bridges them with its own model (meant for gaps short enough for a curve between
-    their edges: a smooth fill there would slow a fast limb down at the edges). ``return_density``
-    also returns ``q`` (T, J)."""
+    alone). That power times ``gain`` (s) is the joint's acceleration noise density ``q``
+    (unit²/s³, at least ``floor``): a still limb is smoothed hard, a kicking leg keeps its
+    bandwidth. Samples not ``measured`` (T, J) (filled ones) count as measurements
+    ``filled_noise_factor`` times noisier, except those ``left_out`` (T, J): those are no
+    measurements at all, and the smoother bridges them with its own model (meant for gaps short
+    enough for a curve between their edges: a smooth fill there would slow a fast limb down at
+    the edges). ``return_density`` also returns ``q`` (T, J)."""
     values = np.asarray(values, float)
     times = np.asarray(times, float)
     num, joints, axes = values.shape
@@ -449,7 +455,7 @@ def motion_adaptive_smooth(
     first = lowpass(values, times, first_cutoff_hz, 2, max_fraction=0.9)
     power = moving_average(_second_derivative(first, times) ** 2, frames).mean(axis=-1)
     usable = measured & ~left_out
-    own, runs = joint_noise(values, usable)
+    own, runs = joint_noise(values, usable) if own_noise is None else own_noise
     if np.isfinite(noise_margin):
         # The first pass flattens a kick's brief peak; the raw samples keep it, under their noise.
         rough = _at_least(noise, own, runs >= MIN_NOISE_RUNS)

@@ -112,7 +112,7 @@ from .gaps import (
     gap_runs,
     straight_join,
 )
-from .kalman import estimate_noise, motion_adaptive_smooth, rts_smooth
+from .kalman import joint_noise, median_noise, motion_adaptive_smooth, rts_smooth
 from .outliers import MIN_DEPTH_MM, GateReport, gate_person
 from .params import CleanError, CleanParams, resolve_params
 from .robust import masked_median
@@ -267,7 +267,7 @@ def _smooth_body(
     ``adaptive``: each frame's root is first placed by all its measured joints (median of their
     offsets from a first smooth body), so that a joint's signal relative to it carries that
     joint's noise only, not the root's as well; then :func:`~retarget.clean.kalman.motion_adaptive_smooth`
-    with the white noise measured per axis (:func:`~retarget.clean.kalman.estimate_noise`) smooths every
+    with the white noise measured per axis (:func:`~retarget.clean.kalman.median_noise`) smooths every
     joint, the root included. ``butterworth``: the fixed low-pass of earlier versions."""
     mask = np.broadcast_to(ok[..., None], x.shape)
     if params.body_smoother == "butterworth":
@@ -281,15 +281,17 @@ def _smooth_body(
     known = finite3(place) & finite3(reference)
     shift = linear_resample(t[known], (reference - place)[known], t)
     centred = relative + shift[:, None]  # x - place where measured
+    own = joint_noise(centred, ok)  # also the smoother's: its left-out samples are never ok
     if params.body_noise_mm > 0:
         noise = params.body_noise_mm * np.array([1.0, 1.0, 3.0])
     else:
-        noise = estimate_noise(centred, ok)
+        noise = median_noise(*own)
         if not np.all(np.isfinite(noise)):
             noise = DEFAULT_BODY_NOISE_MM
     smoothed, density = motion_adaptive_smooth(
         t, centred, noise, ok, params.body_motion_gain, params.body_accel_floor,
         first_cutoff_hz=params.body_cutoff_hz, return_density=True, left_out=curved_gaps(ok, t),
+        own_noise=own,
     )  # fmt: skip
     root_measured = np.where(known[:, None], reference - shift + smoothed[:, root], np.nan)
     # A constant-velocity smoother's position error grows with the fourth root of its density.
