@@ -214,7 +214,7 @@ def test_floor_fit_on_exact_points_and_world_pose(rng):
     points = np.concatenate([ankles, toes, junk])
     kinds = np.r_[np.zeros(200), np.ones(200), np.zeros(40)].astype(int)
     hint = up + np.tan(np.radians(3.0)) * basis[0]  # a body axis 3° off
-    data_only = fit_floor(points, kinds, hint, prior_deg=90.0)
+    data_only = fit_floor(points, kinds, hint, prior_deg=90.0, roll_prior_deg=None)
     assert data_only.method == "ransac" and np.degrees(np.arccos(data_only.up @ up)) < 0.01
     assert data_only.floor_offset == pytest.approx(floor_offset, abs=1e-4)
     assert data_only.clearance(0) == pytest.approx(0.08, abs=1e-4)
@@ -228,6 +228,46 @@ def test_floor_fit_on_exact_points_and_world_pose(rng):
     np.testing.assert_allclose(exact[:3, 3], [0.0, 0.0, 1.4], atol=1e-9)
     forward = exact[:3, :3] @ np.array([0.0, 0.0, 1.0])
     assert forward[0] == pytest.approx(0.0, abs=1e-9) and forward[1] > 0  # looks along +Y
+
+
+def _roll_deg(up: np.ndarray) -> float:
+    """The floor normal ``up``'s angle (degrees) out of the camera's y-z plane: its roll."""
+    return float(np.degrees(np.arcsin(up[0])))
+
+
+def test_floor_fit_leans_towards_a_level_camera_where_the_feet_leave_the_roll_open(rng):
+    """Two feet planted along two lines 20 cm apart, towards a level camera (a straight walk
+    towards it), fix the floor's pitch but hardly its roll; a body axis leaning 6° sideways would
+    roll the floor with it. The final normal n = cos(a) up + sin(a) x minimises
+    w_hint sin²(a - 6°) + (w_level + w_feet) sin²(a), per point w = (5 cm / sin spread)² for the
+    priors (5° and 8°) and the feet's squared 10 cm off their mean: a = 4.22° (5.82° without the
+    level camera)."""
+    pitch = np.radians(12.0)
+    up = np.array([0.0, -np.cos(pitch), -np.sin(pitch)])
+    forward = np.array([0.0, -np.sin(pitch), np.cos(pitch)])  # in the floor, away from the camera
+    side = np.array([1.0, 0.0, 0.0])
+    lateral = np.repeat([-0.1, 0.1], 150)[:, None] * side
+    along = np.tile(rng.uniform(2.0, 8.0, (150, 1)), (2, 1)) * forward  # the feet side by side
+    toes = lateral + along + (-1.3 + 0.02) * up
+    ankles = lateral + along + (-1.3 + 0.08) * up
+    points, kinds = np.concatenate([ankles, toes]), np.r_[np.zeros(300), np.ones(300)].astype(int)
+    lean = np.radians(6.0)
+    hint = np.cos(lean) * up + np.sin(lean) * side
+    free = fit_floor(points, kinds, hint, roll_prior_deg=None)
+    level = fit_floor(points, kinds, hint)
+    w_hint, w_level, w_feet = (
+        (0.05 / np.sin(np.radians(5.0))) ** 2,
+        (0.05 / np.sin(np.radians(8.0))) ** 2,
+        0.1**2,
+    )
+    for fit, w_roll in ((free, w_feet), (level, w_feet + w_level)):
+        assert fit.method == "ransac" and abs(fit.up @ forward) < 1e-9  # the pitch is the data's
+        expected = 0.5 * np.arctan2(w_hint * np.sin(2 * lean), w_hint * np.cos(2 * lean) + w_roll)
+        assert _roll_deg(fit.up) == pytest.approx(np.degrees(expected), abs=1e-6)
+        toe_plane = (fit.up @ up) * (-1.3 + 0.02)  # the toes' height along the fitted normal
+        assert fit.floor_offset == pytest.approx(toe_plane - 0.02, abs=1e-9)
+    assert _roll_deg(free.up) == pytest.approx(5.82, abs=0.01)
+    assert _roll_deg(level.up) == pytest.approx(4.22, abs=0.01)
 
 
 def test_contact_hysteresis_duration_and_back_dating():

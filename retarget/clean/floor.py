@@ -5,10 +5,11 @@ they are slow (planted), with one normal shared by heels and toes and a separate
 (the ankle joint sits higher above the floor than the toe joint), refined by least squares on the
 inliers. A weak prior towards the body's up direction (its axis averaged with the direction from
 its planted feet to its centre of mass) keeps the tilt defined when the feet only trace a line (a
-straight walk) or stay in one place (a kick). :func:`world_from_floor` turns the fit into the
-camera pose (:mod:`retarget.frames`): the floor normal becomes world +Z, the camera's viewing
-direction projected on the floor becomes +Y, the camera sits above the world origin, and the floor
-is z = 0.
+straight walk) or stay in one place (a kick), and a weaker one towards a level camera (no roll)
+keeps a body leaning sideways in a kick from rolling the floor with it. :func:`world_from_floor`
+turns the fit into the camera pose (:mod:`retarget.frames`): the floor normal becomes world +Z,
+the camera's viewing direction projected on the floor becomes +Y, the camera sits above the world
+origin, and the floor is z = 0.
 """
 
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ MASS_SEGMENTS = (
     ("lank", "ltoe", 0.014), ("rank", "rtoe", 0.014),
 )  # fmt: skip
 PLANTED_SPEED_M_S = 0.3  # a foot joint slower than this stands on the floor
+# Spread of the camera's roll that the floor fit assumes for footage shot level: 8° was no worse
+# than no prior on any set measured (cameras rolled 0-12°), 6° lost on cameras rolled 12°.
+LEVEL_CAMERA_ROLL_DEG = 8.0
 
 
 def centre_of_mass(poses_m: np.ndarray, joint_names: tuple[str, ...]) -> np.ndarray | None:
@@ -191,12 +195,22 @@ def _offsets_and_inliers(normals, points, labels, threshold):
     return offsets, inliers
 
 
-def _refine(points, groups, inliers, prior, prior_weight):
+def _prior_weight(count: int, height_noise_m: float, degrees: float | None) -> float:
+    """Weight of a prior on the normal that counts like ``count`` points lying
+    ``height_noise_m`` off the plane per ``degrees`` of deviation (0 for None)."""
+    if degrees is None:
+        return 0.0
+    return count * (height_noise_m / np.sin(np.radians(degrees))) ** 2
+
+
+def _refine(points, groups, inliers, prior, prior_weight, roll_weight=0.0):
     """Shared-normal least squares on the inliers, each group centred on its own mean (by default
     one group per joint type: ankles and toes sit at different heights), with a prior pulling the
-    normal towards ``prior``. (Grouping per joint instead removes the per-joint height offsets a
-    monocular estimate has, but also the information in the feet's relative placement; on the
-    ground-truth harness it was no better, so :func:`estimate_floor` groups per type.)"""
+    normal towards ``prior`` and one pulling its component along the camera's x axis (the roll of
+    the camera about its viewing direction) towards zero. (Grouping per joint instead removes the
+    per-joint height offsets a monocular estimate has, but also the information in the feet's
+    relative placement; on the ground-truth harness it was no better, so :func:`estimate_floor`
+    groups per type.)"""
     scatter = np.zeros((3, 3))
     for group in np.unique(groups[inliers]):
         chosen = points[inliers & (groups == group)]
@@ -204,6 +218,7 @@ def _refine(points, groups, inliers, prior, prior_weight):
             centred = chosen - chosen.mean(axis=0)
             scatter += centred.T @ centred
     scatter += prior_weight * (np.eye(3) - np.outer(prior, prior))
+    scatter[0, 0] += roll_weight
     _, eigenvectors = np.linalg.eigh(scatter)
     normal = eigenvectors[:, 0]
     return normal if normal @ prior >= 0 else -normal
@@ -220,6 +235,7 @@ def fit_floor(
     iterations: int = 128,
     max_tilt_deg: float = 40.0,
     prior_deg: float = 5.0,
+    roll_prior_deg: float | None = LEVEL_CAMERA_ROLL_DEG,
     height_noise_m: float = 0.05,
     seed: int = 0,
 ) -> FloorFit:
@@ -232,7 +248,9 @@ def fit_floor(
     discarded. With fewer than 3 usable points the hint itself is the normal ("body-up").
     ``height_noise_m`` is the assumed error of a planted joint's height: mostly the slow depth
     drift of a monocular estimate along the viewing ray, which shifts whole frames by a few
-    centimetres of height."""
+    centimetres of height. The final normal weighs the hint like every inlier lying
+    ``height_noise_m`` off the plane per ``prior_deg`` of tilt, and a level camera the same way per
+    ``roll_prior_deg`` of roll (None turns that prior off)."""
     up_hint = _unit(np.asarray(up_hint, float))
     points = np.asarray(points_m, float)
     kinds = np.asarray(kinds, int)
@@ -266,14 +284,15 @@ def fit_floor(
             # Inliers are re-selected with the data's own plane; the prior (which decides the
             # tilt in directions where the planted feet have no spread: a straight walk, feet
             # planted in one place) enters only the final normal, so it cannot push far-away
-            # feet out of the inlier band. It counts like every inlier lying height_noise_m off
-            # the plane per prior_deg of tilt.
+            # feet out of the inlier band. The level-camera prior joins it there: footage is
+            # mostly shot level, while a body leaning sideways (a kick) rolls the hint with it.
             for _ in range(3):
                 normal = _refine(points, groups, inliers, up_hint, 1e-9)
                 _, masks = _offsets_and_inliers(normal[None], points, groups, threshold_m)
                 inliers = masks[0] if masks[0].sum() >= 3 else inliers
-            prior_weight = inliers.sum() * (height_noise_m / np.sin(np.radians(prior_deg))) ** 2
-            normal = _refine(points, groups, inliers, up_hint, prior_weight)
+            prior_weight = _prior_weight(inliers.sum(), height_noise_m, prior_deg)
+            roll_weight = _prior_weight(inliers.sum(), height_noise_m, roll_prior_deg)
+            normal = _refine(points, groups, inliers, up_hint, prior_weight, roll_weight)
             method = "ransac"
     heights = _heights(normal[None], points)[0]
     offsets = []
@@ -340,12 +359,14 @@ def estimate_floor(
     frame_times: np.ndarray,
     joint_names: tuple[str, ...],
     toe_clearance_m: float = 0.02,
+    roll_prior_deg: float | None = LEVEL_CAMERA_ROLL_DEG,
     seed: int = 0,
 ) -> FloorFit:
     """The floor under everyone in ``poses_mm`` (T, P, J, 3) camera frame (cleaned poses work
     best). Where the planted feet leave the tilt open, it follows the mean of :func:`body_up` and
-    :func:`balance_up` (a level camera without either); raises :class:`FloorError` when no joint
-    is known at all."""
+    :func:`balance_up` (a level camera without either) and, unless ``roll_prior_deg`` is None, a
+    camera held level (see :func:`fit_floor`); raises :class:`FloorError` when no joint is known
+    at all."""
     poses_m = 0.001 * np.asarray(poses_mm, float)
     if not np.isfinite(poses_m).any():
         raise FloorError("no 3D joint in the clip; cannot place the floor")
@@ -364,4 +385,11 @@ def estimate_floor(
         heights = poses_m.reshape(-1, 3) @ hint
         lowest = float(np.nanpercentile(heights, 1))
         return FloorFit(hint, lowest, (lowest, lowest), "level", 0, 0)
-    return fit_floor(points, kinds, hint, toe_clearance_m=toe_clearance_m, seed=seed)
+    return fit_floor(
+        points,
+        kinds,
+        hint,
+        toe_clearance_m=toe_clearance_m,
+        roll_prior_deg=roll_prior_deg,
+        seed=seed,
+    )

@@ -46,6 +46,7 @@ class CleanParams:
     bone_drift_window_s: float = 1.0  # slow per-joint errors fixed by slow offsets first; 0 = off
     # floor and contacts
     toe_clearance_m: float = 0.02  # toe joint height above the floor when planted
+    level_camera: bool = True  # footage shot level: the floor fit leans towards no camera roll
     flat_foot_pitch_deg: float = 23.0  # ankle->toe bone below horizontal on a flat foot (SMPL)
     clearance_data_weight: float = (
         0.25  # ankle clearance: weight of the data vs the foot-bone prior

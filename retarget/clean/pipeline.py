@@ -101,7 +101,7 @@ from .contacts import (
     targets_and_weights,
 )
 from .filters import linear_resample, lowpass
-from .floor import FloorFit, estimate_floor
+from .floor import LEVEL_CAMERA_ROLL_DEG, FloorFit, estimate_floor
 from .gaps import (
     ABSENT,
     HELD,
@@ -478,7 +478,8 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
         report["people"].append({"track_id": int(trajectory.track_ids[p]), **result.report})
 
     watch.lap("other")
-    floor = estimate_floor(cleaned, times, names, params.toe_clearance_m)
+    roll_prior = LEVEL_CAMERA_ROLL_DEG if params.level_camera else None
+    floor = estimate_floor(cleaned, times, names, params.toe_clearance_m, roll_prior)
     pose = floor.world_from_camera()
     watch.lap("floor")
     report["floor"] = {

@@ -397,6 +397,7 @@ def make_mocap_scenario(
     model: ErrorModel = ESTIMATOR_ERRORS,
     camera_height_m: float = 1.3,
     tilt_deg: float = 8.0,
+    roll_deg: float = 0.0,
 ) -> Scenario:
     """One :data:`MOCAP_CASES` clip seen by a camera and corrupted by the estimator error model
     (seed ``seed + 1000``, as :func:`~inference.training.synth.noise.make_scenario` does)."""
@@ -409,7 +410,7 @@ def make_mocap_scenario(
         heading_deg=DIRECTIONS[case.direction],
         duration_s=case.duration_s,
     )
-    camera = scenario_camera(motion, case.min_distance_m, camera_height_m, tilt_deg)
+    camera = scenario_camera(motion, case.min_distance_m, camera_height_m, tilt_deg, roll_deg)
     truth = motions_to_trajectory([motion], camera, source=f"mocap {case.clip}")
     raw = corrupt(truth, model, seed=seed + 1000)
     info = {"kind": motion.kind, "fps": fps, "seed": seed, "clip": case.clip}
