@@ -117,8 +117,9 @@ MASS_SEGMENTS = (
     ("lank", "ltoe", 0.014), ("rank", "rtoe", 0.014),
 )  # fmt: skip
 PLANTED_SPEED_M_S = 0.3  # a foot joint slower than this stands on the floor
-# Spread of the camera's roll that the floor fit assumes for footage shot level: 8° was no worse
-# than no prior on any set measured (cameras rolled 0-12°), 6° lost on cameras rolled 12°.
+# Spread of the camera's roll that the floor fit assumes for footage shot level. On the mocap
+# benchmark 8° gained 0.3-0.5° at 0° and ±6° of roll and cost 0-0.1° at ±12° (mean of both
+# signs); 6° lost 0.5° at ±12°, 10° gained less (docs/design.md §3).
 LEVEL_CAMERA_ROLL_DEG = 8.0
 
 
