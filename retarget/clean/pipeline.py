@@ -488,6 +488,8 @@ def clean_trajectory(trajectory: Trajectory, preset: str = "default", **override
         "candidates": floor.candidates,
         "camera_height_m": round(floor.camera_height, 4),
         "camera_tilt_deg": round(float(np.degrees(np.arccos(np.clip(-floor.up[1], -1, 1)))), 3),
+        # positive: the camera turned clockwise about its viewing direction (image right down)
+        "camera_roll_deg": round(float(np.degrees(np.arcsin(np.clip(-floor.up[0], -1, 1)))), 3),
     }
     if floor.method != "ransac":
         report["warnings"].append(
