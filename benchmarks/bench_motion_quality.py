@@ -219,9 +219,9 @@ def report_rolled_cameras(seeds: int) -> None:
             for seed in range(seeds):
                 scenario = make_mocap_scenario(case, seed=100 * seed + index, roll_deg=roll)
                 for k, level in enumerate((True, False)):
-                    pose = clean_trajectory(scenario.raw, level_camera=level).extras
+                    extras = clean_trajectory(scenario.raw, level_camera=level).extras
                     tilts[k] += floor_tilt_deg(
-                        pose["world_from_camera"], scenario.world_from_camera
+                        extras["world_from_camera"], scenario.world_from_camera
                     )
             tilts /= seeds
             totals[r] += tilts / len(MOCAP_CASES)

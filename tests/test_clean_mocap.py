@@ -155,8 +155,8 @@ def _mean_tilt(roll_deg: float, level_camera: bool) -> float:
     for index, case in enumerate(MOCAP_CASES):
         for seed in range(SEEDS):
             scenario = make_mocap_scenario(case, seed=100 * seed + index, roll_deg=roll_deg)
-            pose = clean_trajectory(scenario.raw, level_camera=level_camera).extras
-            cosine = pose["world_from_camera"][2, :3] @ scenario.world_from_camera[2, :3]
+            extras = clean_trajectory(scenario.raw, level_camera=level_camera).extras
+            cosine = extras["world_from_camera"][2, :3] @ scenario.world_from_camera[2, :3]
             tilts.append(float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))))
     return float(np.mean(tilts))
 
