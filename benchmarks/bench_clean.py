@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from inference.training.synth.noise import make_scenario  # noqa: E402
+from retarget import metrics  # noqa: E402
 from retarget.clean import clean_trajectory  # noqa: E402
 from retarget.clean.filters import baseline_butterworth  # noqa: E402
 from retarget.skeletons import SMPL_24  # noqa: E402
@@ -107,7 +108,7 @@ def floor_table() -> None:
                                  camera_height_m=height, tilt_deg=tilt, roll_deg=roll)  # fmt: skip
         pose = clean_trajectory(scenario.raw).extras["world_from_camera"]
         true = scenario.world_from_camera
-        angle = np.degrees(np.arccos(np.clip(pose[2, :3] @ true[2, :3], -1.0, 1.0)))
+        angle = metrics.floor_tilt_deg(pose, true)
         height_error = 100 * abs(pose[2, 3] - true[2, 3])
         errors.append((angle, height_error))
         print(

@@ -53,6 +53,7 @@ from inference.training.synth.motion import FOOT_CHANNELS  # noqa: E402
 from inference.training.synth.noise import NOISIER_EXTREMITIES  # noqa: E402
 from retarget.clean import clean_trajectory  # noqa: E402
 from retarget.clean.filters import baseline_butterworth  # noqa: E402
+from retarget.metrics import floor_tilt_deg  # noqa: E402
 from retarget.solve.grounding import floor_from_extras  # noqa: E402
 
 COLUMNS = [  # key, header, format
@@ -111,12 +112,6 @@ def own_clearance(extras) -> np.ndarray:
     :data:`FOOT_CHANNELS`."""
     heights = floor_from_extras(extras, 0)
     return np.array([heights[name] for name in FOOT_CHANNELS])
-
-
-def floor_tilt_deg(estimated: np.ndarray, true: np.ndarray) -> float:
-    """Angle between the floor normals of two camera poses (world +Z in the camera frame)."""
-    cosine = float(np.clip(estimated[2, :3] @ true[2, :3], -1.0, 1.0))
-    return float(np.degrees(np.arccos(cosine)))
 
 
 def _cell(values: dict, key: str, fmt: str) -> str:

@@ -14,7 +14,7 @@ foot channels ``(T, C, 3)`` metres in a Z-up world frame with the floor at z = 0
   (mm/frame); :func:`slide_summary` its mean and the share of contact frames sliding more than
   2.5 cm (skate ratio).
 * :func:`penetration` — per-frame depth of the deepest foot joint below its clearance height
-  above the floor (mm).
+  above the floor (mm); :func:`floor_tilt_deg` — the angle between two camera poses' floors.
 * :func:`sign_flips`, :func:`twist_jumps`, :func:`direction_errors_deg` — of a solved take: sign
   flips and twist jumps of its local quaternions, limb direction errors (degrees).
 """
@@ -104,6 +104,13 @@ def penetration(feet_m: np.ndarray, clearance_m: np.ndarray) -> np.ndarray:
     known = np.isfinite(depth)
     worst = np.max(np.where(known, depth, -np.inf), axis=1)
     return np.where(known.any(axis=1), np.maximum(worst, 0.0), np.nan)
+
+
+def floor_tilt_deg(estimated: np.ndarray, true: np.ndarray) -> float:
+    """Angle (degrees) between the floor normals (world +Z in the camera frame) of two
+    ``world_from_camera`` poses (4x4)."""
+    cosine = float(np.clip(estimated[2, :3] @ true[2, :3], -1.0, 1.0))
+    return float(np.degrees(np.arccos(cosine)))
 
 
 def coverage(poses: np.ndarray) -> float:

@@ -12,7 +12,8 @@ from retarget.clean.gaps import curved_gaps
 from retarget.clean.kalman import (
     _noise_gain,
     _second_derivative,
-    estimate_noise,
+    joint_noise,
+    median_noise,
     motion_adaptive_smooth,
 )
 
@@ -29,15 +30,17 @@ def _slow_body(num: int = 600, joints: int = 12, seed: int = 0) -> np.ndarray:
     return 200.0 * np.sin(2 * np.pi * freq * t + phase)
 
 
-def test_estimate_noise_measures_white_noise_per_axis():
+def test_median_noise_measures_white_noise_per_axis():
     rng = np.random.default_rng(1)
     clean = _slow_body()
     noisy = clean + SIGMA * rng.normal(size=clean.shape)
     valid = np.ones(clean.shape[:2], bool)
     valid[100:110, 3] = False
-    np.testing.assert_allclose(estimate_noise(noisy, valid), SIGMA, rtol=0.1)
-    assert np.all(estimate_noise(clean, valid) < 0.1), "slow motion does not count as noise"
-    assert np.all(np.isnan(estimate_noise(noisy[:4], valid[:4])))
+    np.testing.assert_allclose(median_noise(*joint_noise(noisy, valid)), SIGMA, rtol=0.1)
+    assert np.all(median_noise(*joint_noise(clean, valid)) < 0.1), (
+        "slow motion does not count as noise"
+    )
+    assert np.all(np.isnan(median_noise(*joint_noise(noisy[:4], valid[:4]))))
 
 
 def test_adaptive_smoother_smooths_still_joints_and_follows_fast_ones():

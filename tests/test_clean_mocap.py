@@ -22,6 +22,7 @@ from inference.training.synth.motion import FOOT_CHANNELS
 from inference.training.synth.noise import NOISIER_EXTREMITIES
 from retarget.clean import clean_trajectory
 from retarget.clean.filters import baseline_butterworth
+from retarget.metrics import floor_tilt_deg
 from retarget.solve.grounding import floor_from_extras
 
 NAMES = tuple(case.name for case in MOCAP_CASES)
@@ -61,8 +62,7 @@ def results() -> dict[str, dict[str, dict[str, float]]]:
             heights = floor_from_extras(cleaned.extras, 0)  # the floor the cleaning stands on
             own = [heights[name] for name in FOOT_CHANNELS]
             rows["default"][-1]["pen_own"] = scenario.score(poses, pose, np.array(own))["pen_ok"]
-            cosine = np.clip(pose[2, :3] @ scenario.world_from_camera[2, :3], -1.0, 1.0)
-            rows["default"][-1]["tilt"] = float(np.degrees(np.arccos(cosine)))
+            rows["default"][-1]["tilt"] = floor_tilt_deg(pose, scenario.world_from_camera)
         out[case.name] = {
             method: {key: _mean([r[key] for r in group]) for key in group[0]}
             for method, group in rows.items()
@@ -156,8 +156,7 @@ def _mean_tilt(roll_deg: float, level_camera: bool) -> float:
         for seed in range(SEEDS):
             scenario = make_mocap_scenario(case, seed=100 * seed + index, roll_deg=roll_deg)
             extras = clean_trajectory(scenario.raw, level_camera=level_camera).extras
-            cosine = extras["world_from_camera"][2, :3] @ scenario.world_from_camera[2, :3]
-            tilts.append(float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))))
+            tilts.append(floor_tilt_deg(extras["world_from_camera"], scenario.world_from_camera))
     return float(np.mean(tilts))
 
 

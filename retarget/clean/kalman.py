@@ -350,12 +350,6 @@ def median_noise(sigma: np.ndarray, runs: np.ndarray) -> np.ndarray:
     return np.nanmedian(sigma, axis=0)
 
 
-def estimate_noise(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Standard deviation (3,) of the white noise of ``values`` (T, J, 3) per axis on its ``valid``
-    (T, J) samples: :func:`median_noise` of :func:`joint_noise`."""
-    return median_noise(*joint_noise(values, valid))
-
-
 def _second_derivative(values: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Second derivative (T, ...) along axis 0 on irregular ``times`` (ends copy their neighbour)."""
     out = np.empty_like(values)
@@ -426,7 +420,7 @@ def motion_adaptive_smooth(
     smoother per coordinate whose acceleration noise follows the motion, per joint and frame.
 
     ``noise`` (3,) is the white measurement noise per axis (same unit as ``values``, e.g. from
-    :func:`estimate_noise`); a joint whose own noise (:func:`joint_noise`; ``own_noise``: as it
+    :func:`median_noise` of :func:`joint_noise`); a joint whose own noise (:func:`joint_noise`; ``own_noise``: as it
     gives them for these values and their measured samples, None: measured here) is larger,
     measured on at least :data:`PRECISE_NOISE_RUNS` runs, has its own (an estimator's wrists are
     noisier than its spine). Each joint's acceleration power is its local mean square over
